@@ -1,0 +1,481 @@
+//! The pinned entry format (DESIGN.md §2): a CloudEvents 1.0 structured-mode JSON event,
+//! serialised canonically per RFC 8785, whose stored bytes are the bytes that are hashed.
+
+use crate::canonical::{self, CanonicalError};
+use crate::limits::{
+    ENTRY_BYTES_MAX, SUBJECT_BYTES_MAX, TOKEN_BYTES_MAX, TYPE_BYTES_MAX, URI_BYTES_MAX,
+};
+use crate::time::Timestamp;
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A SHA-256 digest: an entry hash, a Merkle node or a root.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The `prevhash` of entry 0: 64 zero hex digits.
+    pub const ZERO: Digest = Digest([0; 32]);
+
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Lowercase hex, as entries spell digests.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses exactly 64 lowercase hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Self(out))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What a caller asks to append: everything but the position, which the writer assigns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    /// Event id, the idempotency key.
+    pub id: Uuid,
+    /// Event type, e.g. `trustledger.deployment.submitted`.
+    pub event_type: String,
+    /// The stream, e.g. `deployment/8f3a…`.
+    pub subject: String,
+    /// The authenticated principal that caused the event.
+    pub actor: String,
+    /// Correlation id shared by the events of one business operation.
+    pub correlation_id: String,
+    /// The event that caused this one, where there is one.
+    pub causation_id: Option<String>,
+    /// The payload's schema, as a URI naming the type and version (see [`crate::catalogue`]).
+    pub data_schema: Option<String>,
+    /// The payload object.
+    pub data: Value,
+    /// Optimistic concurrency on `subject`.
+    pub expected: ExpectedVersion,
+}
+
+/// Optimistic concurrency: what the caller believes about the stream before its append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedVersion {
+    /// No expectation.
+    #[default]
+    Any,
+    /// The stream must be empty.
+    NoStream,
+    /// The stream's last entry must have exactly this `streamversion`.
+    Exactly(u64),
+}
+
+/// Why a draft can never become an entry (independent of the log's state).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidDraft {
+    /// A header attribute is empty, too long or has characters it may not have.
+    #[error("{field} is invalid: {reason}")]
+    Field {
+        /// The attribute's name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `data` is not a JSON object.
+    #[error("data must be a JSON object")]
+    DataNotObject,
+    /// `data` breaks the number profile.
+    #[error("data: {0}")]
+    Data(#[from] CanonicalError),
+    /// The entry would exceed [`ENTRY_BYTES_MAX`].
+    #[error("entry would be {bytes} bytes, over the limit of {max}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+fn check_token(field: &'static str, value: &str, max: usize) -> Result<(), InvalidDraft> {
+    let reason = if value.is_empty() {
+        "must not be empty".to_owned()
+    } else if value.len() > max {
+        format!("is {} bytes, over the limit of {max}", value.len())
+    } else if value.chars().any(char::is_control) {
+        "must not contain control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(InvalidDraft::Field { field, reason })
+}
+
+fn check_type(value: &str) -> Result<(), InvalidDraft> {
+    check_token("type", value, TYPE_BYTES_MAX)?;
+    let well_formed = value.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    });
+    if !well_formed || !value.contains('.') {
+        return Err(InvalidDraft::Field {
+            field: "type",
+            reason:
+                "must be dot-separated words of [a-z0-9_], e.g. trustledger.deployment.submitted"
+                    .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl EventDraft {
+    /// A draft with no causation, schema or expectation.
+    pub fn new(
+        id: Uuid,
+        event_type: impl Into<String>,
+        subject: impl Into<String>,
+        actor: impl Into<String>,
+        correlation_id: impl Into<String>,
+        data: Value,
+    ) -> Self {
+        Self {
+            id,
+            event_type: event_type.into(),
+            subject: subject.into(),
+            actor: actor.into(),
+            correlation_id: correlation_id.into(),
+            causation_id: None,
+            data_schema: None,
+            data,
+            expected: ExpectedVersion::Any,
+        }
+    }
+
+    /// Checks everything that does not depend on the log's state.
+    ///
+    /// # Errors
+    /// [`InvalidDraft`] naming the first problem.
+    pub fn validate(&self) -> Result<(), InvalidDraft> {
+        check_type(&self.event_type)?;
+        check_token("subject", &self.subject, SUBJECT_BYTES_MAX)?;
+        check_token("actor", &self.actor, TOKEN_BYTES_MAX)?;
+        check_token("correlationid", &self.correlation_id, TOKEN_BYTES_MAX)?;
+        if let Some(c) = &self.causation_id {
+            check_token("causationid", c, TOKEN_BYTES_MAX)?;
+        }
+        if let Some(s) = &self.data_schema {
+            check_token("dataschema", s, URI_BYTES_MAX)?;
+        }
+        if !self.data.is_object() {
+            return Err(InvalidDraft::DataNotObject);
+        }
+        canonical::check_numbers(&self.data)?;
+        Ok(())
+    }
+
+    /// Whether `entry` records the same content as this draft (the idempotency comparison):
+    /// everything the caller chose, none of what the writer assigned.
+    pub fn same_content_as(&self, entry: &Entry) -> bool {
+        self.event_type == entry.event_type
+            && self.subject == entry.subject
+            && self.actor == entry.actor
+            && self.correlation_id == entry.correlation_id
+            && self.causation_id == entry.causation_id
+            && self.data_schema == entry.data_schema
+            && self.data == entry.data
+    }
+}
+
+/// The attributes the writer assigns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Global position, 0-based, contiguous.
+    pub seq: u64,
+    /// Position inside the subject's stream, 0-based.
+    pub stream_version: u64,
+    /// Event time, non-decreasing along the log.
+    pub time: Timestamp,
+    /// Hash of the previous entry ([`Digest::ZERO`] for seq 0).
+    pub prev_hash: Digest,
+}
+
+/// A stored entry: its canonical bytes and the attributes decoded from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    bytes: Arc<[u8]>,
+    /// Global position.
+    pub seq: u64,
+    /// Event id.
+    pub id: Uuid,
+    /// The log's origin.
+    pub source: String,
+    /// Event type.
+    pub event_type: String,
+    /// Event time.
+    pub time: Timestamp,
+    /// The stream.
+    pub subject: String,
+    /// Position inside the stream.
+    pub stream_version: u64,
+    /// Hash of the previous entry.
+    pub prev_hash: Digest,
+    /// The authenticated principal that caused it.
+    pub actor: String,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// Payload schema URI.
+    pub data_schema: Option<String>,
+    /// Payload object.
+    pub data: Value,
+}
+
+/// Why stored bytes are not a well-formed entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedEntry {
+    /// Not canonical JSON under the profile.
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+    /// Not a JSON object.
+    #[error("entry is not a JSON object")]
+    NotObject,
+    /// A required member is missing or has the wrong type or value.
+    #[error("member {member:?}: {reason}")]
+    Member {
+        /// The member's name.
+        member: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A member the format does not define.
+    #[error("unknown member {0:?}")]
+    UnknownMember(String),
+    /// Over [`ENTRY_BYTES_MAX`].
+    #[error("entry is {0} bytes, over the limit")]
+    TooLarge(usize),
+}
+
+const KNOWN_MEMBERS: [&str; 15] = [
+    "actor",
+    "causationid",
+    "correlationid",
+    "data",
+    "datacontenttype",
+    "dataschema",
+    "id",
+    "prevhash",
+    "seq",
+    "source",
+    "specversion",
+    "streamversion",
+    "subject",
+    "time",
+    "type",
+];
+
+impl Entry {
+    /// Builds the canonical entry for `draft` at `position` in the log with origin `source`.
+    ///
+    /// # Errors
+    /// [`InvalidDraft`] if the draft is invalid or the entry would be too large.
+    pub fn build(
+        draft: &EventDraft,
+        source: &str,
+        position: Position,
+    ) -> Result<Self, InvalidDraft> {
+        draft.validate()?;
+        let mut map = Map::new();
+        map.insert("specversion".into(), Value::from("1.0"));
+        map.insert("id".into(), Value::from(draft.id.hyphenated().to_string()));
+        map.insert("source".into(), Value::from(source));
+        map.insert("type".into(), Value::from(draft.event_type.as_str()));
+        map.insert("time".into(), Value::from(position.time.to_string()));
+        map.insert("subject".into(), Value::from(draft.subject.as_str()));
+        map.insert("datacontenttype".into(), Value::from("application/json"));
+        if let Some(schema) = &draft.data_schema {
+            map.insert("dataschema".into(), Value::from(schema.as_str()));
+        }
+        map.insert("data".into(), draft.data.clone());
+        map.insert("seq".into(), Value::from(position.seq));
+        map.insert("prevhash".into(), Value::from(position.prev_hash.to_hex()));
+        map.insert("streamversion".into(), Value::from(position.stream_version));
+        map.insert("actor".into(), Value::from(draft.actor.as_str()));
+        map.insert(
+            "correlationid".into(),
+            Value::from(draft.correlation_id.as_str()),
+        );
+        if let Some(c) = &draft.causation_id {
+            map.insert("causationid".into(), Value::from(c.as_str()));
+        }
+        let bytes = canonical::to_canonical_vec(&Value::Object(map))?;
+        if bytes.len() > ENTRY_BYTES_MAX {
+            return Err(InvalidDraft::TooLarge {
+                bytes: bytes.len(),
+                max: ENTRY_BYTES_MAX,
+            });
+        }
+        Ok(Self {
+            bytes: bytes.into(),
+            seq: position.seq,
+            id: draft.id,
+            source: source.to_owned(),
+            event_type: draft.event_type.clone(),
+            time: position.time,
+            subject: draft.subject.clone(),
+            stream_version: position.stream_version,
+            prev_hash: position.prev_hash,
+            actor: draft.actor.clone(),
+            correlation_id: draft.correlation_id.clone(),
+            causation_id: draft.causation_id.clone(),
+            data_schema: draft.data_schema.clone(),
+            data: draft.data.clone(),
+        })
+    }
+
+    /// Decodes and checks stored bytes: canonical form, every required member, nothing unknown.
+    ///
+    /// # Errors
+    /// [`MalformedEntry`] naming the first problem.
+    pub fn parse(bytes: &[u8]) -> Result<Self, MalformedEntry> {
+        if bytes.len() > ENTRY_BYTES_MAX {
+            return Err(MalformedEntry::TooLarge(bytes.len()));
+        }
+        let Value::Object(mut map) = canonical::parse_canonical(bytes)? else {
+            return Err(MalformedEntry::NotObject);
+        };
+        if let Some(unknown) = map.keys().find(|k| !KNOWN_MEMBERS.contains(&k.as_str())) {
+            return Err(MalformedEntry::UnknownMember(unknown.clone()));
+        }
+        fn bad(member: &'static str, reason: &str) -> MalformedEntry {
+            MalformedEntry::Member {
+                member,
+                reason: reason.to_owned(),
+            }
+        }
+        let mut text = |member: &'static str| -> Result<Option<String>, MalformedEntry> {
+            match map.remove(member) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(bad(member, "must be a string")),
+            }
+        };
+        let required =
+            |v: Option<String>, member: &'static str| v.ok_or_else(|| bad(member, "is missing"));
+        let specversion = required(text("specversion")?, "specversion")?;
+        if specversion != "1.0" {
+            return Err(bad("specversion", "must be \"1.0\""));
+        }
+        let content_type = required(text("datacontenttype")?, "datacontenttype")?;
+        if content_type != "application/json" {
+            return Err(bad("datacontenttype", "must be \"application/json\""));
+        }
+        let id_text = required(text("id")?, "id")?;
+        let id = Uuid::parse_str(&id_text)
+            .ok()
+            .filter(|u| u.hyphenated().to_string() == id_text)
+            .ok_or_else(|| bad("id", "must be a lowercase hyphenated UUID"))?;
+        let source = required(text("source")?, "source")?;
+        let event_type = required(text("type")?, "type")?;
+        let time_text = required(text("time")?, "time")?;
+        let time = Timestamp::parse(&time_text).map_err(|e| bad("time", &e.to_string()))?;
+        let subject = required(text("subject")?, "subject")?;
+        let prev_text = required(text("prevhash")?, "prevhash")?;
+        let prev_hash = Digest::from_hex(&prev_text)
+            .ok_or_else(|| bad("prevhash", "must be 64 lowercase hex digits"))?;
+        let actor = required(text("actor")?, "actor")?;
+        let correlation_id = required(text("correlationid")?, "correlationid")?;
+        let causation_id = text("causationid")?;
+        let data_schema = text("dataschema")?;
+        let mut number = |member: &'static str| -> Result<u64, MalformedEntry> {
+            map.remove(member)
+                .ok_or_else(|| bad(member, "is missing"))?
+                .as_u64()
+                .ok_or_else(|| bad(member, "must be a non-negative integer"))
+        };
+        let seq = number("seq")?;
+        let stream_version = number("streamversion")?;
+        let data = map
+            .remove("data")
+            .ok_or_else(|| bad("data", "is missing"))?;
+        if !data.is_object() {
+            return Err(bad("data", "must be an object"));
+        }
+        let entry = Self {
+            bytes: bytes.into(),
+            seq,
+            id,
+            source,
+            event_type,
+            time,
+            subject,
+            stream_version,
+            prev_hash,
+            actor,
+            correlation_id,
+            causation_id,
+            data_schema,
+            data,
+        };
+        // The header rules a writer enforces hold for every stored entry too.
+        entry.as_draft().validate().map_err(|e| match e {
+            InvalidDraft::Field { field, reason } => MalformedEntry::Member {
+                member: field,
+                reason,
+            },
+            other => bad("data", &other.to_string()),
+        })?;
+        Ok(entry)
+    }
+
+    /// The stored canonical bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The stored bytes, shared.
+    pub fn shared_bytes(&self) -> Arc<[u8]> {
+        Arc::clone(&self.bytes)
+    }
+
+    /// `SHA-256(bytes)`: the next entry's `prevhash`.
+    pub fn hash(&self) -> Digest {
+        Digest::of(&self.bytes)
+    }
+
+    /// The content the caller chose, as a draft (for comparisons and re-validation).
+    pub fn as_draft(&self) -> EventDraft {
+        EventDraft {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            subject: self.subject.clone(),
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            data_schema: self.data_schema.clone(),
+            data: self.data.clone(),
+            expected: ExpectedVersion::Any,
+        }
+    }
+}

@@ -1,0 +1,1075 @@
+//! The append-only, hash-chained log over sled.
+//!
+//! One writer thread owns the head (size, last hash, last time, Merkle frontier). Callers send it
+//! append requests; it takes every request waiting (up to [`GROUP_ENTRIES_MAX`] entries), checks
+//! each one against the head and the requests before it in the group, writes all accepted entries,
+//! their indexes, their Merkle nodes and a signed checkpoint in one atomic `apply_batch`, makes it
+//! durable (`Db::flush` and then `fdatasync` of sled's files, because sled 0.34's flush stops at
+//! `sync_file_range`), and only then answers. Readers never see past the durable head.
+
+use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::entry::{
+    Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry, Position,
+};
+use crate::keys;
+use crate::limits::{
+    APPEND_ENTRIES_MAX, GROUP_ENTRIES_MAX, READ_PAGE_ENTRIES_MAX, TAIL_VERIFY_ENTRIES,
+    URI_BYTES_MAX, WRITER_QUEUE_REQUESTS_MAX,
+};
+use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
+use crate::time::{Clock, SystemClock, Timestamp};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+/// How an acknowledged append is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge after `Db::flush()` and `fdatasync` of sled's files: survives power loss.
+    #[default]
+    Fsync,
+    /// Acknowledge after `Db::flush()` only (sled's `sync_file_range`): survives a process crash,
+    /// but acknowledged entries may be lost if the machine loses power before the disk's write
+    /// cache drains. Opt-in; for benchmarks and disposable simulations.
+    FlushOnlyMayLoseOnPowerFailure,
+}
+
+/// How to open a log.
+#[derive(Clone)]
+pub struct LogConfig {
+    /// The log's origin (checkpoint origin line and every entry's `source`). Unique per log.
+    /// `None` keeps the stored one, or makes `trustledger.local/log/<random>` for a new log.
+    pub origin: Option<String>,
+    /// Durability of acknowledged appends.
+    pub durability: Durability,
+    /// Where entry times come from.
+    pub clock: Arc<dyn Clock>,
+    /// Key that signs a checkpoint after every commit. `None`: no checkpoints are written.
+    pub signer: Option<NoteSigner>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            durability: Durability::Fsync,
+            clock: Arc::new(SystemClock),
+            signer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("origin", &self.origin)
+            .field("durability", &self.durability)
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenLogError {
+    /// sled failed (IO, lock held by another process, corruption sled detected).
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// IO outside sled (the fsync handles).
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The configured origin differs from the one the log was created with.
+    #[error("this log's origin is {stored:?}; refusing to reopen it as {configured:?}")]
+    OriginMismatch {
+        /// Stored origin.
+        stored: String,
+        /// Configured origin.
+        configured: String,
+    },
+    /// The configured origin is unusable.
+    #[error("invalid origin {0:?}: 1–256 printable characters without spaces")]
+    InvalidOrigin(String),
+}
+
+/// Why an append was refused. Nothing of the refused request was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The request carried no entries.
+    #[error("nothing to append")]
+    Empty,
+    /// The request carried more entries than one atomic append may.
+    #[error("{count} entries in one append, over the limit of {max}")]
+    TooMany {
+        /// Entries in the request.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A draft is invalid.
+    #[error("entry {index} of the append: {source}")]
+    Invalid {
+        /// Position of the draft in the request.
+        index: usize,
+        /// What is wrong.
+        source: InvalidDraft,
+    },
+    /// The stream is not at the expected version.
+    #[error("stream {subject:?} is at {actual:?}, not the expected {expected:?}")]
+    VersionConflict {
+        /// The subject.
+        subject: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's last `streamversion`, `None` if the stream is empty.
+        actual: Option<u64>,
+    },
+    /// The event id exists with different content.
+    #[error("event id {id} already exists at seq {seq} with different content")]
+    IdConflict {
+        /// The event id.
+        id: Uuid,
+        /// Where it is.
+        seq: u64,
+    },
+    /// The log failed its integrity check on open and refuses writes until repaired.
+    #[error("the log refuses writes: integrity check failed at seq {seq}: {reason}")]
+    ChainBroken {
+        /// First bad seq.
+        seq: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// Writing or syncing failed; the log refuses further writes until reopened.
+    #[error("storage failure, the log refuses writes until reopened: {0}")]
+    Storage(String),
+    /// The log is closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+/// Where an appended (or already present) entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Digest,
+    /// Its position in its stream.
+    pub stream_version: u64,
+    /// Its time.
+    pub time: Timestamp,
+    /// True if the id was already in the log with the same content (nothing new was written).
+    pub duplicate: bool,
+}
+
+/// The durable head of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Number of entries.
+    pub size: u64,
+    /// Hash of the last entry ([`Digest::ZERO`] if empty).
+    pub last_hash: Digest,
+    /// Merkle root of all entries.
+    pub root: Digest,
+    /// Time of the last entry.
+    pub last_time: Option<Timestamp>,
+}
+
+/// An error reading the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// sled failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// A stored entry is malformed (corruption).
+    #[error("entry at seq {seq} is malformed: {source}")]
+    Corrupt {
+        /// Its seq.
+        seq: u64,
+        /// What is wrong.
+        source: MalformedEntry,
+    },
+    /// A stored node or index is missing or malformed (corruption).
+    #[error("index corrupt: {0}")]
+    IndexCorrupt(String),
+    /// A proof request is out of range.
+    #[error(transparent)]
+    Proof(#[from] ProofRequestError),
+}
+
+struct Request {
+    drafts: Vec<EventDraft>,
+    reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+}
+
+struct Shared {
+    db: sled::Db,
+    tree: sled::Tree,
+    origin: String,
+    verifier: Option<NoteVerifier>,
+    head: watch::Receiver<Head>,
+    refusal: Option<AppendError>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Shared {
+    fn shutdown(&self) {
+        // Closing the channel lets the writer finish every queued request, then exit.
+        drop(self.sender.lock().expect("sender lock").take());
+        if let Some(handle) = self.writer.lock().expect("writer lock").take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle to an open log. Cheap to clone; the writer stops when the last handle is dropped
+/// (after finishing every queued append) or at [`Log::close`].
+#[derive(Clone)]
+pub struct Log {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("origin", &self.shared.origin)
+            .field("head", &self.head())
+            .finish()
+    }
+}
+
+/// Reads complete Merkle subtrees from the store.
+pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
+
+impl NodeSource for StoredNodes<'_> {
+    type Error = ReadError;
+    fn node(&self, level: u8, index: u64) -> Result<Digest, ReadError> {
+        let value = self.0.get(keys::merkle(level, index))?.ok_or_else(|| {
+            ReadError::IndexCorrupt(format!(
+                "Merkle node level {level} index {index} is missing"
+            ))
+        })?;
+        let bytes: [u8; 32] = value.as_ref().try_into().map_err(|_| {
+            ReadError::IndexCorrupt(format!(
+                "Merkle node level {level} index {index} is not 32 bytes"
+            ))
+        })?;
+        Ok(Digest(bytes))
+    }
+}
+
+fn valid_origin(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.len() <= URI_BYTES_MAX
+        && !origin.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !origin.contains('+')
+}
+
+fn random_origin() -> String {
+    let mut bytes = [0u8; 8];
+    // Falls back to a time-derived suffix only if the OS has no randomness at all.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes = (SystemClock.now().unix_micros() as u64).to_be_bytes();
+    }
+    format!("trustledger.local/log/{}", hex::encode(bytes))
+}
+
+/// Makes sled's writes reach the disk: `fdatasync` of its `db` file and of any blob files.
+struct DiskSync {
+    dir: PathBuf,
+    db_file: File,
+    synced_blobs: BTreeSet<std::ffi::OsString>,
+}
+
+impl DiskSync {
+    fn open(dir: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            dir: dir.to_owned(),
+            db_file: File::open(dir.join("db"))?,
+            synced_blobs: BTreeSet::new(),
+        })
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.db_file.sync_data()?;
+        // sled writes values too large for a log segment as separate blob files.
+        let blobs = self.dir.join("blobs");
+        let mut new_blob = false;
+        if let Ok(listing) = std::fs::read_dir(&blobs) {
+            for item in listing {
+                let item = item?;
+                if !self.synced_blobs.contains(&item.file_name()) {
+                    File::open(item.path())?.sync_data()?;
+                    self.synced_blobs.insert(item.file_name());
+                    new_blob = true;
+                }
+            }
+        }
+        if new_blob {
+            File::open(&blobs)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// What the writer owns.
+struct Writer {
+    db: sled::Db,
+    tree: sled::Tree,
+    origin: String,
+    clock: Arc<dyn Clock>,
+    signer: Option<NoteSigner>,
+    durability: Durability,
+    disk: DiskSync,
+    head: Head,
+    frontier: Frontier,
+    publish: watch::Sender<Head>,
+    failed: Option<String>,
+}
+
+/// The head as a group is being assembled; cloned per request so a refused request leaves no trace.
+#[derive(Clone)]
+struct Tentative {
+    size: u64,
+    last_hash: Digest,
+    frontier: Frontier,
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Entries accepted earlier in this group, by id.
+    ids: HashMap<Uuid, Entry>,
+    /// Last stream version per subject touched in this group.
+    streams: HashMap<String, u64>,
+}
+
+impl Writer {
+    fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+        let mut carried: Option<Request> = None;
+        loop {
+            let first = match carried.take() {
+                Some(r) => r,
+                None => match inbox.blocking_recv() {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            let mut entries = first.drafts.len();
+            let mut group = vec![first];
+            while entries < GROUP_ENTRIES_MAX {
+                match inbox.try_recv() {
+                    Ok(r) if entries + r.drafts.len() > GROUP_ENTRIES_MAX => {
+                        carried = Some(r);
+                        break;
+                    }
+                    Ok(r) => {
+                        entries += r.drafts.len();
+                        group.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        let _ = self.db.flush();
+    }
+
+    fn stream_last_version(
+        &self,
+        tentative: &Tentative,
+        subject: &str,
+    ) -> Result<Option<u64>, String> {
+        if let Some(v) = tentative.streams.get(subject) {
+            return Ok(Some(*v));
+        }
+        let prefix = keys::stream_prefix(subject);
+        match self.tree.scan_prefix(&prefix).next_back() {
+            None => Ok(None),
+            Some(Ok((key, _))) => keys::decode_u64(&key[prefix.len()..])
+                .map(Some)
+                .ok_or_else(|| format!("stream index key for {subject:?} is malformed")),
+            Some(Err(e)) => Err(e.to_string()),
+        }
+    }
+
+    fn existing(&self, tentative: &Tentative, id: &Uuid) -> Result<Option<Entry>, String> {
+        if let Some(e) = tentative.ids.get(id) {
+            return Ok(Some(e.clone()));
+        }
+        let Some(seq) = self.tree.get(keys::id(id)).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let seq = keys::decode_u64(&seq).ok_or("id index value is malformed")?;
+        let bytes = self
+            .tree
+            .get(keys::entry(seq))
+            .map_err(|e| e.to_string())?
+            .ok_or("id index points past the log")?;
+        Entry::parse(&bytes)
+            .map(Some)
+            .map_err(|e| format!("entry {seq}: {e}"))
+    }
+
+    /// Checks one request against `tentative`, extending it if every draft is accepted.
+    fn try_request(
+        &self,
+        drafts: &[EventDraft],
+        time: Timestamp,
+        tentative: &mut Tentative,
+    ) -> Result<Vec<Appended>, AppendError> {
+        if drafts.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        if drafts.len() > APPEND_ENTRIES_MAX {
+            return Err(AppendError::TooMany {
+                count: drafts.len(),
+                max: APPEND_ENTRIES_MAX,
+            });
+        }
+        let mut next = tentative.clone();
+        let mut results = Vec::with_capacity(drafts.len());
+        for (index, draft) in drafts.iter().enumerate() {
+            draft
+                .validate()
+                .map_err(|source| AppendError::Invalid { index, source })?;
+            if let Some(previous) = self
+                .existing(&next, &draft.id)
+                .map_err(AppendError::Storage)?
+            {
+                if !draft.same_content_as(&previous) {
+                    return Err(AppendError::IdConflict {
+                        id: draft.id,
+                        seq: previous.seq,
+                    });
+                }
+                results.push(Appended {
+                    seq: previous.seq,
+                    hash: previous.hash(),
+                    stream_version: previous.stream_version,
+                    time: previous.time,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let last = self
+                .stream_last_version(&next, &draft.subject)
+                .map_err(AppendError::Storage)?;
+            let matches = match draft.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => last.is_none(),
+                ExpectedVersion::Exactly(v) => last == Some(v),
+            };
+            if !matches {
+                return Err(AppendError::VersionConflict {
+                    subject: draft.subject.clone(),
+                    expected: draft.expected,
+                    actual: last,
+                });
+            }
+            let stream_version = last.map_or(0, |v| v + 1);
+            let position = Position {
+                seq: next.size,
+                stream_version,
+                time,
+                prev_hash: next.last_hash,
+            };
+            let entry = Entry::build(draft, &self.origin, position)
+                .map_err(|source| AppendError::Invalid { index, source })?;
+            let hash = entry.hash();
+            // Pair assertion: what is about to be written links to what precedes it.
+            assert_eq!(entry.seq, next.size);
+            assert_eq!(entry.prev_hash, next.last_hash);
+            next.ops
+                .push((keys::entry(entry.seq).to_vec(), entry.bytes().to_vec()));
+            next.ops.push((
+                keys::id(&entry.id).to_vec(),
+                entry.seq.to_be_bytes().to_vec(),
+            ));
+            next.ops.push((
+                keys::stream(&entry.subject, stream_version),
+                entry.seq.to_be_bytes().to_vec(),
+            ));
+            let ops = &mut next.ops;
+            next.frontier
+                .push(merkle::leaf_hash(entry.bytes()), |node| {
+                    ops.push((
+                        keys::merkle(node.level, node.index).to_vec(),
+                        node.hash.0.to_vec(),
+                    ));
+                });
+            next.streams.insert(entry.subject.clone(), stream_version);
+            results.push(Appended {
+                seq: entry.seq,
+                hash,
+                stream_version,
+                time,
+                duplicate: false,
+            });
+            next.ids.insert(entry.id, entry);
+            next.size += 1;
+            next.last_hash = hash;
+        }
+        *tentative = next;
+        Ok(results)
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(reason) = &self.failed {
+            for request in group {
+                let _ = request
+                    .reply
+                    .send(Err(AppendError::Storage(reason.clone())));
+            }
+            return;
+        }
+        let time = self
+            .head
+            .last_time
+            .map_or_else(|| self.clock.now(), |last| last.max(self.clock.now()));
+        let mut tentative = Tentative {
+            size: self.head.size,
+            last_hash: self.head.last_hash,
+            frontier: self.frontier.clone(),
+            ops: Vec::new(),
+            ids: HashMap::new(),
+            streams: HashMap::new(),
+        };
+        let outcomes: Vec<_> = group
+            .into_iter()
+            .map(|request| {
+                let outcome = self.try_request(&request.drafts, time, &mut tentative);
+                (request.reply, outcome)
+            })
+            .collect();
+        if tentative.size > self.head.size {
+            let root = tentative.frontier.root();
+            let mut batch = sled::Batch::default();
+            for (key, value) in tentative.ops {
+                batch.insert(key, value);
+            }
+            if let Some(signer) = &self.signer {
+                let note = Checkpoint {
+                    origin: self.origin.clone(),
+                    size: tentative.size,
+                    root,
+                }
+                .sign(signer);
+                batch.insert(&keys::checkpoint(tentative.size), note.as_bytes());
+            }
+            if let Err(reason) = self.write_durably(batch) {
+                self.failed = Some(reason.clone());
+                for (reply, outcome) in outcomes {
+                    let _ = reply.send(outcome.and(Err(AppendError::Storage(reason.clone()))));
+                }
+                return;
+            }
+            self.head = Head {
+                size: tentative.size,
+                last_hash: tentative.last_hash,
+                root,
+                last_time: Some(time),
+            };
+            self.frontier = tentative.frontier;
+            self.publish.send_replace(self.head);
+        }
+        for (reply, outcome) in outcomes {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn write_durably(&mut self, batch: sled::Batch) -> Result<(), String> {
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| format!("write: {e}"))?;
+        self.db.flush().map_err(|e| format!("flush: {e}"))?;
+        if self.durability == Durability::Fsync {
+            self.disk.sync().map_err(|e| format!("fsync: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of checking the log's tail on open.
+fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
+    let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
+    let mut prev_hash = if start == 0 {
+        Digest::ZERO
+    } else {
+        match tree.get(keys::entry(start - 1)) {
+            Ok(Some(bytes)) => Digest::of(&bytes),
+            _ => return Err((start - 1, "entry is missing".into())),
+        }
+    };
+    let mut expected = start;
+    for item in tree.range(keys::entry(start)..keys::entry(size)) {
+        let (key, bytes) = item.map_err(|e| (expected, format!("storage: {e}")))?;
+        let key_seq =
+            keys::decode_u64(&key[1..]).ok_or((expected, "malformed entry key".to_owned()))?;
+        if key_seq != expected {
+            return Err((expected, "entry is missing".into()));
+        }
+        crate::verify::check_stored_entry(tree, expected, &bytes, &prev_hash, origin)
+            .map_err(|p| (p.seq, p.reason))?;
+        prev_hash = Digest::of(&bytes);
+        expected += 1;
+    }
+    if expected != size {
+        return Err((expected, "entry is missing".into()));
+    }
+    // Indexes that point beyond the last entry mean the tail was cut off.
+    if tree.get(keys::merkle(0, size)).ok().flatten().is_some() {
+        return Err((
+            size,
+            "entries from here on are missing (the Merkle index still holds their leaves)".into(),
+        ));
+    }
+    if let Some(Ok((key, _))) = tree.scan_prefix([keys::CHECKPOINT]).next_back() {
+        if keys::decode_u64(&key[1..]).is_some_and(|signed| signed > size) {
+            return Err((
+                size,
+                "entries from here on are missing (a signed checkpoint covers them)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Log {
+    /// Opens (or creates) the log in directory `path`, re-verifying its tail.
+    ///
+    /// A log whose tail fails verification still opens, for reading and full verification, but
+    /// every append is refused with [`AppendError::ChainBroken`] naming the first bad seq.
+    ///
+    /// # Errors
+    /// [`OpenLogError`] if sled cannot open the directory or the origin does not match.
+    pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Self, OpenLogError> {
+        let path = path.as_ref();
+        let db = sled::Config::new().path(path).open()?;
+        let tree = db.open_tree("log")?;
+        let meta = db.open_tree("meta")?;
+        let origin = match (meta.get("origin")?, config.origin) {
+            (Some(stored), configured) => {
+                let stored = String::from_utf8_lossy(&stored).into_owned();
+                if let Some(configured) = configured.filter(|c| *c != stored) {
+                    return Err(OpenLogError::OriginMismatch { stored, configured });
+                }
+                stored
+            }
+            (None, configured) => {
+                let origin = configured.unwrap_or_else(random_origin);
+                if !valid_origin(&origin) {
+                    return Err(OpenLogError::InvalidOrigin(origin));
+                }
+                meta.insert("origin", origin.as_bytes())?;
+                db.flush()?;
+                origin
+            }
+        };
+        let mut disk = DiskSync::open(path)?;
+        disk.sync()?;
+
+        let size = match tree.scan_prefix([keys::ENTRY]).next_back() {
+            None => 0,
+            Some(item) => keys::decode_u64(&item?.0[1..]).map_or(0, |last| last + 1),
+        };
+        let refusal = check_tail(&tree, size, &origin)
+            .err()
+            .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
+        let (head, frontier) = if refusal.is_some() {
+            (
+                Head {
+                    size,
+                    last_hash: Digest::ZERO,
+                    root: merkle::empty_root(),
+                    last_time: None,
+                },
+                Frontier::default(),
+            )
+        } else {
+            let frontier = Frontier::load(&StoredNodes(&tree), size)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let last = if size == 0 {
+                None
+            } else {
+                tree.get(keys::entry(size - 1))?
+            };
+            let last_entry = last
+                .as_deref()
+                .map(Entry::parse)
+                .transpose()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let head = Head {
+                size,
+                last_hash: last.as_deref().map_or(Digest::ZERO, Digest::of),
+                root: frontier.root(),
+                last_time: last_entry.map(|e| e.time),
+            };
+            (head, frontier)
+        };
+        let (publish, head_rx) = watch::channel(head);
+        let (sender, inbox) = mpsc::channel(WRITER_QUEUE_REQUESTS_MAX);
+        let verifier = config.signer.as_ref().map(NoteSigner::verifier);
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            origin: origin.clone(),
+            clock: config.clock,
+            signer: config.signer,
+            durability: config.durability,
+            disk,
+            head,
+            frontier,
+            publish,
+            failed: refusal.as_ref().map(ToString::to_string),
+        };
+        let handle = std::thread::Builder::new()
+            .name("trustledger-log-writer".into())
+            .spawn(move || writer.run(inbox))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                tree,
+                origin,
+                verifier,
+                head: head_rx,
+                refusal,
+                sender: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    /// The verifier key of the configured signer, if any.
+    pub fn verifier(&self) -> Option<&NoteVerifier> {
+        self.shared.verifier.as_ref()
+    }
+
+    /// Why the log refuses writes, if it does (set when the tail check on open failed).
+    pub fn refusal(&self) -> Option<&AppendError> {
+        self.shared.refusal.as_ref()
+    }
+
+    /// The durable head.
+    pub fn head(&self) -> Head {
+        *self.shared.head.borrow()
+    }
+
+    /// A receiver that changes whenever the durable head moves.
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.shared.head.clone()
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Request>, AppendError> {
+        if let Some(refusal) = &self.shared.refusal {
+            return Err(refusal.clone());
+        }
+        self.shared
+            .sender
+            .lock()
+            .expect("sender lock")
+            .clone()
+            .ok_or(AppendError::Closed)
+    }
+
+    /// Appends `drafts` atomically (all or none) and returns once they are durable.
+    ///
+    /// # Errors
+    /// [`AppendError`]; when one is returned nothing of this request was written.
+    pub async fn append_batch(
+        &self,
+        drafts: Vec<EventDraft>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(Request { drafts, reply })
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Appends one draft and returns once it is durable.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`].
+    pub async fn append(&self, draft: EventDraft) -> Result<Appended, AppendError> {
+        Ok(self.append_batch(vec![draft]).await?.remove(0))
+    }
+
+    /// [`Log::append_batch`] for callers outside an async runtime.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`].
+    ///
+    /// # Panics
+    /// If called from inside an async runtime (use [`Log::append_batch`] there).
+    pub fn append_batch_blocking(
+        &self,
+        drafts: Vec<EventDraft>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .blocking_send(Request { drafts, reply })
+            .map_err(|_| AppendError::Closed)?;
+        answer.blocking_recv().map_err(|_| AppendError::Closed)?
+    }
+
+    /// [`Log::append`] for callers outside an async runtime.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`].
+    ///
+    /// # Panics
+    /// If called from inside an async runtime.
+    pub fn append_blocking(&self, draft: EventDraft) -> Result<Appended, AppendError> {
+        Ok(self.append_batch_blocking(vec![draft])?.remove(0))
+    }
+
+    /// Stops the writer after every queued append and flushes. Other handles see [`AppendError::Closed`].
+    pub fn close(self) {
+        self.shared.shutdown();
+    }
+
+    fn parse_at(seq: u64, bytes: &[u8]) -> Result<Entry, ReadError> {
+        let entry = Entry::parse(bytes).map_err(|source| ReadError::Corrupt { seq, source })?;
+        // Pair assertion on the read side: the key and the entry agree on the position.
+        if entry.seq != seq {
+            return Err(ReadError::IndexCorrupt(format!(
+                "key seq {seq} holds an entry with seq {}",
+                entry.seq
+            )));
+        }
+        Ok(entry)
+    }
+
+    /// The entry at `seq`, if it is durable.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure or corruption.
+    pub fn get(&self, seq: u64) -> Result<Option<Entry>, ReadError> {
+        if seq >= self.head().size {
+            return Ok(None);
+        }
+        match self.shared.tree.get(keys::entry(seq))? {
+            Some(bytes) => Self::parse_at(seq, &bytes).map(Some),
+            None => Err(ReadError::IndexCorrupt(format!(
+                "entry {seq} is missing below the head"
+            ))),
+        }
+    }
+
+    /// The raw stored bytes of durable entries from `from`, at most `limit` (≤ [`READ_PAGE_ENTRIES_MAX`]).
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure.
+    pub fn read_bytes(&self, from: u64, limit: usize) -> Result<Vec<(u64, Arc<[u8]>)>, ReadError> {
+        let end = self
+            .head()
+            .size
+            .min(from.saturating_add(limit.min(READ_PAGE_ENTRIES_MAX) as u64));
+        if from >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(usize::try_from(end - from).unwrap_or(0));
+        for item in self.shared.tree.range(keys::entry(from)..keys::entry(end)) {
+            let (key, value) = item?;
+            let seq = keys::decode_u64(&key[1..])
+                .ok_or_else(|| ReadError::IndexCorrupt("malformed entry key".into()))?;
+            out.push((seq, Arc::from(value.as_ref())));
+        }
+        Ok(out)
+    }
+
+    /// Durable entries from `from`, at most `limit` (≤ [`READ_PAGE_ENTRIES_MAX`]), in seq order.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure or corruption.
+    pub fn read_range(&self, from: u64, limit: usize) -> Result<Vec<Entry>, ReadError> {
+        self.read_bytes(from, limit)?
+            .into_iter()
+            .map(|(seq, bytes)| Self::parse_at(seq, &bytes))
+            .collect()
+    }
+
+    /// Every durable entry's stored bytes from `from` on, in order, read lazily (for export and
+    /// verification; memory stays flat).
+    pub fn iter_bytes(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), ReadError>> + '_ {
+        let end = self.head().size;
+        self.shared
+            .tree
+            .range(keys::entry(from)..keys::entry(end.max(from)))
+            .map(|item| {
+                let (key, value) = item?;
+                let seq = keys::decode_u64(&key[1..])
+                    .ok_or_else(|| ReadError::IndexCorrupt("malformed entry key".into()))?;
+                Ok((seq, value))
+            })
+    }
+
+    /// Durable entries of stream `subject` from `from_version`, at most `limit`, in stream order.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure or corruption.
+    pub fn read_stream(
+        &self,
+        subject: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Entry>, ReadError> {
+        let size = self.head().size;
+        let start = keys::stream(subject, from_version);
+        let prefix = keys::stream_prefix(subject);
+        let mut out = Vec::new();
+        for item in self
+            .shared
+            .tree
+            .range(start..)
+            .take(limit.min(READ_PAGE_ENTRIES_MAX))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = keys::decode_u64(&value)
+                .ok_or_else(|| ReadError::IndexCorrupt("malformed stream index value".into()))?;
+            if seq >= size {
+                break;
+            }
+            out.push(self.get(seq)?.ok_or_else(|| {
+                ReadError::IndexCorrupt(format!("stream index points at missing seq {seq}"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// The durable entry with event id `id`.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure or corruption.
+    pub fn get_by_id(&self, id: &Uuid) -> Result<Option<Entry>, ReadError> {
+        let Some(value) = self.shared.tree.get(keys::id(id))? else {
+            return Ok(None);
+        };
+        let seq = keys::decode_u64(&value)
+            .ok_or_else(|| ReadError::IndexCorrupt("malformed id index value".into()))?;
+        self.get(seq)
+    }
+
+    /// Merkle root of the first `size` entries.
+    ///
+    /// # Errors
+    /// [`ReadError::Proof`] if `size` is beyond the log.
+    pub fn root_at(&self, size: u64) -> Result<Digest, ReadError> {
+        let available = self.head().size;
+        if size > available {
+            return Err(ProofRequestError::SizeBeyondLog { size, available }.into());
+        }
+        merkle::root(&StoredNodes(&self.shared.tree), size)
+    }
+
+    /// Inclusion proof for entry `seq` in the tree of the first `size` entries.
+    ///
+    /// # Errors
+    /// [`ReadError::Proof`] if `seq ≥ size` or `size` is beyond the log.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Digest>, ReadError> {
+        let available = self.head().size;
+        if size > available {
+            return Err(ProofRequestError::SizeBeyondLog { size, available }.into());
+        }
+        if seq >= size {
+            return Err(ProofRequestError::IndexOutOfRange { index: seq, size }.into());
+        }
+        merkle::inclusion_proof(&StoredNodes(&self.shared.tree), seq, size)
+    }
+
+    /// Consistency proof from size `from` to size `to`.
+    ///
+    /// # Errors
+    /// [`ReadError::Proof`] if `from > to` or `to` is beyond the log.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Digest>, ReadError> {
+        let available = self.head().size;
+        if to > available {
+            return Err(ProofRequestError::SizeBeyondLog {
+                size: to,
+                available,
+            }
+            .into());
+        }
+        if from > to {
+            return Err(ProofRequestError::SizesOutOfOrder { from, to }.into());
+        }
+        merkle::consistency_proof(&StoredNodes(&self.shared.tree), from, to)
+    }
+
+    /// The newest stored signed checkpoint note, if checkpoints are being written.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>, ReadError> {
+        let size = self.head().size;
+        match self
+            .shared
+            .tree
+            .range(keys::checkpoint(0)..=keys::checkpoint(size))
+            .next_back()
+        {
+            None => Ok(None),
+            Some(item) => Ok(Some(String::from_utf8_lossy(&item?.1).into_owned())),
+        }
+    }
+
+    /// The signed checkpoint stored for exactly `size`, if there is one.
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, ReadError> {
+        Ok(self
+            .shared
+            .tree
+            .get(keys::checkpoint(size))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every stored checkpoint note with its size, in order (for full verification).
+    pub fn iter_checkpoints(&self) -> impl Iterator<Item = Result<(u64, String), ReadError>> + '_ {
+        self.shared
+            .tree
+            .scan_prefix([keys::CHECKPOINT])
+            .map(|item| {
+                let (key, value) = item?;
+                let size = keys::decode_u64(&key[1..])
+                    .ok_or_else(|| ReadError::IndexCorrupt("malformed checkpoint key".into()))?;
+                Ok((size, String::from_utf8_lossy(&value).into_owned()))
+            })
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.shared.tree
+    }
+
+    /// Bytes sled reports on disk (for metrics).
+    ///
+    /// # Errors
+    /// [`ReadError`] on storage failure.
+    pub fn size_on_disk(&self) -> Result<u64, ReadError> {
+        Ok(self.shared.db.size_on_disk()?)
+    }
+}
