@@ -1,1 +1,187 @@
-fn main() {}
+//! The `trustledger` command line.
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trustledger::commands::{self, Verdict};
+use trustledger::data_dir;
+
+/// Exit code for a log or bundle that is not intact.
+const EXIT_INVALID: u8 = 1;
+/// Exit code for a usage or IO error.
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "trustledger",
+    version,
+    about = "Tamper-evident deployment governance: a hash-chained, event-sourced CAB record"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open (creating on first start) the data directory and its signing key, and hold it.
+    Serve {
+        /// Data directory [default: $TRUSTLEDGER_DATA or ./trustledger-data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Verify a stored log (--data) or an export bundle (--bundle). Exit 0 valid, 1 invalid, 2 error.
+    Verify {
+        /// Data directory of a stored log.
+        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        data: Option<PathBuf>,
+        /// Export bundle directory.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Verifier key to check checkpoint signatures with (the key itself or a file holding it).
+        #[arg(long)]
+        key: Option<String>,
+        /// A signed checkpoint kept from earlier: the bundle must extend it.
+        #[arg(long, requires = "bundle")]
+        from_checkpoint: Option<PathBuf>,
+    },
+    /// Export a stored log as a bundle: entries.jsonl, checkpoint, verifier-key.
+    Export {
+        /// Data directory of the log.
+        #[arg(long)]
+        data: PathBuf,
+        /// Directory to write the bundle into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the latest signed checkpoint of a stored log.
+    Checkpoint {
+        /// Data directory of the log.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Create an Ed25519 checkpoint signing key (file mode 0600) and print its verifier key.
+    Keygen {
+        /// Key file to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key name (appears in signature lines).
+        #[arg(long, default_value = "trustledger")]
+        name: String,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// A progress bar on a terminal; nothing when stderr is piped.
+fn progress(what: &'static str) -> (ProgressBar, impl FnMut(u64)) {
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}: {pos} entries ({per_sec})")
+                .expect("valid template"),
+        );
+        bar.set_message(what);
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let handle = bar.clone();
+    (bar, move |n| handle.set_position(n))
+}
+
+fn verdict(v: Verdict) -> ExitCode {
+    match v {
+        Verdict::Valid(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Verdict::Invalid(text) => {
+            println!("{text}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { data } => {
+            let dir = data.unwrap_or_else(data_dir::default_dir);
+            let log = data_dir::open(&dir, true)?;
+            let head = log.head();
+            eprintln!(
+                "trustledger: log {} in {} ({} entries)",
+                log.origin(),
+                dir.display(),
+                head.size
+            );
+            if let Some(key) = log.verifier() {
+                eprintln!("trustledger: checkpoint verifier key {key}");
+            }
+            if let Some(refusal) = log.refusal() {
+                eprintln!("trustledger: WARNING: {refusal}");
+            }
+            eprintln!("trustledger: the HTTP API is not built yet; holding the data directory until interrupted");
+            loop {
+                std::thread::park();
+            }
+        }
+        Command::Verify {
+            data,
+            bundle,
+            key,
+            from_checkpoint,
+        } => {
+            let (bar, tick) = progress("verifying");
+            let result = match (data, bundle) {
+                (Some(dir), _) => commands::verify_data(&dir, key.as_deref(), tick),
+                (None, Some(dir)) => {
+                    commands::verify_bundle(&dir, key.as_deref(), from_checkpoint.as_deref(), tick)
+                }
+                (None, None) => unreachable!("clap requires one of --data and --bundle"),
+            };
+            bar.finish_and_clear();
+            Ok(verdict(result?))
+        }
+        Command::Export { data, out } => {
+            let (bar, tick) = progress("exporting");
+            let n = commands::export(&data, &out, tick)?;
+            bar.finish_and_clear();
+            println!("exported {n} entries to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint { data } => {
+            print!("{}", commands::latest_checkpoint(&data)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { out, name, force } => {
+            let verifier = commands::keygen(&out, &name, force)?;
+            println!("{verifier}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trustledger: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

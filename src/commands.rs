@@ -1,0 +1,171 @@
+//! What each `trustledger` subcommand does, as functions the binary and the tests call.
+
+use crate::data_dir;
+use anyhow::{bail, Context as _};
+use events::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use events::verify::{verify_store, VerifyStoreError};
+use replay::bundle::{self, BundleOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
+
+/// A verdict: the log is intact, or the first problem found.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Intact; the text says what was checked.
+    Valid(String),
+    /// Not intact; the text names the first bad seq and what is wrong there.
+    Invalid(String),
+}
+
+/// Reads a verifier key given as the key itself or as a file holding it.
+///
+/// # Errors
+/// If neither parses.
+pub fn read_verifier(key: &str) -> anyhow::Result<NoteVerifier> {
+    if let Ok(v) = NoteVerifier::parse(key.trim()) {
+        return Ok(v);
+    }
+    let text = std::fs::read_to_string(key)
+        .with_context(|| format!("--key {key:?} is neither a verifier key nor a readable file"))?;
+    NoteVerifier::parse(text.trim()).with_context(|| format!("verifier key in {key}"))
+}
+
+/// `trustledger verify --data DIR`: full verification of a stored log.
+///
+/// # Errors
+/// If the log cannot be opened or read.
+pub fn verify_data(
+    dir: &Path,
+    key: Option<&str>,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<Verdict> {
+    let log = data_dir::open_existing(dir)?;
+    let pinned = key.map(read_verifier).transpose()?;
+    let verifier = pinned.as_ref().or(log.verifier());
+    match verify_store(&log, verifier, progress) {
+        Ok(report) => {
+            let signer = verifier.map_or(
+                "no key: checkpoint signatures not checked".to_owned(),
+                |v| format!("signatures by {v}"),
+            );
+            Ok(Verdict::Valid(format!("valid: {report} ({signer})")))
+        }
+        Err(VerifyStoreError::Integrity(problem)) => Ok(Verdict::Invalid(format!(
+            "INVALID at seq {}: {}",
+            problem.seq, problem.reason
+        ))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `trustledger verify --bundle DIR`: verification of an export bundle.
+///
+/// # Errors
+/// If the bundle cannot be read at all.
+pub fn verify_bundle(
+    dir: &Path,
+    key: Option<&str>,
+    from_checkpoint: Option<&Path>,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<Verdict> {
+    let options = BundleOptions {
+        pinned_key: key.map(read_verifier).transpose()?,
+        earlier_checkpoint: from_checkpoint
+            .map(|p| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            })
+            .transpose()?,
+    };
+    Ok(match bundle::verify_bundle(dir, &options, progress)? {
+        Ok(report) => Verdict::Valid(report.to_string().trim_end().to_owned()),
+        Err(invalid) => Verdict::Invalid(format!("INVALID: {invalid}")),
+    })
+}
+
+/// `trustledger export --data DIR --out OUT`: writes `entries.jsonl`, `checkpoint` and
+/// `verifier-key`. Returns the number of entries exported.
+///
+/// # Errors
+/// If the log cannot be read, has no signing key, or the files cannot be written.
+pub fn export(dir: &Path, out: &Path, mut progress: impl FnMut(u64)) -> anyhow::Result<u64> {
+    let log = data_dir::open_existing(dir)?;
+    let Some(verifier) = log.verifier().cloned() else {
+        bail!(
+            "{} has no signing key ({}): cannot sign the export's checkpoint",
+            dir.display(),
+            data_dir::key_file(dir).display()
+        );
+    };
+    // Everything below refers to this one size, whatever is appended meanwhile.
+    let size = log.head().size;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let entries_path = out.join(bundle::ENTRIES_FILE);
+    let mut writer = BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&entries_path)
+            .with_context(|| format!("cannot create {}", entries_path.display()))?,
+    );
+    let mut written = 0u64;
+    for item in log.iter_bytes(0) {
+        let (seq, bytes) = item?;
+        if seq >= size {
+            break;
+        }
+        if seq != written {
+            bail!(
+                "the log has no entry at seq {written}: run `trustledger verify --data {}`",
+                dir.display()
+            );
+        }
+        writer.write_all(&bytes)?;
+        writer.write_all(b"\n")?;
+        written += 1;
+        if written % 4096 == 0 {
+            progress(written);
+        }
+    }
+    progress(written);
+    if written != size {
+        bail!("the log ends at seq {written}, before its head {size}");
+    }
+    writer
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    let note = match log.checkpoint_at(size)? {
+        Some(note) => note,
+        None => {
+            // Logs written without a key have no stored checkpoint at this size: sign one now.
+            let signer = data_dir::read_key_file(&data_dir::key_file(dir))?;
+            Checkpoint {
+                origin: log.origin().to_owned(),
+                size,
+                root: log.root_at(size)?,
+            }
+            .sign(&signer)
+        }
+    };
+    std::fs::write(out.join(bundle::CHECKPOINT_FILE), note)?;
+    std::fs::write(out.join(bundle::KEY_FILE), format!("{verifier}\n"))?;
+    Ok(written)
+}
+
+/// `trustledger keygen --out FILE`: a new Ed25519 checkpoint key. Returns the verifier key.
+///
+/// # Errors
+/// If the file exists (without `force`) or cannot be written.
+pub fn keygen(out: &Path, name: &str, force: bool) -> anyhow::Result<NoteVerifier> {
+    let signer = NoteSigner::generate(name)?;
+    data_dir::write_key_file(out, &signer, force)?;
+    Ok(signer.verifier())
+}
+
+/// `trustledger checkpoint --data DIR`: the latest signed checkpoint note.
+///
+/// # Errors
+/// If the log cannot be opened or has no checkpoint.
+pub fn latest_checkpoint(dir: &Path) -> anyhow::Result<String> {
+    let log = data_dir::open_existing(dir)?;
+    log.latest_checkpoint()?
+        .with_context(|| format!("the log in {} has no signed checkpoint yet", dir.display()))
+}

@@ -1,0 +1,110 @@
+//! The data directory: `<dir>/sled` holds the log, `<dir>/signing-key` the checkpoint key.
+
+use anyhow::{bail, Context as _};
+use events::checkpoint::NoteSigner;
+use events::{Log, LogConfig};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where `serve` keeps its data when no `--data` is given: `$TRUSTLEDGER_DATA`, else
+/// `./trustledger-data`.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("TRUSTLEDGER_DATA")
+        .map_or_else(|| PathBuf::from("trustledger-data"), PathBuf::from)
+}
+
+/// The sled directory inside a data directory.
+pub fn sled_dir(dir: &Path) -> PathBuf {
+    dir.join("sled")
+}
+
+/// The signing key file inside a data directory.
+pub fn key_file(dir: &Path) -> PathBuf {
+    dir.join("signing-key")
+}
+
+/// Writes `signer` to `path`, created with mode 0600; refuses to replace an existing file unless
+/// `force`.
+///
+/// # Errors
+/// If the file exists (without `force`) or cannot be written.
+pub fn write_key_file(path: &Path, signer: &NoteSigner, force: bool) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| {
+        if path.exists() && !force {
+            format!("{} exists; pass --force to replace it", path.display())
+        } else {
+            format!("cannot create {}", path.display())
+        }
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(file, "{}", signer.to_private_string())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a signer key file.
+///
+/// # Errors
+/// If it cannot be read or parsed.
+pub fn read_key_file(path: &Path) -> anyhow::Result<NoteSigner> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    NoteSigner::parse(text.trim()).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Opens the log of an existing data directory (for commands that must not create one).
+///
+/// # Errors
+/// If there is no log there, or it cannot be opened (for example because a server holds it).
+pub fn open_existing(dir: &Path) -> anyhow::Result<Log> {
+    if !sled_dir(dir).join("conf").exists() {
+        bail!(
+            "no trustledger log in {} (expected {})",
+            dir.display(),
+            sled_dir(dir).display()
+        );
+    }
+    open(dir, false)
+}
+
+/// Opens (creating if needed) the log of a data directory, with its signing key; a missing key
+/// is created when `create_key`.
+///
+/// # Errors
+/// If the directory, key or log cannot be opened.
+pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key_path = key_file(dir);
+    let signer = if key_path.exists() {
+        Some(read_key_file(&key_path)?)
+    } else if create_key {
+        let signer = NoteSigner::generate("trustledger")?;
+        write_key_file(&key_path, &signer, false)?;
+        Some(signer)
+    } else {
+        None
+    };
+    Log::open(sled_dir(dir), LogConfig { signer, ..LogConfig::default() }).map_err(|e| match e {
+        events::OpenLogError::Storage(sled_error) if sled_error.to_string().contains("lock") => anyhow::anyhow!(
+            "the log in {} is in use by another process (is `trustledger serve` running on it?): {sled_error}",
+            dir.display()
+        ),
+        other => anyhow::Error::new(other).context(format!("cannot open the log in {}", dir.display())),
+    })
+}

@@ -1,0 +1,378 @@
+//! The `trustledger` binary as a user runs it: export, verify (store and bundle), checkpoint,
+//! keygen, and the exit codes 0 valid / 1 invalid / 2 error.
+
+use events::checkpoint::{Checkpoint, NoteSigner};
+use events::{EventDraft, Log, LogConfig};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::path::Path;
+use std::process::{Command, Output};
+use uuid::Uuid;
+
+fn trustledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A data directory holding `n` entries written in commits of 7, as `serve` lays it out.
+fn populated(dir: &Path, n: u64) {
+    let log = trustledger::data_dir::open(dir, true).unwrap();
+    append(&log, 0, n);
+    log.close();
+}
+
+fn append(log: &Log, from: u64, to: u64) {
+    let drafts: Vec<_> = (from..to)
+        .map(|i| {
+            EventDraft::new(
+                Uuid::from_u128(u128::from(i) + 1),
+                "trustledger.test.happened",
+                format!("s/{}", i % 5),
+                "alice",
+                format!("c{i}"),
+                json!({"i": i}),
+            )
+        })
+        .collect();
+    for chunk in drafts.chunks(7) {
+        log.append_batch_blocking(chunk.to_vec()).unwrap();
+    }
+}
+
+fn export(data: &Path, out: &Path) {
+    let o = trustledger(&[
+        "export",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn verify_bundle(bundle: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["verify", "--bundle", bundle.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    trustledger(&args)
+}
+
+#[test]
+fn export_then_verify_with_standard_tools_and_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("export"));
+    populated(&data, 50);
+    let o = trustledger(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("valid: 50 entries verified"),
+        "{}",
+        text(&o)
+    );
+
+    export(&data, &out);
+    let jsonl = std::fs::read(out.join("entries.jsonl")).unwrap();
+    let lines: Vec<&[u8]> = jsonl.split(|b| *b == b'\n').collect();
+    assert_eq!(lines.len(), 51, "50 lines each ending in \\n");
+    // DESIGN.md §2: `sed -n 2p | tr -d '\n' | sha256sum` is entry 1's hash, which is entry 2's prevhash.
+    let hash1 = hex::encode(Sha256::digest(lines[1]));
+    assert!(String::from_utf8_lossy(lines[2]).contains(&format!("\"prevhash\":\"{hash1}\"")));
+
+    let key = std::fs::read_to_string(out.join("verifier-key")).unwrap();
+    let o = verify_bundle(&out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("not independently pinned"),
+        "unpinned keys are called out: {}",
+        text(&o)
+    );
+    let o = verify_bundle(&out, &["--key", key.trim()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("the key you pinned"));
+    let cp = trustledger(&["checkpoint", "--data", data.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8(cp.stdout).unwrap(),
+        std::fs::read_to_string(out.join("checkpoint")).unwrap()
+    );
+}
+
+fn tampered_copy(
+    tmp: &Path,
+    from: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> std::path::PathBuf {
+    let to = tmp.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for f in ["entries.jsonl", "checkpoint", "verifier-key"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    let mut bytes = std::fs::read(to.join("entries.jsonl")).unwrap();
+    edit(&mut bytes);
+    std::fs::write(to.join("entries.jsonl"), bytes).unwrap();
+    to
+}
+
+#[test]
+fn bundle_tampering_is_detected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("export"));
+    populated(&data, 30);
+    export(&data, &out);
+    let key = std::fs::read_to_string(out.join("verifier-key")).unwrap();
+    let key = key.trim();
+
+    let changed = tampered_copy(tmp.path(), &out, "changed", |b| {
+        let at = b.windows(6).position(|w| w == b"\"i\":12").unwrap();
+        b[at + 4] = b'3';
+    });
+    let o = verify_bundle(&changed, &["--key", key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("seq 13"),
+        "the next entry's prevhash exposes entry 12: {}",
+        text(&o)
+    );
+
+    let dropped = tampered_copy(tmp.path(), &out, "dropped", |b| {
+        let cut = b[..b.len() - 1].iter().rposition(|c| *c == b'\n').unwrap();
+        b.truncate(cut + 1);
+    });
+    let o = verify_bundle(&dropped, &["--key", key]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("checkpoint covers 30 entries"),
+        "{}",
+        text(&o)
+    );
+
+    // A forger edits entry 5 and re-chains everything after it: the chain is valid again, and
+    // only the signed checkpoint shows the rewrite.
+    let rechained = tampered_copy(tmp.path(), &out, "rechained", |b| {
+        let mut lines: Vec<Vec<u8>> = b
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut entries: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        entries[5]["data"]["i"] = json!(555);
+        for i in 0..entries.len() {
+            if i > 0 {
+                let prev = events::canonical::to_canonical_vec(&entries[i - 1]).unwrap();
+                entries[i]["prevhash"] = json!(hex::encode(Sha256::digest(&prev)));
+            }
+            lines[i] = events::canonical::to_canonical_vec(&entries[i]).unwrap();
+        }
+        *b = lines
+            .into_iter()
+            .flat_map(|mut l| {
+                l.push(b'\n');
+                l
+            })
+            .collect();
+    });
+    let o = verify_bundle(&rechained, &["--key", key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("INVALID: checkpoint covers 30 entries with root"),
+        "{}",
+        text(&o)
+    );
+
+    // ... and a forger who also re-signs with their own key is stopped by the pinned key.
+    let forger = NoteSigner::from_seed("trustledger", [66; 32]).unwrap();
+    let root = {
+        let mut tree = events::merkle::MemoryTree::new();
+        for l in std::fs::read(rechained.join("entries.jsonl"))
+            .unwrap()
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            tree.push_entry(l);
+        }
+        tree.root()
+    };
+    let origin = Checkpoint::parse_text(
+        &std::fs::read_to_string(out.join("checkpoint"))
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .to_owned()
+            .add_newline(),
+    )
+    .unwrap()
+    .origin;
+    std::fs::write(
+        rechained.join("checkpoint"),
+        Checkpoint {
+            origin,
+            size: 30,
+            root,
+        }
+        .sign(&forger),
+    )
+    .unwrap();
+    std::fs::write(
+        rechained.join("verifier-key"),
+        format!("{}\n", forger.verifier()),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_bundle(&rechained, &[]).status.code(),
+        Some(0),
+        "self-consistent under the forger's own key"
+    );
+    let o = verify_bundle(&rechained, &["--key", key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no signature by key"), "{}", text(&o));
+}
+
+trait AddNewline {
+    fn add_newline(self) -> String;
+}
+impl AddNewline for String {
+    fn add_newline(mut self) -> String {
+        self.push('\n');
+        self
+    }
+}
+
+#[test]
+fn a_bundle_must_extend_the_checkpoint_the_auditor_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    populated(&data, 20);
+    let kept = tmp.path().join("kept-checkpoint");
+    std::fs::write(
+        &kept,
+        trustledger(&["checkpoint", "--data", data.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let log = trustledger::data_dir::open(&data, false).unwrap();
+    append(&log, 20, 45);
+    log.close();
+    let out = tmp.path().join("later");
+    export(&data, &out);
+    let o = verify_bundle(&out, &["--from-checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("extends the earlier checkpoint of size 20"));
+
+    // A log rebuilt from scratch with different history, signed by the same key, does not.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(data.join("signing-key"), other.join("signing-key")).unwrap();
+    let origin = Log::open(data.join("sled"), LogConfig::default())
+        .unwrap()
+        .origin()
+        .to_owned();
+    let signer = trustledger::data_dir::read_key_file(&other.join("signing-key")).unwrap();
+    let rewritten = Log::open(
+        other.join("sled"),
+        LogConfig {
+            origin: Some(origin),
+            signer: Some(signer),
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    append(&rewritten, 1000, 1045);
+    rewritten.close();
+    let out2 = tmp.path().join("rewritten");
+    export(&other, &out2);
+    assert_eq!(
+        verify_bundle(&out2, &[]).status.code(),
+        Some(0),
+        "the rewrite is internally consistent"
+    );
+    let o = verify_bundle(&out2, &["--from-checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("is not a prefix of this bundle"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn keygen_writes_a_private_file_once_and_errors_are_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let o = trustledger(&[
+        "keygen",
+        "--out",
+        key.to_str().unwrap(),
+        "--name",
+        "ops.example",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let verifier = String::from_utf8(o.stdout).unwrap();
+    assert!(verifier.starts_with("ops.example+"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let o = trustledger(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--force"), "{}", text(&o));
+    assert!(
+        trustledger(&["keygen", "--out", key.to_str().unwrap(), "--force"])
+            .status
+            .success()
+    );
+
+    let missing = tmp.path().join("nothing-here");
+    let o = trustledger(&["verify", "--data", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no trustledger log"), "{}", text(&o));
+    assert!(!missing.exists(), "verify must not create a log");
+    assert_eq!(trustledger(&["verify"]).status.code(), Some(2));
+    assert_eq!(
+        trustledger(&["verify", "--bundle", missing.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    let o = trustledger(&[
+        "verify",
+        "--bundle",
+        tmp.path().to_str().unwrap(),
+        "--key",
+        "not-a-key",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn verify_data_names_the_first_bad_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    populated(&data, 25);
+    {
+        let db = sled::open(data.join("sled")).unwrap();
+        let tree = db.open_tree("log").unwrap();
+        let mut key = vec![b'e'];
+        key.extend_from_slice(&9u64.to_be_bytes());
+        tree.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let o = trustledger(&["verify", "--data", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("INVALID at seq 9"), "{}", text(&o));
+}
