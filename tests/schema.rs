@@ -1,0 +1,58 @@
+//! Schema evolution: an entry written with an old payload version decodes forever, by upcasting,
+//! without its stored bytes ever being rewritten.
+
+use events::catalogue::{self, access::AccessGranted, DecodeError};
+use events::Entry;
+
+const V1_ENTRY: &[u8] = include_bytes!("data/access_granted_v1.json");
+
+#[test]
+fn a_v1_access_grant_decodes_as_the_current_shape() {
+    let entry =
+        Entry::parse(V1_ENTRY).expect("the kept v1 entry is still a valid, canonical entry");
+    assert_eq!(
+        entry.data_schema.as_deref(),
+        Some("urn:trustledger:schema:access.granted:v1")
+    );
+    let grant: AccessGranted = catalogue::decode(&entry).unwrap();
+    assert_eq!(grant.principal, "dave");
+    assert_eq!(grant.roles, vec!["auditor".to_owned()]);
+    assert_eq!(
+        entry.bytes(),
+        V1_ENTRY,
+        "decoding never changes the stored bytes"
+    );
+}
+
+#[test]
+fn current_drafts_carry_the_current_schema_and_unknown_versions_are_refused() {
+    let grant = AccessGranted {
+        principal: "erin".into(),
+        roles: vec!["cab".into()],
+        token_sha256: "00".repeat(32),
+    };
+    let draft =
+        catalogue::draft(uuid::Uuid::nil(), "principal/erin", "admin", "c", &grant).unwrap();
+    assert_eq!(draft.event_type, "trustledger.access.granted");
+    assert_eq!(
+        draft.data_schema.as_deref(),
+        Some("urn:trustledger:schema:access.granted:v2")
+    );
+
+    let future = std::str::from_utf8(V1_ENTRY)
+        .unwrap()
+        .replace("access.granted:v1", "access.granted:v3");
+    let entry = Entry::parse(future.as_bytes()).unwrap();
+    assert!(matches!(
+        catalogue::decode::<AccessGranted>(&entry),
+        Err(DecodeError::UnsupportedSchema(_))
+    ));
+    let other = std::str::from_utf8(V1_ENTRY)
+        .unwrap()
+        .replace("trustledger.access.granted", "trustledger.access.revoked");
+    let entry = Entry::parse(other.as_bytes()).unwrap();
+    assert!(matches!(
+        catalogue::decode::<AccessGranted>(&entry),
+        Err(DecodeError::WrongType { .. })
+    ));
+}
