@@ -341,8 +341,8 @@ struct Writer {
     failed: Option<String>,
 }
 
-/// The head as a group is being assembled; cloned per request so a refused request leaves no trace.
-#[derive(Clone)]
+/// The head as a group is being assembled. A refused request is undone with [`Tentative::mark`]
+/// and [`Tentative::undo`], so checking a request costs what it adds, not what the group holds.
 struct Tentative {
     size: u64,
     last_hash: Digest,
@@ -352,6 +352,47 @@ struct Tentative {
     ids: HashMap<Uuid, Entry>,
     /// Last stream version per subject touched in this group.
     streams: HashMap<String, u64>,
+}
+
+/// Enough of a [`Tentative`] to put it back as it was before a request.
+struct Mark {
+    size: u64,
+    last_hash: Digest,
+    frontier: Frontier,
+    ops: usize,
+    /// Ids added by the request, to forget on undo.
+    added_ids: Vec<Uuid>,
+    /// Stream versions the request replaced (`None`: the subject was not in the map).
+    replaced_streams: Vec<(String, Option<u64>)>,
+}
+
+impl Tentative {
+    fn mark(&self) -> Mark {
+        Mark {
+            size: self.size,
+            last_hash: self.last_hash,
+            frontier: self.frontier.clone(),
+            ops: self.ops.len(),
+            added_ids: Vec::new(),
+            replaced_streams: Vec::new(),
+        }
+    }
+
+    fn undo(&mut self, mark: Mark) {
+        self.size = mark.size;
+        self.last_hash = mark.last_hash;
+        self.frontier = mark.frontier;
+        self.ops.truncate(mark.ops);
+        for id in mark.added_ids {
+            self.ids.remove(&id);
+        }
+        for (subject, previous) in mark.replaced_streams.into_iter().rev() {
+            match previous {
+                Some(v) => self.streams.insert(subject, v),
+                None => self.streams.remove(&subject),
+            };
+        }
+    }
 }
 
 impl Writer {
@@ -437,14 +478,28 @@ impl Writer {
                 max: APPEND_ENTRIES_MAX,
             });
         }
-        let mut next = tentative.clone();
+        let mut mark = tentative.mark();
+        let outcome = self.add_request(drafts, time, tentative, &mut mark);
+        if outcome.is_err() {
+            tentative.undo(mark);
+        }
+        outcome
+    }
+
+    fn add_request(
+        &self,
+        drafts: &[EventDraft],
+        time: Timestamp,
+        next: &mut Tentative,
+        mark: &mut Mark,
+    ) -> Result<Vec<Appended>, AppendError> {
         let mut results = Vec::with_capacity(drafts.len());
         for (index, draft) in drafts.iter().enumerate() {
             draft
                 .validate()
                 .map_err(|source| AppendError::Invalid { index, source })?;
             if let Some(previous) = self
-                .existing(&next, &draft.id)
+                .existing(next, &draft.id)
                 .map_err(AppendError::Storage)?
             {
                 if !draft.same_content_as(&previous) {
@@ -463,7 +518,7 @@ impl Writer {
                 continue;
             }
             let last = self
-                .stream_last_version(&next, &draft.subject)
+                .stream_last_version(next, &draft.subject)
                 .map_err(AppendError::Storage)?;
             let matches = match draft.expected {
                 ExpectedVersion::Any => true,
@@ -508,7 +563,9 @@ impl Writer {
                         node.hash.0.to_vec(),
                     ));
                 });
-            next.streams.insert(entry.subject.clone(), stream_version);
+            let replaced = next.streams.insert(entry.subject.clone(), stream_version);
+            mark.replaced_streams
+                .push((entry.subject.clone(), replaced));
             results.push(Appended {
                 seq: entry.seq,
                 hash,
@@ -516,11 +573,11 @@ impl Writer {
                 time,
                 duplicate: false,
             });
+            mark.added_ids.push(entry.id);
             next.ids.insert(entry.id, entry);
             next.size += 1;
             next.last_hash = hash;
         }
-        *tentative = next;
         Ok(results)
     }
 
@@ -655,7 +712,13 @@ impl Log {
     /// [`OpenLogError`] if sled cannot open the directory or the origin does not match.
     pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Self, OpenLogError> {
         let path = path.as_ref();
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            // The writer flushes (and fsyncs) every commit itself. Without sled's periodic
+            // flusher there is no background thread that can outlive the last handle and keep
+            // the directory locked after `close`.
+            .flush_every_ms(None)
+            .open()?;
         let tree = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         let origin = match (meta.get("origin")?, config.origin) {

@@ -351,6 +351,21 @@ async fn concurrent_appenders_form_one_chain_with_every_acknowledged_id_once() {
                     .await
                     .unwrap();
                 acked.push((draft(n, "x").id, appended.seq));
+                if i % 8 == 0 {
+                    // A refused batch inside a shared group: its first (valid) entry must vanish
+                    // with it, and must not disturb the other producers' requests.
+                    let fresh = draft(500_000 + n, &format!("producer/{producer}"));
+                    let conflicting = EventDraft {
+                        data: json!({"other": true}),
+                        ..draft(n, "x")
+                    };
+                    let refused = log.append_batch(vec![fresh.clone(), conflicting]).await;
+                    assert!(
+                        matches!(refused, Err(AppendError::IdConflict { .. })),
+                        "{refused:?}"
+                    );
+                    assert_eq!(log.get_by_id(&fresh.id).unwrap(), None);
+                }
             }
             acked
         }));
