@@ -120,7 +120,7 @@ pub fn export(dir: &Path, out: &Path, mut progress: impl FnMut(u64)) -> anyhow::
         writer.write_all(&bytes)?;
         writer.write_all(b"\n")?;
         written += 1;
-        if written % 4096 == 0 {
+        if written.is_multiple_of(4096) {
             progress(written);
         }
     }

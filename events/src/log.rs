@@ -181,6 +181,9 @@ pub struct Head {
     pub last_time: Option<Timestamp>,
 }
 
+/// A stored entry's seq and its bytes, as read.
+pub type StoredBytes = (u64, Arc<[u8]>);
+
 /// An error reading the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -940,7 +943,7 @@ impl Log {
     ///
     /// # Errors
     /// [`ReadError`] on storage failure.
-    pub fn read_bytes(&self, from: u64, limit: usize) -> Result<Vec<(u64, Arc<[u8]>)>, ReadError> {
+    pub fn read_bytes(&self, from: u64, limit: usize) -> Result<Vec<StoredBytes>, ReadError> {
         let end = self
             .head()
             .size

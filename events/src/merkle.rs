@@ -58,7 +58,7 @@ pub trait NodeSource {
 pub fn subtree_root<S: NodeSource>(source: &S, start: u64, end: u64) -> Result<Digest, S::Error> {
     debug_assert!(start < end);
     let n = end - start;
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         let level = u8::try_from(n.trailing_zeros()).expect("level < 64");
         return source.node(level, start >> level);
     }

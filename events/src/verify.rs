@@ -200,11 +200,8 @@ pub(crate) fn check_stored_entry(
         let before = tree
             .get(keys::stream(&entry.subject, entry.stream_version - 1))
             .map_err(storage)?;
-        if !before
-            .as_deref()
-            .and_then(keys::decode_u64)
-            .is_some_and(|s| s < seq)
-        {
+        let earlier = before.as_deref().and_then(keys::decode_u64);
+        if earlier.is_none_or(|s| s >= seq) {
             return Err(problem(
                 seq,
                 format!(
@@ -311,7 +308,7 @@ pub fn verify_store(
             )?;
             checked_checkpoints += 1;
         }
-        if chain.size() % 4096 == 0 {
+        if chain.size().is_multiple_of(4096) {
             progress(chain.size());
         }
     }

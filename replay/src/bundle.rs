@@ -230,7 +230,7 @@ pub fn verify_bundle(
         if earlier.as_ref().is_some_and(|c| c.size == chain.size()) {
             earlier_root = Some(chain.root());
         }
-        if chain.size() % 4096 == 0 {
+        if chain.size().is_multiple_of(4096) {
             progress(chain.size());
         }
     }
