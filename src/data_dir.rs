@@ -83,12 +83,39 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Log> {
     open(dir, false)
 }
 
+/// How `serve` opens a data directory.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// A signing key file to use instead of `DIR/signing-key`.
+    pub key: Option<PathBuf>,
+    /// The log's origin (only for a new log; an existing log must match).
+    pub origin: Option<String>,
+}
+
+/// Opens the data directory for `serve`: the configured key, else `DIR/signing-key`, created on
+/// first start.
+///
+/// # Errors
+/// If the key cannot be read, or the log cannot be opened or has another origin.
+pub fn open_for_serving(dir: &Path, options: &ServeOptions) -> anyhow::Result<Log> {
+    let Some(key) = &options.key else {
+        return open_with(dir, true, options.origin.clone());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let signer = read_key_file(key)?;
+    open_log(dir, Some(signer), options.origin.clone())
+}
+
 /// Opens (creating if needed) the log of a data directory, with its signing key; a missing key
 /// is created when `create_key`.
 ///
 /// # Errors
 /// If the directory, key or log cannot be opened.
 pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
+    open_with(dir, create_key, None)
+}
+
+fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Result<Log> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_path = key_file(dir);
     let signer = if key_path.exists() {
@@ -100,7 +127,16 @@ pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
     } else {
         None
     };
-    Log::open(sled_dir(dir), LogConfig { signer, ..LogConfig::default() }).map_err(|e| match e {
+    open_log(dir, signer, origin)
+}
+
+fn open_log(dir: &Path, signer: Option<NoteSigner>, origin: Option<String>) -> anyhow::Result<Log> {
+    let config = LogConfig {
+        signer,
+        origin,
+        ..LogConfig::default()
+    };
+    Log::open(sled_dir(dir), config).map_err(|e| match e {
         events::OpenLogError::Storage(sled_error) if sled_error.to_string().contains("lock") => anyhow::anyhow!(
             "the log in {} is in use by another process (is `trustledger serve` running on it?): {sled_error}",
             dir.display()

@@ -31,6 +31,12 @@ enum Command {
         /// Data directory [default: $TRUSTLEDGER_DATA or ./trustledger-data].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Checkpoint signing key file (from `keygen`) [default: DIR/signing-key, created on first start].
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The log's origin, unique per log [default for a new log: trustledger.local/log/<random>].
+        #[arg(long)]
+        origin: Option<String>,
     },
     /// Verify a stored log (--data) or an export bundle (--bundle). Exit 0 valid, 1 invalid, 2 error.
     Verify {
@@ -108,9 +114,9 @@ fn verdict(v: Verdict) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { data } => {
+        Command::Serve { data, key, origin } => {
             let dir = data.unwrap_or_else(data_dir::default_dir);
-            let log = data_dir::open(&dir, true)?;
+            let log = data_dir::open_for_serving(&dir, &data_dir::ServeOptions { key, origin })?;
             let head = log.head();
             eprintln!(
                 "trustledger: log {} in {} ({} entries)",

@@ -376,3 +376,53 @@ fn verify_data_names_the_first_bad_seq() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("INVALID at seq 9"), "{}", text(&o));
 }
+
+#[test]
+fn serve_creates_the_data_directory_and_key_then_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--origin",
+            "ops.example/deployments",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let key_file = data.join("signing-key");
+    let started = std::time::Instant::now();
+    while !(key_file.exists() && data.join("sled/conf").exists())
+        && started.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // While it runs, another process is told clearly that the directory is in use.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = trustledger(&["verify", "--data", data.to_str().unwrap()]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("in use by another process"),
+        "{}",
+        text(&o)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let log = trustledger::data_dir::open(&data, false).unwrap();
+    assert_eq!(log.origin(), "ops.example/deployments");
+    assert!(log
+        .verifier()
+        .unwrap()
+        .to_string()
+        .starts_with("trustledger+"));
+}
