@@ -8,8 +8,11 @@
 //!
 //! ```no_run
 //! use replay::bundle::{verify_bundle, BundleOptions};
-//! let report = verify_bundle(std::path::Path::new("export"), &BundleOptions::default(), |_| {}).unwrap();
-//! println!("{report}");
+//! match verify_bundle(std::path::Path::new("export"), &BundleOptions::default(), |_| {}) {
+//!     Ok(Ok(report)) => println!("{report}"),
+//!     Ok(Err(invalid)) => println!("INVALID: {invalid}"),
+//!     Err(unusable) => eprintln!("cannot read the bundle: {unusable}"),
+//! }
 //! ```
 #![deny(missing_docs)]
 
