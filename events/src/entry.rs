@@ -306,6 +306,15 @@ impl Entry {
         position: Position,
     ) -> Result<Self, InvalidDraft> {
         draft.validate()?;
+        Self::build_validated(draft, source, position)
+    }
+
+    /// [`Entry::build`] for a draft the caller has just validated (the writer's hot path).
+    pub(crate) fn build_validated(
+        draft: &EventDraft,
+        source: &str,
+        position: Position,
+    ) -> Result<Self, InvalidDraft> {
         let mut map = Map::new();
         map.insert("specversion".into(), Value::from("1.0"));
         map.insert("id".into(), Value::from(draft.id.hyphenated().to_string()));

@@ -13,8 +13,8 @@ use crate::entry::{
 };
 use crate::keys;
 use crate::limits::{
-    APPEND_ENTRIES_MAX, GROUP_ENTRIES_MAX, READ_PAGE_ENTRIES_MAX, TAIL_VERIFY_ENTRIES,
-    URI_BYTES_MAX, WRITER_QUEUE_REQUESTS_MAX,
+    APPEND_ENTRIES_MAX, GROUP_ENTRIES_MAX, READ_PAGE_ENTRIES_MAX, STREAM_CACHE_SUBJECTS_MAX,
+    TAIL_VERIFY_ENTRIES, URI_BYTES_MAX, WRITER_QUEUE_REQUESTS_MAX,
 };
 use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -261,16 +261,26 @@ pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
 impl NodeSource for StoredNodes<'_> {
     type Error = ReadError;
     fn node(&self, level: u8, index: u64) -> Result<Digest, ReadError> {
-        let value = self.0.get(keys::merkle(level, index))?.ok_or_else(|| {
+        let missing = || {
             ReadError::IndexCorrupt(format!(
                 "Merkle node level {level} index {index} is missing"
             ))
-        })?;
-        let bytes: [u8; 32] = value.as_ref().try_into().map_err(|_| {
-            ReadError::IndexCorrupt(format!(
-                "Merkle node level {level} index {index} is not 32 bytes"
-            ))
-        })?;
+        };
+        if level == 0 {
+            let bytes = self.0.get(keys::entry(index))?.ok_or_else(missing)?;
+            return Ok(merkle::leaf_hash(&bytes));
+        }
+        // The subtree (level, index) was completed by its last leaf.
+        let last_leaf = ((index + 1) << level) - 1;
+        let value = self
+            .0
+            .get(keys::merkle_completed(last_leaf))?
+            .ok_or_else(missing)?;
+        let at = usize::from(level - 1) * 32;
+        let bytes: [u8; 32] = value
+            .get(at..at + 32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(missing)?;
         Ok(Digest(bytes))
     }
 }
@@ -342,6 +352,9 @@ struct Writer {
     frontier: Frontier,
     publish: watch::Sender<Head>,
     failed: Option<String>,
+    /// Last stream version of recently appended subjects, so that most appends need no reverse
+    /// scan of the stream index. Bounded: cleared when full.
+    stream_cache: HashMap<String, u64>,
 }
 
 /// The head as a group is being assembled. A refused request is undone with [`Tentative::mark`]
@@ -434,7 +447,11 @@ impl Writer {
         tentative: &Tentative,
         subject: &str,
     ) -> Result<Option<u64>, String> {
-        if let Some(v) = tentative.streams.get(subject) {
+        if let Some(v) = tentative
+            .streams
+            .get(subject)
+            .or_else(|| self.stream_cache.get(subject))
+        {
             return Ok(Some(*v));
         }
         let prefix = keys::stream_prefix(subject);
@@ -451,10 +468,10 @@ impl Writer {
         if let Some(e) = tentative.ids.get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(seq) = self.tree.get(keys::id(id)).map_err(|e| e.to_string())? else {
+        let Some(value) = self.tree.get(keys::id(id)).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        let seq = keys::decode_u64(&seq).ok_or("id index value is malformed")?;
+        let (seq, _) = keys::decode_id_value(&value).ok_or("id index value is malformed")?;
         let bytes = self
             .tree
             .get(keys::entry(seq))
@@ -542,7 +559,7 @@ impl Writer {
                 time,
                 prev_hash: next.last_hash,
             };
-            let entry = Entry::build(draft, &self.origin, position)
+            let entry = Entry::build_validated(draft, &self.origin, position)
                 .map_err(|source| AppendError::Invalid { index, source })?;
             let hash = entry.hash();
             // Pair assertion: what is about to be written links to what precedes it.
@@ -550,22 +567,25 @@ impl Writer {
             assert_eq!(entry.prev_hash, next.last_hash);
             next.ops
                 .push((keys::entry(entry.seq).to_vec(), entry.bytes().to_vec()));
+            let leaf = merkle::leaf_hash(entry.bytes());
             next.ops.push((
                 keys::id(&entry.id).to_vec(),
-                entry.seq.to_be_bytes().to_vec(),
+                keys::id_value(entry.seq, &leaf).to_vec(),
             ));
             next.ops.push((
                 keys::stream(&entry.subject, stream_version),
                 entry.seq.to_be_bytes().to_vec(),
             ));
-            let ops = &mut next.ops;
-            next.frontier
-                .push(merkle::leaf_hash(entry.bytes()), |node| {
-                    ops.push((
-                        keys::merkle(node.level, node.index).to_vec(),
-                        node.hash.0.to_vec(),
-                    ));
-                });
+            let mut completed = Vec::new();
+            next.frontier.push(leaf, |node| {
+                if node.level > 0 {
+                    completed.extend_from_slice(&node.hash.0);
+                }
+            });
+            if !completed.is_empty() {
+                next.ops
+                    .push((keys::merkle_completed(entry.seq).to_vec(), completed));
+            }
             let replaced = next.streams.insert(entry.subject.clone(), stream_version);
             mark.replaced_streams
                 .push((entry.subject.clone(), replaced));
@@ -641,6 +661,10 @@ impl Writer {
                 last_time: Some(time),
             };
             self.frontier = tentative.frontier;
+            if self.stream_cache.len() + tentative.streams.len() > STREAM_CACHE_SUBJECTS_MAX {
+                self.stream_cache.clear();
+            }
+            self.stream_cache.extend(tentative.streams);
             self.publish.send_replace(self.head);
         }
         for (reply, outcome) in outcomes {
@@ -657,6 +681,32 @@ impl Writer {
             self.disk.sync().map_err(|e| format!("fsync: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// How long `Log::open` keeps retrying when another handle still holds sled's directory lock.
+const LOCK_RETRY_MS_MAX: u64 = 2_000;
+
+/// Opens sled, retrying briefly on a held lock: sled's IO threads can outlive the last handle of
+/// a log that was just closed (in this process or one that just exited) by a few milliseconds.
+fn open_sled_retrying_lock(path: &Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            // The writer flushes (and fsyncs) every commit itself; sled's periodic flusher
+            // would only add a background thread.
+            .flush_every_ms(None)
+            .open();
+        match result {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_millis(LOCK_RETRY_MS_MAX) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -688,10 +738,14 @@ fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, St
         return Err((expected, "entry is missing".into()));
     }
     // Indexes that point beyond the last entry mean the tail was cut off.
-    if tree.get(keys::merkle(0, size)).ok().flatten().is_some() {
+    if crate::verify::merkle_nodes_beyond(tree, size)
+        .ok()
+        .flatten()
+        .is_some()
+    {
         return Err((
             size,
-            "entries from here on are missing (the Merkle index still holds their leaves)".into(),
+            "entries from here on are missing (the Merkle index still holds their nodes)".into(),
         ));
     }
     if let Some(Ok((key, _))) = tree.scan_prefix([keys::CHECKPOINT]).next_back() {
@@ -715,13 +769,7 @@ impl Log {
     /// [`OpenLogError`] if sled cannot open the directory or the origin does not match.
     pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Self, OpenLogError> {
         let path = path.as_ref();
-        let db = sled::Config::new()
-            .path(path)
-            // The writer flushes (and fsyncs) every commit itself. Without sled's periodic
-            // flusher there is no background thread that can outlive the last handle and keep
-            // the directory locked after `close`.
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_sled_retrying_lock(path)?;
         let tree = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         let origin = match (meta.get("origin")?, config.origin) {
@@ -798,6 +846,7 @@ impl Log {
             frontier,
             publish,
             failed: refusal.as_ref().map(ToString::to_string),
+            stream_cache: HashMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("trustledger-log-writer".into())
@@ -1034,7 +1083,8 @@ impl Log {
         let Some(value) = self.shared.tree.get(keys::id(id))? else {
             return Ok(None);
         };
-        let seq = keys::decode_u64(&value)
+        let seq = keys::decode_id_value(&value)
+            .map(|(seq, _)| seq)
             .ok_or_else(|| ReadError::IndexCorrupt("malformed id index value".into()))?;
         self.get(seq)
     }

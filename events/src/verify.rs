@@ -71,6 +71,19 @@ impl ChainVerifier {
     /// # Errors
     /// [`IntegrityProblem`] at the seq the entry should have.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Entry, IntegrityProblem> {
+        self.push_collecting(bytes, |_| {})
+    }
+
+    /// [`ChainVerifier::push`], also calling `completed` for every Merkle subtree this entry's leaf
+    /// completes (so a store's recorded nodes can be compared with the recomputed ones).
+    ///
+    /// # Errors
+    /// As [`ChainVerifier::push`].
+    pub fn push_collecting(
+        &mut self,
+        bytes: &[u8],
+        completed: impl FnMut(crate::merkle::CompletedNode),
+    ) -> Result<Entry, IntegrityProblem> {
         let seq = self.next_seq;
         let entry =
             Entry::parse(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
@@ -112,7 +125,7 @@ impl ChainVerifier {
         }
         self.last_hash = Digest::of(bytes);
         self.last_time = Some(entry.time);
-        self.frontier.push(merkle::leaf_hash(bytes), |_| {});
+        self.frontier.push(merkle::leaf_hash(bytes), completed);
         self.next_seq += 1;
         Ok(entry)
     }
@@ -175,14 +188,30 @@ pub(crate) fn check_stored_entry(
     let storage = |e: sled::Error| problem(seq, format!("storage: {e}"));
     let points_here =
         |value: Option<sled::IVec>| value.as_deref().and_then(keys::decode_u64) == Some(seq);
-    if !points_here(tree.get(keys::id(&entry.id)).map_err(storage)?) {
-        return Err(problem(
-            seq,
-            format!(
-                "the id index does not map event id {} to this seq",
-                entry.id
-            ),
-        ));
+    let indexed = tree.get(keys::id(&entry.id)).map_err(storage)?;
+    match indexed.as_deref().and_then(keys::decode_id_value) {
+        Some((indexed_seq, _)) if indexed_seq != seq => {
+            return Err(problem(
+                seq,
+                format!(
+                    "the id index maps event id {} to seq {indexed_seq}",
+                    entry.id
+                ),
+            ));
+        }
+        None => {
+            return Err(problem(
+                seq,
+                format!("the id index has no valid record for event id {}", entry.id),
+            ));
+        }
+        Some((_, leaf)) if leaf != merkle::leaf_hash(bytes) => {
+            return Err(problem(
+                seq,
+                "content differs from the Merkle leaf recorded when it was appended",
+            ));
+        }
+        Some(_) => {}
     }
     if !points_here(
         tree.get(keys::stream(&entry.subject, entry.stream_version))
@@ -212,14 +241,22 @@ pub(crate) fn check_stored_entry(
             ));
         }
     }
-    let leaf = tree.get(keys::merkle(0, seq)).map_err(storage)?;
-    if leaf.as_deref() != Some(&merkle::leaf_hash(bytes).0[..]) {
-        return Err(problem(
-            seq,
-            "content differs from the Merkle leaf recorded when it was appended",
-        ));
-    }
     Ok(entry)
+}
+
+/// The leaf index of the first stored Merkle record at or beyond `size`, if any (a cut tail).
+pub(crate) fn merkle_nodes_beyond(
+    tree: &sled::Tree,
+    size: u64,
+) -> Result<Option<u64>, sled::Error> {
+    match tree.range(keys::merkle_completed(size)..).next() {
+        Some(item) => {
+            let (key, _) = item?;
+            Ok((key.first() == Some(&keys::MERKLE))
+                .then(|| keys::decode_u64(&key[1..]).unwrap_or(u64::MAX)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// What a full verification of the store found.
@@ -288,7 +325,22 @@ pub fn verify_store(
         }
         let prev = chain.last_hash();
         check_stored_entry(tree, seq, &bytes, &prev, origin)?;
-        chain.push(&bytes)?;
+        let mut recomputed = Vec::new();
+        chain.push_collecting(&bytes, |node| {
+            if node.level > 0 {
+                recomputed.extend_from_slice(&node.hash.0);
+            }
+        })?;
+        let stored = tree
+            .get(keys::merkle_completed(seq))
+            .map_err(ReadError::from)?;
+        if stored.as_deref().unwrap_or_default() != recomputed.as_slice() {
+            return Err(problem(
+                seq,
+                "the Merkle nodes recorded for this leaf differ from the recomputed ones",
+            )
+            .into());
+        }
         while let Some(Ok((key, _))) = checkpoints.peek() {
             let size = keys::decode_u64(&key[1..])
                 .ok_or_else(|| problem(seq, "malformed checkpoint key"))?;
@@ -325,14 +377,13 @@ pub fn verify_store(
         )
         .into());
     }
-    if tree
-        .get(keys::merkle(0, size))
+    if merkle_nodes_beyond(tree, size)
         .map_err(ReadError::from)?
         .is_some()
     {
         return Err(problem(
             size,
-            "entries from here on are missing: the Merkle index holds their leaves",
+            "entries from here on are missing: the Merkle index holds their nodes",
         )
         .into());
     }
