@@ -7,3 +7,4 @@
 
 pub mod commands;
 pub mod data_dir;
+pub mod governance;

@@ -117,6 +117,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { data, key, origin } => {
             let dir = data.unwrap_or_else(data_dir::default_dir);
             let log = data_dir::open_for_serving(&dir, &data_dir::ServeOptions { key, origin })?;
+            let governance = trustledger::governance::Governance::open(
+                log,
+                std::sync::Arc::new(events::SystemClock),
+                trustledger::governance::IdSource::Random,
+            )?;
+            let log = governance.log();
             let head = log.head();
             eprintln!(
                 "trustledger: log {} in {} ({} entries)",
@@ -130,6 +136,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(refusal) = log.refusal() {
                 eprintln!("trustledger: WARNING: {refusal}");
             }
+            governance.with_state(|s| {
+                eprintln!(
+                    "trustledger: risk model {} in force, maturity level {}, {} CAB members, {} deployments",
+                    s.active_model.as_deref().unwrap_or("none"),
+                    s.level,
+                    s.cab_members.len(),
+                    s.deployments.len()
+                );
+            });
             eprintln!("trustledger: the HTTP API is not built yet; holding the data directory until interrupted");
             loop {
                 std::thread::park();

@@ -41,6 +41,7 @@ mod keys;
 pub mod limits;
 mod log;
 pub mod merkle;
+pub mod payloads;
 mod subscribe;
 mod time;
 pub mod verify;

@@ -1,8 +1,16 @@
 //! Pure folds of trustledger log entries into read models, and the decision policy they feed.
 //!
-//! Nothing here does IO or reads a clock: the same entries always give the same state. The read
-//! models and the policy arrive with the governance and maturity work; this crate exists now so
-//! that the dependency direction `src -> replay -> projections -> events` is fixed from the start.
+//! - [`state::GovernanceState`]: the governance read model (models, classes, CAB, evidence,
+//!   deployments, exceptions), built by `apply(&Entry)` one entry at a time.
+//! - [`policy`]: every decision (classification, risk score, gate, quorum, release checks,
+//!   exceptions, break-glass) as a pure function of (state, actor, time, command).
+//! - [`genesis`]: the v1.1 configuration written to a new log.
+//!
+//! Nothing here does IO or reads a clock: the same entries always give the same state.
 #![deny(missing_docs)]
+
+pub mod genesis;
+pub mod policy;
+pub mod state;
 
 pub use events;

@@ -1,0 +1,717 @@
+//! The governance event catalogue: one typed payload per `trustledger.*` type (DESIGN.md §4).
+//!
+//! Every payload is integer- and string-only (no floats): scores are hundredths in `*_centi`
+//! integers and decimal strings, rates are basis points, money is a decimal string. Each type is
+//! at schema version 1 unless noted; [`Payload`] lets readers handle any of them by type.
+
+use crate::catalogue::{self, DecodeError, EventPayload};
+use crate::entry::{Entry, EventDraft};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The four blast-radius classes, least to most critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BlastRadiusClass {
+    /// Utilities, optional apps.
+    NonCritical,
+    /// Office, collaboration.
+    ProductivityTools,
+    /// ERP, financial, customer-facing.
+    BusinessCritical,
+    /// Security, OS, identity.
+    CriticalInfrastructure,
+}
+
+impl BlastRadiusClass {
+    /// All classes, least critical first.
+    pub const ALL: [BlastRadiusClass; 4] = [
+        Self::NonCritical,
+        Self::ProductivityTools,
+        Self::BusinessCritical,
+        Self::CriticalInfrastructure,
+    ];
+
+    /// The wire name, e.g. `CRITICAL_INFRASTRUCTURE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NonCritical => "NON_CRITICAL",
+            Self::ProductivityTools => "PRODUCTIVITY_TOOLS",
+            Self::BusinessCritical => "BUSINESS_CRITICAL",
+            Self::CriticalInfrastructure => "CRITICAL_INFRASTRUCTURE",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// A risk model version's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskModelProposed {
+    /// Version label, e.g. `1.1`.
+    pub version: String,
+    /// Mode, e.g. `GREENFIELD_CONSERVATIVE`.
+    pub mode: String,
+    /// Auto-approve threshold per class, 0–100 (scores at or below it may auto-approve).
+    pub thresholds: BTreeMap<BlastRadiusClass, u32>,
+    /// Factor weights in basis points, summing to exactly 10000.
+    pub weights_bp: BTreeMap<String, u32>,
+    /// First day the model may be in force (`YYYY-MM-DD`).
+    pub effective_date: String,
+    /// Day by which the CAB reviews it (`YYYY-MM-DD`).
+    pub review_date: String,
+    /// Calibration evidence: free text and, ideally, the SHA-256 of a backtest report.
+    pub calibration_evidence: String,
+}
+impl EventPayload for RiskModelProposed {
+    const NAME: &'static str = "risk_model.proposed";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB quorum approved a proposed model version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskModelApproved {
+    /// The version.
+    pub version: String,
+    /// The distinct CAB members whose votes made the quorum.
+    pub approvers: Vec<String>,
+}
+impl EventPayload for RiskModelApproved {
+    const NAME: &'static str = "risk_model.approved";
+    const VERSION: u32 = 1;
+}
+
+/// A model version became the one in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskModelActivated {
+    /// The version now active.
+    pub version: String,
+    /// The version it replaced, if any.
+    pub previous_version: Option<String>,
+    /// Why no CAB approval was needed (`ALL_THRESHOLDS_ZERO`), or `CAB_APPROVED`.
+    pub basis: String,
+}
+impl EventPayload for RiskModelActivated {
+    const NAME: &'static str = "risk_model.activated";
+    const VERSION: u32 = 1;
+}
+
+/// One class's gate parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSpec {
+    /// The class.
+    pub class: BlastRadiusClass,
+    /// Distinct CAB approvals needed.
+    pub quorum: u32,
+    /// What belongs in it.
+    pub description: String,
+}
+
+/// A classification rule: all present conditions must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationRule {
+    /// Stable rule id recorded with every classification it makes.
+    pub id: String,
+    /// The class it assigns.
+    pub class: BlastRadiusClass,
+    /// CMDB service tiers that match (any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmdb_tiers: Vec<String>,
+    /// Keywords or phrases matched as whole words, case-insensitively (any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// Required admin-rights flag, if the rule cares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_admin: Option<bool>,
+    /// Minimum target user count, if the rule cares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_target_users: Option<u64>,
+}
+
+/// The blast-radius policy in force: classes and ordered rules (first match wins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlastRadiusPolicySet {
+    /// Policy version, increasing.
+    pub version: u32,
+    /// Every class with its quorum.
+    pub classes: Vec<ClassSpec>,
+    /// Rules in order; a deployment no rule matches is NON_CRITICAL by rule `default`.
+    pub rules: Vec<ClassificationRule>,
+}
+impl EventPayload for BlastRadiusPolicySet {
+    const NAME: &'static str = "blast_radius.policy_set";
+    const VERSION: u32 = 1;
+}
+
+/// One trust-maturity level (the seed's table as data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityLevel {
+    /// 0–4.
+    pub level: u32,
+    /// Baseline, Cautious, ...
+    pub mode: String,
+    /// Weeks at the previous level before this one may be reached.
+    pub min_weeks: u32,
+    /// Highest incident rate allowed to reach and stay at this level, in basis points.
+    pub max_incident_rate_bp: Option<u32>,
+    /// Highest P1 count in the window.
+    pub max_p1: Option<u32>,
+    /// Highest P2 count in the window.
+    pub max_p2: Option<u32>,
+    /// Consecutive weeks without incidents required (level 4's "8+ weeks zero").
+    pub zero_incident_weeks: u32,
+    /// Auto-approve thresholds this level allows per class.
+    pub thresholds: BTreeMap<BlastRadiusClass, u32>,
+}
+
+/// The maturity levels in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityLevelsDefined {
+    /// Levels 0..n in order.
+    pub levels: Vec<MaturityLevel>,
+}
+impl EventPayload for MaturityLevelsDefined {
+    const NAME: &'static str = "maturity.levels_defined";
+    const VERSION: u32 = 1;
+}
+
+/// The maturity level in force changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityLevelChanged {
+    /// Previous level.
+    pub from: u32,
+    /// New level.
+    pub to: u32,
+    /// `PROGRESSION_APPROVED` or `REGRESSION`.
+    pub reason: String,
+}
+impl EventPayload for MaturityLevelChanged {
+    const NAME: &'static str = "maturity.level_changed";
+    const VERSION: u32 = 1;
+}
+
+/// A principal joined the CAB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabMemberAdded {
+    /// The member's principal name.
+    pub member: String,
+}
+impl EventPayload for CabMemberAdded {
+    const NAME: &'static str = "cab.member_added";
+    const VERSION: u32 = 1;
+}
+
+/// A principal left the CAB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabMemberRemoved {
+    /// The member's principal name.
+    pub member: String,
+}
+impl EventPayload for CabMemberRemoved {
+    const NAME: &'static str = "cab.member_removed";
+    const VERSION: u32 = 1;
+}
+
+/// An SBOM signing key is trusted from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyTrusted {
+    /// Key id used in evidence (`key_id` of an SBOM signature).
+    pub key_id: String,
+    /// Ed25519 public key, lowercase hex (64 digits).
+    pub public_key_hex: String,
+    /// Who holds it.
+    pub owner: String,
+}
+impl EventPayload for SigningKeyTrusted {
+    const NAME: &'static str = "signing_key.trusted";
+    const VERSION: u32 = 1;
+}
+
+/// An SBOM signing key is no longer trusted from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyRevoked {
+    /// The key id.
+    pub key_id: String,
+    /// Why.
+    pub reason: String,
+}
+impl EventPayload for SigningKeyRevoked {
+    const NAME: &'static str = "signing_key.revoked";
+    const VERSION: u32 = 1;
+}
+
+/// An artifact named by an evidence package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// File name.
+    pub name: String,
+    /// Lowercase hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An SBOM named by an evidence package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sbom {
+    /// Format, e.g. `CycloneDX-1.5`.
+    pub format: String,
+    /// Lowercase hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Optional Ed25519 signature (see [`sbom_signing_message`]).
+    pub signature: Option<SbomSignature>,
+}
+
+/// An SBOM signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomSignature {
+    /// Key id of a trusted signing key.
+    pub key_id: String,
+    /// Lowercase hex of the 64-byte Ed25519 signature.
+    pub signature_hex: String,
+}
+
+/// What an SBOM signature signs: a domain-separated statement of the SBOM's SHA-256, so that the
+/// release gate verifies it from the digest it computes while streaming the SBOM.
+pub fn sbom_signing_message(sbom_sha256_hex: &str) -> Vec<u8> {
+    format!("trustledger-sbom-v1\n{sbom_sha256_hex}\n").into_bytes()
+}
+
+/// The evidence document (its SHA-256 over the canonical JSON is the `evidence_hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceDocument {
+    /// The artifacts (at least one).
+    pub artifacts: Vec<Artifact>,
+    /// The SBOM, if any.
+    pub sbom: Option<Sbom>,
+    /// Test summary: passed and failed counts.
+    pub tests_passed: u64,
+    /// Failed tests.
+    pub tests_failed: u64,
+    /// Critical findings of security scans.
+    pub scan_critical_findings: u64,
+    /// Who generated the evidence.
+    pub generated_by: String,
+    /// Who packaged the artifact.
+    pub packaged_by: String,
+}
+
+/// An evidence package was recorded (immutable from now on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRecorded {
+    /// Evidence id.
+    pub evidence_id: Uuid,
+    /// The document.
+    pub document: EvidenceDocument,
+    /// SHA-256 of the document's canonical JSON.
+    pub evidence_hash: String,
+}
+impl EventPayload for EvidenceRecorded {
+    const NAME: &'static str = "evidence.recorded";
+    const VERSION: u32 = 1;
+}
+
+/// One derived risk factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFactor {
+    /// Factor name (a key of the model's weights).
+    pub name: String,
+    /// Value 0–100, derived from facts.
+    pub value: u32,
+    /// Weight in basis points.
+    pub weight_bp: u32,
+    /// What the value was derived from.
+    pub basis: String,
+}
+
+/// The classification a deployment received and the rule that chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Classification {
+    /// The class.
+    pub class: BlastRadiusClass,
+    /// The rule id (`default` if none matched).
+    pub rule: String,
+    /// Policy version used.
+    pub policy_version: u32,
+}
+
+/// A deployment was submitted, classified and scored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSubmitted {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// The submitter's correlation id (idempotency key).
+    pub correlation_id: String,
+    /// SHA-256 of the canonical submission request (a retry must match it).
+    pub request_sha256: String,
+    /// Application name.
+    pub app_name: String,
+    /// Application version.
+    pub app_version: String,
+    /// Whether it installs with admin rights.
+    pub requires_admin: bool,
+    /// Machines or users targeted.
+    pub target_user_count: u64,
+    /// CMDB data as given (string map).
+    pub cmdb: BTreeMap<String, String>,
+    /// The evidence package.
+    pub evidence_id: Uuid,
+    /// The evidence hash at submission.
+    pub evidence_hash: String,
+    /// Classification and rule.
+    pub classification: Classification,
+    /// Every factor.
+    pub factors: Vec<RiskFactor>,
+    /// Score in hundredths (0–10000).
+    pub score_centi: u32,
+    /// Score as a decimal string, e.g. `42.75`.
+    pub score: String,
+    /// Model version that produced the score.
+    pub model_version: String,
+}
+impl EventPayload for DeploymentSubmitted {
+    const NAME: &'static str = "deployment.submitted";
+    const VERSION: u32 = 1;
+}
+
+/// The gate decision for a submitted deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateDecision {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Score in hundredths.
+    pub score_centi: u32,
+    /// Effective threshold (min of model and level; 0 for CRITICAL_INFRASTRUCTURE).
+    pub threshold: u32,
+    /// The model's threshold for the class.
+    pub model_threshold: u32,
+    /// The maturity level's threshold for the class.
+    pub level_threshold: u32,
+    /// Model version in force.
+    pub model_version: String,
+    /// Maturity level in force.
+    pub maturity_level: u32,
+    /// The class.
+    pub class: BlastRadiusClass,
+    /// CAB approvals needed (0 when auto-approved).
+    pub quorum: u32,
+}
+
+/// Auto-approved by the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentAutoApproved(pub GateDecision);
+impl EventPayload for DeploymentAutoApproved {
+    const NAME: &'static str = "deployment.auto_approved";
+    const VERSION: u32 = 1;
+}
+
+/// Sent to the CAB by the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentRoutedToCab(pub GateDecision);
+impl EventPayload for DeploymentRoutedToCab {
+    const NAME: &'static str = "deployment.routed_to_cab";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB member raised a deployment's class (never lowered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationRaised {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Old class.
+    pub from: BlastRadiusClass,
+    /// New class.
+    pub to: BlastRadiusClass,
+    /// Why.
+    pub reason: String,
+}
+impl EventPayload for ClassificationRaised {
+    const NAME: &'static str = "deployment.classification_raised";
+    const VERSION: u32 = 1;
+}
+
+/// What a vote is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VoteTarget {
+    /// A deployment.
+    Deployment {
+        /// Its id.
+        deployment_id: Uuid,
+    },
+    /// A proposed risk model version.
+    RiskModel {
+        /// Its version.
+        version: String,
+    },
+}
+
+/// A CAB member's vote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabVoteCast {
+    /// What it is about.
+    pub target: VoteTarget,
+    /// `true` approves, `false` rejects.
+    pub approve: bool,
+    /// The member's rationale.
+    pub rationale: String,
+}
+impl EventPayload for CabVoteCast {
+    const NAME: &'static str = "cab.vote_cast";
+    const VERSION: u32 = 1;
+}
+
+/// The CAB quorum approved a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentApproved {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// The distinct approvers.
+    pub approvers: Vec<String>,
+    /// The approval lapses if not released by then (RFC 3339, entry time spelling).
+    pub expires_at: String,
+}
+impl EventPayload for DeploymentApproved {
+    const NAME: &'static str = "deployment.approved";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB member rejected a deployment (any rejection rejects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRejected {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Who rejected.
+    pub rejected_by: String,
+    /// Their rationale.
+    pub rationale: String,
+}
+impl EventPayload for DeploymentRejected {
+    const NAME: &'static str = "deployment.rejected";
+    const VERSION: u32 = 1;
+}
+
+/// One release-gate check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateCheck {
+    /// Check name, e.g. `artifact_hash`.
+    pub check: String,
+    /// `PASS`, `FAIL`, `WAIVED` or `SKIPPED`.
+    pub outcome: String,
+    /// Reason code when not PASS, e.g. `ARTIFACT_HASH_MISMATCH`.
+    pub reason_code: Option<String>,
+    /// What was compared or found.
+    pub detail: String,
+}
+
+/// The release gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseVerdict {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Every check, in order.
+    pub checks: Vec<GateCheck>,
+    /// SHA-256 of the artifact bytes presented.
+    pub artifact_sha256: String,
+    /// Size of the artifact bytes presented.
+    pub artifact_size: u64,
+    /// SHA-256 of the SBOM bytes presented, if any.
+    pub sbom_sha256: Option<String>,
+}
+
+/// Released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentReleased(pub ReleaseVerdict);
+impl EventPayload for DeploymentReleased {
+    const NAME: &'static str = "deployment.released";
+    const VERSION: u32 = 1;
+}
+
+/// Blocked at release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentReleaseBlocked(pub ReleaseVerdict);
+impl EventPayload for DeploymentReleaseBlocked {
+    const NAME: &'static str = "deployment.release_blocked";
+    const VERSION: u32 = 1;
+}
+
+/// An exception: a named control waived for a scope until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionGranted {
+    /// Exception id.
+    pub exception_id: Uuid,
+    /// The waived control (a release-gate check name, e.g. `sbom_signature`).
+    pub control: String,
+    /// Scope: an app name, or `deployment:<id>`.
+    pub scope: String,
+    /// Why.
+    pub reason: String,
+    /// The distinct CAB members who approved it.
+    pub approvers: Vec<String>,
+    /// Mandatory expiry (entry time spelling), at most 90 days after the grant.
+    pub expires_at: String,
+}
+impl EventPayload for ExceptionGranted {
+    const NAME: &'static str = "exception.granted";
+    const VERSION: u32 = 1;
+}
+
+/// An exception ended early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionRevoked {
+    /// Exception id.
+    pub exception_id: Uuid,
+    /// Why.
+    pub reason: String,
+}
+impl EventPayload for ExceptionRevoked {
+    const NAME: &'static str = "exception.revoked";
+    const VERSION: u32 = 1;
+}
+
+/// An emergency release without CAB quorum; integrity checks still applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakglassReleased {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Why it could not wait.
+    pub justification: String,
+    /// The two (or more) distinct approvers.
+    pub approvers: Vec<String>,
+    /// The checks that ran.
+    pub checks: Vec<GateCheck>,
+    /// The mandatory post-review is due by then (72 hours).
+    pub review_due_at: String,
+}
+impl EventPayload for BreakglassReleased {
+    const NAME: &'static str = "breakglass.released";
+    const VERSION: u32 = 1;
+}
+
+/// The post-review of a break-glass release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakglassReviewed {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// Was the emergency justified?
+    pub justified: bool,
+    /// Findings.
+    pub findings: String,
+}
+impl EventPayload for BreakglassReviewed {
+    const NAME: &'static str = "breakglass.reviewed";
+    const VERSION: u32 = 1;
+}
+
+macro_rules! payloads {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// Any governance payload, for handling entries by type.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[allow(missing_docs)]
+        pub enum Payload {
+            $($variant($ty)),*
+        }
+
+        impl Payload {
+            /// Decodes an entry of any catalogued type; `Ok(None)` for a type this crate does not know.
+            ///
+            /// # Errors
+            /// [`DecodeError`] when a known type's payload does not match its schema.
+            pub fn decode(entry: &Entry) -> Result<Option<Self>, DecodeError> {
+                $(
+                    if entry.event_type == catalogue::event_type::<$ty>() {
+                        return catalogue::decode::<$ty>(entry).map(|p| Some(Self::$variant(p)));
+                    }
+                )*
+                Ok(None)
+            }
+
+            /// A draft carrying this payload.
+            ///
+            /// # Panics
+            /// Never for these types: they all serialise to JSON objects.
+            pub fn to_draft(&self, id: Uuid, subject: &str, actor: &str, correlation_id: &str) -> EventDraft {
+                match self {
+                    $(Self::$variant(p) => catalogue::draft(id, subject, actor, correlation_id, p)
+                        .expect("catalogued payloads serialise to objects")),*
+                }
+            }
+
+            /// The full `type` string.
+            pub fn event_type(&self) -> String {
+                match self {
+                    $(Self::$variant(_) => catalogue::event_type::<$ty>()),*
+                }
+            }
+        }
+    };
+}
+
+payloads! {
+    RiskModelProposed(RiskModelProposed),
+    RiskModelApproved(RiskModelApproved),
+    RiskModelActivated(RiskModelActivated),
+    BlastRadiusPolicySet(BlastRadiusPolicySet),
+    MaturityLevelsDefined(MaturityLevelsDefined),
+    MaturityLevelChanged(MaturityLevelChanged),
+    CabMemberAdded(CabMemberAdded),
+    CabMemberRemoved(CabMemberRemoved),
+    SigningKeyTrusted(SigningKeyTrusted),
+    SigningKeyRevoked(SigningKeyRevoked),
+    EvidenceRecorded(EvidenceRecorded),
+    DeploymentSubmitted(DeploymentSubmitted),
+    DeploymentAutoApproved(DeploymentAutoApproved),
+    DeploymentRoutedToCab(DeploymentRoutedToCab),
+    ClassificationRaised(ClassificationRaised),
+    CabVoteCast(CabVoteCast),
+    DeploymentApproved(DeploymentApproved),
+    DeploymentRejected(DeploymentRejected),
+    DeploymentReleased(DeploymentReleased),
+    DeploymentReleaseBlocked(DeploymentReleaseBlocked),
+    ExceptionGranted(ExceptionGranted),
+    ExceptionRevoked(ExceptionRevoked),
+    BreakglassReleased(BreakglassReleased),
+    BreakglassReviewed(BreakglassReviewed),
+    AccessGranted(catalogue::access::AccessGranted),
+    AccessRevoked(catalogue::access::AccessRevoked),
+}

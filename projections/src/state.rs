@@ -1,0 +1,419 @@
+//! The governance state: a pure fold of log entries, holding what the policy decides from.
+
+use events::payloads::*;
+use events::{Entry, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// A risk model version and its governance so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRecord {
+    /// The proposal.
+    pub proposal: RiskModelProposed,
+    /// Who proposed it.
+    pub proposed_by: String,
+    /// Votes by CAB member: approve?
+    pub votes: BTreeMap<String, bool>,
+    /// Approvers once a quorum approved it.
+    pub approved_by: Option<Vec<String>>,
+}
+
+/// A trusted (or formerly trusted) SBOM signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Ed25519 public key, hex.
+    pub public_key_hex: String,
+    /// Trusted from.
+    pub trusted_at: Timestamp,
+    /// Revoked from, if revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl KeyRecord {
+    /// Whether the key is trusted at `at`.
+    pub fn trusted_at(&self, at: Timestamp) -> bool {
+        self.trusted_at <= at && self.revoked_at.is_none_or(|r| at < r)
+    }
+}
+
+/// A recorded evidence package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    /// What was recorded.
+    pub recorded: EvidenceRecorded,
+    /// Who recorded it.
+    pub recorded_by: String,
+}
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeploymentStatus {
+    /// Waiting for CAB votes.
+    PendingCab,
+    /// Approved by the gate.
+    AutoApproved,
+    /// Approved by a CAB quorum.
+    Approved,
+    /// Rejected by a CAB member.
+    Rejected,
+    /// Released through the gate.
+    Released,
+    /// Released by break-glass.
+    BreakglassReleased,
+}
+
+impl DeploymentStatus {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingCab => "PENDING_CAB",
+            Self::AutoApproved => "AUTO_APPROVED",
+            Self::Approved => "APPROVED",
+            Self::Rejected => "REJECTED",
+            Self::Released => "RELEASED",
+            Self::BreakglassReleased => "BREAKGLASS_RELEASED",
+        }
+    }
+}
+
+/// A deployment and its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
+    /// The submission.
+    pub submitted: DeploymentSubmitted,
+    /// Who submitted it.
+    pub submitter: String,
+    /// When.
+    pub submitted_at: Timestamp,
+    /// Current status.
+    pub status: DeploymentStatus,
+    /// Current class (the submitted one, or higher if raised).
+    pub class: BlastRadiusClass,
+    /// The gate's decision (the latest, after a raise).
+    pub gate: Option<GateDecision>,
+    /// Whether the gate auto-approved it.
+    pub auto_approved: bool,
+    /// Votes by member: (approve, rationale).
+    pub votes: BTreeMap<String, (bool, String)>,
+    /// Approval: approvers and expiry.
+    pub approval: Option<(Vec<String>, Timestamp)>,
+    /// The number of blocked release attempts.
+    pub blocked_releases: u32,
+    /// The release verdict once released.
+    pub released: Option<ReleaseVerdict>,
+    /// When released (gate or break-glass).
+    pub released_at: Option<Timestamp>,
+    /// Break-glass: review due and whether reviewed.
+    pub breakglass: Option<(Timestamp, Option<bool>)>,
+    /// Every entry about it: (seq, type).
+    pub history: Vec<(u64, String)>,
+}
+
+/// An exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionRecord {
+    /// The grant.
+    pub granted: ExceptionGranted,
+    /// When granted.
+    pub granted_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// When revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ExceptionRecord {
+    /// Whether it waives anything at `at`.
+    pub fn in_force_at(&self, at: Timestamp) -> bool {
+        self.granted_at <= at && at < self.expires_at && self.revoked_at.is_none_or(|r| at < r)
+    }
+}
+
+/// Releases and incident-linked releases of one app (the "past incident rate" factor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppHistory {
+    /// Released deployments.
+    pub released: u64,
+    /// Released deployments with at least one linked incident.
+    pub with_incident: u64,
+}
+
+/// Everything the governance policy reads, folded from the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GovernanceState {
+    /// Seq of the last entry applied.
+    pub last_seq: Option<u64>,
+    /// Time of the last entry applied.
+    pub last_time: Option<Timestamp>,
+    /// Model versions.
+    pub models: BTreeMap<String, ModelRecord>,
+    /// The version in force.
+    pub active_model: Option<String>,
+    /// The blast-radius policy in force.
+    pub blast_policy: Option<BlastRadiusPolicySet>,
+    /// Maturity levels in force.
+    pub levels: Vec<MaturityLevel>,
+    /// Current maturity level.
+    pub level: u32,
+    /// CAB members.
+    pub cab_members: BTreeSet<String>,
+    /// SBOM signing keys.
+    pub signing_keys: BTreeMap<String, KeyRecord>,
+    /// Evidence packages.
+    pub evidence: BTreeMap<Uuid, EvidenceRecord>,
+    /// Deployments.
+    pub deployments: BTreeMap<Uuid, DeploymentRecord>,
+    /// Deployment by submission correlation id.
+    pub by_correlation: BTreeMap<String, Uuid>,
+    /// Exceptions.
+    pub exceptions: BTreeMap<Uuid, ExceptionRecord>,
+    /// Per app (lowercased name) release history.
+    pub app_history: BTreeMap<String, AppHistory>,
+    /// Entries of a known type whose payload did not decode: (seq, error).
+    pub undecodable: Vec<(u64, String)>,
+}
+
+fn parse_time(text: &str) -> Option<Timestamp> {
+    Timestamp::parse(text).ok()
+}
+
+impl GovernanceState {
+    /// An empty state (before genesis).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one entry in. Pure: the same entries always give the same state.
+    pub fn apply(&mut self, entry: &Entry) {
+        self.last_seq = Some(entry.seq);
+        self.last_time = Some(entry.time);
+        let payload = match Payload::decode(entry) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                self.undecodable.push((entry.seq, e.to_string()));
+                return;
+            }
+        };
+        let at = entry.time;
+        let actor = entry.actor.clone();
+        let touch = |state: &mut Self, id: &Uuid| {
+            if let Some(d) = state.deployments.get_mut(id) {
+                d.history.push((entry.seq, entry.event_type.clone()));
+            }
+        };
+        match payload {
+            Payload::RiskModelProposed(p) => {
+                self.models.insert(
+                    p.version.clone(),
+                    ModelRecord {
+                        proposal: p,
+                        proposed_by: actor,
+                        votes: BTreeMap::new(),
+                        approved_by: None,
+                    },
+                );
+            }
+            Payload::RiskModelApproved(p) => {
+                if let Some(m) = self.models.get_mut(&p.version) {
+                    m.approved_by = Some(p.approvers);
+                }
+            }
+            Payload::RiskModelActivated(p) => self.active_model = Some(p.version),
+            Payload::BlastRadiusPolicySet(p) => self.blast_policy = Some(p),
+            Payload::MaturityLevelsDefined(p) => self.levels = p.levels,
+            Payload::MaturityLevelChanged(p) => self.level = p.to,
+            Payload::CabMemberAdded(p) => {
+                self.cab_members.insert(p.member);
+            }
+            Payload::CabMemberRemoved(p) => {
+                self.cab_members.remove(&p.member);
+            }
+            Payload::SigningKeyTrusted(p) => {
+                self.signing_keys.insert(
+                    p.key_id,
+                    KeyRecord {
+                        public_key_hex: p.public_key_hex,
+                        trusted_at: at,
+                        revoked_at: None,
+                    },
+                );
+            }
+            Payload::SigningKeyRevoked(p) => {
+                if let Some(k) = self.signing_keys.get_mut(&p.key_id) {
+                    k.revoked_at.get_or_insert(at);
+                }
+            }
+            Payload::EvidenceRecorded(p) => {
+                self.evidence.insert(
+                    p.evidence_id,
+                    EvidenceRecord {
+                        recorded: p,
+                        recorded_by: actor,
+                    },
+                );
+            }
+            Payload::DeploymentSubmitted(p) => {
+                self.by_correlation
+                    .insert(p.correlation_id.clone(), p.deployment_id);
+                let id = p.deployment_id;
+                let class = p.classification.class;
+                self.deployments.insert(
+                    id,
+                    DeploymentRecord {
+                        submitted: p,
+                        submitter: actor,
+                        submitted_at: at,
+                        status: DeploymentStatus::PendingCab,
+                        class,
+                        gate: None,
+                        auto_approved: false,
+                        votes: BTreeMap::new(),
+                        approval: None,
+                        blocked_releases: 0,
+                        released: None,
+                        released_at: None,
+                        breakglass: None,
+                        history: Vec::new(),
+                    },
+                );
+                touch(self, &id);
+            }
+            Payload::DeploymentAutoApproved(DeploymentAutoApproved(g)) => {
+                let id = g.deployment_id;
+                if let Some(d) = self.deployments.get_mut(&id) {
+                    d.status = DeploymentStatus::AutoApproved;
+                    d.auto_approved = true;
+                    d.gate = Some(g);
+                }
+                touch(self, &id);
+            }
+            Payload::DeploymentRoutedToCab(DeploymentRoutedToCab(g)) => {
+                let id = g.deployment_id;
+                if let Some(d) = self.deployments.get_mut(&id) {
+                    d.status = DeploymentStatus::PendingCab;
+                    d.auto_approved = false;
+                    d.gate = Some(g);
+                }
+                touch(self, &id);
+            }
+            Payload::ClassificationRaised(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    d.class = p.to;
+                }
+                touch(self, &p.deployment_id);
+            }
+            Payload::CabVoteCast(p) => match p.target {
+                VoteTarget::Deployment { deployment_id } => {
+                    if let Some(d) = self.deployments.get_mut(&deployment_id) {
+                        d.votes.insert(actor, (p.approve, p.rationale));
+                    }
+                    touch(self, &deployment_id);
+                }
+                VoteTarget::RiskModel { version } => {
+                    if let Some(m) = self.models.get_mut(&version) {
+                        m.votes.insert(actor, p.approve);
+                    }
+                }
+            },
+            Payload::DeploymentApproved(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    d.status = DeploymentStatus::Approved;
+                    d.approval = parse_time(&p.expires_at).map(|t| (p.approvers.clone(), t));
+                }
+                touch(self, &p.deployment_id);
+            }
+            Payload::DeploymentRejected(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    d.status = DeploymentStatus::Rejected;
+                }
+                touch(self, &p.deployment_id);
+            }
+            Payload::DeploymentReleased(DeploymentReleased(v)) => {
+                let id = v.deployment_id;
+                if let Some(d) = self.deployments.get_mut(&id) {
+                    d.status = DeploymentStatus::Released;
+                    d.released_at = Some(at);
+                    self.app_history
+                        .entry(d.submitted.app_name.to_lowercase())
+                        .or_default()
+                        .released += 1;
+                    d.released = Some(v);
+                }
+                touch(self, &id);
+            }
+            Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => {
+                if let Some(d) = self.deployments.get_mut(&v.deployment_id) {
+                    d.blocked_releases += 1;
+                }
+                touch(self, &v.deployment_id);
+            }
+            Payload::ExceptionGranted(p) => {
+                if let Some(expires_at) = parse_time(&p.expires_at) {
+                    self.exceptions.insert(
+                        p.exception_id,
+                        ExceptionRecord {
+                            granted: p,
+                            granted_at: at,
+                            expires_at,
+                            revoked_at: None,
+                        },
+                    );
+                }
+            }
+            Payload::ExceptionRevoked(p) => {
+                if let Some(e) = self.exceptions.get_mut(&p.exception_id) {
+                    e.revoked_at.get_or_insert(at);
+                }
+            }
+            Payload::BreakglassReleased(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    d.status = DeploymentStatus::BreakglassReleased;
+                    d.released_at = Some(at);
+                    d.breakglass = parse_time(&p.review_due_at).map(|due| (due, None));
+                    self.app_history
+                        .entry(d.submitted.app_name.to_lowercase())
+                        .or_default()
+                        .released += 1;
+                }
+                touch(self, &p.deployment_id);
+            }
+            Payload::BreakglassReviewed(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    if let Some((_, reviewed)) = &mut d.breakglass {
+                        *reviewed = Some(p.justified);
+                    }
+                }
+                touch(self, &p.deployment_id);
+            }
+            Payload::AccessGranted(_) | Payload::AccessRevoked(_) => {}
+        }
+    }
+
+    /// The model version in force.
+    pub fn active_model(&self) -> Option<&ModelRecord> {
+        self.active_model.as_ref().and_then(|v| self.models.get(v))
+    }
+
+    /// The maturity level in force.
+    pub fn current_level(&self) -> Option<&MaturityLevel> {
+        self.levels.iter().find(|l| l.level == self.level)
+    }
+
+    /// The quorum a class needs under the policy in force.
+    pub fn quorum(&self, class: BlastRadiusClass) -> u32 {
+        self.blast_policy
+            .as_ref()
+            .and_then(|p| p.classes.iter().find(|c| c.class == class))
+            .map_or(u32::MAX, |c| c.quorum)
+    }
+
+    /// Break-glass releases whose review is overdue at `at`.
+    pub fn overdue_breakglass_reviews(&self, at: Timestamp) -> Vec<Uuid> {
+        self.deployments
+            .iter()
+            .filter(|(_, d)| matches!(d.breakglass, Some((due, None)) if due < at))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}

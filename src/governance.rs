@@ -1,0 +1,319 @@
+//! The governance service: folds the log into [`GovernanceState`], checks the caller's role, asks
+//! the pure policy for a decision, and appends it as one atomic batch.
+//!
+//! Commands are serialised by a mutex so that every decision is made against the state that
+//! includes every earlier decision (the log's own expected-version checks are a second line).
+
+use events::payloads::Payload;
+use events::{AppendError, Appended, Clock, Log, ReadError, Timestamp};
+use projections::genesis::{genesis_events, GENESIS_ACTOR};
+use projections::policy::{self, Command, Rejection};
+use projections::state::GovernanceState;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::sync::{Arc, Mutex, MutexGuard};
+use uuid::Uuid;
+
+/// A role a principal may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Auditor,
+    /// Runs the service; records evidence.
+    Operator,
+    /// Submits deployments and records evidence.
+    Submitter,
+    /// The deploy agent: presents artifacts at release.
+    Deployer,
+    /// CAB member duties (votes, exceptions, break-glass, reviews). Membership itself is data.
+    Cab,
+    /// Reports incidents.
+    IncidentReporter,
+    /// Manages models, CAB membership, keys and access.
+    Admin,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Name recorded as the entries' `actor`.
+    pub name: String,
+    /// Roles.
+    pub roles: BTreeSet<Role>,
+}
+
+impl Principal {
+    /// A principal with these roles.
+    pub fn new(name: impl Into<String>, roles: &[Role]) -> Self {
+        Self {
+            name: name.into(),
+            roles: roles.iter().copied().collect(),
+        }
+    }
+}
+
+/// The roles allowed to issue a command (any one suffices).
+pub fn roles_for(command: &Command) -> &'static [Role] {
+    match command {
+        Command::ProposeRiskModel(_) => &[Role::Admin, Role::Cab],
+        Command::ActivateRiskModel { .. }
+        | Command::AddCabMember { .. }
+        | Command::RemoveCabMember { .. }
+        | Command::TrustSigningKey(_)
+        | Command::RevokeSigningKey(_) => &[Role::Admin],
+        Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
+        Command::Submit { .. } => &[Role::Submitter],
+        Command::Release(_) => &[Role::Deployer],
+        _ => &[Role::Cab],
+    }
+}
+
+/// Why a command did not take effect. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The caller lacks every role the command needs.
+    #[error("{principal} needs one of the roles {needed:?}")]
+    Unauthorized {
+        /// The caller.
+        principal: String,
+        /// Roles that would do.
+        needed: &'static [Role],
+    },
+    /// The policy refused it.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The log refused or failed the append.
+    #[error("append: {0}")]
+    Append(#[from] AppendError),
+    /// The log could not be read.
+    #[error("read: {0}")]
+    Read(#[from] ReadError),
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// These entries were appended (in order).
+    Appended(Vec<Appended>),
+    /// An idempotent retry of an earlier submission: nothing new was written.
+    Replayed {
+        /// The deployment the original submission created.
+        deployment_id: Uuid,
+    },
+}
+
+/// Where new event and entity ids come from.
+#[derive(Debug)]
+pub enum IdSource {
+    /// Random v4 UUIDs from the operating system.
+    Random,
+    /// Deterministic v4-shaped UUIDs from a seed (simulations, tests).
+    Seeded(u64),
+}
+
+impl IdSource {
+    /// The next id.
+    pub fn next_id(&mut self) -> Uuid {
+        match self {
+            Self::Random => Uuid::new_v4(),
+            Self::Seeded(state) => {
+                let mut bytes = [0u8; 16];
+                for half in bytes.chunks_mut(8) {
+                    // splitmix64
+                    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = *state;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    half.copy_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+                }
+                uuid::Builder::from_random_bytes(bytes).into_uuid()
+            }
+        }
+    }
+}
+
+struct Inner {
+    state: GovernanceState,
+    ids: IdSource,
+}
+
+/// The governance service over one log.
+pub struct Governance {
+    log: Log,
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entries folded per read while rebuilding.
+const FOLD_PAGE: usize = 4096;
+
+impl Governance {
+    /// Folds the whole log and, if it is empty, writes the genesis configuration.
+    ///
+    /// `clock` must be the log's clock: decisions are made at its time.
+    ///
+    /// # Errors
+    /// If the log cannot be read or the genesis append fails.
+    pub fn open(log: Log, clock: Arc<dyn Clock>, ids: IdSource) -> Result<Self, CommandError> {
+        let mut state = GovernanceState::new();
+        let mut next = 0;
+        loop {
+            let page = log.read_range(next, FOLD_PAGE)?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for entry in &page {
+                state.apply(entry);
+            }
+        }
+        let service = Self {
+            log,
+            clock,
+            inner: Mutex::new(Inner { state, ids }),
+        };
+        if service.log.head().size == 0 {
+            let mut inner = service.lock();
+            service.append(&mut inner, GENESIS_ACTOR, "genesis", genesis_events())?;
+        }
+        Ok(service)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> GovernanceState {
+        self.lock().state.clone()
+    }
+
+    /// Runs `read` against the current state without copying it.
+    pub fn with_state<T>(&self, read: impl FnOnce(&GovernanceState) -> T) -> T {
+        read(&self.lock().state)
+    }
+
+    /// The time decisions are made at: the clock, never before the last entry.
+    fn now(&self, state: &GovernanceState) -> Timestamp {
+        let now = self.clock.now();
+        state.last_time.map_or(now, |last| last.max(now))
+    }
+
+    /// A fresh id (for commands that create things).
+    pub fn new_id(&self) -> Uuid {
+        self.lock().ids.next_id()
+    }
+
+    /// Checks the caller's role, decides, and appends the decision atomically.
+    ///
+    /// # Errors
+    /// [`CommandError`]; nothing was written when one is returned.
+    pub fn execute(
+        &self,
+        principal: &Principal,
+        command: &Command,
+    ) -> Result<Outcome, CommandError> {
+        let needed = roles_for(command);
+        if !needed.iter().any(|r| principal.roles.contains(r)) {
+            return Err(CommandError::Unauthorized {
+                principal: principal.name.clone(),
+                needed,
+            });
+        }
+        let mut inner = self.lock();
+        let at = self.now(&inner.state);
+        let decision = policy::decide(&inner.state, &principal.name, at, command)?;
+        if let Some(deployment_id) = decision.replay_of {
+            return Ok(Outcome::Replayed { deployment_id });
+        }
+        let correlation = match command {
+            Command::Submit { request, .. } => request.correlation_id.clone(),
+            _ => inner.ids.next_id().to_string(),
+        };
+        let appended = self.append(&mut inner, &principal.name, &correlation, decision.events)?;
+        Ok(Outcome::Appended(appended))
+    }
+
+    fn append(
+        &self,
+        inner: &mut Inner,
+        actor: &str,
+        correlation: &str,
+        events: Vec<(String, Payload)>,
+    ) -> Result<Vec<Appended>, CommandError> {
+        let mut drafts = Vec::with_capacity(events.len());
+        let mut cause: Option<Uuid> = None;
+        for (subject, payload) in &events {
+            let id = inner.ids.next_id();
+            let mut draft = payload.to_draft(id, subject, actor, correlation);
+            // The first event of a decision caused the ones after it.
+            draft.causation_id = cause.map(|c| c.to_string());
+            cause.get_or_insert(id);
+            drafts.push(draft);
+        }
+        let appended = self.log.append_batch_blocking(drafts)?;
+        let first = appended.first().map_or(0, |a| a.seq);
+        for entry in self.log.read_range(first, appended.len())? {
+            inner.state.apply(&entry);
+        }
+        Ok(appended)
+    }
+}
+
+/// Largest artifact the release gate accepts.
+pub const ARTIFACT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
+/// Largest SBOM the release gate accepts.
+pub const SBOM_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Why streamed bytes could not be digested.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestError {
+    /// Reading failed.
+    #[error("reading: {0}")]
+    Io(#[from] std::io::Error),
+    /// More than the limit.
+    #[error("more than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// SHA-256 (lowercase hex) and size of everything `reader` yields, streamed in 256 KiB chunks,
+/// never holding more than that in memory.
+///
+/// # Errors
+/// [`DigestError`] on a read error or more than `limit` bytes.
+pub fn digest_stream(mut reader: impl Read, limit: u64) -> Result<(String, u64), DigestError> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limit {
+            return Err(DigestError::TooLarge { limit });
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
