@@ -221,6 +221,50 @@ struct Shared {
     refusal: Option<AppendError>,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Upper Merkle nodes read for proofs (never changed once written, so always valid).
+    node_cache: NodeCache,
+}
+
+/// A bounded cache of complete Merkle subtrees at level ≥ [`NODE_CACHE_LEVEL_MIN`]. Every proof
+/// touches the same few upper nodes; there are only n / 2^level of them. When full it stops
+/// admitting (complete nodes never change, so nothing in it is ever stale).
+#[derive(Default)]
+struct NodeCache(std::sync::RwLock<HashMap<(u8, u64), Digest>>);
+
+/// Lowest level cached.
+const NODE_CACHE_LEVEL_MIN: u8 = 4;
+/// Most nodes cached (32 MiB or so).
+const NODE_CACHE_NODES_MAX: usize = 1 << 19;
+
+/// Reads complete Merkle subtrees through the cache.
+struct CachedNodes<'a> {
+    tree: &'a sled::Tree,
+    cache: &'a NodeCache,
+}
+
+impl NodeSource for CachedNodes<'_> {
+    type Error = ReadError;
+    fn node(&self, level: u8, index: u64) -> Result<Digest, ReadError> {
+        if level < NODE_CACHE_LEVEL_MIN {
+            return StoredNodes(self.tree).node(level, index);
+        }
+        if let Some(hit) = self
+            .cache
+            .0
+            .read()
+            .ok()
+            .and_then(|c| c.get(&(level, index)).copied())
+        {
+            return Ok(hit);
+        }
+        let node = StoredNodes(self.tree).node(level, index)?;
+        if let Ok(mut cache) = self.cache.0.write() {
+            if cache.len() < NODE_CACHE_NODES_MAX {
+                cache.insert((level, index), node);
+            }
+        }
+        Ok(node)
+    }
 }
 
 impl Drop for Shared {
@@ -352,6 +396,8 @@ struct Writer {
     frontier: Frontier,
     publish: watch::Sender<Head>,
     failed: Option<String>,
+    /// False only in the benchmark that measures what Merkle maintenance costs.
+    merkle_maintenance: bool,
     /// Last stream version of recently appended subjects, so that most appends need no reverse
     /// scan of the stream index. Bounded: cleared when full.
     stream_cache: HashMap<String, u64>,
@@ -567,7 +613,11 @@ impl Writer {
             assert_eq!(entry.prev_hash, next.last_hash);
             next.ops
                 .push((keys::entry(entry.seq).to_vec(), entry.bytes().to_vec()));
-            let leaf = merkle::leaf_hash(entry.bytes());
+            let leaf = if self.merkle_maintenance {
+                merkle::leaf_hash(entry.bytes())
+            } else {
+                Digest::ZERO
+            };
             next.ops.push((
                 keys::id(&entry.id).to_vec(),
                 keys::id_value(entry.seq, &leaf).to_vec(),
@@ -577,11 +627,13 @@ impl Writer {
                 entry.seq.to_be_bytes().to_vec(),
             ));
             let mut completed = Vec::new();
-            next.frontier.push(leaf, |node| {
-                if node.level > 0 {
-                    completed.extend_from_slice(&node.hash.0);
-                }
-            });
+            if self.merkle_maintenance {
+                next.frontier.push(leaf, |node| {
+                    if node.level > 0 {
+                        completed.extend_from_slice(&node.hash.0);
+                    }
+                });
+            }
             if !completed.is_empty() {
                 next.ops
                     .push((keys::merkle_completed(entry.seq).to_vec(), completed));
@@ -638,7 +690,7 @@ impl Writer {
             for (key, value) in tentative.ops {
                 batch.insert(key, value);
             }
-            if let Some(signer) = &self.signer {
+            if let Some(signer) = self.signer.as_ref().filter(|_| self.merkle_maintenance) {
                 let note = Checkpoint {
                     origin: self.origin.clone(),
                     size: tentative.size,
@@ -768,7 +820,28 @@ impl Log {
     /// # Errors
     /// [`OpenLogError`] if sled cannot open the directory or the origin does not match.
     pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Self, OpenLogError> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), config, true)
+    }
+
+    /// Opens a log whose writer skips Merkle maintenance (leaf hashing, subtree records,
+    /// checkpoints), only to measure what that maintenance costs. Such a log has no proofs and
+    /// fails full verification; the feature that compiles this is enabled by the benches alone.
+    ///
+    /// # Errors
+    /// As [`Log::open`].
+    #[cfg(feature = "bench-internals")]
+    pub fn open_without_merkle_for_benchmarks(
+        path: impl AsRef<Path>,
+        config: LogConfig,
+    ) -> Result<Self, OpenLogError> {
+        Self::open_with(path.as_ref(), config, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        config: LogConfig,
+        merkle_maintenance: bool,
+    ) -> Result<Self, OpenLogError> {
         let db = open_sled_retrying_lock(path)?;
         let tree = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
@@ -847,6 +920,7 @@ impl Log {
             publish,
             failed: refusal.as_ref().map(ToString::to_string),
             stream_cache: HashMap::new(),
+            merkle_maintenance,
         };
         let handle = std::thread::Builder::new()
             .name("trustledger-log-writer".into())
@@ -861,6 +935,7 @@ impl Log {
                 refusal,
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
+                node_cache: NodeCache::default(),
             }),
         })
     }
@@ -1098,7 +1173,7 @@ impl Log {
         if size > available {
             return Err(ProofRequestError::SizeBeyondLog { size, available }.into());
         }
-        merkle::root(&StoredNodes(&self.shared.tree), size)
+        merkle::root(&self.nodes(), size)
     }
 
     /// Inclusion proof for entry `seq` in the tree of the first `size` entries.
@@ -1113,7 +1188,7 @@ impl Log {
         if seq >= size {
             return Err(ProofRequestError::IndexOutOfRange { index: seq, size }.into());
         }
-        merkle::inclusion_proof(&StoredNodes(&self.shared.tree), seq, size)
+        merkle::inclusion_proof(&self.nodes(), seq, size)
     }
 
     /// Consistency proof from size `from` to size `to`.
@@ -1132,7 +1207,7 @@ impl Log {
         if from > to {
             return Err(ProofRequestError::SizesOutOfOrder { from, to }.into());
         }
-        merkle::consistency_proof(&StoredNodes(&self.shared.tree), from, to)
+        merkle::consistency_proof(&self.nodes(), from, to)
     }
 
     /// The newest stored signed checkpoint note, if checkpoints are being written.
@@ -1175,6 +1250,13 @@ impl Log {
                     .ok_or_else(|| ReadError::IndexCorrupt("malformed checkpoint key".into()))?;
                 Ok((size, String::from_utf8_lossy(&value).into_owned()))
             })
+    }
+
+    fn nodes(&self) -> CachedNodes<'_> {
+        CachedNodes {
+            tree: &self.shared.tree,
+            cache: &self.shared.node_cache,
+        }
     }
 
     pub(crate) fn tree(&self) -> &sled::Tree {

@@ -37,6 +37,7 @@ pub struct ChainVerifier {
     next_seq: u64,
     last_hash: Digest,
     last_time: Option<Timestamp>,
+    last_leaf: Digest,
     frontier: Frontier,
 }
 
@@ -53,6 +54,7 @@ impl ChainVerifier {
             origin: None,
             next_seq: 0,
             last_hash: Digest::ZERO,
+            last_leaf: Digest::ZERO,
             last_time: None,
             frontier: Frontier::default(),
         }
@@ -125,7 +127,8 @@ impl ChainVerifier {
         }
         self.last_hash = Digest::of(bytes);
         self.last_time = Some(entry.time);
-        self.frontier.push(merkle::leaf_hash(bytes), completed);
+        self.last_leaf = merkle::leaf_hash(bytes);
+        self.frontier.push(self.last_leaf, completed);
         self.next_seq += 1;
         Ok(entry)
     }
@@ -133,6 +136,11 @@ impl ChainVerifier {
     /// Entries checked so far.
     pub fn size(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Merkle leaf hash of the last entry checked.
+    pub fn last_leaf(&self) -> Digest {
+        self.last_leaf
     }
 
     /// Hash of the last entry checked.
@@ -167,6 +175,17 @@ pub(crate) fn check_stored_entry(
             format!("stored at seq {seq} but the entry says seq {}", entry.seq),
         ));
     }
+    check_link_origin(&entry, prev_hash, origin)?;
+    check_indexes(tree, &entry, &merkle::leaf_hash(bytes))?;
+    Ok(entry)
+}
+
+fn check_link_origin(
+    entry: &Entry,
+    prev_hash: &Digest,
+    origin: &str,
+) -> Result<(), IntegrityProblem> {
+    let seq = entry.seq;
     if entry.prev_hash != *prev_hash {
         return Err(problem(
             seq,
@@ -185,6 +204,13 @@ pub(crate) fn check_stored_entry(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks that the store's indexes describe `entry` (already checked against its neighbours),
+/// whose Merkle leaf hash is `leaf`.
+fn check_indexes(tree: &sled::Tree, entry: &Entry, leaf: &Digest) -> Result<(), IntegrityProblem> {
+    let seq = entry.seq;
     let storage = |e: sled::Error| problem(seq, format!("storage: {e}"));
     let points_here =
         |value: Option<sled::IVec>| value.as_deref().and_then(keys::decode_u64) == Some(seq);
@@ -205,7 +231,7 @@ pub(crate) fn check_stored_entry(
                 format!("the id index has no valid record for event id {}", entry.id),
             ));
         }
-        Some((_, leaf)) if leaf != merkle::leaf_hash(bytes) => {
+        Some((_, recorded)) if recorded != *leaf => {
             return Err(problem(
                 seq,
                 "content differs from the Merkle leaf recorded when it was appended",
@@ -241,7 +267,7 @@ pub(crate) fn check_stored_entry(
             ));
         }
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// The leaf index of the first stored Merkle record at or beyond `size`, if any (a cut tail).
@@ -323,14 +349,13 @@ pub fn verify_store(
             )
             .into());
         }
-        let prev = chain.last_hash();
-        check_stored_entry(tree, seq, &bytes, &prev, origin)?;
         let mut recomputed = Vec::new();
-        chain.push_collecting(&bytes, |node| {
+        let entry = chain.push_collecting(&bytes, |node| {
             if node.level > 0 {
                 recomputed.extend_from_slice(&node.hash.0);
             }
         })?;
+        check_indexes(tree, &entry, &chain.last_leaf())?;
         let stored = tree
             .get(keys::merkle_completed(seq))
             .map_err(ReadError::from)?;
