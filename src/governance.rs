@@ -65,6 +65,8 @@ pub fn roles_for(command: &Command) -> &'static [Role] {
         Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
         Command::Submit { .. } => &[Role::Submitter],
         Command::Release(_) => &[Role::Deployer],
+        Command::ReportIncident(_) | Command::UpdateIncident(_) => &[Role::IncidentReporter],
+        Command::EvaluateMaturity { .. } => &[Role::Operator, Role::Admin, Role::Cab],
         _ => &[Role::Cab],
     }
 }
@@ -241,6 +243,10 @@ impl Governance {
         if let Some(deployment_id) = decision.replay_of {
             return Ok(Outcome::Replayed { deployment_id });
         }
+        if decision.events.is_empty() {
+            // An idempotent retry the policy recognised: nothing new to record.
+            return Ok(Outcome::Appended(Vec::new()));
+        }
         let correlation = match command {
             Command::Submit { request, .. } => request.correlation_id.clone(),
             _ => inner.ids.next_id().to_string(),
@@ -272,6 +278,63 @@ impl Governance {
             inner.state.apply(&entry);
         }
         Ok(appended)
+    }
+}
+
+/// A point in the log's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// After the entry with this seq.
+    Seq(u64),
+    /// After the last entry at or before this time.
+    Time(Timestamp),
+}
+
+/// The principal the service acts as for scheduled work.
+pub const SCHEDULER: &str = "system:scheduler";
+
+impl Governance {
+    /// The state as it was at `as_of`, rebuilt by folding the log up to there.
+    ///
+    /// # Errors
+    /// If the log cannot be read.
+    pub fn state_as_of(&self, as_of: AsOf) -> Result<GovernanceState, CommandError> {
+        let mut state = GovernanceState::new();
+        let mut next = 0;
+        'fold: loop {
+            let page = self.log.read_range(next, FOLD_PAGE)?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for entry in &page {
+                let past = match as_of {
+                    AsOf::Seq(seq) => entry.seq > seq,
+                    AsOf::Time(t) => entry.time > t,
+                };
+                if past {
+                    break 'fold;
+                }
+                state.apply(entry);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Runs the scheduled maturity evaluation if `cadence_micros` of log time have passed since
+    /// the last one (or since the level took effect). Returns whether it ran.
+    ///
+    /// # Errors
+    /// As [`Governance::execute`].
+    pub fn evaluate_if_due(&self, cadence_micros: i64, strict: bool) -> Result<bool, CommandError> {
+        let due = self.with_state(|s| {
+            let now = self.now(s);
+            let last = s.last_evaluation.as_ref().map(|e| e.at).or(s.level_since);
+            last.is_none_or(|t| now.unix_micros() - t.unix_micros() >= cadence_micros)
+        });
+        if due {
+            let scheduler = Principal::new(SCHEDULER, &[Role::Operator]);
+            self.execute(&scheduler, &Command::EvaluateMaturity { strict })?;
+        }
+        Ok(due)
     }
 }
 

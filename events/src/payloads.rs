@@ -473,6 +473,11 @@ pub enum VoteTarget {
         /// Its version.
         version: String,
     },
+    /// Progression to a maturity level (after a READY_TO_PROGRESS evaluation).
+    MaturityProgression {
+        /// The level to progress to.
+        to_level: u32,
+    },
 }
 
 /// A CAB member's vote.
@@ -643,6 +648,194 @@ impl EventPayload for BreakglassReviewed {
     const VERSION: u32 = 1;
 }
 
+/// Incident severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    /// Critical outage.
+    P1,
+    /// Major.
+    P2,
+    /// Minor.
+    P3,
+    /// Cosmetic.
+    P4,
+}
+
+impl Severity {
+    /// Parses `P1`..`P4`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "P1" => Some(Self::P1),
+            "P2" => Some(Self::P2),
+            "P3" => Some(Self::P3),
+            "P4" => Some(Self::P4),
+            _ => None,
+        }
+    }
+}
+
+/// The deployment context of an incident, looked up from the log (never taken from the reporter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentContext {
+    /// Was it auto-approved?
+    pub auto_approved: bool,
+    /// Risk score at approval, hundredths.
+    pub score_centi: u32,
+    /// The class.
+    pub class: BlastRadiusClass,
+    /// Evidence package.
+    pub evidence_id: Uuid,
+    /// CAB approvers (empty when auto-approved or break-glass).
+    pub cab_approvers: Vec<String>,
+    /// Model version that scored it.
+    pub model_version: String,
+    /// Maturity level when it was gated.
+    pub maturity_level: u32,
+    /// Released through break-glass?
+    pub breakglass: bool,
+}
+
+/// An incident linked to a released deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentReported {
+    /// Incident id.
+    pub incident_id: Uuid,
+    /// The deployment that caused it.
+    pub deployment_id: Uuid,
+    /// Severity.
+    pub severity: Severity,
+    /// When it happened (entry time spelling).
+    pub incident_date: String,
+    /// Users affected.
+    pub affected_user_count: u64,
+    /// Downtime.
+    pub downtime_minutes: u64,
+    /// Business impact in USD, a decimal string like `12500.00`.
+    pub business_impact_usd: String,
+    /// Could the controls have prevented it?
+    pub preventable: bool,
+    /// Notes on preventability.
+    pub preventability_notes: String,
+    /// Proposed control improvements.
+    pub control_improvements: Vec<String>,
+    /// The deployment's context, from the log.
+    pub context: IncidentContext,
+}
+impl EventPayload for IncidentReported {
+    const NAME: &'static str = "incident.reported";
+    const VERSION: u32 = 1;
+}
+
+/// Corrections to an incident (only the fields present change).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentUpdated {
+    /// Incident id.
+    pub incident_id: Uuid,
+    /// New severity.
+    pub severity: Option<Severity>,
+    /// New affected users.
+    pub affected_user_count: Option<u64>,
+    /// New downtime.
+    pub downtime_minutes: Option<u64>,
+    /// New business impact.
+    pub business_impact_usd: Option<String>,
+    /// New preventability.
+    pub preventable: Option<bool>,
+    /// Notes to append.
+    pub notes: Option<String>,
+}
+impl EventPayload for IncidentUpdated {
+    const NAME: &'static str = "incident.updated";
+    const VERSION: u32 = 1;
+}
+
+/// One progression criterion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    /// Name, e.g. `min_weeks`.
+    pub name: String,
+    /// Required value, as text (`≥ 4`, `≤ 200 bp`).
+    pub required: String,
+    /// Actual value, as text.
+    pub actual: String,
+    /// Met?
+    pub met: bool,
+}
+
+/// Statistics of a maturity evaluation window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowStats {
+    /// Deployments released in the window.
+    pub released: u64,
+    /// Of those, how many have at least one linked incident.
+    pub with_incident: u64,
+    /// Incidents reported in the window.
+    pub incidents: u64,
+    /// P1 incidents in the window.
+    pub p1: u64,
+    /// P2 incidents in the window.
+    pub p2: u64,
+    /// Incident rate in basis points (rounded half up).
+    pub rate_bp: u32,
+    /// Wilson 95% interval, lower bound, basis points (rounded down).
+    pub wilson_low_bp: u32,
+    /// Wilson 95% interval, upper bound, basis points (rounded up).
+    pub wilson_high_bp: u32,
+    /// Whole weeks at the current level.
+    pub weeks_at_level: u32,
+    /// Consecutive whole weeks without incidents, ending now.
+    pub zero_incident_weeks: u32,
+}
+
+/// A maturity evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityEvaluated {
+    /// Level at evaluation.
+    pub level: u32,
+    /// The level the criteria are for.
+    pub target_level: Option<u32>,
+    /// Window start (the last level change).
+    pub window_start: String,
+    /// Window end (the evaluation time).
+    pub window_end: String,
+    /// Strict mode: the Wilson upper bound must meet the rate cap.
+    pub strict: bool,
+    /// The statistics.
+    pub stats: WindowStats,
+    /// Every criterion.
+    pub criteria: Vec<Criterion>,
+    /// READY_TO_PROGRESS, BLOCKED or REGRESSION_REQUIRED.
+    pub outcome: String,
+}
+impl EventPayload for MaturityEvaluated {
+    const NAME: &'static str = "maturity.evaluated";
+    const VERSION: u32 = 1;
+}
+
+/// The CAB approved progressing to a level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityProgressionApproved {
+    /// From.
+    pub from: u32,
+    /// To.
+    pub to: u32,
+    /// Distinct CAB approvers.
+    pub approvers: Vec<String>,
+    /// Seq of the READY_TO_PROGRESS evaluation it rests on.
+    pub evaluation_seq: u64,
+}
+impl EventPayload for MaturityProgressionApproved {
+    const NAME: &'static str = "maturity.progression_approved";
+    const VERSION: u32 = 1;
+}
+
 macro_rules! payloads {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// Any governance payload, for handling entries by type.
@@ -712,6 +905,10 @@ payloads! {
     ExceptionRevoked(ExceptionRevoked),
     BreakglassReleased(BreakglassReleased),
     BreakglassReviewed(BreakglassReviewed),
+    IncidentReported(IncidentReported),
+    IncidentUpdated(IncidentUpdated),
+    MaturityEvaluated(MaturityEvaluated),
+    MaturityProgressionApproved(MaturityProgressionApproved),
     AccessGranted(catalogue::access::AccessGranted),
     AccessRevoked(catalogue::access::AccessRevoked),
 }

@@ -9,8 +9,11 @@
 //! Nothing here does IO or reads a clock: the same entries always give the same state.
 #![deny(missing_docs)]
 
+pub mod calibration;
 pub mod genesis;
+pub mod maturity;
 pub mod policy;
 pub mod state;
+pub mod stats;
 
 pub use events;

@@ -473,6 +473,24 @@ pub enum Command {
         /// Two or more CAB approvers (the actor must be one).
         approvers: Vec<String>,
     },
+    /// Report an incident caused by a released deployment.
+    ReportIncident(IncidentReport),
+    /// Correct an incident.
+    UpdateIncident(IncidentUpdated),
+    /// Evaluate the maturity level now.
+    EvaluateMaturity {
+        /// Require the Wilson upper bound, not the point estimate, to meet the rate cap.
+        strict: bool,
+    },
+    /// A CAB member approves (or declines) progressing to a level.
+    VoteProgression {
+        /// The level.
+        to_level: u32,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+    },
     /// Post-review of a break-glass release.
     ReviewBreakglass {
         /// Deployment.
@@ -482,6 +500,248 @@ pub enum Command {
         /// Findings.
         findings: String,
     },
+}
+
+/// What an incident reporter states (the deployment context is looked up, never taken from here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentReport {
+    /// New incident id (a retry with the same id and content is a no-op).
+    pub incident_id: Uuid,
+    /// The deployment that caused it.
+    pub deployment_id: Uuid,
+    /// Severity.
+    pub severity: Severity,
+    /// When it happened.
+    pub incident_date: Timestamp,
+    /// Users affected.
+    pub affected_user_count: u64,
+    /// Downtime.
+    pub downtime_minutes: u64,
+    /// Business impact in USD as a decimal string (`12500.00`).
+    pub business_impact_usd: String,
+    /// Preventable by the controls?
+    pub preventable: bool,
+    /// Notes.
+    pub preventability_notes: String,
+    /// Proposed control improvements.
+    pub control_improvements: Vec<String>,
+}
+
+/// CAB approvals needed to progress a maturity level.
+pub const PROGRESSION_QUORUM: usize = 2;
+
+fn check_money(field: &'static str, value: &str) -> Result<(), Rejection> {
+    let (whole, cents) = value.split_once('.').unwrap_or((value, "00"));
+    let ok = !whole.is_empty()
+        && whole.len() <= 15
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && (whole == "0" || !whole.starts_with('0'))
+        && cents.len() == 2
+        && cents.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(invalid(
+            field,
+            "must be a non-negative decimal string with two decimals, e.g. 12500.00",
+        ));
+    }
+    Ok(())
+}
+
+fn regression_event(state: &GovernanceState, reason: String) -> Option<(String, Payload)> {
+    (state.level > 0).then(|| {
+        (
+            "maturity/level".to_owned(),
+            Payload::MaturityLevelChanged(MaturityLevelChanged {
+                from: state.level,
+                to: state.level - 1,
+                reason,
+            }),
+        )
+    })
+}
+
+fn decide_incident(
+    state: &GovernanceState,
+    at: Timestamp,
+    r: &IncidentReport,
+) -> Result<Decision, Rejection> {
+    check_money("business_impact_usd", &r.business_impact_usd)?;
+    check_text(
+        "preventability_notes",
+        &r.preventability_notes,
+        TEXT_BYTES_MAX,
+        false,
+    )?;
+    if r.control_improvements.len() > 32 {
+        return Err(invalid("control_improvements", "at most 32 items"));
+    }
+    for item in &r.control_improvements {
+        check_text("control_improvements", item, TEXT_BYTES_MAX, true)?;
+    }
+    for (field, value) in [
+        ("affected_user_count", r.affected_user_count),
+        ("downtime_minutes", r.downtime_minutes),
+    ] {
+        if value > canonical::INTEGER_MAGNITUDE_MAX {
+            return Err(invalid(field, "is too large"));
+        }
+    }
+    let d = deployment(state, &r.deployment_id)?;
+    let Some(released_at) = d.released_at else {
+        return Err(Rejection::NotAllowed(format!(
+            "deployment {} was never released, so it caused no incident",
+            r.deployment_id
+        )));
+    };
+    if r.incident_date > at {
+        return Err(invalid(
+            "incident_date",
+            format!("{} is after the log's time {at}", r.incident_date),
+        ));
+    }
+    if r.incident_date < released_at {
+        return Err(invalid(
+            "incident_date",
+            format!(
+                "{} is before the deployment was released ({released_at})",
+                r.incident_date
+            ),
+        ));
+    }
+    let context = IncidentContext {
+        auto_approved: d.auto_approved,
+        score_centi: d.submitted.score_centi,
+        class: d.class,
+        evidence_id: d.submitted.evidence_id,
+        cab_approvers: d
+            .approval
+            .as_ref()
+            .map(|(a, _)| a.clone())
+            .unwrap_or_default(),
+        model_version: d.submitted.model_version.clone(),
+        maturity_level: d.gate.as_ref().map_or(0, |g| g.maturity_level),
+        breakglass: d.breakglass.is_some(),
+    };
+    let reported = IncidentReported {
+        incident_id: r.incident_id,
+        deployment_id: r.deployment_id,
+        severity: r.severity,
+        incident_date: r.incident_date.to_string(),
+        affected_user_count: r.affected_user_count,
+        downtime_minutes: r.downtime_minutes,
+        business_impact_usd: r.business_impact_usd.clone(),
+        preventable: r.preventable,
+        preventability_notes: r.preventability_notes.clone(),
+        control_improvements: r.control_improvements.clone(),
+        context,
+    };
+    if let Some(existing) = state.incidents.get(&r.incident_id) {
+        if existing.original == reported {
+            return Ok(Decision::default());
+        }
+        return Err(Rejection::Conflict(format!(
+            "incident {} was already reported with different content",
+            r.incident_id
+        )));
+    }
+    let mut events = vec![(
+        format!("incident/{}", r.incident_id),
+        Payload::IncidentReported(reported),
+    )];
+    // Tightening is immediate: a P1 above level 0 takes the level back one step at once.
+    if r.severity == Severity::P1 {
+        events.extend(regression_event(
+            state,
+            format!("REGRESSION: P1 incident {}", r.incident_id),
+        ));
+    }
+    Ok(Decision {
+        events,
+        replay_of: None,
+    })
+}
+
+fn decide_progression(
+    state: &GovernanceState,
+    actor: &str,
+    to_level: u32,
+    approve: bool,
+    rationale: &str,
+) -> Result<Decision, Rejection> {
+    check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
+    require_member(state, actor)?;
+    if to_level != state.level + 1 {
+        return Err(Rejection::NotAllowed(format!(
+            "the level is {}; only progression to {} can be approved",
+            state.level,
+            state.level + 1
+        )));
+    }
+    let evaluation = state
+        .last_evaluation
+        .as_ref()
+        .filter(|e| {
+            e.evaluation.level == state.level && state.level_since.is_none_or(|since| e.at >= since)
+        })
+        .ok_or_else(|| Rejection::NotAllowed("no evaluation at the current level yet".into()))?;
+    if evaluation.evaluation.outcome != crate::maturity::READY_TO_PROGRESS
+        || evaluation.evaluation.target_level != Some(to_level)
+    {
+        return Err(Rejection::NotAllowed(format!(
+            "the latest evaluation (seq {}) is {}, not READY_TO_PROGRESS",
+            evaluation.seq, evaluation.evaluation.outcome
+        )));
+    }
+    let voted = state
+        .progression_votes
+        .get(&to_level)
+        .cloned()
+        .unwrap_or_default();
+    if voted.contains(actor) {
+        return Err(Rejection::Conflict(format!(
+            "{actor} already approved progression to {to_level}"
+        )));
+    }
+    let subject = "maturity/level".to_owned();
+    let mut events = vec![(
+        subject.clone(),
+        Payload::CabVoteCast(CabVoteCast {
+            target: VoteTarget::MaturityProgression { to_level },
+            approve,
+            rationale: rationale.to_owned(),
+        }),
+    )];
+    let approvers: Vec<String> = voted
+        .iter()
+        .filter(|m| state.cab_members.contains(*m))
+        .cloned()
+        .chain(approve.then(|| actor.to_owned()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if approve && approvers.len() >= PROGRESSION_QUORUM {
+        events.push((
+            subject.clone(),
+            Payload::MaturityProgressionApproved(MaturityProgressionApproved {
+                from: state.level,
+                to: to_level,
+                approvers,
+                evaluation_seq: evaluation.seq,
+            }),
+        ));
+        events.push((
+            subject,
+            Payload::MaturityLevelChanged(MaturityLevelChanged {
+                from: state.level,
+                to: to_level,
+                reason: "PROGRESSION_APPROVED".into(),
+            }),
+        ));
+    }
+    Ok(Decision {
+        events,
+        replay_of: None,
+    })
 }
 
 /// What to append: (subject, payload) in order, as one atomic batch.
@@ -1229,6 +1489,70 @@ pub fn decide(
                 }),
             ))
         }
+        Command::ReportIncident(report) => decide_incident(state, at, report),
+        Command::UpdateIncident(update) => {
+            let incident =
+                state
+                    .incidents
+                    .get(&update.incident_id)
+                    .ok_or_else(|| Rejection::Unknown {
+                        kind: "incident",
+                        id: update.incident_id.to_string(),
+                    })?;
+            if let Some(money) = &update.business_impact_usd {
+                check_money("business_impact_usd", money)?;
+            }
+            if let Some(notes) = &update.notes {
+                check_text("notes", notes, TEXT_BYTES_MAX, false)?;
+            }
+            let nothing = update.severity.is_none()
+                && update.affected_user_count.is_none()
+                && update.downtime_minutes.is_none()
+                && update.business_impact_usd.is_none()
+                && update.preventable.is_none()
+                && update.notes.is_none();
+            if nothing {
+                return Err(invalid("update", "names no field to change"));
+            }
+            let mut events = vec![(
+                format!("incident/{}", update.incident_id),
+                Payload::IncidentUpdated(update.clone()),
+            )];
+            // Raising an incident to P1 is as serious as reporting one.
+            if update.severity == Some(Severity::P1) && incident.current.severity != Severity::P1 {
+                events.extend(regression_event(
+                    state,
+                    format!("REGRESSION: incident {} raised to P1", update.incident_id),
+                ));
+            }
+            Ok(Decision {
+                events,
+                replay_of: None,
+            })
+        }
+        Command::EvaluateMaturity { strict } => {
+            let evaluation = crate::maturity::evaluate(state, at, *strict);
+            let regression = evaluation.outcome == crate::maturity::REGRESSION_REQUIRED;
+            let mut events = vec![(
+                "maturity/level".to_owned(),
+                Payload::MaturityEvaluated(evaluation),
+            )];
+            if regression {
+                events.extend(regression_event(
+                    state,
+                    "REGRESSION: incident rate or P1 count above the level's cap".into(),
+                ));
+            }
+            Ok(Decision {
+                events,
+                replay_of: None,
+            })
+        }
+        Command::VoteProgression {
+            to_level,
+            approve,
+            rationale,
+        } => decide_progression(state, actor, *to_level, *approve, rationale),
         Command::ReviewBreakglass {
             deployment_id,
             justified,

@@ -103,10 +103,46 @@ pub struct DeploymentRecord {
     pub released: Option<ReleaseVerdict>,
     /// When released (gate or break-glass).
     pub released_at: Option<Timestamp>,
+    /// Seq of the release entry.
+    pub released_seq: Option<u64>,
     /// Break-glass: review due and whether reviewed.
     pub breakglass: Option<(Timestamp, Option<bool>)>,
     /// Every entry about it: (seq, type).
     pub history: Vec<(u64, String)>,
+    /// When the CAB decided (approved or rejected).
+    pub decided_at: Option<Timestamp>,
+    /// Incidents linked to it.
+    pub incidents: Vec<Uuid>,
+}
+
+/// An incident as reported and corrected since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRecord {
+    /// The report, with corrections applied.
+    pub current: IncidentReported,
+    /// The report as first made.
+    pub original: IncidentReported,
+    /// Who reported it.
+    pub reporter: String,
+    /// When it was reported.
+    pub reported_at: Timestamp,
+    /// When it happened.
+    pub incident_date: Timestamp,
+    /// Corrections: (seq, notes).
+    pub updates: Vec<(u64, Option<String>)>,
+    /// Seq of the report.
+    pub reported_seq: u64,
+}
+
+/// The last maturity evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationRecord {
+    /// Its seq.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// What it found.
+    pub evaluation: MaturityEvaluated,
 }
 
 /// An exception.
@@ -171,6 +207,16 @@ pub struct GovernanceState {
     pub app_history: BTreeMap<String, AppHistory>,
     /// Entries of a known type whose payload did not decode: (seq, error).
     pub undecodable: Vec<(u64, String)>,
+    /// Incidents.
+    pub incidents: BTreeMap<Uuid, IncidentRecord>,
+    /// Since when the current maturity level is in force (genesis time for level 0).
+    pub level_since: Option<Timestamp>,
+    /// Seq of the entry that set the current level (`None`: level 0 since genesis).
+    pub level_since_seq: Option<u64>,
+    /// The latest maturity evaluation.
+    pub last_evaluation: Option<EvaluationRecord>,
+    /// CAB approvals of progression, per target level, since the last level change.
+    pub progression_votes: BTreeMap<u32, BTreeSet<String>>,
 }
 
 fn parse_time(text: &str) -> Option<Timestamp> {
@@ -187,6 +233,7 @@ impl GovernanceState {
     pub fn apply(&mut self, entry: &Entry) {
         self.last_seq = Some(entry.seq);
         self.last_time = Some(entry.time);
+        self.level_since.get_or_insert(entry.time);
         let payload = match Payload::decode(entry) {
             Ok(Some(p)) => p,
             Ok(None) => return,
@@ -222,7 +269,12 @@ impl GovernanceState {
             Payload::RiskModelActivated(p) => self.active_model = Some(p.version),
             Payload::BlastRadiusPolicySet(p) => self.blast_policy = Some(p),
             Payload::MaturityLevelsDefined(p) => self.levels = p.levels,
-            Payload::MaturityLevelChanged(p) => self.level = p.to,
+            Payload::MaturityLevelChanged(p) => {
+                self.level = p.to;
+                self.level_since = Some(at);
+                self.level_since_seq = Some(entry.seq);
+                self.progression_votes.clear();
+            }
             Payload::CabMemberAdded(p) => {
                 self.cab_members.insert(p.member);
             }
@@ -273,8 +325,11 @@ impl GovernanceState {
                         blocked_releases: 0,
                         released: None,
                         released_at: None,
+                        released_seq: None,
                         breakglass: None,
                         history: Vec::new(),
+                        decided_at: None,
+                        incidents: Vec::new(),
                     },
                 );
                 touch(self, &id);
@@ -315,10 +370,19 @@ impl GovernanceState {
                         m.votes.insert(actor, p.approve);
                     }
                 }
+                VoteTarget::MaturityProgression { to_level } => {
+                    if p.approve {
+                        self.progression_votes
+                            .entry(to_level)
+                            .or_default()
+                            .insert(actor);
+                    }
+                }
             },
             Payload::DeploymentApproved(p) => {
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     d.status = DeploymentStatus::Approved;
+                    d.decided_at = Some(at);
                     d.approval = parse_time(&p.expires_at).map(|t| (p.approvers.clone(), t));
                 }
                 touch(self, &p.deployment_id);
@@ -326,6 +390,7 @@ impl GovernanceState {
             Payload::DeploymentRejected(p) => {
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     d.status = DeploymentStatus::Rejected;
+                    d.decided_at = Some(at);
                 }
                 touch(self, &p.deployment_id);
             }
@@ -334,6 +399,7 @@ impl GovernanceState {
                 if let Some(d) = self.deployments.get_mut(&id) {
                     d.status = DeploymentStatus::Released;
                     d.released_at = Some(at);
+                    d.released_seq = Some(entry.seq);
                     self.app_history
                         .entry(d.submitted.app_name.to_lowercase())
                         .or_default()
@@ -370,6 +436,7 @@ impl GovernanceState {
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     d.status = DeploymentStatus::BreakglassReleased;
                     d.released_at = Some(at);
+                    d.released_seq = Some(entry.seq);
                     d.breakglass = parse_time(&p.review_due_at).map(|due| (due, None));
                     self.app_history
                         .entry(d.submitted.app_name.to_lowercase())
@@ -386,7 +453,63 @@ impl GovernanceState {
                 }
                 touch(self, &p.deployment_id);
             }
-            Payload::AccessGranted(_) | Payload::AccessRevoked(_) => {}
+            Payload::IncidentReported(p) => {
+                if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
+                    if d.incidents.is_empty() {
+                        self.app_history
+                            .entry(d.submitted.app_name.to_lowercase())
+                            .or_default()
+                            .with_incident += 1;
+                    }
+                    d.incidents.push(p.incident_id);
+                }
+                touch(self, &p.deployment_id);
+                if let Some(incident_date) = parse_time(&p.incident_date) {
+                    self.incidents.insert(
+                        p.incident_id,
+                        IncidentRecord {
+                            current: p.clone(),
+                            original: p,
+                            reporter: actor,
+                            reported_at: at,
+                            incident_date,
+                            updates: Vec::new(),
+                            reported_seq: entry.seq,
+                        },
+                    );
+                }
+            }
+            Payload::IncidentUpdated(u) => {
+                if let Some(i) = self.incidents.get_mut(&u.incident_id) {
+                    let c = &mut i.current;
+                    if let Some(v) = u.severity {
+                        c.severity = v;
+                    }
+                    if let Some(v) = u.affected_user_count {
+                        c.affected_user_count = v;
+                    }
+                    if let Some(v) = u.downtime_minutes {
+                        c.downtime_minutes = v;
+                    }
+                    if let Some(v) = u.business_impact_usd {
+                        c.business_impact_usd = v;
+                    }
+                    if let Some(v) = u.preventable {
+                        c.preventable = v;
+                    }
+                    i.updates.push((entry.seq, u.notes));
+                }
+            }
+            Payload::MaturityEvaluated(e) => {
+                self.last_evaluation = Some(EvaluationRecord {
+                    seq: entry.seq,
+                    at,
+                    evaluation: e,
+                });
+            }
+            Payload::MaturityProgressionApproved(_)
+            | Payload::AccessGranted(_)
+            | Payload::AccessRevoked(_) => {}
         }
     }
 

@@ -1,0 +1,211 @@
+//! The test world shared by the governance and maturity tests: genesis, an admin, a submitter,
+//! a deploy agent, five CAB members and a trusted SBOM key, all created through commands.
+#![allow(dead_code)]
+
+use ed25519_dalek::Signer as _;
+use events::payloads::*;
+use events::{Durability, Log, LogConfig, ManualClock, Timestamp};
+use projections::policy::{Command, PresentedRelease, Rejection, SubmitDeployment};
+use projections::state::DeploymentStatus;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use trustledger::governance::{
+    digest_stream, CommandError, Governance, IdSource, Outcome, Principal, Role,
+};
+use uuid::Uuid;
+
+pub const DAY: i64 = 86_400_000_000;
+
+pub struct World {
+    pub _dir: tempfile::TempDir,
+    pub gov: Governance,
+    pub clock: ManualClock,
+    pub admin: Principal,
+    pub dev: Principal,
+    pub agent: Principal,
+    pub cab: Vec<Principal>,
+    pub sbom_key: ed25519_dalek::SigningKey,
+}
+
+pub fn hex_sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub const ARTIFACT: &[u8] = b"MZ... the real installer bytes";
+pub const SBOM: &[u8] = br#"{"bomFormat":"CycloneDX","components":[]}"#;
+
+/// Given: genesis, an admin, a submitter, a deploy agent, five CAB members and a trusted SBOM key.
+pub fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap());
+    let config = LogConfig {
+        durability: Durability::FlushOnlyMayLoseOnPowerFailure,
+        clock: Arc::new(clock.clone()),
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path(), config).unwrap();
+    let gov = Governance::open(log, Arc::new(clock.clone()), IdSource::Seeded(7)).unwrap();
+    let admin = Principal::new("ada", &[Role::Admin]);
+    let cab: Vec<Principal> = ["carol", "chen", "cyril", "cora", "cass"]
+        .iter()
+        .map(|n| Principal::new(*n, &[Role::Cab]))
+        .collect();
+    for member in &cab {
+        gov.execute(
+            &admin,
+            &Command::AddCabMember {
+                member: member.name.clone(),
+            },
+        )
+        .unwrap();
+    }
+    let sbom_key = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
+    gov.execute(
+        &admin,
+        &Command::TrustSigningKey(SigningKeyTrusted {
+            key_id: "build-2026".into(),
+            public_key_hex: hex::encode(sbom_key.verifying_key().as_bytes()),
+            owner: "build system".into(),
+        }),
+    )
+    .unwrap();
+    World {
+        _dir: dir,
+        gov,
+        clock,
+        admin,
+        dev: Principal::new("dev", &[Role::Submitter]),
+        agent: Principal::new("agent", &[Role::Deployer]),
+        cab,
+        sbom_key,
+    }
+}
+
+impl World {
+    pub fn evidence(&self, signed: bool) -> Uuid {
+        let signature = signed.then(|| SbomSignature {
+            key_id: "build-2026".into(),
+            signature_hex: hex::encode(
+                self.sbom_key
+                    .sign(&sbom_signing_message(&hex_sha(SBOM)))
+                    .to_bytes(),
+            ),
+        });
+        let id = self.gov.new_id();
+        let document = EvidenceDocument {
+            artifacts: vec![Artifact {
+                name: "app.msi".into(),
+                sha256: hex_sha(ARTIFACT),
+                size: ARTIFACT.len() as u64,
+            }],
+            sbom: Some(Sbom {
+                format: "CycloneDX-1.5".into(),
+                sha256: hex_sha(SBOM),
+                signature,
+            }),
+            tests_passed: 120,
+            tests_failed: 0,
+            scan_critical_findings: 0,
+            generated_by: "ci-bot".into(),
+            packaged_by: "packager".into(),
+        };
+        self.gov
+            .execute(
+                &self.dev,
+                &Command::RecordEvidence {
+                    evidence_id: id,
+                    document,
+                },
+            )
+            .unwrap();
+        id
+    }
+
+    pub fn request(
+        &self,
+        app: &str,
+        admin: bool,
+        users: u64,
+        evidence_id: Uuid,
+    ) -> SubmitDeployment {
+        SubmitDeployment {
+            correlation_id: format!("corr-{app}-{users}-{evidence_id}"),
+            app_name: app.into(),
+            app_version: "1.0".into(),
+            requires_admin: admin,
+            target_user_count: users,
+            cmdb: BTreeMap::new(),
+            evidence_id,
+        }
+    }
+
+    pub fn submit(&self, app: &str, admin: bool, users: u64) -> Uuid {
+        let evidence = self.evidence(true);
+        let request = self.request(app, admin, users, evidence);
+        let id = self.gov.new_id();
+        self.gov
+            .execute(
+                &self.dev,
+                &Command::Submit {
+                    deployment_id: id,
+                    request,
+                },
+            )
+            .unwrap();
+        id
+    }
+
+    pub fn vote(&self, member: usize, id: Uuid, approve: bool) -> Result<Outcome, CommandError> {
+        self.gov.execute(
+            &self.cab[member],
+            &Command::Vote {
+                deployment_id: id,
+                approve,
+                rationale: "reviewed".into(),
+            },
+        )
+    }
+
+    pub fn release(
+        &self,
+        id: Uuid,
+        artifact: &[u8],
+        sbom: Option<&[u8]>,
+    ) -> Result<Outcome, CommandError> {
+        let (artifact_sha256, artifact_size) =
+            digest_stream(artifact, trustledger::governance::ARTIFACT_BYTES_MAX).unwrap();
+        let presented = PresentedRelease {
+            deployment_id: id,
+            artifact_sha256,
+            artifact_size,
+            sbom_sha256: sbom.map(hex_sha),
+        };
+        self.gov.execute(&self.agent, &Command::Release(presented))
+    }
+
+    pub fn last_payload(&self) -> Payload {
+        let log = self.gov.log();
+        let entry = log.get(log.head().size - 1).unwrap().unwrap();
+        Payload::decode(&entry).unwrap().unwrap()
+    }
+
+    pub fn status(&self, id: Uuid) -> DeploymentStatus {
+        self.gov.with_state(|s| s.deployments[&id].status)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.gov.log().head().size
+    }
+}
+
+pub fn rejected(result: Result<Outcome, CommandError>) -> Rejection {
+    match result {
+        Err(CommandError::Rejected(r)) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+pub fn check<'a>(verdict: &'a ReleaseVerdict, name: &str) -> &'a GateCheck {
+    verdict.checks.iter().find(|c| c.check == name).unwrap()
+}
