@@ -866,3 +866,65 @@ fn streamed_digests_match_and_respect_the_limit() {
     assert_eq!((hash, size), (hex_sha(&data), data.len() as u64));
     assert!(digest_stream(&data[..], 1000).is_err());
 }
+
+#[test]
+fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
+    let w = world();
+    let mut next = genesis::blast_radius_policy_v1();
+    next.version = 2;
+    next.approval_validity_hours = 24;
+    next.rules.insert(
+        0,
+        ClassificationRule {
+            id: "pdf-is-business".into(),
+            class: BlastRadiusClass::BusinessCritical,
+            cmdb_tiers: vec![],
+            keywords: vec!["pdf".into()],
+            requires_admin: None,
+            min_target_users: None,
+        },
+    );
+    let set = |p: &BlastRadiusPolicySet, approvers: &[&str]| {
+        let mut p = p.clone();
+        p.approvers = approvers.iter().map(|a| (*a).to_owned()).collect();
+        w.gov.execute(&w.cab[0], &Command::SetBlastRadiusPolicy(p))
+    };
+    let before = w.size();
+    assert!(rejected(set(&next, &["carol", "chen"]))
+        .to_string()
+        .contains("3 distinct"));
+    let mut skipped = next.clone();
+    skipped.version = 3;
+    assert!(rejected(set(&skipped, &["carol", "chen", "cyril"]))
+        .to_string()
+        .contains("next version"));
+    let mut zero = next.clone();
+    zero.classes[0].quorum = 0;
+    assert!(rejected(set(&zero, &["carol", "chen", "cyril"]))
+        .to_string()
+        .contains("quorum 0"));
+    assert_eq!(w.size(), before);
+
+    set(&next, &["carol", "chen", "cyril"]).unwrap();
+    let id = w.submit("PDF reader", false, 3);
+    let d = w.gov.with_state(|s| s.deployments[&id].clone());
+    assert_eq!(
+        (
+            d.class,
+            d.submitted.classification.rule.as_str(),
+            d.submitted.classification.policy_version
+        ),
+        (BlastRadiusClass::BusinessCritical, "pdf-is-business", 2)
+    );
+    w.vote(1, id, true).unwrap();
+    w.vote(2, id, true).unwrap();
+    let (_, expires) = w
+        .gov
+        .with_state(|s| s.deployments[&id].approval.clone())
+        .unwrap();
+    assert_eq!(
+        expires.unix_micros() - w.gov.state().last_time.unwrap().unix_micros(),
+        24 * 3_600_000_000,
+        "the policy's 24-hour validity"
+    );
+}

@@ -147,6 +147,10 @@ pub struct BlastRadiusPolicySet {
     pub classes: Vec<ClassSpec>,
     /// Rules in order; a deployment no rule matches is NON_CRITICAL by rule `default`.
     pub rules: Vec<ClassificationRule>,
+    /// How long a CAB approval stays valid if the deployment is not released.
+    pub approval_validity_hours: u32,
+    /// The CAB members who approved this version (empty for the genesis policy).
+    pub approvers: Vec<String>,
 }
 impl EventPayload for BlastRadiusPolicySet {
     const NAME: &'static str = "blast_radius.policy_set";

@@ -68,6 +68,8 @@ pub fn blast_radius_policy_v1() -> BlastRadiusPolicySet {
     use BlastRadiusClass::*;
     BlastRadiusPolicySet {
         version: 1,
+        approval_validity_hours: 7 * 24,
+        approvers: Vec::new(),
         classes: vec![
             ClassSpec {
                 class: CriticalInfrastructure,

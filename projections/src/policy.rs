@@ -22,8 +22,10 @@ pub const FACTORS: [&str; 5] = [
 ];
 /// Quorum for approving a risk model version.
 pub const MODEL_APPROVAL_QUORUM: usize = 3;
-/// How long a CAB approval stays valid if the deployment is not released.
-pub const APPROVAL_VALIDITY_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+/// CAB approvers a new blast-radius policy needs (any rule change can lower a classification).
+pub const POLICY_APPROVAL_QUORUM: usize = 3;
+/// Longest approval validity a policy may set.
+pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
 /// Longest an exception may run.
 pub const EXCEPTION_DAYS_MAX: i64 = 90;
 /// A break-glass release must be reviewed within this.
@@ -394,6 +396,8 @@ pub enum Command {
         /// Version.
         version: String,
     },
+    /// Put a new blast-radius policy in force (a CAB member, naming 3 distinct CAB approvers).
+    SetBlastRadiusPolicy(BlastRadiusPolicySet),
     /// Add a CAB member.
     AddCabMember {
         /// Principal name.
@@ -1206,6 +1210,7 @@ pub fn decide(
                 }),
             ))
         }
+        Command::SetBlastRadiusPolicy(p) => decide_blast_policy(state, actor, p),
         Command::AddCabMember { member } => {
             check_text("member", member, NAME_BYTES_MAX, true)?;
             if state.cab_members.contains(member) {
@@ -1581,6 +1586,75 @@ pub fn decide(
     }
 }
 
+fn decide_blast_policy(
+    state: &GovernanceState,
+    actor: &str,
+    p: &BlastRadiusPolicySet,
+) -> Result<Decision, Rejection> {
+    let current = state.blast_policy.as_ref().map_or(0, |c| c.version);
+    if p.version != current + 1 {
+        return Err(invalid(
+            "version",
+            format!("must be {} (the next version)", current + 1),
+        ));
+    }
+    for class in BlastRadiusClass::ALL {
+        let specs: Vec<_> = p.classes.iter().filter(|c| c.class == class).collect();
+        match specs.as_slice() {
+            [spec] if (1..=9).contains(&spec.quorum) => check_text(
+                "classes.description",
+                &spec.description,
+                TEXT_BYTES_MAX,
+                false,
+            )?,
+            [spec] => {
+                return Err(invalid(
+                    "classes",
+                    format!("{} quorum {} is outside 1–9", class.as_str(), spec.quorum),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "classes",
+                    format!("{} must appear exactly once", class.as_str()),
+                ))
+            }
+        }
+    }
+    if p.rules.len() > 256 {
+        return Err(invalid("rules", "at most 256 rules"));
+    }
+    let mut ids = BTreeSet::new();
+    for rule in &p.rules {
+        check_text("rules.id", &rule.id, 64, true)?;
+        if rule.id == "default" || !ids.insert(rule.id.as_str()) {
+            return Err(invalid(
+                "rules.id",
+                format!("{:?} is reserved or used twice", rule.id),
+            ));
+        }
+        if rule.keywords.iter().any(|k| words(k).is_empty()) {
+            return Err(invalid(
+                "rules.keywords",
+                format!("rule {} has a keyword without letters or digits", rule.id),
+            ));
+        }
+    }
+    if !(1..=APPROVAL_VALIDITY_HOURS_MAX).contains(&p.approval_validity_hours) {
+        return Err(invalid(
+            "approval_validity_hours",
+            format!("must be 1–{APPROVAL_VALIDITY_HOURS_MAX}"),
+        ));
+    }
+    let approvers = distinct_members(state, actor, &p.approvers, POLICY_APPROVAL_QUORUM)?;
+    let mut policy = p.clone();
+    policy.approvers = approvers;
+    Ok(Decision::one(
+        "blast_radius/policy".into(),
+        Payload::BlastRadiusPolicySet(policy),
+    ))
+}
+
 fn decide_evidence(
     state: &GovernanceState,
     evidence_id: Uuid,
@@ -1804,9 +1878,14 @@ fn decide_vote(
             .into_iter()
             .collect();
         if approvers.len() as u64 >= u64::from(state.quorum(d.class)) {
-            let expires_at =
-                Timestamp::from_unix_micros(at.unix_micros() + APPROVAL_VALIDITY_MICROS)
-                    .to_string();
+            let validity_hours = state
+                .blast_policy
+                .as_ref()
+                .map_or(7 * 24, |p| p.approval_validity_hours);
+            let expires_at = Timestamp::from_unix_micros(
+                at.unix_micros() + i64::from(validity_hours) * 3_600_000_000,
+            )
+            .to_string();
             events.push((
                 subject,
                 Payload::DeploymentApproved(DeploymentApproved {
