@@ -8,6 +8,7 @@ use events::payloads::Payload;
 use events::{AppendError, Appended, Clock, Log, ReadError, Timestamp};
 use projections::genesis::{genesis_events, GENESIS_ACTOR};
 use projections::policy::{self, Command, Rejection};
+use projections::snapshot;
 use projections::state::GovernanceState;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
@@ -139,6 +140,28 @@ impl IdSource {
 struct Inner {
     state: GovernanceState,
     ids: IdSource,
+    /// Entries folded since the last snapshot was saved.
+    since_snapshot: u64,
+}
+
+/// Name under which the governance snapshot is stored.
+pub const SNAPSHOT_NAME: &str = "governance";
+/// Save a snapshot after folding this many entries.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+
+/// How `Governance::open` built its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenedFrom {
+    /// From the snapshot covering up to `seq`, then the tail of the log.
+    Snapshot {
+        /// Last seq the snapshot covered.
+        seq: u64,
+    },
+    /// By folding the whole log; `discarded` says why a stored snapshot was not used.
+    Rebuilt {
+        /// Why the stored snapshot was refused, if there was one.
+        discarded: Option<String>,
+    },
 }
 
 /// The governance service over one log.
@@ -146,6 +169,7 @@ pub struct Governance {
     log: Log,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    opened_from: OpenedFrom,
 }
 
 impl std::fmt::Debug for Governance {
@@ -167,8 +191,33 @@ impl Governance {
     /// # Errors
     /// If the log cannot be read or the genesis append fails.
     pub fn open(log: Log, clock: Arc<dyn Clock>, ids: IdSource) -> Result<Self, CommandError> {
-        let mut state = GovernanceState::new();
-        let mut next = 0;
+        let head = log.head().size;
+        let (mut state, opened_from) = match log
+            .get_snapshot(SNAPSHOT_NAME)?
+            .map(|bytes| snapshot::unseal(&bytes))
+        {
+            Some(Ok((seq, state))) if seq < head => (state, OpenedFrom::Snapshot { seq }),
+            Some(Ok((seq, _))) => (
+                GovernanceState::new(),
+                OpenedFrom::Rebuilt {
+                    discarded: Some(format!(
+                        "the snapshot covers seq {seq}, beyond the log's {head} entries"
+                    )),
+                },
+            ),
+            Some(Err(e)) => (
+                GovernanceState::new(),
+                OpenedFrom::Rebuilt {
+                    discarded: Some(e.to_string()),
+                },
+            ),
+            None => (
+                GovernanceState::new(),
+                OpenedFrom::Rebuilt { discarded: None },
+            ),
+        };
+        let mut next = state.last_seq.map_or(0, |s| s + 1);
+        let mut folded = 0u64;
         loop {
             let page = log.read_range(next, FOLD_PAGE)?;
             let Some(last) = page.last() else { break };
@@ -176,12 +225,21 @@ impl Governance {
             for entry in &page {
                 state.apply(entry);
             }
+            folded += page.len() as u64;
         }
         let service = Self {
             log,
             clock,
-            inner: Mutex::new(Inner { state, ids }),
+            inner: Mutex::new(Inner {
+                state,
+                ids,
+                since_snapshot: folded,
+            }),
+            opened_from,
         };
+        if folded >= SNAPSHOT_EVERY_ENTRIES {
+            service.save_snapshot()?;
+        }
         if service.log.head().size == 0 {
             let mut inner = service.lock();
             service.append(&mut inner, GENESIS_ACTOR, "genesis", genesis_events())?;
@@ -198,6 +256,31 @@ impl Governance {
     /// The log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// How the state was built on open.
+    pub fn opened_from(&self) -> &OpenedFrom {
+        &self.opened_from
+    }
+
+    /// Seals the current state as the stored snapshot. Returns the seq it covers.
+    ///
+    /// # Errors
+    /// If the snapshot cannot be stored.
+    pub fn save_snapshot(&self) -> Result<Option<u64>, CommandError> {
+        let mut inner = self.lock();
+        let Some(seq) = inner.state.last_seq else {
+            return Ok(None);
+        };
+        self.log
+            .put_snapshot(SNAPSHOT_NAME, &snapshot::seal(&inner.state, seq))?;
+        inner.since_snapshot = 0;
+        Ok(Some(seq))
+    }
+
+    /// The fingerprint of the current state and the seq it covers.
+    pub fn fingerprint(&self) -> (Option<u64>, events::Digest) {
+        self.with_state(|s| (s.last_seq, snapshot::fingerprint(s)))
     }
 
     /// A copy of the current state.
@@ -276,6 +359,19 @@ impl Governance {
         let first = appended.first().map_or(0, |a| a.seq);
         for entry in self.log.read_range(first, appended.len())? {
             inner.state.apply(&entry);
+        }
+        inner.since_snapshot += appended.len() as u64;
+        if inner.since_snapshot >= SNAPSHOT_EVERY_ENTRIES {
+            if let Some(seq) = inner.state.last_seq {
+                // A failed snapshot only costs a longer start-up; the append itself succeeded.
+                if self
+                    .log
+                    .put_snapshot(SNAPSHOT_NAME, &snapshot::seal(&inner.state, seq))
+                    .is_ok()
+                {
+                    inner.since_snapshot = 0;
+                }
+            }
         }
         Ok(appended)
     }

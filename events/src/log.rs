@@ -215,6 +215,7 @@ struct Request {
 struct Shared {
     db: sled::Db,
     tree: sled::Tree,
+    snapshots: sled::Tree,
     origin: String,
     verifier: Option<NoteVerifier>,
     head: watch::Receiver<Head>,
@@ -845,6 +846,7 @@ impl Log {
         let db = open_sled_retrying_lock(path)?;
         let tree = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
+        let snapshots = db.open_tree("snapshots")?;
         let origin = match (meta.get("origin")?, config.origin) {
             (Some(stored), configured) => {
                 let stored = String::from_utf8_lossy(&stored).into_owned();
@@ -929,6 +931,7 @@ impl Log {
             shared: Arc::new(Shared {
                 db,
                 tree,
+                snapshots,
                 origin,
                 verifier,
                 head: head_rx,
@@ -1257,6 +1260,30 @@ impl Log {
             tree: &self.shared.tree,
             cache: &self.shared.node_cache,
         }
+    }
+
+    /// Stores an opaque projection snapshot under `name`, replacing the previous one. Snapshots
+    /// live beside the log, never in it: losing one only costs a rebuild, so they are flushed
+    /// but not fsynced.
+    ///
+    /// # Errors
+    /// [`ReadError::Storage`] when sled fails.
+    pub fn put_snapshot(&self, name: &str, bytes: &[u8]) -> Result<(), ReadError> {
+        self.shared.snapshots.insert(name.as_bytes(), bytes)?;
+        self.shared.snapshots.flush()?;
+        Ok(())
+    }
+
+    /// The snapshot stored under `name`, if any.
+    ///
+    /// # Errors
+    /// [`ReadError::Storage`] when sled fails.
+    pub fn get_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self
+            .shared
+            .snapshots
+            .get(name.as_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     pub(crate) fn tree(&self) -> &sled::Tree {

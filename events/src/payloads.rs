@@ -124,16 +124,16 @@ pub struct ClassificationRule {
     /// The class it assigns.
     pub class: BlastRadiusClass,
     /// CMDB service tiers that match (any).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub cmdb_tiers: Vec<String>,
     /// Keywords or phrases matched as whole words, case-insensitively (any).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub keywords: Vec<String>,
     /// Required admin-rights flag, if the rule cares.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub requires_admin: Option<bool>,
     /// Minimum target user count, if the rule cares.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub min_target_users: Option<u64>,
 }
 

@@ -10,7 +10,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Microseconds since the Unix epoch, UTC. Entries only ever hold years 0001–9999.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Serialised (in internal binary records such as snapshots) as the integer microseconds;
+/// entries spell it as text through `Display`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(i64);
 
 /// Smallest representable instant: 0001-01-01T00:00:00.000000Z.

@@ -13,6 +13,7 @@ pub mod calibration;
 pub mod genesis;
 pub mod maturity;
 pub mod policy;
+pub mod snapshot;
 pub mod state;
 pub mod stats;
 

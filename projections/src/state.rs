@@ -2,11 +2,12 @@
 
 use events::payloads::*;
 use events::{Entry, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// A risk model version and its governance so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// The proposal.
     pub proposal: RiskModelProposed,
@@ -19,7 +20,7 @@ pub struct ModelRecord {
 }
 
 /// A trusted (or formerly trusted) SBOM signing key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// Ed25519 public key, hex.
     pub public_key_hex: String,
@@ -37,7 +38,7 @@ impl KeyRecord {
 }
 
 /// A recorded evidence package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceRecord {
     /// What was recorded.
     pub recorded: EvidenceRecorded,
@@ -46,7 +47,7 @@ pub struct EvidenceRecord {
 }
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DeploymentStatus {
     /// Waiting for CAB votes.
     PendingCab,
@@ -77,7 +78,7 @@ impl DeploymentStatus {
 }
 
 /// A deployment and its history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     /// The submission.
     pub submitted: DeploymentSubmitted,
@@ -116,7 +117,7 @@ pub struct DeploymentRecord {
 }
 
 /// An incident as reported and corrected since.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentRecord {
     /// The report, with corrections applied.
     pub current: IncidentReported,
@@ -135,7 +136,7 @@ pub struct IncidentRecord {
 }
 
 /// The last maturity evaluation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvaluationRecord {
     /// Its seq.
     pub seq: u64,
@@ -146,7 +147,7 @@ pub struct EvaluationRecord {
 }
 
 /// An exception.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionRecord {
     /// The grant.
     pub granted: ExceptionGranted,
@@ -166,7 +167,7 @@ impl ExceptionRecord {
 }
 
 /// Releases and incident-linked releases of one app (the "past incident rate" factor).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppHistory {
     /// Released deployments.
     pub released: u64,
@@ -175,7 +176,7 @@ pub struct AppHistory {
 }
 
 /// Everything the governance policy reads, folded from the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GovernanceState {
     /// Seq of the last entry applied.
     pub last_seq: Option<u64>,
