@@ -169,3 +169,94 @@ pub fn latest_checkpoint(dir: &Path) -> anyhow::Result<String> {
     log.latest_checkpoint()?
         .with_context(|| format!("the log in {} has no signed checkpoint yet", dir.display()))
 }
+
+/// `trustledger audit`: integrity, then every decision re-derived, as text or JSON.
+///
+/// # Errors
+/// If the source cannot be read at all.
+pub fn audit(
+    source: AuditSource<'_>,
+    key: Option<&str>,
+    from_checkpoint: Option<&Path>,
+    json: bool,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<Verdict> {
+    let pinned = key.map(read_verifier).transpose()?;
+    let report = match source {
+        AuditSource::Bundle(dir) => {
+            let options = BundleOptions {
+                pinned_key: pinned,
+                earlier_checkpoint: from_checkpoint
+                    .map(|p| {
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("cannot read {}", p.display()))
+                    })
+                    .transpose()?,
+            };
+            replay::audit::audit_bundle(dir, &options, progress)?
+        }
+        AuditSource::Data(dir) => {
+            let log = data_dir::open_existing(dir)?;
+            let verifier = pinned.as_ref().or(log.verifier()).cloned();
+            replay::audit::audit_log(&log, verifier.as_ref(), progress)?
+        }
+    };
+    let text = if json {
+        audit_json(&report)
+    } else {
+        audit_text(&report)
+    };
+    Ok(if report.clean() {
+        Verdict::Valid(text)
+    } else {
+        Verdict::Invalid(text)
+    })
+}
+
+/// Where `audit` reads entries from.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditSource<'a> {
+    /// An export bundle directory.
+    Bundle(&'a Path),
+    /// A data directory (not in use by a server).
+    Data(&'a Path),
+}
+
+fn audit_text(report: &replay::audit::AuditReport) -> String {
+    let mut out = String::new();
+    match &report.integrity {
+        Ok(summary) => out.push_str(&format!("integrity: {summary}\n")),
+        Err(problem) => out.push_str(&format!("integrity: INVALID: {problem}\n")),
+    }
+    if let Some(decisions) = &report.decisions {
+        out.push_str(&decisions.to_string());
+    }
+    if let Some((seq, stored, rebuilt)) = &report.projection_check {
+        let verdict = if stored == rebuilt {
+            "matches"
+        } else {
+            "DIFFERS from"
+        };
+        out.push_str(&format!("projection rebuilt to seq {seq}: fingerprint {rebuilt} {verdict} the stored snapshot's {stored}\n"));
+    }
+    out.push_str(if report.clean() {
+        "verdict: CLEAN"
+    } else {
+        "verdict: FINDINGS"
+    });
+    out
+}
+
+fn audit_json(report: &replay::audit::AuditReport) -> String {
+    let decisions = report.decisions.as_ref();
+    serde_json::json!({
+        "verdict": if report.clean() { "CLEAN" } else { "FINDINGS" },
+        "integrity": match &report.integrity { Ok(s) => serde_json::json!({"valid": true, "summary": s}), Err(p) => serde_json::json!({"valid": false, "problem": p}) },
+        "entries": decisions.map(|d| d.entries),
+        "decisions": decisions.map(|d| d.decisions.clone()),
+        "findings": decisions.map(|d| d.findings.iter().map(|f| serde_json::json!({"seq": f.seq, "kind": f.kind, "message": f.message})).collect::<Vec<_>>()),
+        "fingerprint": decisions.and_then(|d| d.fingerprint.map(|f| f.to_hex())),
+        "projection_check": report.projection_check.map(|(seq, stored, rebuilt)| serde_json::json!({"seq": seq, "stored": stored.to_hex(), "rebuilt": rebuilt.to_hex(), "matches": stored == rebuilt})),
+    })
+    .to_string()
+}

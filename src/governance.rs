@@ -242,7 +242,7 @@ impl Governance {
         }
         if service.log.head().size == 0 {
             let mut inner = service.lock();
-            service.append(&mut inner, GENESIS_ACTOR, "genesis", genesis_events())?;
+            service.append(&mut inner, GENESIS_ACTOR, "genesis", genesis_events(), None)?;
         }
         Ok(service)
     }
@@ -334,16 +334,25 @@ impl Governance {
             Command::Submit { request, .. } => request.correlation_id.clone(),
             _ => inner.ids.next_id().to_string(),
         };
-        let appended = self.append(&mut inner, &principal.name, &correlation, decision.events)?;
+        let appended = self.append(
+            &mut inner,
+            &principal.name,
+            &correlation,
+            decision.events,
+            Some(at),
+        )?;
         Ok(Outcome::Appended(appended))
     }
 
+    /// Appends a decision's events, stamped with the time `at` it was decided at (so that an
+    /// auditor re-deriving it from the entries uses exactly that time).
     fn append(
         &self,
         inner: &mut Inner,
         actor: &str,
         correlation: &str,
         events: Vec<(String, Payload)>,
+        at: Option<Timestamp>,
     ) -> Result<Vec<Appended>, CommandError> {
         let mut drafts = Vec::with_capacity(events.len());
         let mut cause: Option<Uuid> = None;
@@ -355,7 +364,9 @@ impl Governance {
             cause.get_or_insert(id);
             drafts.push(draft);
         }
-        let appended = self.log.append_batch_blocking(drafts)?;
+        let appended = self.log.append_batch_at_blocking(drafts, at)?;
+        // Pair assertion: the decision's time is the time recorded (the service is the only writer).
+        debug_assert!(at.is_none() || appended.iter().all(|a| Some(a.time) == at));
         let first = appended.first().map_or(0, |a| a.seq);
         for entry in self.log.read_range(first, appended.len())? {
             inner.state.apply(&entry);

@@ -53,6 +53,25 @@ enum Command {
         #[arg(long, requires = "bundle")]
         from_checkpoint: Option<PathBuf>,
     },
+    /// Audit a bundle or a stored log: integrity, then every recorded decision re-derived with the
+    /// rules in force when it was made. Exit 0 clean, 1 findings, 2 unusable input.
+    Audit {
+        /// Data directory of a stored log (not in use by a server).
+        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        data: Option<PathBuf>,
+        /// Export bundle directory.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Verifier key (the key itself or a file holding it).
+        #[arg(long)]
+        key: Option<String>,
+        /// A signed checkpoint kept from earlier: the bundle must extend it.
+        #[arg(long, requires = "bundle")]
+        from_checkpoint: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+    },
     /// Export a stored log as a bundle: entries.jsonl, checkpoint, verifier-key.
     Export {
         /// Data directory of the log.
@@ -164,6 +183,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => unreachable!("clap requires one of --data and --bundle"),
             };
+            bar.finish_and_clear();
+            Ok(verdict(result?))
+        }
+        Command::Audit {
+            data,
+            bundle,
+            key,
+            from_checkpoint,
+            format,
+        } => {
+            let (bar, tick) = progress("auditing");
+            let source = match (&data, &bundle) {
+                (Some(dir), _) => commands::AuditSource::Data(dir),
+                (None, Some(dir)) => commands::AuditSource::Bundle(dir),
+                (None, None) => unreachable!("clap requires one of --data and --bundle"),
+            };
+            let result = commands::audit(
+                source,
+                key.as_deref(),
+                from_checkpoint.as_deref(),
+                format == "json",
+                tick,
+            );
             bar.finish_and_clear();
             Ok(verdict(result?))
         }

@@ -477,3 +477,77 @@ fn scheduled_evaluation_runs_on_the_logs_clock() {
     let state = w.gov.state();
     assert_eq!(state.last_evaluation.unwrap().evaluation.outcome, BLOCKED);
 }
+
+#[test]
+fn read_models_answer_as_of_the_logs_time() {
+    use projections::views::{self, ExceptionStanding, IncidentFilter};
+    let w = world();
+    let done = released(&w, 3, 1, "Slack");
+    let waiting = w.submit("Antivirus", true, 300);
+    w.clock.advance_micros(5 * HOUR);
+    let now = w.clock.now();
+    let queue = views::cab_queue(&w.gov.state(), now);
+    assert_eq!(queue.len(), 1);
+    assert_eq!(
+        (
+            queue[0].deployment_id,
+            queue[0].quorum,
+            queue[0].approvals,
+            queue[0].age_minutes
+        ),
+        (waiting, 3, 0, 300)
+    );
+
+    w.gov
+        .execute(&reporter(), &incident(&w, done[0], Severity::P3))
+        .unwrap();
+    w.gov
+        .execute(&reporter(), &incident(&w, done[1], Severity::P2))
+        .unwrap();
+    let state = w.gov.state();
+    let p2 = views::incidents(
+        &state,
+        &IncidentFilter {
+            severity: Some(Severity::P2),
+            ..IncidentFilter::default()
+        },
+    );
+    assert_eq!(p2.len(), 1);
+    let productivity = views::incidents(
+        &state,
+        &IncidentFilter {
+            blast_radius: Some(BlastRadiusClass::ProductivityTools),
+            ..IncidentFilter::default()
+        },
+    );
+    assert_eq!(productivity.len(), 2);
+    let none = views::incidents(
+        &state,
+        &IncidentFilter {
+            to: Some(Timestamp::parse("2026-02-01T00:00:00.000000Z").unwrap()),
+            ..IncidentFilter::default()
+        },
+    );
+    assert!(none.is_empty());
+
+    let grant = Command::GrantException {
+        exception_id: w.gov.new_id(),
+        control: "sbom_signature".into(),
+        scope: "slack".into(),
+        reason: "vendor".into(),
+        approvers: vec!["carol".into(), "chen".into()],
+        expires_at: Timestamp::from_unix_micros(now.unix_micros() + 2 * DAY),
+    };
+    w.gov.execute(&w.cab[0], &grant).unwrap();
+    let standing = |at: i64| {
+        views::exceptions(
+            &w.gov.state(),
+            Timestamp::from_unix_micros(now.unix_micros() + at),
+            DAY,
+        )[0]
+        .1
+    };
+    assert_eq!(standing(0), ExceptionStanding::Open);
+    assert_eq!(standing(DAY + HOUR), ExceptionStanding::Expiring);
+    assert_eq!(standing(2 * DAY), ExceptionStanding::Expired);
+}

@@ -209,6 +209,8 @@ pub enum ReadError {
 
 struct Request {
     drafts: Vec<EventDraft>,
+    /// The time the caller decided at (stamped if not before the last entry), else the clock's.
+    at: Option<Timestamp>,
     reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
 }
 
@@ -666,10 +668,9 @@ impl Writer {
             }
             return;
         }
-        let time = self
-            .head
-            .last_time
-            .map_or_else(|| self.clock.now(), |last| last.max(self.clock.now()));
+        let now = self.clock.now();
+        // Each request's time: its own decision time or the clock, never before the last entry.
+        let mut last_time = self.head.last_time;
         let mut tentative = Tentative {
             size: self.head.size,
             last_hash: self.head.last_hash,
@@ -681,7 +682,13 @@ impl Writer {
         let outcomes: Vec<_> = group
             .into_iter()
             .map(|request| {
+                let wanted = request.at.unwrap_or(now);
+                let time = last_time.map_or(wanted, |last| last.max(wanted));
+                let size_before = tentative.size;
                 let outcome = self.try_request(&request.drafts, time, &mut tentative);
+                if tentative.size > size_before {
+                    last_time = Some(time);
+                }
                 (request.reply, outcome)
             })
             .collect();
@@ -711,7 +718,7 @@ impl Writer {
                 size: tentative.size,
                 last_hash: tentative.last_hash,
                 root,
-                last_time: Some(time),
+                last_time,
             };
             self.frontier = tentative.frontier;
             if self.stream_cache.len() + tentative.streams.len() > STREAM_CACHE_SUBJECTS_MAX {
@@ -990,7 +997,11 @@ impl Log {
     ) -> Result<Vec<Appended>, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .send(Request { drafts, reply })
+            .send(Request {
+                drafts,
+                at: None,
+                reply,
+            })
             .await
             .map_err(|_| AppendError::Closed)?;
         answer.await.map_err(|_| AppendError::Closed)?
@@ -1015,9 +1026,26 @@ impl Log {
         &self,
         drafts: Vec<EventDraft>,
     ) -> Result<Vec<Appended>, AppendError> {
+        self.append_batch_at_blocking(drafts, None)
+    }
+
+    /// [`Log::append_batch_blocking`] stamping `at` (or the last entry's time, if later) instead of
+    /// the clock's time: for a caller that decided at `at`, read from this log's clock, and must
+    /// record exactly that time so that the decision can be re-derived from the entry alone.
+    ///
+    /// # Errors
+    /// As [`Log::append_batch`].
+    ///
+    /// # Panics
+    /// If called from inside an async runtime.
+    pub fn append_batch_at_blocking(
+        &self,
+        drafts: Vec<EventDraft>,
+        at: Option<Timestamp>,
+    ) -> Result<Vec<Appended>, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .blocking_send(Request { drafts, reply })
+            .blocking_send(Request { drafts, at, reply })
             .map_err(|_| AppendError::Closed)?;
         answer.blocking_recv().map_err(|_| AppendError::Closed)?
     }

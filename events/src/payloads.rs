@@ -626,6 +626,12 @@ pub struct BreakglassReleased {
     pub justification: String,
     /// The two (or more) distinct approvers.
     pub approvers: Vec<String>,
+    /// SHA-256 of the artifact bytes presented.
+    pub artifact_sha256: String,
+    /// Their size.
+    pub artifact_size: u64,
+    /// SHA-256 of the SBOM bytes presented, if any.
+    pub sbom_sha256: Option<String>,
     /// The checks that ran.
     pub checks: Vec<GateCheck>,
     /// The mandatory post-review is due by then (72 hours).

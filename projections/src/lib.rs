@@ -16,5 +16,6 @@ pub mod policy;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod views;
 
 pub use events;

@@ -1486,6 +1486,9 @@ pub fn decide(
                     deployment_id: presented.deployment_id,
                     justification: justification.clone(),
                     approvers,
+                    artifact_sha256: presented.artifact_sha256.clone(),
+                    artifact_size: presented.artifact_size,
+                    sbom_sha256: presented.sbom_sha256.clone(),
                     checks,
                     review_due_at: Timestamp::from_unix_micros(
                         at.unix_micros() + BREAKGLASS_REVIEW_MICROS,

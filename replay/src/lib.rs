@@ -1,10 +1,12 @@
 //! The auditor's library: verified sources of entries and, as the governance policy lands, the
 //! re-derivation of recorded decisions. It has no write API: nothing here can append to a log.
 //!
-//! Today it verifies export bundles ([`bundle::verify_bundle`]): the directory `trustledger
-//! export` writes, holding `entries.jsonl`, the signed `checkpoint` covering exactly those entries
-//! and the `verifier-key`. Verification needs nothing but the bundle and, ideally, a verifier key
-//! the auditor obtained independently.
+//! - [`bundle::verify_bundle`] verifies an export bundle (`entries.jsonl`, the signed
+//!   `checkpoint` covering exactly those entries, the `verifier-key`) with nothing but the bundle
+//!   and, ideally, a verifier key the auditor obtained independently.
+//! - [`audit`] re-derives every recorded decision with the same policy code the service runs, and
+//!   reports each one the rules in force would not have made ([`audit::audit_bundle`],
+//!   [`audit::audit_log`]).
 //!
 //! ```no_run
 //! use replay::bundle::{verify_bundle, BundleOptions};
@@ -16,6 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod bundle;
 
 pub use projections;

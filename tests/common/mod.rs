@@ -4,8 +4,9 @@
 
 use ed25519_dalek::Signer as _;
 use events::payloads::*;
+use events::Clock as _;
 use events::{Durability, Log, LogConfig, ManualClock, Timestamp};
-use projections::policy::{Command, PresentedRelease, Rejection, SubmitDeployment};
+use projections::policy::{Command, IncidentReport, PresentedRelease, Rejection, SubmitDeployment};
 use projections::state::DeploymentStatus;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -208,4 +209,114 @@ pub fn rejected(result: Result<Outcome, CommandError>) -> Rejection {
 
 pub fn check<'a>(verdict: &'a ReleaseVerdict, name: &str) -> &'a GateCheck {
     verdict.checks.iter().find(|c| c.check == name).unwrap()
+}
+
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub const APPS: [(&str, bool); 6] = [
+    ("PDF reader", false),
+    ("Slack", false),
+    ("SAP GUI", false),
+    ("Antivirus", true),
+    ("Zoom", false),
+    ("Screen recorder", false),
+];
+
+/// A random history of `steps` commands (some refused, as in life) through the real service.
+pub fn random_history(seed: u64, steps: u32) -> World {
+    let w = world();
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let reporter = Principal::new("irene", &[Role::IncidentReporter]);
+    let operator = Principal::new("ops", &[Role::Operator]);
+    for _ in 0..steps {
+        w.clock
+            .advance_micros(i64::try_from(rng.below(12 * 3_600_000_000)).unwrap());
+        let deployments: Vec<_> = w.gov.with_state(|s| {
+            s.deployments
+                .iter()
+                .map(|(id, d)| (*id, d.status))
+                .collect()
+        });
+        let pick = |rng: &mut Rng, status: DeploymentStatus| {
+            let matching: Vec<_> = deployments
+                .iter()
+                .filter(|(_, s)| *s == status)
+                .map(|(id, _)| *id)
+                .collect();
+            (!matching.is_empty())
+                .then(|| matching[usize::try_from(rng.below(matching.len() as u64)).unwrap()])
+        };
+        match rng.below(10) {
+            0..=2 => {
+                let (app, admin) = APPS[usize::try_from(rng.below(APPS.len() as u64)).unwrap()];
+                w.submit(app, admin, 1 + rng.below(20_000));
+            }
+            3..=5 => {
+                if let Some(id) = pick(&mut rng, DeploymentStatus::PendingCab) {
+                    let _ = w.vote(
+                        usize::try_from(rng.below(5)).unwrap(),
+                        id,
+                        rng.below(10) != 0,
+                    );
+                }
+            }
+            6 | 7 => {
+                if let Some(id) = pick(&mut rng, DeploymentStatus::Approved) {
+                    let artifact: &[u8] = if rng.below(20) == 0 {
+                        b"swapped"
+                    } else {
+                        ARTIFACT
+                    };
+                    w.release(id, artifact, Some(SBOM)).unwrap();
+                }
+            }
+            8 => {
+                if let Some(id) = pick(&mut rng, DeploymentStatus::Released) {
+                    let severity = [Severity::P1, Severity::P2, Severity::P3, Severity::P4]
+                        [usize::try_from(rng.below(4)).unwrap()];
+                    let report = IncidentReport {
+                        incident_id: w.gov.new_id(),
+                        deployment_id: id,
+                        severity,
+                        incident_date: w.clock.now(),
+                        affected_user_count: rng.below(500),
+                        downtime_minutes: rng.below(300),
+                        business_impact_usd: format!(
+                            "{}.{:02}",
+                            rng.below(100_000),
+                            rng.below(100)
+                        ),
+                        preventable: rng.below(2) == 0,
+                        preventability_notes: String::new(),
+                        control_improvements: vec![],
+                    };
+                    w.gov
+                        .execute(&reporter, &Command::ReportIncident(report))
+                        .unwrap();
+                }
+            }
+            _ => {
+                w.gov
+                    .execute(
+                        &operator,
+                        &Command::EvaluateMaturity {
+                            strict: rng.below(2) == 0,
+                        },
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    w
 }

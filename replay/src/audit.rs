@@ -1,0 +1,532 @@
+//! Decision re-derivation: did every recorded decision follow the rules in force when it was
+//! made?
+//!
+//! Entries are grouped into decisions: a *cause* (the entry that records what someone asked for,
+//! e.g. `deployment.submitted`, `cab.vote_cast`, `deployment.released`) and its *consequences*
+//! (the following entries whose `causationid` names the cause, e.g. `deployment.routed_to_cab`,
+//! `deployment.approved`, `maturity.level_changed`). For each decision the command is rebuilt from
+//! the cause, and [`projections::policy::decide`] — the very code the service runs — is asked
+//! again, against the state folded from every earlier entry, at the cause's own time, as its
+//! actor. Any difference is a finding at the first differing seq: a refused command (a vote by a
+//! non-member, an approval by the submitter), a different consequence (an auto-approval above
+//! the threshold, a release without quorum), or a consequence with no cause (a level change
+//! nobody approved). The state then folds what was recorded, so one finding does not hide or
+//! cascade into others.
+
+use events::payloads::*;
+use events::{Entry, Timestamp};
+use projections::genesis::{genesis_events, GENESIS_ACTOR};
+use projections::policy::{self, Command, IncidentReport, PresentedRelease, SubmitDeployment};
+use projections::snapshot;
+use projections::state::GovernanceState;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One recorded decision that the rules do not reproduce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The first entry that differs.
+    pub seq: u64,
+    /// The decision kind (the cause's type).
+    pub kind: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of re-deriving a log's decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionAudit {
+    /// Entries read.
+    pub entries: u64,
+    /// Decisions re-derived, by kind.
+    pub decisions: BTreeMap<String, u64>,
+    /// Every finding, in seq order.
+    pub findings: Vec<Finding>,
+    /// Fingerprint of the folded state at the end.
+    pub fingerprint: Option<events::Digest>,
+}
+
+impl fmt::Display for DecisionAudit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "decisions re-derived from {} entries:", self.entries)?;
+        for (kind, count) in &self.decisions {
+            writeln!(f, "  {count:>8}  {kind}")?;
+        }
+        if let Some(fp) = &self.fingerprint {
+            writeln!(f, "projection fingerprint {fp}")?;
+        }
+        if self.findings.is_empty() {
+            writeln!(
+                f,
+                "no findings: every recorded decision follows the rules in force when it was made"
+            )
+        } else {
+            writeln!(f, "{} findings:", self.findings.len())?;
+            for finding in &self.findings {
+                writeln!(
+                    f,
+                    "  seq {}: {}: {}",
+                    finding.seq, finding.kind, finding.message
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn short(name: &str) -> &str {
+    name.strip_prefix("trustledger.").unwrap_or(name)
+}
+
+fn parse_time(text: &str) -> Option<Timestamp> {
+    Timestamp::parse(text).ok()
+}
+
+/// The command an entry records a request for, if it is a cause. `Err` for an entry that can only
+/// ever be a consequence.
+fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
+    Ok(Some(match payload {
+        Payload::RiskModelProposed(p) => Command::ProposeRiskModel(p.clone()),
+        Payload::RiskModelActivated(p) => Command::ActivateRiskModel {
+            version: p.version.clone(),
+        },
+        Payload::BlastRadiusPolicySet(p) => Command::SetBlastRadiusPolicy(p.clone()),
+        Payload::CabMemberAdded(p) => Command::AddCabMember {
+            member: p.member.clone(),
+        },
+        Payload::CabMemberRemoved(p) => Command::RemoveCabMember {
+            member: p.member.clone(),
+        },
+        Payload::SigningKeyTrusted(p) => Command::TrustSigningKey(p.clone()),
+        Payload::SigningKeyRevoked(p) => Command::RevokeSigningKey(p.clone()),
+        Payload::EvidenceRecorded(p) => Command::RecordEvidence {
+            evidence_id: p.evidence_id,
+            document: p.document.clone(),
+        },
+        Payload::DeploymentSubmitted(p) => Command::Submit {
+            deployment_id: p.deployment_id,
+            request: SubmitDeployment {
+                correlation_id: p.correlation_id.clone(),
+                app_name: p.app_name.clone(),
+                app_version: p.app_version.clone(),
+                requires_admin: p.requires_admin,
+                target_user_count: p.target_user_count,
+                cmdb: p.cmdb.clone(),
+                evidence_id: p.evidence_id,
+            },
+        },
+        Payload::CabVoteCast(p) => match &p.target {
+            VoteTarget::Deployment { deployment_id } => Command::Vote {
+                deployment_id: *deployment_id,
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+            },
+            VoteTarget::RiskModel { version } => Command::VoteRiskModel {
+                version: version.clone(),
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+            },
+            VoteTarget::MaturityProgression { to_level } => Command::VoteProgression {
+                to_level: *to_level,
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+            },
+        },
+        Payload::ClassificationRaised(p) => Command::RaiseClassification {
+            deployment_id: p.deployment_id,
+            to: p.to,
+            reason: p.reason.clone(),
+        },
+        Payload::DeploymentReleased(DeploymentReleased(v))
+        | Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => {
+            Command::Release(PresentedRelease {
+                deployment_id: v.deployment_id,
+                artifact_sha256: v.artifact_sha256.clone(),
+                artifact_size: v.artifact_size,
+                sbom_sha256: v.sbom_sha256.clone(),
+            })
+        }
+        Payload::ExceptionGranted(p) => Command::GrantException {
+            exception_id: p.exception_id,
+            control: p.control.clone(),
+            scope: p.scope.clone(),
+            reason: p.reason.clone(),
+            approvers: p.approvers.clone(),
+            expires_at: parse_time(&p.expires_at)
+                .ok_or("exception.granted with an unreadable expiry")?,
+        },
+        Payload::ExceptionRevoked(p) => Command::RevokeException {
+            exception_id: p.exception_id,
+            reason: p.reason.clone(),
+        },
+        Payload::BreakglassReleased(p) => Command::Breakglass {
+            presented: PresentedRelease {
+                deployment_id: p.deployment_id,
+                artifact_sha256: p.artifact_sha256.clone(),
+                artifact_size: p.artifact_size,
+                sbom_sha256: p.sbom_sha256.clone(),
+            },
+            justification: p.justification.clone(),
+            approvers: p.approvers.clone(),
+        },
+        Payload::BreakglassReviewed(p) => Command::ReviewBreakglass {
+            deployment_id: p.deployment_id,
+            justified: p.justified,
+            findings: p.findings.clone(),
+        },
+        Payload::IncidentReported(p) => Command::ReportIncident(IncidentReport {
+            incident_id: p.incident_id,
+            deployment_id: p.deployment_id,
+            severity: p.severity,
+            incident_date: parse_time(&p.incident_date)
+                .ok_or("incident.reported with an unreadable date")?,
+            affected_user_count: p.affected_user_count,
+            downtime_minutes: p.downtime_minutes,
+            business_impact_usd: p.business_impact_usd.clone(),
+            preventable: p.preventable,
+            preventability_notes: p.preventability_notes.clone(),
+            control_improvements: p.control_improvements.clone(),
+        }),
+        Payload::IncidentUpdated(p) => Command::UpdateIncident(p.clone()),
+        Payload::MaturityEvaluated(p) => Command::EvaluateMaturity { strict: p.strict },
+        Payload::AccessGranted(_) | Payload::AccessRevoked(_) => return Ok(None),
+        Payload::MaturityLevelsDefined(_) => {
+            return Err("maturity levels are only defined at genesis")
+        }
+        Payload::DeploymentAutoApproved(_)
+        | Payload::DeploymentRoutedToCab(_)
+        | Payload::DeploymentApproved(_)
+        | Payload::DeploymentRejected(_)
+        | Payload::RiskModelApproved(_)
+        | Payload::MaturityLevelChanged(_)
+        | Payload::MaturityProgressionApproved(_) => {
+            return Err(
+                "is only ever the consequence of another decision, and here nothing caused it",
+            )
+        }
+    }))
+}
+
+/// Re-derives decisions entry by entry; memory holds the folded state and one decision.
+#[derive(Debug, Default)]
+pub struct Auditor {
+    state: GovernanceState,
+    pending: Vec<(Entry, Option<Payload>)>,
+    report: DecisionAudit,
+}
+
+impl Auditor {
+    /// A fresh auditor expecting entry 0 first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next entry (already integrity-checked by the caller).
+    pub fn push(&mut self, entry: Entry) {
+        self.report.entries += 1;
+        let payload = match Payload::decode(&entry) {
+            Ok(p) => p,
+            Err(e) => {
+                self.finish_pending();
+                self.finding(
+                    entry.seq,
+                    short(&entry.event_type),
+                    format!("payload does not match its schema: {e}"),
+                );
+                self.state.apply(&entry);
+                return;
+            }
+        };
+        let continues = self.pending.first().is_some_and(|(cause, _)| {
+            entry.causation_id.as_deref() == Some(cause.id.to_string().as_str())
+        });
+        if !continues {
+            self.finish_pending();
+        }
+        self.pending.push((entry, payload));
+    }
+
+    fn finding(&mut self, seq: u64, kind: &str, message: String) {
+        self.report.findings.push(Finding {
+            seq,
+            kind: kind.to_owned(),
+            message,
+        });
+    }
+
+    fn finish_pending(&mut self) {
+        let group = std::mem::take(&mut self.pending);
+        let Some((cause, cause_payload)) = group.first() else {
+            return;
+        };
+        let kind = short(&cause.event_type).to_owned();
+        if let Some(payload) = cause_payload {
+            *self.report.decisions.entry(kind.clone()).or_default() += 1;
+            self.rederive(&group, cause, payload, &kind);
+        }
+        for (entry, _) in &group {
+            self.state.apply(entry);
+        }
+    }
+
+    fn rederive(
+        &mut self,
+        group: &[(Entry, Option<Payload>)],
+        cause: &Entry,
+        payload: &Payload,
+        kind: &str,
+    ) {
+        let expected: Vec<(String, Payload)> = if cause.actor == GENESIS_ACTOR {
+            if self.state.last_seq.is_some() {
+                self.finding(
+                    cause.seq,
+                    kind,
+                    "genesis configuration written after the log began".into(),
+                );
+                return;
+            }
+            genesis_events()
+        } else {
+            let command = match command_of(payload) {
+                Ok(Some(command)) => command,
+                Ok(None) => return,
+                Err(why) => {
+                    self.finding(cause.seq, kind, format!("{kind} {why}"));
+                    return;
+                }
+            };
+            match policy::decide(&self.state, &cause.actor, cause.time, &command) {
+                Ok(decision) if decision.replay_of.is_some() || decision.events.is_empty() => {
+                    self.finding(
+                        cause.seq,
+                        kind,
+                        "recorded although the rules treat it as a retry of an earlier decision"
+                            .into(),
+                    );
+                    return;
+                }
+                Ok(decision) => decision.events,
+                Err(rejection) => {
+                    self.finding(
+                        cause.seq,
+                        kind,
+                        format!(
+                            "the rules in force refuse it for {}: {rejection}",
+                            cause.actor
+                        ),
+                    );
+                    return;
+                }
+            }
+        };
+        let recorded: Vec<&(Entry, Option<Payload>)> = group.iter().collect();
+        for (i, (subject, want)) in expected.iter().enumerate() {
+            let Some((entry, got)) = recorded.get(i) else {
+                let seq = recorded.last().map_or(cause.seq, |(e, _)| e.seq);
+                self.finding(
+                    seq,
+                    kind,
+                    format!(
+                        "the rules also require {} on {subject}, which is missing",
+                        want.event_type()
+                    ),
+                );
+                return;
+            };
+            if got.as_ref() != Some(want) || entry.subject != *subject {
+                self.finding(
+                    entry.seq,
+                    kind,
+                    format!(
+                        "recorded {} differs from what the rules derive: {}",
+                        short(&entry.event_type),
+                        describe(want)
+                    ),
+                );
+                return;
+            }
+        }
+        if let Some((extra, _)) = recorded.get(expected.len()) {
+            self.finding(
+                extra.seq,
+                kind,
+                format!(
+                    "{} was recorded but the rules derive no such consequence",
+                    short(&extra.event_type)
+                ),
+            );
+        }
+    }
+
+    /// Finishes the last decision and returns the report.
+    pub fn finish(mut self) -> DecisionAudit {
+        self.finish_pending();
+        self.report.fingerprint = Some(snapshot::fingerprint(&self.state));
+        self.report
+    }
+}
+
+fn describe(payload: &Payload) -> String {
+    match payload {
+        Payload::DeploymentRoutedToCab(DeploymentRoutedToCab(g)) => format!(
+            "routed to the CAB (score {} against threshold {}, model {}, level {})",
+            policy::centi_to_decimal(g.score_centi),
+            g.threshold,
+            g.model_version,
+            g.maturity_level
+        ),
+        Payload::DeploymentAutoApproved(DeploymentAutoApproved(g)) => {
+            format!(
+                "auto-approved (score {} within threshold {})",
+                policy::centi_to_decimal(g.score_centi),
+                g.threshold
+            )
+        }
+        Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => {
+            let failed: Vec<String> = v
+                .checks
+                .iter()
+                .filter(|c| c.outcome == "FAIL")
+                .map(|c| c.reason_code.clone().unwrap_or_default())
+                .collect();
+            format!("release blocked ({})", failed.join(", "))
+        }
+        other => format!("{} with different content", short(&other.event_type())),
+    }
+}
+
+/// Everything an audit established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// What the integrity check said: `Ok(summary)` or `Err(problem)`.
+    pub integrity: Result<String, String>,
+    /// Decision re-derivation (absent when integrity failed: a broken log is not re-derived).
+    pub decisions: Option<DecisionAudit>,
+    /// Projection check against a stored snapshot: (seq, stored fingerprint, rebuilt fingerprint).
+    pub projection_check: Option<(u64, events::Digest, events::Digest)>,
+}
+
+impl AuditReport {
+    /// True when nothing is wrong.
+    pub fn clean(&self) -> bool {
+        self.integrity.is_ok()
+            && self
+                .decisions
+                .as_ref()
+                .is_some_and(|d| d.findings.is_empty())
+            && self
+                .projection_check
+                .is_none_or(|(_, stored, rebuilt)| stored == rebuilt)
+    }
+}
+
+/// Why an audit could not be carried out at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The bundle is unreadable.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    /// The store is unreadable.
+    #[error(transparent)]
+    Read(#[from] events::ReadError),
+    /// A file could not be read.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Audits an export bundle: integrity (as `verify --bundle`), then every decision.
+///
+/// # Errors
+/// [`AuditError`] when the bundle cannot be read.
+pub fn audit_bundle(
+    dir: &std::path::Path,
+    options: &crate::bundle::BundleOptions,
+    mut progress: impl FnMut(u64),
+) -> Result<AuditReport, AuditError> {
+    let integrity = match crate::bundle::verify_bundle(dir, options, &mut progress)? {
+        Ok(report) => Ok(report.to_string().trim_end().to_owned()),
+        Err(invalid) => Err(invalid.to_string()),
+    };
+    if integrity.is_err() {
+        return Ok(AuditReport {
+            integrity,
+            decisions: None,
+            projection_check: None,
+        });
+    }
+    let path = dir.join(crate::bundle::ENTRIES_FILE);
+    let text = std::fs::File::open(&path)
+        .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+    let mut auditor = Auditor::new();
+    for line in std::io::BufRead::split(std::io::BufReader::new(text), b'\n') {
+        let line = line.map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+        // Integrity was verified above, so every line parses.
+        let entry = Entry::parse(&line)
+            .map_err(|e| AuditError::Io(format!("entry changed while auditing: {e}")))?;
+        auditor.push(entry);
+        if auditor.report.entries.is_multiple_of(4096) {
+            progress(auditor.report.entries);
+        }
+    }
+    Ok(AuditReport {
+        integrity,
+        decisions: Some(auditor.finish()),
+        projection_check: None,
+    })
+}
+
+/// Audits a stored log: full verification, every decision, and the stored snapshot's fingerprint
+/// against a rebuild to the same seq.
+///
+/// # Errors
+/// [`AuditError`] when the store cannot be read.
+pub fn audit_log(
+    log: &events::Log,
+    verifier: Option<&events::checkpoint::NoteVerifier>,
+    mut progress: impl FnMut(u64),
+) -> Result<AuditReport, AuditError> {
+    let integrity = match events::verify::verify_store(log, verifier, &mut progress) {
+        Ok(report) => Ok(report.to_string()),
+        Err(events::verify::VerifyStoreError::Integrity(problem)) => Err(problem.to_string()),
+        Err(events::verify::VerifyStoreError::Read(e)) => return Err(e.into()),
+        Err(other) => return Err(AuditError::Io(other.to_string())),
+    };
+    if integrity.is_err() {
+        return Ok(AuditReport {
+            integrity,
+            decisions: None,
+            projection_check: None,
+        });
+    }
+    let stored = log
+        .get_snapshot("governance")?
+        .and_then(|bytes| snapshot::unseal(&bytes).ok());
+    let mut auditor = Auditor::new();
+    let mut projection_check = None;
+    for item in log.iter_bytes(0) {
+        let (seq, bytes) = item?;
+        let entry = Entry::parse(&bytes)
+            .map_err(|e| AuditError::Io(format!("entry {seq} changed while auditing: {e}")))?;
+        auditor.push(entry);
+        if let Some((snapshot_seq, state)) = &stored {
+            if *snapshot_seq == seq {
+                // The snapshot covers whole decisions, so the pending one ends here.
+                auditor.finish_pending();
+                projection_check = Some((
+                    seq,
+                    snapshot::fingerprint(state),
+                    snapshot::fingerprint(&auditor.state),
+                ));
+            }
+        }
+        if auditor.report.entries.is_multiple_of(4096) {
+            progress(auditor.report.entries);
+        }
+    }
+    Ok(AuditReport {
+        integrity,
+        decisions: Some(auditor.finish()),
+        projection_check,
+    })
+}
