@@ -72,6 +72,27 @@ enum Command {
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         format: String,
     },
+    /// Replay real history under a candidate risk model (and levels): what would it have done?
+    Backtest {
+        /// Data directory of a stored log (not in use by a server).
+        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        data: Option<PathBuf>,
+        /// Export bundle directory.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// The candidate model: a risk_model.proposed payload as JSON.
+        #[arg(long)]
+        model: PathBuf,
+        /// Candidate maturity levels: a JSON array of levels (default: the recorded ones).
+        #[arg(long)]
+        levels: Option<PathBuf>,
+        /// Verifier key (the key itself or a file holding it).
+        #[arg(long)]
+        key: Option<String>,
+        /// Output format.
+        #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+        format: String,
+    },
     /// Export a stored log as a bundle: entries.jsonl, checkpoint, verifier-key.
     Export {
         /// Data directory of the log.
@@ -208,6 +229,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             bar.finish_and_clear();
             Ok(verdict(result?))
+        }
+        Command::Backtest {
+            data,
+            bundle,
+            model,
+            levels,
+            key,
+            format,
+        } => {
+            let (bar, tick) = progress("backtesting");
+            let source = match (&data, &bundle) {
+                (Some(dir), _) => commands::AuditSource::Data(dir),
+                (None, Some(dir)) => commands::AuditSource::Bundle(dir),
+                (None, None) => unreachable!("clap requires one of --data and --bundle"),
+            };
+            let result = commands::backtest(
+                source,
+                &model,
+                levels.as_deref(),
+                key.as_deref(),
+                format == "json",
+                tick,
+            );
+            bar.finish_and_clear();
+            println!("{}", result?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export { data, out } => {
             let (bar, tick) = progress("exporting");

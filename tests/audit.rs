@@ -294,3 +294,164 @@ fn the_cli_audits_with_exit_codes_and_json() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("integrity: INVALID"));
     assert_eq!(run(&tmp.path().join("missing"), &[]).status.code(), Some(2));
 }
+
+/// Three PDF readers (NON_CRITICAL, score 4.00), two Slack (PRODUCTIVITY), one Antivirus
+/// (CRITICAL), all released through the CAB; incidents: PDF#0 P2, PDF#1 P3, Slack#0 P1.
+fn history_with_incidents() -> Vec<Vec<u8>> {
+    use events::payloads::Severity;
+    use projections::policy::IncidentReport;
+    let w = world();
+    let mut ids = Vec::new();
+    for (app, admin) in [
+        ("PDF reader", false),
+        ("PDF reader", false),
+        ("PDF reader", false),
+        ("Slack", false),
+        ("Slack", false),
+        ("Antivirus", true),
+    ] {
+        let id = w.submit(app, admin, 3);
+        for member in 0..3 {
+            if w.gov.with_state(|s| s.deployments[&id].status)
+                == projections::state::DeploymentStatus::PendingCab
+            {
+                w.vote(member, id, true).unwrap();
+            }
+        }
+        w.release(id, ARTIFACT, Some(SBOM)).unwrap();
+        ids.push(id);
+    }
+    let reporter = Principal::new("irene", &[Role::IncidentReporter]);
+    for (i, severity) in [(0, Severity::P2), (1, Severity::P3), (3, Severity::P1)] {
+        let report = IncidentReport {
+            incident_id: w.gov.new_id(),
+            deployment_id: ids[i],
+            severity,
+            incident_date: w.gov.state().last_time.unwrap(),
+            affected_user_count: 1,
+            downtime_minutes: 1,
+            business_impact_usd: "0.00".into(),
+            preventable: false,
+            preventability_notes: String::new(),
+            control_improvements: vec![],
+        };
+        w.gov
+            .execute(&reporter, &Command::ReportIncident(report))
+            .unwrap();
+    }
+    w.gov
+        .log()
+        .iter_bytes(0)
+        .map(|r| r.unwrap().1.to_vec())
+        .collect()
+}
+
+#[test]
+fn backtesting_the_active_model_reproduces_history_and_a_looser_one_shows_what_it_lets_through() {
+    use events::payloads::{BlastRadiusClass, Severity};
+    use replay::backtest::{backtest_bundle, Candidate};
+    let entries = history_with_incidents();
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), &entries);
+    let options = BundleOptions::default();
+
+    let own = Candidate {
+        model: projections::genesis::risk_model_v1_1(),
+        levels: None,
+    };
+    let report = backtest_bundle(dir.path(), &options, &own, |_| {})
+        .unwrap()
+        .unwrap();
+    let total = report.total();
+    assert_eq!(
+        (
+            total.deployments,
+            total.identical,
+            total.auto_candidate,
+            total.auto_recorded
+        ),
+        (6, 6, 0, 0),
+        "{report}"
+    );
+
+    // A looser model: NON_CRITICAL up to 30, and a level 0 that allows it.
+    let mut model = projections::genesis::risk_model_v1_1();
+    model.version = "2.0-candidate".into();
+    model.thresholds.insert(BlastRadiusClass::NonCritical, 30);
+    model
+        .thresholds
+        .insert(BlastRadiusClass::ProductivityTools, 5);
+    let mut levels = projections::genesis::maturity_levels();
+    levels[0]
+        .thresholds
+        .insert(BlastRadiusClass::NonCritical, 30);
+    levels[0]
+        .thresholds
+        .insert(BlastRadiusClass::ProductivityTools, 5);
+    let loose = Candidate {
+        model,
+        levels: Some(levels),
+    };
+    let report = backtest_bundle(dir.path(), &options, &loose, |_| {})
+        .unwrap()
+        .unwrap();
+    let non = &report.classes[&BlastRadiusClass::NonCritical];
+    assert_eq!(
+        (
+            non.deployments,
+            non.auto_candidate,
+            non.cab_candidate,
+            non.cab_recorded
+        ),
+        (3, 3, 0, 3),
+        "{report}"
+    );
+    assert_eq!(
+        non.incidents_let_through,
+        [(Severity::P2, 1), (Severity::P3, 1)].into()
+    );
+    let prod = &report.classes[&BlastRadiusClass::ProductivityTools];
+    assert_eq!(
+        (prod.auto_candidate, prod.identical),
+        (0, 2),
+        "Slack scores 10.00, above 5"
+    );
+    assert!(prod.incidents_let_through.is_empty());
+    assert_eq!(
+        report.classes[&BlastRadiusClass::CriticalInfrastructure].auto_candidate,
+        0
+    );
+
+    // The CLI prints the same, with the report's hash to cite as calibration evidence.
+    let model_file = dir.path().join("model.json");
+    std::fs::write(&model_file, serde_json::to_string(&loose.model).unwrap()).unwrap();
+    let levels_file = dir.path().join("levels.json");
+    std::fs::write(
+        &levels_file,
+        serde_json::to_string(loose.levels.as_ref().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "backtest",
+            "--bundle",
+            dir.path().to_str().unwrap(),
+            "--model",
+            model_file.to_str().unwrap(),
+            "--levels",
+            levels_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("NON_CRITICAL") && text.contains("P2×1 P3×1"),
+        "{text}"
+    );
+    assert!(text.contains("report sha256 "), "{text}");
+}

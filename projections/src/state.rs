@@ -514,6 +514,17 @@ impl GovernanceState {
         }
     }
 
+    /// A copy with just what the gate reads (levels, current level, policy), cheap to make per
+    /// decision when trying alternatives.
+    pub fn clone_for_gate(&self) -> GovernanceState {
+        GovernanceState {
+            levels: self.levels.clone(),
+            level: self.level,
+            blast_policy: self.blast_policy.clone(),
+            ..GovernanceState::default()
+        }
+    }
+
     /// The model version in force.
     pub fn active_model(&self) -> Option<&ModelRecord> {
         self.active_model.as_ref().and_then(|v| self.models.get(v))

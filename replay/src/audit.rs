@@ -455,25 +455,38 @@ pub fn audit_bundle(
             projection_check: None,
         });
     }
-    let path = dir.join(crate::bundle::ENTRIES_FILE);
-    let text = std::fs::File::open(&path)
-        .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
     let mut auditor = Auditor::new();
-    for line in std::io::BufRead::split(std::io::BufReader::new(text), b'\n') {
-        let line = line.map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
-        // Integrity was verified above, so every line parses.
-        let entry = Entry::parse(&line)
-            .map_err(|e| AuditError::Io(format!("entry changed while auditing: {e}")))?;
+    for_each_bundle_entry(dir, |entry| {
         auditor.push(entry);
         if auditor.report.entries.is_multiple_of(4096) {
             progress(auditor.report.entries);
         }
-    }
+    })?;
     Ok(AuditReport {
         integrity,
         decisions: Some(auditor.finish()),
         projection_check: None,
     })
+}
+
+/// Calls `f` with every entry of a bundle whose integrity the caller has verified, streaming.
+///
+/// # Errors
+/// [`AuditError::Io`] if the file cannot be read or changed since it was verified.
+pub fn for_each_bundle_entry(
+    dir: &std::path::Path,
+    mut f: impl FnMut(Entry),
+) -> Result<(), AuditError> {
+    let path = dir.join(crate::bundle::ENTRIES_FILE);
+    let file = std::fs::File::open(&path)
+        .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+    for line in std::io::BufRead::split(std::io::BufReader::new(file), b'\n') {
+        let line = line.map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+        let entry = Entry::parse(&line)
+            .map_err(|e| AuditError::Io(format!("entry changed since it was verified: {e}")))?;
+        f(entry);
+    }
+    Ok(())
 }
 
 /// Audits a stored log: full verification, every decision, and the stored snapshot's fingerprint

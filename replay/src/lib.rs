@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod backtest;
 pub mod bundle;
 
 pub use projections;

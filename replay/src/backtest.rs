@@ -1,0 +1,289 @@
+//! Backtesting a candidate risk model (and optionally maturity levels) on real history: "what
+//! would it have done?"
+//!
+//! The log is folded in order; at every `deployment.submitted` the candidate scores the
+//! deployment from the same facts (the evidence, the app's history *as it was then*, the class
+//! the policy in force assigned) and gates it at the maturity level in force then. After the
+//! whole history is folded, each deployment's candidate decision is joined with what actually
+//! happened: whether it was auto-approved, and the incidents it later caused. The report is the
+//! calibration evidence a model proposal cites (by the report's SHA-256).
+
+use events::payloads::*;
+use events::Entry;
+use projections::policy;
+use projections::state::GovernanceState;
+use std::collections::BTreeMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// What is being tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The candidate model (its thresholds and weights are what is tried).
+    pub model: RiskModelProposed,
+    /// Candidate maturity levels; `None` keeps the levels recorded in the log.
+    pub levels: Option<Vec<MaturityLevel>>,
+}
+
+/// Per-class results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassResult {
+    /// Deployments submitted.
+    pub deployments: u64,
+    /// Auto-approved as recorded.
+    pub auto_recorded: u64,
+    /// Auto-approved under the candidate.
+    pub auto_candidate: u64,
+    /// Sent to the CAB as recorded.
+    pub cab_recorded: u64,
+    /// Sent to the CAB under the candidate.
+    pub cab_candidate: u64,
+    /// Candidate auto-approvals that later had incidents, by severity (incidents counted).
+    pub incidents_let_through: BTreeMap<Severity, u64>,
+    /// Deployments whose candidate decision (gate outcome and score) equals the recorded one.
+    pub identical: u64,
+}
+
+/// The backtest's findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacktestReport {
+    /// The candidate's version label.
+    pub model_version: String,
+    /// Results per class.
+    pub classes: BTreeMap<BlastRadiusClass, ClassResult>,
+    /// Candidate scores joined with outcomes: AUC of the candidate score against "caused an
+    /// incident", over released deployments, in bp.
+    pub candidate_auc_bp: Option<u32>,
+    /// Recorded scores, same measure.
+    pub recorded_auc_bp: Option<u32>,
+}
+
+impl BacktestReport {
+    /// All classes together.
+    pub fn total(&self) -> ClassResult {
+        let mut t = ClassResult::default();
+        for c in self.classes.values() {
+            t.deployments += c.deployments;
+            t.auto_recorded += c.auto_recorded;
+            t.auto_candidate += c.auto_candidate;
+            t.cab_recorded += c.cab_recorded;
+            t.cab_candidate += c.cab_candidate;
+            t.identical += c.identical;
+            for (s, n) in &c.incidents_let_through {
+                *t.incidents_let_through.entry(*s).or_default() += n;
+            }
+        }
+        t
+    }
+}
+
+impl fmt::Display for BacktestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "backtest of model {} on recorded history",
+            self.model_version
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} {}",
+            "class",
+            "deploys",
+            "auto(rec)",
+            "auto(cand)",
+            "CAB(rec)",
+            "CAB(cand)",
+            "identical",
+            "incidents let through"
+        )?;
+        let total = self.total();
+        let rows = self
+            .classes
+            .iter()
+            .map(|(c, r)| (c.as_str(), r))
+            .chain(std::iter::once(("ALL", &total)));
+        for (name, r) in rows {
+            let let_through: Vec<String> = r
+                .incidents_let_through
+                .iter()
+                .map(|(s, n)| format!("{s:?}×{n}"))
+                .collect();
+            writeln!(
+                f,
+                "{:<24} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} {}",
+                name,
+                r.deployments,
+                r.auto_recorded,
+                r.auto_candidate,
+                r.cab_recorded,
+                r.cab_candidate,
+                r.identical,
+                if let_through.is_empty() {
+                    "none".to_owned()
+                } else {
+                    let_through.join(" ")
+                }
+            )?;
+        }
+        let auc = |a: Option<u32>| {
+            a.map_or("n/a".to_owned(), |bp| {
+                format!("{}.{:04}", bp / 10_000, bp % 10_000)
+            })
+        };
+        writeln!(
+            f,
+            "AUC of score vs incident: candidate {}, recorded {}",
+            auc(self.candidate_auc_bp),
+            auc(self.recorded_auc_bp)
+        )
+    }
+}
+
+struct Tried {
+    class: BlastRadiusClass,
+    auto: bool,
+    score: u32,
+}
+
+/// Folds entries and tries the candidate at every submission.
+#[derive(Default)]
+pub struct Backtester {
+    state: GovernanceState,
+    tried: BTreeMap<Uuid, Tried>,
+}
+
+impl Backtester {
+    /// A fresh backtester expecting entry 0 first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next entry (already integrity-checked by the caller).
+    pub fn push(&mut self, entry: &Entry, candidate: &Candidate) {
+        if let Ok(Some(Payload::DeploymentSubmitted(s))) = Payload::decode(entry) {
+            if let Some(evidence) = self.state.evidence.get(&s.evidence_id) {
+                let input = policy::ClassifyInput {
+                    app_name: s.app_name.clone(),
+                    requires_admin: s.requires_admin,
+                    target_user_count: s.target_user_count,
+                    cmdb: s.cmdb.clone(),
+                };
+                let class = s.classification.class;
+                let factors = policy::derive_factors(
+                    &self.state,
+                    &candidate.model.weights_bp,
+                    &input,
+                    class,
+                    &evidence.recorded.document,
+                    entry.time,
+                );
+                let score = policy::score_centi(&factors);
+                let mut view = self.state.clone_for_gate();
+                if let Some(levels) = &candidate.levels {
+                    view.levels.clone_from(levels);
+                }
+                let (auto, _) =
+                    policy::gate(&view, s.deployment_id, class, score, &candidate.model);
+                self.tried
+                    .insert(s.deployment_id, Tried { class, auto, score });
+            }
+        }
+        self.state.apply(entry);
+    }
+
+    /// Joins the candidate's decisions with what happened.
+    pub fn finish(self, candidate: &Candidate) -> BacktestReport {
+        let mut report = BacktestReport {
+            model_version: candidate.model.version.clone(),
+            ..BacktestReport::default()
+        };
+        let mut candidate_samples = Vec::new();
+        let mut recorded_samples = Vec::new();
+        for (id, tried) in &self.tried {
+            let Some(d) = self.state.deployments.get(id) else {
+                continue;
+            };
+            let r = report.classes.entry(tried.class).or_default();
+            r.deployments += 1;
+            let recorded_auto = d.auto_approved;
+            if recorded_auto {
+                r.auto_recorded += 1
+            } else {
+                r.cab_recorded += 1
+            }
+            if tried.auto {
+                r.auto_candidate += 1
+            } else {
+                r.cab_candidate += 1
+            }
+            if recorded_auto == tried.auto && d.submitted.score_centi == tried.score {
+                r.identical += 1;
+            }
+            let incidents: Vec<Severity> = d
+                .incidents
+                .iter()
+                .filter_map(|i| self.state.incidents.get(i))
+                .map(|i| i.current.severity)
+                .collect();
+            if tried.auto {
+                for s in &incidents {
+                    *r.incidents_let_through.entry(*s).or_default() += 1;
+                }
+            }
+            if d.released_at.is_some() {
+                candidate_samples.push((tried.score, !incidents.is_empty()));
+                recorded_samples.push((d.submitted.score_centi, !incidents.is_empty()));
+            }
+        }
+        report.candidate_auc_bp = projections::stats::auc_bp(&candidate_samples);
+        report.recorded_auc_bp = projections::stats::auc_bp(&recorded_samples);
+        report
+    }
+}
+
+/// Backtests on a bundle, after verifying its integrity. `Ok(Err(problem))` when it is not intact.
+///
+/// # Errors
+/// [`crate::audit::AuditError`] when the bundle cannot be read.
+pub fn backtest_bundle(
+    dir: &std::path::Path,
+    options: &crate::bundle::BundleOptions,
+    candidate: &Candidate,
+    progress: impl FnMut(u64),
+) -> Result<Result<BacktestReport, String>, crate::audit::AuditError> {
+    if let Err(invalid) = crate::bundle::verify_bundle(dir, options, progress)? {
+        return Ok(Err(invalid.to_string()));
+    }
+    let mut tester = Backtester::new();
+    crate::audit::for_each_bundle_entry(dir, |entry| tester.push(&entry, candidate))?;
+    Ok(Ok(tester.finish(candidate)))
+}
+
+/// Backtests on a stored log, after verifying it. `Ok(Err(problem))` when it is not intact.
+///
+/// # Errors
+/// [`crate::audit::AuditError`] when the store cannot be read.
+pub fn backtest_log(
+    log: &events::Log,
+    verifier: Option<&events::checkpoint::NoteVerifier>,
+    candidate: &Candidate,
+    progress: impl FnMut(u64),
+) -> Result<Result<BacktestReport, String>, crate::audit::AuditError> {
+    match events::verify::verify_store(log, verifier, progress) {
+        Ok(_) => {}
+        Err(events::verify::VerifyStoreError::Integrity(problem)) => {
+            return Ok(Err(problem.to_string()))
+        }
+        Err(events::verify::VerifyStoreError::Read(e)) => return Err(e.into()),
+        Err(other) => return Err(crate::audit::AuditError::Io(other.to_string())),
+    }
+    let mut tester = Backtester::new();
+    for item in log.iter_bytes(0) {
+        let (seq, bytes) = item?;
+        let entry = Entry::parse(&bytes).map_err(|e| {
+            crate::audit::AuditError::Io(format!("entry {seq} changed since it was verified: {e}"))
+        })?;
+        tester.push(&entry, candidate);
+    }
+    Ok(Ok(tester.finish(candidate)))
+}
