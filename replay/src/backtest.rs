@@ -86,15 +86,8 @@ impl fmt::Display for BacktestReport {
         )?;
         writeln!(
             f,
-            "{:<24} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} {}",
-            "class",
-            "deploys",
-            "auto(rec)",
-            "auto(cand)",
-            "CAB(rec)",
-            "CAB(cand)",
-            "identical",
-            "incidents let through"
+            "{:<24} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10} incidents let through",
+            "class", "deploys", "auto(rec)", "auto(cand)", "CAB(rec)", "CAB(cand)", "identical"
         )?;
         let total = self.total();
         let rows = self
