@@ -144,3 +144,37 @@ fn open_log(dir: &Path, signer: Option<NoteSigner>, origin: Option<String>) -> a
         other => anyhow::Error::new(other).context(format!("cannot open the log in {}", dir.display())),
     })
 }
+
+/// Creates a new data directory for a simulation: a fresh log whose clock is `clock` and whose
+/// origin is `origin`, written with the flush-only durability mode (a simulation is disposable).
+///
+/// # Errors
+/// If the directory already holds a log, or it cannot be created.
+pub fn create_for_simulation(
+    dir: &Path,
+    clock: events::ManualClock,
+    origin: String,
+) -> anyhow::Result<Log> {
+    if sled_dir(dir).join("conf").exists() {
+        bail!(
+            "{} already holds a log; simulate writes a new history into an empty directory",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key_path = key_file(dir);
+    let signer = if key_path.exists() {
+        read_key_file(&key_path)?
+    } else {
+        let signer = NoteSigner::generate("trustledger")?;
+        write_key_file(&key_path, &signer, false)?;
+        signer
+    };
+    let config = LogConfig {
+        origin: Some(origin),
+        durability: events::Durability::FlushOnlyMayLoseOnPowerFailure,
+        clock: std::sync::Arc::new(clock),
+        signer: Some(signer),
+    };
+    Ok(Log::open(sled_dir(dir), config)?)
+}

@@ -8,3 +8,4 @@
 pub mod commands;
 pub mod data_dir;
 pub mod governance;
+pub mod simulate;

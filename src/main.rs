@@ -93,6 +93,24 @@ enum Command {
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         format: String,
     },
+    /// Generate a realistic history through the real commands, on a simulated clock.
+    Simulate {
+        /// Data directory to create (must not hold a log).
+        #[arg(long)]
+        data: PathBuf,
+        /// Weeks to simulate.
+        #[arg(long, default_value_t = 16)]
+        weeks: u32,
+        /// Deployments per week.
+        #[arg(long, default_value_t = 100)]
+        per_week: u32,
+        /// Seed: the same seed gives the same log.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Incident probability of a typical release, in percent (riskier apps scale it up).
+        #[arg(long, default_value = "0.40")]
+        incident_rate: String,
+    },
     /// Export a stored log as a bundle: entries.jsonl, checkpoint, verifier-key.
     Export {
         /// Data directory of the log.
@@ -256,6 +274,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", result?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulate {
+            data,
+            weeks,
+            per_week,
+            seed,
+            incident_rate,
+        } => {
+            let incident_rate_bp = parse_percent_bp(&incident_rate)?;
+            if weeks == 0 || weeks > 520 || per_week == 0 || per_week > 100_000 {
+                anyhow::bail!("--weeks must be 1–520 and --per-week 1–100000");
+            }
+            let clock = events::ManualClock::new(
+                events::Timestamp::parse("2026-02-10T09:00:00.000000Z").expect("valid"),
+            );
+            let log = data_dir::create_for_simulation(
+                &data,
+                clock.clone(),
+                format!("trustledger.sim/seed-{seed}"),
+            )?;
+            let governance = trustledger::governance::Governance::open(
+                log,
+                std::sync::Arc::new(clock.clone()),
+                trustledger::governance::IdSource::Seeded(seed),
+            )?;
+            let bar = if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(u64::from(weeks));
+                bar.set_style(
+                    ProgressStyle::with_template("simulating week {pos}/{len} {bar:30} {elapsed}")
+                        .expect("valid template"),
+                );
+                bar
+            } else {
+                ProgressBar::hidden()
+            };
+            let config = trustledger::simulate::SimulationConfig {
+                weeks,
+                per_week,
+                seed,
+                incident_rate_bp,
+            };
+            let report = trustledger::simulate::run(&governance, &clock, &config, |week| {
+                bar.set_position(u64::from(week))
+            })?;
+            bar.finish_and_clear();
+            governance.save_snapshot()?;
+            println!("{report}");
+            println!("data directory: {} (written with flush-only durability: a simulation is disposable)", data.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export { data, out } => {
             let (bar, tick) = progress("exporting");
             let n = commands::export(&data, &out, tick)?;
@@ -272,6 +339,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{verifier}");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Parses a percentage like `0.40` into basis points, exactly.
+fn parse_percent_bp(text: &str) -> anyhow::Result<u32> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let valid = !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.len() <= 2
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let bp = whole
+        .parse::<u32>()
+        .ok()
+        .filter(|_| valid)
+        .and_then(|w| w.checked_mul(100))
+        .map(|w| w + format!("{frac:0<2}").parse::<u32>().unwrap_or(0));
+    match bp {
+        Some(bp) if bp <= 10_000 => Ok(bp),
+        _ => anyhow::bail!("--incident-rate must be a percentage from 0 to 100 with at most two decimals, e.g. 0.40"),
     }
 }
 

@@ -16,14 +16,31 @@ pub const BLOCKED: &str = "BLOCKED";
 /// The current level's caps are broken: back one level, at once.
 pub const REGRESSION_REQUIRED: &str = "REGRESSION_REQUIRED";
 
-/// Statistics of the window since the current level took effect, up to `at`.
+/// How many weeks the rolling evaluation window spans: the next level's minimum weeks, or its
+/// zero-incident weeks if longer (4 at the top level).
+pub fn window_weeks(state: &GovernanceState) -> u32 {
+    state
+        .levels
+        .iter()
+        .find(|l| l.level == state.level + 1)
+        .map_or(4, |n| n.min_weeks.max(n.zero_incident_weeks))
+        .max(1)
+}
+
+/// Statistics of the evaluation window ending at `at`: the last [`window_weeks`] weeks, but
+/// never reaching back before the current level took effect (as the seed's roadmap: "analyze 4
+/// weeks of data"). So a P1 blocks progression until it has rolled out of the window, not forever.
 ///
-/// Membership is by seq (after the entry that set the level), not by time, so that nothing
-/// recorded in the same microsecond as a level change lands on the wrong side of it. Incidents
-/// count in the window in which they are reported, whenever they happened: an incident reported
-/// late makes progression harder, never easier.
+/// The level boundary is by seq (after the entry that set the level), not by time, so that
+/// nothing recorded in the same microsecond as a level change lands on the wrong side of it.
+/// Incidents count by when they are reported (after the level change) and when they happened
+/// (inside the window): an incident reported late makes progression harder, never easier.
 pub fn window_stats(state: &GovernanceState, at: Timestamp) -> WindowStats {
     let since = state.level_since.unwrap_or(at);
+    let rolling = Timestamp::from_unix_micros(
+        at.unix_micros() - i64::from(window_weeks(state)) * WEEK_MICROS,
+    );
+    let window_start = since.max(rolling);
     let after_change = |seq: u64| state.level_since_seq.is_none_or(|s| seq > s);
     let released: Vec<_> = state
         .deployments
@@ -34,13 +51,20 @@ pub fn window_stats(state: &GovernanceState, at: Timestamp) -> WindowStats {
                 DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
             )
         })
-        .filter(|d| d.released_seq.is_some_and(after_change))
+        .filter(|d| {
+            d.released_seq.is_some_and(after_change)
+                && d.released_at.is_some_and(|t| t >= window_start)
+        })
         .collect();
     let with_incident = released.iter().filter(|d| !d.incidents.is_empty()).count() as u64;
-    let incidents: Vec<_> = state
+    let since_change: Vec<_> = state
         .incidents
         .values()
         .filter(|i| after_change(i.reported_seq))
+        .collect();
+    let incidents: Vec<_> = since_change
+        .iter()
+        .filter(|i| i.incident_date >= window_start)
         .collect();
     let count = |s: Severity| incidents.iter().filter(|i| i.current.severity == s).count() as u64;
     let (wilson_low_bp, wilson_high_bp) = wilson_bp(with_incident, released.len() as u64);
@@ -49,7 +73,7 @@ pub fn window_stats(state: &GovernanceState, at: Timestamp) -> WindowStats {
             .unwrap_or(u32::MAX)
     };
     let weeks_at_level = weeks(since);
-    let last_incident = incidents.iter().map(|i| i.incident_date).max();
+    let last_incident = since_change.iter().map(|i| i.incident_date).max();
     WindowStats {
         released: released.len() as u64,
         with_incident,
@@ -164,7 +188,13 @@ pub fn evaluate(state: &GovernanceState, at: Timestamp, strict: bool) -> Maturit
     MaturityEvaluated {
         level: state.level,
         target_level: next.map(|n| n.level),
-        window_start: state.level_since.unwrap_or(at).to_string(),
+        window_start: state
+            .level_since
+            .unwrap_or(at)
+            .max(Timestamp::from_unix_micros(
+                at.unix_micros() - i64::from(window_weeks(state)) * WEEK_MICROS,
+            ))
+            .to_string(),
         window_end: at.to_string(),
         strict,
         stats,
