@@ -54,6 +54,56 @@ impl Principal {
     }
 }
 
+impl Role {
+    /// Parses a role name as tokens carry it (`incident-reporter`, `cab`, ...).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "auditor" => Self::Auditor,
+            "operator" => Self::Operator,
+            "submitter" => Self::Submitter,
+            "deployer" => Self::Deployer,
+            "cab" => Self::Cab,
+            "incident-reporter" => Self::IncidentReporter,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// The principal the command line acts as when an operator with access to the data directory
+/// creates tokens (file-system access to the data directory is the root of trust).
+pub const CLI_ADMIN: &str = "system:cli";
+
+/// A new random bearer token (`tl_` + 64 hex digits from two v4 UUIDs: 244 random bits) and its
+/// SHA-256 hex (the only form in which it is recorded).
+///
+/// # Panics
+/// If the operating system has no randomness.
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = *Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(Uuid::new_v4().as_bytes())
+        .copied()
+        .collect::<Vec<u8>>()
+        .first_chunk()
+        .expect("32 bytes");
+    let token = format!("tl_{}", hex::encode(bytes));
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    (token, digest)
+}
+
+/// The principal a bearer token authenticates, if it is granted and not revoked. The token is
+/// hashed first, so look-up time does not depend on how much of a guess is right.
+pub fn authenticate(state: &GovernanceState, token: &str) -> Option<Principal> {
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let record = state.access.get(&digest).filter(|a| !a.revoked)?;
+    Some(Principal {
+        name: record.principal.clone(),
+        roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+    })
+}
+
 /// The roles allowed to issue a command (any one suffices).
 pub fn roles_for(command: &Command) -> &'static [Role] {
     match command {
@@ -62,7 +112,9 @@ pub fn roles_for(command: &Command) -> &'static [Role] {
         | Command::AddCabMember { .. }
         | Command::RemoveCabMember { .. }
         | Command::TrustSigningKey(_)
-        | Command::RevokeSigningKey(_) => &[Role::Admin],
+        | Command::RevokeSigningKey(_)
+        | Command::GrantAccess(_)
+        | Command::RevokeAccess(_) => &[Role::Admin],
         Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
         Command::Submit { .. } => &[Role::Submitter],
         Command::Release(_) => &[Role::Deployer],
@@ -291,6 +343,12 @@ impl Governance {
     /// Runs `read` against the current state without copying it.
     pub fn with_state<T>(&self, read: impl FnOnce(&GovernanceState) -> T) -> T {
         read(&self.lock().state)
+    }
+
+    /// The log's time now: its clock, never before the last entry (what a decision made now
+    /// would be stamped with).
+    pub fn current_time(&self) -> Timestamp {
+        self.with_state(|s| self.now(s))
     }
 
     /// The time decisions are made at: the clock, never before the last entry.

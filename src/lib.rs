@@ -5,6 +5,7 @@
 //! The log itself lives in the `events` crate; auditing in `replay`.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod commands;
 pub mod data_dir;
 pub mod governance;

@@ -25,6 +25,37 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token for a principal; it is printed once and stored only as its SHA-256.
+    Create {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The principal's name (the entries' actor).
+        #[arg(long)]
+        principal: String,
+        /// Roles: admin, auditor, cab, deployer, incident-reporter, operator, submitter.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The principal it belongs to.
+        #[arg(long)]
+        principal: String,
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Open (creating on first start) the data directory and its signing key, and hold it.
     Serve {
@@ -37,6 +68,20 @@ enum Command {
         /// The log's origin, unique per log [default for a new log: trustledger.local/log/<random>].
         #[arg(long)]
         origin: Option<String>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8750")]
+        listen: std::net::SocketAddr,
+        /// Scheduled maturity evaluation cadence, in hours of log time.
+        #[arg(long, default_value_t = 168)]
+        evaluation_cadence_hours: u32,
+        /// Scheduled evaluations require the Wilson upper bound to meet the rate cap.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Manage bearer tokens (run while no server holds the data directory).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Verify a stored log (--data) or an export bundle (--bundle). Exit 0 valid, 1 invalid, 2 error.
     Verify {
@@ -172,42 +217,24 @@ fn verdict(v: Verdict) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { data, key, origin } => {
+        Command::Serve {
+            data,
+            key,
+            origin,
+            listen,
+            evaluation_cadence_hours,
+            strict,
+        } => {
             let dir = data.unwrap_or_else(data_dir::default_dir);
-            let log = data_dir::open_for_serving(&dir, &data_dir::ServeOptions { key, origin })?;
-            let governance = trustledger::governance::Governance::open(
-                log,
-                std::sync::Arc::new(events::SystemClock),
-                trustledger::governance::IdSource::Random,
-            )?;
-            let log = governance.log();
-            let head = log.head();
-            eprintln!(
-                "trustledger: log {} in {} ({} entries)",
-                log.origin(),
-                dir.display(),
-                head.size
-            );
-            if let Some(key) = log.verifier() {
-                eprintln!("trustledger: checkpoint verifier key {key}");
-            }
-            if let Some(refusal) = log.refusal() {
-                eprintln!("trustledger: WARNING: {refusal}");
-            }
-            governance.with_state(|s| {
-                eprintln!(
-                    "trustledger: risk model {} in force, maturity level {}, {} CAB members, {} deployments",
-                    s.active_model.as_deref().unwrap_or("none"),
-                    s.level,
-                    s.cab_members.len(),
-                    s.deployments.len()
-                );
-            });
-            eprintln!("trustledger: the HTTP API is not built yet; holding the data directory until interrupted");
-            loop {
-                std::thread::park();
-            }
+            serve(
+                &dir,
+                data_dir::ServeOptions { key, origin },
+                listen,
+                evaluation_cadence_hours,
+                strict,
+            )
         }
+        Command::Token { action } => token(action),
         Command::Verify {
             data,
             bundle,
@@ -339,6 +366,145 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{verifier}");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn open_service(
+    dir: &std::path::Path,
+    options: &data_dir::ServeOptions,
+) -> anyhow::Result<trustledger::governance::Governance> {
+    let log = data_dir::open_for_serving(dir, options)?;
+    Ok(trustledger::governance::Governance::open(
+        log,
+        std::sync::Arc::new(events::SystemClock),
+        trustledger::governance::IdSource::Random,
+    )?)
+}
+
+fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
+    use trustledger::governance::{new_token, Principal, Role, CLI_ADMIN};
+    let cli = Principal::new(CLI_ADMIN, &[Role::Admin]);
+    match action {
+        TokenAction::Create {
+            data,
+            principal,
+            roles,
+        } => {
+            let gov = open_service(&data, &data_dir::ServeOptions::default())?;
+            let (token, token_sha256) = new_token();
+            let grant = events::catalogue::access::AccessGranted {
+                principal: principal.clone(),
+                roles,
+                token_sha256,
+            };
+            gov.execute(&cli, &projections::policy::Command::GrantAccess(grant))?;
+            eprintln!("token for {principal} (shown once; only its SHA-256 is recorded):");
+            println!("{token}");
+        }
+        TokenAction::Revoke {
+            data,
+            principal,
+            token,
+            reason,
+        } => {
+            let gov = open_service(&data, &data_dir::ServeOptions::default())?;
+            let token_sha256 =
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+            let revoke = events::catalogue::access::AccessRevoked {
+                principal,
+                token_sha256,
+                reason,
+            };
+            gov.execute(&cli, &projections::policy::Command::RevokeAccess(revoke))?;
+            println!("revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(
+    dir: &std::path::Path,
+    options: data_dir::ServeOptions,
+    listen: std::net::SocketAddr,
+    cadence_hours: u32,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let gov = std::sync::Arc::new(open_service(dir, &options)?);
+    let log = gov.log();
+    tracing::info!(origin = log.origin(), data = %dir.display(), entries = log.head().size, opened_from = ?gov.opened_from(), "log open");
+    if let Some(key) = log.verifier() {
+        tracing::info!(%key, "checkpoint verifier key");
+    }
+    if let Some(refusal) = log.refusal() {
+        tracing::warn!(%refusal, "the log refuses writes");
+    }
+    gov.with_state(|s| {
+        tracing::info!(
+            model = s.active_model.as_deref().unwrap_or("none"),
+            level = s.level,
+            tokens = s.access.len(),
+            "governance state"
+        )
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(%listen, "serving the API");
+        let scheduler = {
+            let gov = std::sync::Arc::clone(&gov);
+            tokio::spawn(async move {
+                let cadence = i64::from(cadence_hours) * 3_600_000_000;
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    let gov = std::sync::Arc::clone(&gov);
+                    match tokio::task::spawn_blocking(move || gov.evaluate_if_due(cadence, strict))
+                        .await
+                    {
+                        Ok(Ok(true)) => tracing::info!("scheduled maturity evaluation recorded"),
+                        Ok(Ok(false)) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "scheduled evaluation failed"),
+                        Err(e) => tracing::warn!(error = %e, "scheduled evaluation panicked"),
+                    }
+                }
+            })
+        };
+        let app =
+            trustledger::api::app(trustledger::api::AppState::new(std::sync::Arc::clone(&gov)));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        scheduler.abort();
+        anyhow::Ok(())
+    })?;
+    // In-flight requests have finished; record where the projections stand for a fast restart.
+    gov.save_snapshot()?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
     }
 }
 

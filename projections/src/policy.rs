@@ -41,6 +41,16 @@ pub const RELEASE_CHECKS: [&str; 6] = [
     "blast_radius",
     "approval",
 ];
+/// Role names a token may carry.
+pub const ROLES: [&str; 7] = [
+    "admin",
+    "auditor",
+    "cab",
+    "deployer",
+    "incident-reporter",
+    "operator",
+    "submitter",
+];
 /// Longest free-text field (rationale, reason, justification).
 pub const TEXT_BYTES_MAX: usize = 4096;
 /// Longest name (app, version, member, key id, control, scope).
@@ -398,6 +408,10 @@ pub enum Command {
     },
     /// Put a new blast-radius policy in force (a CAB member, naming 3 distinct CAB approvers).
     SetBlastRadiusPolicy(BlastRadiusPolicySet),
+    /// Grant a bearer token (given as its SHA-256) to a principal with roles.
+    GrantAccess(events::catalogue::access::AccessGranted),
+    /// Revoke a bearer token.
+    RevokeAccess(events::catalogue::access::AccessRevoked),
     /// Add a CAB member.
     AddCabMember {
         /// Principal name.
@@ -1211,6 +1225,55 @@ pub fn decide(
             ))
         }
         Command::SetBlastRadiusPolicy(p) => decide_blast_policy(state, actor, p),
+        Command::GrantAccess(g) => {
+            check_text("principal", &g.principal, NAME_BYTES_MAX, true)?;
+            if g.principal.starts_with("system:") || g.principal.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "principal",
+                    "must not contain spaces or start with system:",
+                ));
+            }
+            check_hex64("token_sha256", &g.token_sha256)?;
+            if g.roles.is_empty() {
+                return Err(invalid("roles", "at least one role"));
+            }
+            if let Some(bad) = g.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+                return Err(invalid(
+                    "roles",
+                    format!("unknown role {bad:?}; roles: {ROLES:?}"),
+                ));
+            }
+            if state.access.contains_key(&g.token_sha256) {
+                return Err(Rejection::Conflict("that token is already granted".into()));
+            }
+            let mut grant = g.clone();
+            grant.roles.sort();
+            grant.roles.dedup();
+            Ok(Decision::one(
+                format!("access/{}", g.principal),
+                Payload::AccessGranted(grant),
+            ))
+        }
+        Command::RevokeAccess(r) => {
+            check_text("reason", &r.reason, TEXT_BYTES_MAX, true)?;
+            match state.access.get(&r.token_sha256) {
+                None => Err(Rejection::Unknown {
+                    kind: "token",
+                    id: r.token_sha256.clone(),
+                }),
+                Some(a) if a.revoked => {
+                    Err(Rejection::Conflict("that token is already revoked".into()))
+                }
+                Some(a) if a.principal != r.principal => Err(invalid(
+                    "principal",
+                    format!("the token belongs to {}", a.principal),
+                )),
+                Some(_) => Ok(Decision::one(
+                    format!("access/{}", r.principal),
+                    Payload::AccessRevoked(r.clone()),
+                )),
+            }
+        }
         Command::AddCabMember { member } => {
             check_text("member", member, NAME_BYTES_MAX, true)?;
             if state.cab_members.contains(member) {

@@ -218,6 +218,19 @@ pub struct GovernanceState {
     pub last_evaluation: Option<EvaluationRecord>,
     /// CAB approvals of progression, per target level, since the last level change.
     pub progression_votes: BTreeMap<u32, BTreeSet<String>>,
+    /// Bearer tokens by SHA-256 (hex): the principal and roles, while not revoked.
+    pub access: BTreeMap<String, AccessRecord>,
+}
+
+/// A bearer token's grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// The principal.
+    pub principal: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// Revoked?
+    pub revoked: bool,
 }
 
 fn parse_time(text: &str) -> Option<Timestamp> {
@@ -508,9 +521,22 @@ impl GovernanceState {
                     evaluation: e,
                 });
             }
-            Payload::MaturityProgressionApproved(_)
-            | Payload::AccessGranted(_)
-            | Payload::AccessRevoked(_) => {}
+            Payload::AccessGranted(g) => {
+                self.access.insert(
+                    g.token_sha256,
+                    AccessRecord {
+                        principal: g.principal,
+                        roles: g.roles,
+                        revoked: false,
+                    },
+                );
+            }
+            Payload::AccessRevoked(r) => {
+                if let Some(a) = self.access.get_mut(&r.token_sha256) {
+                    a.revoked = true;
+                }
+            }
+            Payload::MaturityProgressionApproved(_) => {}
         }
     }
 

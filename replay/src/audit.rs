@@ -189,7 +189,8 @@ fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
         }),
         Payload::IncidentUpdated(p) => Command::UpdateIncident(p.clone()),
         Payload::MaturityEvaluated(p) => Command::EvaluateMaturity { strict: p.strict },
-        Payload::AccessGranted(_) | Payload::AccessRevoked(_) => return Ok(None),
+        Payload::AccessGranted(p) => Command::GrantAccess(p.clone()),
+        Payload::AccessRevoked(p) => Command::RevokeAccess(p.clone()),
         Payload::MaturityLevelsDefined(_) => {
             return Err("maturity levels are only defined at genesis")
         }

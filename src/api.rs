@@ -1,0 +1,1148 @@
+//! The HTTP API (axum): `app(state) -> Router`, one `routes()` per resource.
+//!
+//! Errors are RFC 9457 `application/problem+json` with a stable `type` per kind. Every route
+//! but `/healthz` and the log's checkpoint and key needs a bearer token; commands carry the
+//! token's principal as the entries' `actor` (never a field of the body), and the service checks
+//! each command's roles. Commands run on the blocking pool because an append waits for fsync.
+
+use crate::governance::{
+    authenticate, AsOf, CommandError, Governance, Outcome, Principal, Role, ARTIFACT_BYTES_MAX,
+    SBOM_BYTES_MAX,
+};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use events::payloads::*;
+use events::Timestamp;
+use futures_util::StreamExt as _;
+use projections::policy::{
+    self, Command, IncidentReport, PresentedRelease, Rejection, SubmitDeployment,
+};
+use projections::state::GovernanceState;
+use projections::{calibration, maturity, views};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// Largest JSON request body.
+pub const JSON_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest page of a list or of events.
+pub const PAGE_MAX: usize = 1000;
+/// Most concurrent SSE streams.
+pub const STREAMS_MAX: usize = 256;
+/// Most SBOM digests waiting for their release.
+pub const PENDING_SBOMS_MAX: usize = 10_000;
+
+/// What the handlers share.
+pub struct AppState {
+    /// The service.
+    pub gov: Arc<Governance>,
+    /// SBOM digests uploaded ahead of a release, by deployment.
+    sboms: Mutex<HashMap<Uuid, String>>,
+    streams: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State over a service.
+    pub fn new(gov: Arc<Governance>) -> Arc<Self> {
+        Arc::new(Self {
+            gov,
+            sboms: Mutex::new(HashMap::new()),
+            streams: Arc::new(Semaphore::new(STREAMS_MAX)),
+        })
+    }
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            detail: detail.into(),
+        }
+    }
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+    fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = json!({
+            "type": format!("https://trustledger.dev/problems/{}", self.kind),
+            "title": title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Unauthorized { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden-role", e.to_string())
+            }
+            CommandError::Rejected(r) => match r {
+                Rejection::Invalid { .. } => Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-field",
+                    r.to_string(),
+                ),
+                Rejection::Unknown { .. } => {
+                    Self::new(StatusCode::NOT_FOUND, "not-found", r.to_string())
+                }
+                Rejection::Conflict(_) => {
+                    Self::new(StatusCode::CONFLICT, "conflict", r.to_string())
+                }
+                Rejection::Forbidden(_) => {
+                    Self::new(StatusCode::FORBIDDEN, "forbidden-by-rule", r.to_string())
+                }
+                Rejection::NotAllowed(_) => {
+                    Self::new(StatusCode::CONFLICT, "not-allowed-now", r.to_string())
+                }
+                _ => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", r.to_string()),
+            },
+            CommandError::Append(events::AppendError::Invalid { .. }) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                e.to_string(),
+            ),
+            CommandError::Append(
+                events::AppendError::IdConflict { .. }
+                | events::AppendError::VersionConflict { .. },
+            ) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            other => {
+                tracing::error!(error = %other, "command failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<events::ReadError> for ApiError {
+    fn from(e: events::ReadError) -> Self {
+        match e {
+            events::ReadError::Proof(p) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-proof-request",
+                p.to_string(),
+            ),
+            other => {
+                tracing::error!(error = %other, "read failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// `Json` whose rejections are problems too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                e.body_text(),
+            )),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(e)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                e.body_text(),
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    format!("bodies are limited to {JSON_BODY_BYTES_MAX} bytes"),
+                ))
+            }
+            Err(other) => Err(ApiError::bad_request(other.body_text())),
+        }
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let unauthorized = |d: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", d);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("a bearer token is required"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("use Authorization: Bearer <token>"))?;
+        state
+            .gov
+            .with_state(|s| authenticate(s, token))
+            .map(Caller)
+            .ok_or_else(|| unauthorized("unknown or revoked token"))
+    }
+}
+
+impl Caller {
+    fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.iter().any(|r| self.0.roles.contains(r)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden-role",
+                format!("{} needs one of the roles {roles:?}", self.0.name),
+            ))
+        }
+    }
+}
+
+const READERS: &[Role] = &[
+    Role::Auditor,
+    Role::Operator,
+    Role::Cab,
+    Role::Admin,
+    Role::Submitter,
+    Role::Deployer,
+    Role::IncidentReporter,
+];
+const LOG_READERS: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
+
+async fn execute(
+    state: &Arc<AppState>,
+    caller: Principal,
+    command: Command,
+) -> Result<Outcome, ApiError> {
+    let gov = Arc::clone(&state.gov);
+    tokio::task::spawn_blocking(move || gov.execute(&caller, &command))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(text).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            format!("{field} must be like 2026-02-10T09:00:00.000000Z"),
+        )
+    })
+}
+
+/// The state as of `as_of` (a seq or a time), or now.
+fn state_as_of(state: &Arc<AppState>, as_of: Option<&str>) -> Result<GovernanceState, ApiError> {
+    let Some(as_of) = as_of else {
+        return Ok(state.gov.state());
+    };
+    let point = match as_of.parse::<u64>() {
+        Ok(seq) => AsOf::Seq(seq),
+        Err(_) => AsOf::Time(parse_time("as_of", as_of)?),
+    };
+    state.gov.state_as_of(point).map_err(ApiError::from)
+}
+
+fn now_of(state: &GovernanceState) -> Timestamp {
+    state.last_time.unwrap_or(Timestamp::from_unix_micros(0))
+}
+
+/// The whole API.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .nest("/api/v1/log", log_routes())
+        .nest("/api/v1/events", event_routes())
+        .nest("/api/v1/deployments", deployment_routes())
+        .nest("/api/v1/evidence", evidence_routes())
+        .merge(incident_routes())
+        .nest("/api/v1/maturity", maturity_routes())
+        .route("/api/v1/blast-radius/classify", get(classify))
+        .route("/api/v1/blast-radius/classify/", get(classify))
+        .route("/api/v1/calibration", get(calibration_report))
+        .route("/api/v1/calibration/", get(calibration_report))
+        .route("/api/v1/cab/members", post(add_member).get(list_members))
+        .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+// ----- log: checkpoint, key, proofs -----
+
+fn log_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/key", get(key))
+        .route("/proof/inclusion", get(inclusion))
+        .route("/proof/consistency", get(consistency))
+}
+
+async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let note = state
+        .gov
+        .log()
+        .latest_checkpoint()?
+        .ok_or_else(|| ApiError::not_found("no signed checkpoint yet"))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn key(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let key = state
+        .gov
+        .log()
+        .verifier()
+        .ok_or_else(|| ApiError::not_found("this log has no signing key"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{key}\n"),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    seq: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(LOG_READERS)?;
+    let log = state.gov.log();
+    let proof = log.inclusion_proof(q.seq, q.size)?;
+    let entry = log
+        .get(q.seq)?
+        .ok_or_else(|| ApiError::not_found("no such entry"))?;
+    Ok(axum::Json(json!({
+        "seq": q.seq,
+        "size": q.size,
+        "leaf_hash": events::merkle::leaf_hash(entry.bytes()).to_hex(),
+        "root": log.root_at(q.size)?.to_hex(),
+        "proof": proof.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+async fn consistency(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(LOG_READERS)?;
+    let log = state.gov.log();
+    let proof = log.consistency_proof(q.from, q.to)?;
+    Ok(axum::Json(json!({
+        "from": q.from,
+        "to": q.to,
+        "from_root": log.root_at(q.from)?.to_hex(),
+        "to_root": log.root_at(q.to)?.to_hex(),
+        "proof": proof.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+    })))
+}
+
+// ----- events: pages and the SSE stream -----
+
+fn event_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(events_page))
+        .route("/stream", get(events_stream))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    #[serde(rename = "type")]
+    type_prefix: Option<String>,
+    subject: Option<String>,
+}
+
+fn wanted(q: &EventsQuery, entry: &events::Entry) -> bool {
+    q.type_prefix
+        .as_ref()
+        .is_none_or(|p| entry.event_type.starts_with(p.as_str()))
+        && q.subject.as_ref().is_none_or(|s| entry.subject == *s)
+}
+
+/// The stored bytes of entries after `after`, one per line (JSON Lines).
+async fn events_page(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(LOG_READERS)?;
+    let limit = q.limit.unwrap_or(100).min(PAGE_MAX);
+    let from = q.after.map_or(0, |a| a.saturating_add(1));
+    let mut body = Vec::new();
+    for entry in state.gov.log().read_range(from, limit)? {
+        if wanted(&q, &entry) {
+            body.extend_from_slice(entry.bytes());
+            body.push(b'\n');
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/jsonl")], body).into_response())
+}
+
+/// Server-Sent Events: `id:` = seq, `data:` = the stored entry bytes; resumes after
+/// `Last-Event-ID` (or `?after=`) with no gap and no duplicate.
+async fn events_stream(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(LOG_READERS)?;
+    let permit = Arc::clone(&state.streams)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too-many-streams",
+                format!("at most {STREAMS_MAX} concurrent streams"),
+            )
+        })?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("Last-Event-ID must be a seq"))
+        });
+    let after = match resume {
+        Some(parsed) => Some(parsed?),
+        None => q.after,
+    };
+    let subscription = state
+        .gov
+        .log()
+        .subscribe(after.map_or(0, |a| a.saturating_add(1)));
+    let stream = futures_util::stream::unfold(
+        (subscription, permit, q),
+        |(mut sub, permit, q)| async move {
+            loop {
+                match sub.next().await {
+                    Ok(entry) if wanted(&q, &entry) => {
+                        let event = Event::default()
+                            .id(entry.seq.to_string())
+                            .data(String::from_utf8_lossy(entry.bytes()));
+                        return Some((Ok::<_, std::convert::Infallible>(event), (sub, permit, q)));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+// ----- evidence -----
+
+fn evidence_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", post(record_evidence))
+        .route("/{id}", get(get_evidence))
+}
+
+async fn record_evidence(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(document): ApiJson<EvidenceDocument>,
+) -> Result<Response, ApiError> {
+    let evidence_id = state.gov.new_id();
+    execute(
+        &state,
+        caller.0,
+        Command::RecordEvidence {
+            evidence_id,
+            document,
+        },
+    )
+    .await?;
+    let hash = state
+        .gov
+        .with_state(|s| s.evidence[&evidence_id].recorded.evidence_hash.clone());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"evidence_id": evidence_id, "evidence_hash": hash})),
+    )
+        .into_response())
+}
+
+async fn get_evidence(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    state
+        .gov
+        .with_state(|s| s.evidence.get(&id).map(|e| json!({"evidence_id": id, "document": e.recorded.document, "evidence_hash": e.recorded.evidence_hash, "recorded_by": e.recorded_by})))
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown evidence {id}")))
+}
+
+// ----- deployments -----
+
+fn deployment_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", post(submit).get(list_deployments))
+        .route("/{id}", get(get_deployment))
+        .route("/{id}/votes", post(vote))
+        .route(
+            "/{id}/sbom",
+            put(upload_sbom).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/{id}/release",
+            post(release).layer(DefaultBodyLimit::disable()),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    correlation_id: String,
+    app_name: String,
+    app_version: String,
+    requires_admin: bool,
+    target_user_count: u64,
+    #[serde(default)]
+    cmdb: BTreeMap<String, String>,
+    evidence_id: Uuid,
+}
+
+fn deployment_json(state: &GovernanceState, id: &Uuid) -> Option<Value> {
+    let d = state.deployments.get(id)?;
+    Some(json!({
+        "deployment_id": id,
+        "status": d.status.as_str(),
+        "app_name": d.submitted.app_name,
+        "app_version": d.submitted.app_version,
+        "submitter": d.submitter,
+        "submitted_at": d.submitted_at.to_string(),
+        "class": d.class.as_str(),
+        "classification_rule": d.submitted.classification.rule,
+        "score": d.submitted.score,
+        "factors": d.submitted.factors,
+        "model_version": d.submitted.model_version,
+        "gate": d.gate,
+        "votes": d.votes.iter().map(|(m, (a, r))| json!({"member": m, "approve": a, "rationale": r})).collect::<Vec<_>>(),
+        "approval_expires_at": d.approval.as_ref().map(|(_, t)| t.to_string()),
+        "released_at": d.released_at.map(|t| t.to_string()),
+        "blocked_releases": d.blocked_releases,
+        "incidents": d.incidents,
+        "history": d.history.iter().map(|(seq, t)| json!({"seq": seq, "type": t})).collect::<Vec<_>>(),
+    }))
+}
+
+async fn submit(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<SubmitBody>,
+) -> Result<Response, ApiError> {
+    let request = SubmitDeployment {
+        correlation_id: b.correlation_id,
+        app_name: b.app_name,
+        app_version: b.app_version,
+        requires_admin: b.requires_admin,
+        target_user_count: b.target_user_count,
+        cmdb: b.cmdb,
+        evidence_id: b.evidence_id,
+    };
+    let deployment_id = state.gov.new_id();
+    let (status, id) = match execute(
+        &state,
+        caller.0,
+        Command::Submit {
+            deployment_id,
+            request,
+        },
+    )
+    .await?
+    {
+        Outcome::Replayed { deployment_id } => (StatusCode::OK, deployment_id),
+        Outcome::Appended(_) => (StatusCode::CREATED, deployment_id),
+    };
+    let body = state
+        .gov
+        .with_state(|s| deployment_json(s, &id))
+        .unwrap_or(Value::Null);
+    Ok((status, axum::Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+    as_of: Option<String>,
+}
+
+async fn list_deployments(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let items: Vec<Value> = s
+        .deployments
+        .iter()
+        .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
+        .take(q.limit.unwrap_or(100).min(PAGE_MAX))
+        .filter_map(|(id, _)| deployment_json(&s, id))
+        .collect();
+    Ok(axum::Json(
+        json!({"deployments": items, "cab_queue": views::cab_queue(&s, now_of(&s)).len()}),
+    ))
+}
+
+async fn get_deployment(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    deployment_json(&s, &id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    approve: bool,
+    rationale: String,
+}
+
+async fn vote(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<VoteBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::Vote {
+            deployment_id: id,
+            approve: b.approve,
+            rationale: b.rationale,
+        },
+    )
+    .await?;
+    Ok(axum::Json(
+        state
+            .gov
+            .with_state(|s| deployment_json(s, &id))
+            .unwrap_or(Value::Null),
+    ))
+}
+
+/// Streams a body into SHA-256 under a size limit, never holding it in memory.
+async fn digest_body(body: axum::body::Body, limit: u64) -> Result<(String, u64), ApiError> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the upload: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!("uploads are limited to {limit} bytes"),
+            ));
+        }
+        hasher.update(&chunk);
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+async fn upload_sbom(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Deployer])?;
+    if !state.gov.with_state(|s| s.deployments.contains_key(&id)) {
+        return Err(ApiError::not_found(format!("unknown deployment {id}")));
+    }
+    let (sha256, size) = digest_body(body, SBOM_BYTES_MAX).await?;
+    let mut pending = state
+        .sboms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if pending.len() >= PENDING_SBOMS_MAX && !pending.contains_key(&id) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-pending",
+            "too many SBOMs waiting for their release",
+        ));
+    }
+    pending.insert(id, sha256.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"sbom_sha256": sha256, "size": size})),
+    )
+        .into_response())
+}
+
+async fn release(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    body: axum::body::Body,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(&[Role::Deployer])?;
+    let (artifact_sha256, artifact_size) = digest_body(body, ARTIFACT_BYTES_MAX).await?;
+    let sbom_sha256 = state
+        .sboms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&id);
+    execute(
+        &state,
+        caller.0,
+        Command::Release(PresentedRelease {
+            deployment_id: id,
+            artifact_sha256,
+            artifact_size,
+            sbom_sha256,
+        }),
+    )
+    .await?;
+    let verdict = state.gov.with_state(|s| {
+        let d = &s.deployments[&id];
+        json!({"released": d.released_at.is_some(), "deployment": deployment_json(s, &id)})
+    });
+    let last = state.gov.log().get(state.gov.log().head().size - 1)?;
+    let checks = last
+        .and_then(|e| Payload::decode(&e).ok().flatten())
+        .and_then(|p| match p {
+            Payload::DeploymentReleased(DeploymentReleased(v))
+            | Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => Some(v.checks),
+            _ => None,
+        });
+    Ok(axum::Json(
+        json!({"released": verdict["released"], "checks": checks, "deployment": verdict["deployment"]}),
+    ))
+}
+
+// ----- incidents (the seed's endpoints, with and without the trailing slash) -----
+
+fn incident_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/api/v1/incidents",
+            post(report_incident).get(list_incidents),
+        )
+        .route(
+            "/api/v1/incidents/",
+            post(report_incident).get(list_incidents),
+        )
+        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/incidents/{id}/", get(get_incident))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentBody {
+    deployment_id: Uuid,
+    severity: Severity,
+    incident_date: Option<String>,
+    affected_user_count: u64,
+    downtime_minutes: u64,
+    business_impact_usd: String,
+    preventable: bool,
+    #[serde(default)]
+    preventability_notes: String,
+    #[serde(default)]
+    control_improvements: Vec<String>,
+    incident_id: Option<Uuid>,
+}
+
+async fn report_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<IncidentBody>,
+) -> Result<Response, ApiError> {
+    let incident_date = match &b.incident_date {
+        Some(t) => parse_time("incident_date", t)?,
+        // Not given: it happened now, by the log's clock.
+        None => state.gov.current_time(),
+    };
+    let incident_id = b.incident_id.unwrap_or_else(|| state.gov.new_id());
+    let report = IncidentReport {
+        incident_id,
+        deployment_id: b.deployment_id,
+        severity: b.severity,
+        incident_date,
+        affected_user_count: b.affected_user_count,
+        downtime_minutes: b.downtime_minutes,
+        business_impact_usd: b.business_impact_usd,
+        preventable: b.preventable,
+        preventability_notes: b.preventability_notes,
+        control_improvements: b.control_improvements,
+    };
+    execute(&state, caller.0, Command::ReportIncident(report)).await?;
+    let body = state
+        .gov
+        .with_state(|s| s.incidents.get(&incident_id).map(incident_json))
+        .unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn incident_json(i: &projections::state::IncidentRecord) -> Value {
+    json!({"incident": i.current, "reporter": i.reporter, "reported_at": i.reported_at.to_string(), "updates": i.updates.len()})
+}
+
+#[derive(Deserialize)]
+struct IncidentQuery {
+    severity: Option<String>,
+    blast_radius: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    as_of: Option<String>,
+}
+
+async fn list_incidents(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let invalid = |f: &str, m: &str| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            format!("{f}: {m}"),
+        )
+    };
+    let filter = views::IncidentFilter {
+        severity: q
+            .severity
+            .as_deref()
+            .map(|s| Severity::parse(s).ok_or_else(|| invalid("severity", "one of P1, P2, P3, P4")))
+            .transpose()?,
+        blast_radius: q
+            .blast_radius
+            .as_deref()
+            .map(|c| {
+                BlastRadiusClass::parse(c).ok_or_else(|| invalid("blast_radius", "a class name"))
+            })
+            .transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+    };
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let all = views::incidents(&s, &filter);
+    let page: Vec<Value> = all
+        .iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(100).min(PAGE_MAX))
+        .map(|i| incident_json(i))
+        .collect();
+    Ok(axum::Json(json!({"total": all.len(), "incidents": page})))
+}
+
+async fn get_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    state
+        .gov
+        .with_state(|s| s.incidents.get(&id).map(incident_json))
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown incident {id}")))
+}
+
+// ----- maturity -----
+
+fn maturity_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/evaluate", post(evaluate))
+        .route("/evaluate/", post(evaluate))
+        .route("/status", get(status))
+        .route("/status/", get(status))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EvaluateBody {
+    #[serde(default)]
+    strict: bool,
+}
+
+async fn evaluate(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    // The body is optional: empty means the defaults.
+    let strict = if body.is_empty() {
+        false
+    } else {
+        serde_json::from_slice::<EvaluateBody>(&body)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-body",
+                    e.to_string(),
+                )
+            })?
+            .strict
+    };
+    execute(&state, caller.0, Command::EvaluateMaturity { strict }).await?;
+    let (evaluation, level) = state
+        .gov
+        .with_state(|s| (s.last_evaluation.clone().map(|e| e.evaluation), s.level));
+    Ok(axum::Json(
+        json!({"evaluation": evaluation, "level_now": level}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    as_of: Option<String>,
+    strict: Option<bool>,
+}
+
+async fn status(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<StatusQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let at = now_of(&s);
+    let model = s.active_model().map(|m| m.proposal.clone());
+    let thresholds: BTreeMap<&str, Value> = BlastRadiusClass::ALL
+        .iter()
+        .map(|c| {
+            let (_, g) = model.as_ref().map_or((false, None), |m| {
+                let (auto, g) = policy::gate(&s, Uuid::nil(), *c, 0, m);
+                (auto, Some(g))
+            });
+            (c.as_str(), json!({"effective": g.as_ref().map(|g| g.threshold), "model": g.as_ref().map(|g| g.model_threshold), "level": g.as_ref().map(|g| g.level_threshold), "quorum": s.quorum(*c)}))
+        })
+        .collect();
+    // The criteria as they stand now, computed without recording an evaluation.
+    let preview = maturity::evaluate(&s, at, q.strict.unwrap_or(false));
+    Ok(axum::Json(json!({
+        "level": s.level,
+        "mode": s.current_level().map(|l| l.mode.clone()),
+        "since": s.level_since.map(|t| t.to_string()),
+        "as_of_seq": s.last_seq,
+        "risk_model": model.map(|m| m.version),
+        "thresholds": thresholds,
+        "next_level": preview.target_level,
+        "criteria": preview.criteria,
+        "outcome_if_evaluated_now": preview.outcome,
+        "stats": preview.stats,
+        "last_evaluation": s.last_evaluation.map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "outcome": e.evaluation.outcome})),
+    })))
+}
+
+// ----- classification, calibration, CAB -----
+
+#[derive(Deserialize)]
+struct ClassifyQuery {
+    app_name: String,
+    #[serde(default)]
+    requires_admin: bool,
+    #[serde(default)]
+    target_user_count: u64,
+    service_tier: Option<String>,
+}
+
+async fn classify(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ClassifyQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let input = policy::ClassifyInput {
+        app_name: q.app_name,
+        requires_admin: q.requires_admin,
+        target_user_count: q.target_user_count,
+        cmdb: q
+            .service_tier
+            .map(|t| [("service_tier".to_owned(), t)].into())
+            .unwrap_or_default(),
+    };
+    state
+        .gov
+        .with_state(|s| {
+            s.blast_policy.as_ref().map(|p| {
+                let c = policy::classify(p, &input);
+                json!({"class": c.class.as_str(), "rule": c.rule, "policy_version": c.policy_version, "quorum": s.quorum(c.class)})
+            })
+        })
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("no blast-radius policy in force"))
+}
+
+#[derive(Deserialize)]
+struct CalibrationQuery {
+    class: Option<String>,
+    level: Option<u32>,
+    from: Option<String>,
+    to: Option<String>,
+    as_of: Option<String>,
+}
+
+async fn calibration_report(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<CalibrationQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let filter = calibration::CalibrationFilter {
+        class: q
+            .class
+            .as_deref()
+            .map(|c| {
+                BlastRadiusClass::parse(c).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid-field",
+                        "class: a class name",
+                    )
+                })
+            })
+            .transpose()?,
+        level: q.level,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+    };
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let r = calibration::calibrate(&s, &filter);
+    let pct = projections::stats::bp_to_percent;
+    Ok(axum::Json(json!({
+        "deployments": r.deployments,
+        "auto_approved": r.auto_approved,
+        "auto_approval_rate": pct(r.auto_approval_rate_bp),
+        "released": r.released,
+        "change_failure_rate": pct(r.change_failure_rate_bp),
+        "change_failure_wilson_95": [pct(r.change_failure_wilson_bp.0), pct(r.change_failure_wilson_bp.1)],
+        "score_histogram": r.score_histogram,
+        "auc": r.auc_bp.map(|bp| format!("{}.{:04}", bp / 10_000, bp % 10_000)),
+        "confusion": {"true_positive": r.confusion.true_positive, "false_positive": r.confusion.false_positive, "true_negative": r.confusion.true_negative, "false_negative": r.confusion.false_negative},
+        "severity_mix": r.severity_mix.iter().map(|(s, n)| (format!("{s:?}"), *n)).collect::<BTreeMap<_, _>>(),
+        "preventable": r.preventable,
+        "incidents": r.incidents,
+        "review_minutes_median": r.review_minutes_median,
+        "review_minutes_p90": r.review_minutes_p90,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    member: String,
+}
+
+async fn add_member(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<MemberBody>,
+) -> Result<Response, ApiError> {
+    execute(&state, caller.0, Command::AddCabMember { member: b.member }).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"members": state.gov.with_state(|s| s.cab_members.clone())})),
+    )
+        .into_response())
+}
+
+async fn list_members(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    Ok(axum::Json(
+        json!({"members": state.gov.with_state(|s| s.cab_members.clone())}),
+    ))
+}

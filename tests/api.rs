@@ -1,0 +1,712 @@
+//! The HTTP API: routes driven through `app().oneshot(...)` (no socket) for the role matrix and
+//! bad input, and a real bound server for the workflow, proofs and the resumable SSE stream.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use events::catalogue::access::{AccessGranted, AccessRevoked};
+use events::checkpoint::{Checkpoint, NoteSigner};
+use events::{Log, LogConfig, ManualClock, Timestamp};
+use http_body_util::BodyExt as _;
+use projections::policy::Command;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use tower::ServiceExt as _;
+use trustledger::api::{app, AppState};
+use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
+
+const ARTIFACT: &[u8] = b"MZ... installer";
+
+struct Api {
+    _dir: tempfile::TempDir,
+    gov: Arc<Governance>,
+    tokens: BTreeMap<&'static str, String>,
+    clock: ManualClock,
+}
+
+fn grant(gov: &Governance, principal: &str, roles: &[&str]) -> String {
+    let (token, token_sha256) = new_token();
+    let cli = Principal::new(CLI_ADMIN, &[Role::Admin]);
+    let g = AccessGranted {
+        principal: principal.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        token_sha256,
+    };
+    gov.execute(&cli, &Command::GrantAccess(g)).unwrap();
+    token
+}
+
+fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap());
+    let signer = NoteSigner::from_seed("api-test", [4; 32]).unwrap();
+    let config = LogConfig {
+        clock: Arc::new(clock.clone()),
+        signer: Some(signer),
+        durability: events::Durability::FlushOnlyMayLoseOnPowerFailure,
+        ..LogConfig::default()
+    };
+    let gov = Arc::new(
+        Governance::open(
+            Log::open(dir.path(), config).unwrap(),
+            Arc::new(clock.clone()),
+            IdSource::Seeded(5),
+        )
+        .unwrap(),
+    );
+    let mut tokens = BTreeMap::new();
+    for (name, roles) in [
+        ("ada", &["admin", "auditor"][..]),
+        ("dev", &["submitter"]),
+        ("agent", &["deployer"]),
+        ("carol", &["cab"]),
+        ("irene", &["incident-reporter"]),
+        ("ops", &["operator"]),
+        (
+            "revoked",
+            &[
+                "admin",
+                "submitter",
+                "cab",
+                "deployer",
+                "incident-reporter",
+                "operator",
+            ],
+        ),
+    ] {
+        tokens.insert(name, grant(&gov, name, roles));
+    }
+    let revoked = tokens["revoked"].clone();
+    let r = AccessRevoked {
+        principal: "revoked".into(),
+        token_sha256: hex::encode(Sha256::digest(revoked.as_bytes())),
+        reason: "left".into(),
+    };
+    gov.execute(
+        &Principal::new(CLI_ADMIN, &[Role::Admin]),
+        &Command::RevokeAccess(r),
+    )
+    .unwrap();
+    gov.execute(
+        &Principal::new("ada", &[Role::Admin]),
+        &Command::AddCabMember {
+            member: "carol".into(),
+        },
+    )
+    .unwrap();
+    Api {
+        _dir: dir,
+        gov,
+        tokens,
+        clock,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Body,
+        json: bool,
+    ) -> (StatusCode, Value, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if json {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let response = app(AppState::new(Arc::clone(&self.gov)))
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            content_type,
+        )
+    }
+    async fn post(&self, uri: &str, who: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .call(
+                Method::POST,
+                uri,
+                Some(&self.tokens[who]),
+                Body::from(body.to_string()),
+                true,
+            )
+            .await;
+        (s, v)
+    }
+    async fn get(&self, uri: &str, who: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .call(
+                Method::GET,
+                uri,
+                Some(&self.tokens[who]),
+                Body::empty(),
+                false,
+            )
+            .await;
+        (s, v)
+    }
+    fn size(&self) -> u64 {
+        self.gov.log().head().size
+    }
+}
+
+fn evidence_body() -> Value {
+    json!({
+        "artifacts": [{"name": "app.msi", "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": ARTIFACT.len()}],
+        "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
+        "generated_by": "ci-bot", "packaged_by": "packager"
+    })
+}
+
+async fn submitted(a: &Api) -> String {
+    let (s, e) = a.post("/api/v1/evidence", "dev", evidence_body()).await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    let body = json!({"correlation_id": format!("c-{}", a.size()), "app_name": "PDF reader", "app_version": "1", "requires_admin": false, "target_user_count": 5, "evidence_id": e["evidence_id"]});
+    let (s, d) = a.post("/api/v1/deployments", "dev", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    d["deployment_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_route_refuses_missing_wrong_revoked_and_wrongly_roled_callers() {
+    let a = tokio::task::block_in_place(api);
+    let id = submitted(&a).await;
+    let routes: Vec<(Method, String, Value, &str)> = vec![
+        (
+            Method::POST,
+            "/api/v1/evidence".into(),
+            evidence_body(),
+            "dev",
+        ),
+        (
+            Method::POST,
+            "/api/v1/deployments".into(),
+            json!({"correlation_id": "x", "app_name": "a", "app_version": "1", "requires_admin": false, "target_user_count": 1, "evidence_id": id}),
+            "dev",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{id}/votes"),
+            json!({"approve": true, "rationale": "ok"}),
+            "carol",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{id}/release"),
+            Value::Null,
+            "agent",
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/deployments/{id}/sbom"),
+            Value::Null,
+            "agent",
+        ),
+        (
+            Method::POST,
+            "/api/v1/incidents/".into(),
+            json!({"deployment_id": id, "severity": "P3", "affected_user_count": 1, "downtime_minutes": 1, "business_impact_usd": "0.00", "preventable": false}),
+            "irene",
+        ),
+        (
+            Method::POST,
+            "/api/v1/maturity/evaluate/".into(),
+            json!({}),
+            "ops",
+        ),
+        (
+            Method::POST,
+            "/api/v1/cab/members".into(),
+            json!({"member": "zed"}),
+            "ada",
+        ),
+    ];
+    let before = a.size();
+    for (method, uri, body, allowed) in &routes {
+        let wrong_role = ["dev", "agent", "carol", "irene", "ops", "ada"]
+            .into_iter()
+            .find(|w| {
+                w != allowed
+                    && !(uri.contains("evaluate") && *w == "ada")
+                    && !(uri.contains("evaluate") && *w == "carol")
+            })
+            .unwrap();
+        let cases = [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some("tl_not-a-token".to_owned()), StatusCode::UNAUTHORIZED),
+            (Some(a.tokens["revoked"].clone()), StatusCode::UNAUTHORIZED),
+            (Some(a.tokens[wrong_role].clone()), StatusCode::FORBIDDEN),
+        ];
+        for (token, expected) in cases {
+            let (status, problem, content_type) = a
+                .call(
+                    method.clone(),
+                    uri,
+                    token.as_deref(),
+                    Body::from(body.to_string()),
+                    true,
+                )
+                .await;
+            assert_eq!(status, expected, "{method} {uri} as {token:?}: {problem}");
+            assert_eq!(content_type, "application/problem+json");
+            assert!(problem["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://trustledger.dev/problems/"));
+        }
+    }
+    assert_eq!(a.size(), before, "no refused call wrote anything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
+    let a = tokio::task::block_in_place(api);
+    let id = submitted(&a).await;
+    let before = a.size();
+    let raw = |body: &str| Body::from(body.to_owned());
+    let dev = Some(a.tokens["dev"].as_str());
+    let (s, p, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/deployments",
+            dev,
+            raw("{not json"),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    let (s, p, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/deployments",
+            dev,
+            raw(r#"{"correlation_id": 5}"#),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("correlation_id"),
+        "{p}"
+    );
+    let (s, p, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/deployments",
+            dev,
+            raw(r#"{"correlation_id": "c", "app_name": "a"}"#),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "missing fields: {p}");
+    let (s, _) = a.post("/api/v1/deployments", "dev", json!({"correlation_id": "c", "app_name": "a", "app_version": "1", "requires_admin": false, "target_user_count": 1, "evidence_id": id, "risk_score": 1})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a declared risk score is refused, not ignored"
+    );
+    let (s, p, _) = a
+        .call(
+            Method::POST,
+            "/api/v1/deployments",
+            dev,
+            Body::from(vec![b' '; 300 * 1024]),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{p}");
+    let (s, p) = a
+        .post(
+            "/api/v1/deployments/00000000-0000-0000-0000-000000000001/votes",
+            "carol",
+            json!({"approve": true, "rationale": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{p}");
+    let (s, _) = a
+        .post(
+            "/api/v1/deployments/not-a-uuid/votes",
+            "carol",
+            json!({"approve": true, "rationale": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, p) = a.get("/api/v1/incidents/?severity=P9", "ada").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let (s, p) = a
+        .get("/api/v1/log/proof/inclusion?seq=5&size=2", "ada")
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(a.size(), before, "bad input wrote nothing");
+
+    // A conflicting retry of a submission is a 409; an identical one returns the original.
+    let (_, e) = a.post("/api/v1/evidence", "dev", evidence_body()).await;
+    let body = json!({"correlation_id": "retry", "app_name": "Slack", "app_version": "1", "requires_admin": false, "target_user_count": 9, "evidence_id": e["evidence_id"]});
+    let (s, first) = a.post("/api/v1/deployments", "dev", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, again) = a.post("/api/v1/deployments", "dev", body.clone()).await;
+    assert_eq!(
+        (s, &again["deployment_id"]),
+        (StatusCode::OK, &first["deployment_id"])
+    );
+    let mut changed = body;
+    changed["target_user_count"] = json!(10);
+    let (s, p) = a.post("/api/v1/deployments", "dev", changed).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    // The submitter cannot vote on their own deployment, even holding the cab role.
+    let both = tokio::task::block_in_place(|| {
+        let admin = Principal::new("ada", &[Role::Admin]);
+        a.gov
+            .execute(
+                &admin,
+                &Command::AddCabMember {
+                    member: "dev".into(),
+                },
+            )
+            .unwrap();
+        grant(&a.gov, "dev", &["cab"])
+    });
+    let (s, p, _) = a
+        .call(
+            Method::POST,
+            &format!("/api/v1/deployments/{id}/votes"),
+            Some(&both),
+            Body::from(json!({"approve": true, "rationale": "mine"}).to_string()),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_endpoints_answer_with_and_without_the_trailing_slash() {
+    let a = tokio::task::block_in_place(api);
+    for uri in [
+        "/api/v1/maturity/status",
+        "/api/v1/maturity/status/",
+        "/api/v1/incidents",
+        "/api/v1/incidents/",
+        "/api/v1/blast-radius/classify?app_name=SAP%20GUI",
+        "/api/v1/blast-radius/classify/?app_name=Slack",
+        "/api/v1/calibration/",
+    ] {
+        let (s, v) = a.get(uri, "ada").await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+    let (_, c) = a
+        .get("/api/v1/blast-radius/classify/?app_name=SAP%20GUI", "ada")
+        .await;
+    assert_eq!(
+        (
+            c["class"].as_str(),
+            c["rule"].as_str(),
+            c["quorum"].as_u64()
+        ),
+        (
+            Some("BUSINESS_CRITICAL"),
+            Some("business-keywords"),
+            Some(2)
+        )
+    );
+    let (_, status) = a.get("/api/v1/maturity/status/", "ada").await;
+    assert_eq!(status["level"], 0);
+    assert_eq!(
+        status["thresholds"]["CRITICAL_INFRASTRUCTURE"]["effective"],
+        0
+    );
+    assert_eq!(status["criteria"][0]["name"], "min_weeks");
+    let before = a.size();
+    let (s, _) = a
+        .get("/api/v1/blast-radius/classify/?app_name=x", "ada")
+        .await;
+    assert_eq!(
+        (s, a.size()),
+        (StatusCode::OK, before),
+        "classification writes nothing"
+    );
+    let (s, v) = a
+        .post("/api/v1/maturity/evaluate", "ops", json!({"strict": true}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["evaluation"]["strict"], true);
+    let (s, _) = a.get("/api/v1/maturity/status/?as_of=3", "ada").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// A minimal HTTP/1.1 client over a socket (requests with `Connection: close`).
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = response[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if len == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + len]);
+            rest = &rest[line_end + 2 + len + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
+}
+
+/// Reads SSE `id:` lines from a stream until `count` events or the deadline.
+fn read_sse(port: u16, token: &str, last_event_id: Option<u64>, count: usize) -> Vec<u64> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET /api/v1/events/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n").unwrap();
+    let mut ids = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        if let Some(id) = line.strip_prefix("id:") {
+            ids.push(id.trim().parse().unwrap());
+            if ids.len() == count {
+                break;
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn a_real_server_runs_the_workflow_serves_verifiable_proofs_and_resumable_streams() {
+    let a = api();
+    let state = AppState::new(Arc::clone(&a.gov));
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                axum::serve(listener, app(state)).await.unwrap();
+            });
+    });
+    let port = port_rx.recv().unwrap();
+    let t = |who: &str| a.tokens[who].clone();
+
+    // Evidence → submission → vote → SBOM-less release with the real bytes → incident → evaluation.
+    let (s, e) = http(
+        port,
+        "POST",
+        "/api/v1/evidence",
+        Some(&t("dev")),
+        evidence_body().to_string().as_bytes(),
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&e));
+    let submit = json!({"correlation_id": "real-1", "app_name": "PDF reader", "app_version": "2", "requires_admin": false, "target_user_count": 4, "evidence_id": json_of(&e)["evidence_id"]});
+    let (s, d) = http(
+        port,
+        "POST",
+        "/api/v1/deployments",
+        Some(&t("dev")),
+        submit.to_string().as_bytes(),
+    );
+    assert_eq!(s, 201);
+    let id = json_of(&d)["deployment_id"].as_str().unwrap().to_owned();
+    assert_eq!(json_of(&d)["status"], "PENDING_CAB");
+    let (s, _) = http(
+        port,
+        "POST",
+        &format!("/api/v1/deployments/{id}/votes"),
+        Some(&t("carol")),
+        br#"{"approve":true,"rationale":"reviewed"}"#,
+    );
+    assert_eq!(s, 200);
+    let (s, r) = http(
+        port,
+        "POST",
+        &format!("/api/v1/deployments/{id}/release"),
+        Some(&t("agent")),
+        b"MZ... swapped",
+    );
+    assert_eq!(
+        (s, json_of(&r)["released"].clone()),
+        (200, json!(false)),
+        "a swapped artifact is blocked"
+    );
+    let (s, r) = http(
+        port,
+        "POST",
+        &format!("/api/v1/deployments/{id}/release"),
+        Some(&t("agent")),
+        ARTIFACT,
+    );
+    assert_eq!(
+        (s, json_of(&r)["released"].clone()),
+        (200, json!(true)),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
+    a.clock.advance_micros(3_600_000_000);
+    let incident = json!({"deployment_id": id, "severity": "P3", "affected_user_count": 12, "downtime_minutes": 30, "business_impact_usd": "1200.00", "preventable": true});
+    let (s, i) = http(
+        port,
+        "POST",
+        "/api/v1/incidents/",
+        Some(&t("irene")),
+        incident.to_string().as_bytes(),
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&i));
+    let incident_id = json_of(&i)["incident"]["incident_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, got) = http(
+        port,
+        "GET",
+        &format!("/api/v1/incidents/{incident_id}/"),
+        Some(&t("ada")),
+        b"",
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        json_of(&got)["incident"]["context"]["cab_approvers"],
+        json!(["carol"])
+    );
+    let (s, _) = http(
+        port,
+        "POST",
+        "/api/v1/maturity/evaluate/",
+        Some(&t("ops")),
+        b"",
+    );
+    assert_eq!(s, 200);
+
+    // Proofs fetched over HTTP verify against the served, signed checkpoint.
+    let (_, note) = http(port, "GET", "/api/v1/log/checkpoint", None, b"");
+    let (_, key) = http(port, "GET", "/api/v1/log/key", None, b"");
+    let verifier =
+        events::checkpoint::NoteVerifier::parse(String::from_utf8(key).unwrap().trim()).unwrap();
+    let checkpoint = Checkpoint::verify(&String::from_utf8(note).unwrap(), &verifier).unwrap();
+    let (s, p) = http(
+        port,
+        "GET",
+        &format!("/api/v1/log/proof/inclusion?seq=3&size={}", checkpoint.size),
+        Some(&t("ada")),
+        b"",
+    );
+    assert_eq!(s, 200);
+    let p = json_of(&p);
+    let path: Vec<events::Digest> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| events::Digest::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    let (_, page) = http(
+        port,
+        "GET",
+        "/api/v1/events?after=2&limit=1",
+        Some(&t("ada")),
+        b"",
+    );
+    let entry3 = page.split(|b| *b == b'\n').next().unwrap().to_vec();
+    events::merkle::verify_inclusion(
+        &events::merkle::leaf_hash(&entry3),
+        3,
+        checkpoint.size,
+        &path,
+        &checkpoint.root,
+    )
+    .unwrap();
+    let (s, c) = http(
+        port,
+        "GET",
+        &format!(
+            "/api/v1/log/proof/consistency?from=5&to={}",
+            checkpoint.size
+        ),
+        Some(&t("ada")),
+        b"",
+    );
+    assert_eq!(s, 200);
+    let c = json_of(&c);
+    let path: Vec<events::Digest> = c["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| events::Digest::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    let from_root = events::Digest::from_hex(c["from_root"].as_str().unwrap()).unwrap();
+    events::merkle::verify_consistency(5, checkpoint.size, &from_root, &checkpoint.root, &path)
+        .unwrap();
+
+    // SSE: read part of the stream, disconnect, keep appending, resume with Last-Event-ID.
+    let first = read_sse(port, &t("ada"), None, 10);
+    assert_eq!(first, (0..10).collect::<Vec<u64>>());
+    let writer = {
+        let (port, dev) = (port, t("dev"));
+        std::thread::spawn(move || {
+            for k in 0..15 {
+                let (s, _) = http(
+                    port,
+                    "POST",
+                    "/api/v1/evidence",
+                    Some(&dev),
+                    evidence_body().to_string().as_bytes(),
+                );
+                assert_eq!(s, 201, "append {k}");
+            }
+        })
+    };
+    let head_now = a.gov.log().head().size;
+    let rest = read_sse(
+        port,
+        &t("ada"),
+        Some(9),
+        usize::try_from(head_now - 10 + 15).unwrap(),
+    );
+    writer.join().unwrap();
+    let mut all = first.clone();
+    all.extend(&rest);
+    assert_eq!(
+        all,
+        (0..a.gov.log().head().size).collect::<Vec<u64>>(),
+        "every entry exactly once, in order, across the reconnect"
+    );
+}
