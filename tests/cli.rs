@@ -426,3 +426,34 @@ fn serve_creates_the_data_directory_and_key_then_holds_it() {
         .to_string()
         .starts_with("trustledger+"));
 }
+
+/// The README's command-line walkthrough, run as written (smaller), so the README cannot rot:
+/// simulate → export → verify the bundle → audit it → backtest a looser model on it.
+#[test]
+fn the_readme_walkthrough_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    let export = tmp.path().join("export");
+    let o = trustledger(&["simulate", "--data", data.to_str().unwrap(), "--weeks", "6", "--per-week", "40", "--seed", "7"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("week released"), "{}", text(&o));
+    let o = trustledger(&["export", "--data", data.to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = std::fs::read_to_string(export.join("verifier-key")).unwrap();
+    let o = trustledger(&["verify", "--bundle", export.to_str().unwrap(), "--key", key.trim()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = trustledger(&["audit", "--bundle", export.to_str().unwrap(), "--key", key.trim()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("verdict: CLEAN"));
+    let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("matches the stored snapshot"), "{}", text(&o));
+    let model = tmp.path().join("model.json");
+    let mut candidate = projections::genesis::risk_model_v1_1();
+    candidate.version = "1.3-candidate".into();
+    candidate.thresholds.insert(events::payloads::BlastRadiusClass::NonCritical, 40);
+    std::fs::write(&model, serde_json::to_string_pretty(&candidate).unwrap()).unwrap();
+    let o = trustledger(&["backtest", "--bundle", export.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("report sha256"));
+}
