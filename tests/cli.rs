@@ -434,26 +434,147 @@ fn the_readme_walkthrough_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
     let export = tmp.path().join("export");
-    let o = trustledger(&["simulate", "--data", data.to_str().unwrap(), "--weeks", "6", "--per-week", "40", "--seed", "7"]);
+    let o = trustledger(&[
+        "simulate",
+        "--data",
+        data.to_str().unwrap(),
+        "--weeks",
+        "6",
+        "--per-week",
+        "40",
+        "--seed",
+        "7",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("week released"), "{}", text(&o));
-    let o = trustledger(&["export", "--data", data.to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    let o = trustledger(&[
+        "export",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        export.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let key = std::fs::read_to_string(export.join("verifier-key")).unwrap();
-    let o = trustledger(&["verify", "--bundle", export.to_str().unwrap(), "--key", key.trim()]);
+    let o = trustledger(&[
+        "verify",
+        "--bundle",
+        export.to_str().unwrap(),
+        "--key",
+        key.trim(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = trustledger(&["audit", "--bundle", export.to_str().unwrap(), "--key", key.trim()]);
+    let o = trustledger(&[
+        "audit",
+        "--bundle",
+        export.to_str().unwrap(),
+        "--key",
+        key.trim(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("verdict: CLEAN"));
     let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("matches the stored snapshot"), "{}", text(&o));
+    assert!(
+        text(&o).contains("matches the stored snapshot"),
+        "{}",
+        text(&o)
+    );
     let model = tmp.path().join("model.json");
     let mut candidate = projections::genesis::risk_model_v1_1();
     candidate.version = "1.3-candidate".into();
-    candidate.thresholds.insert(events::payloads::BlastRadiusClass::NonCritical, 40);
+    candidate
+        .thresholds
+        .insert(events::payloads::BlastRadiusClass::NonCritical, 40);
     std::fs::write(&model, serde_json::to_string_pretty(&candidate).unwrap()).unwrap();
-    let o = trustledger(&["backtest", "--bundle", export.to_str().unwrap(), "--model", model.to_str().unwrap()]);
+    let o = trustledger(&[
+        "backtest",
+        "--bundle",
+        export.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("report sha256"));
+}
+
+/// The README's HTTP half, as written: token create, serve, then the curl requests.
+#[test]
+fn the_readme_http_walkthrough_runs_against_the_real_binary() {
+    use std::io::{Read as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    assert!(trustledger(&[
+        "simulate",
+        "--data",
+        data.to_str().unwrap(),
+        "--weeks",
+        "2",
+        "--per-week",
+        "15"
+    ])
+    .status
+    .success());
+    let o = trustledger(&[
+        "token",
+        "create",
+        "--data",
+        data.to_str().unwrap(),
+        "--principal",
+        "ada",
+        "--role",
+        "admin",
+        "--role",
+        "auditor",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("tl_"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str, extra: &str| -> String {
+        for _ in 0..100 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                    .unwrap();
+                write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n").unwrap();
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                return String::from_utf8_lossy(&out).into_owned();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the server did not start");
+    };
+    let status = get("/api/v1/maturity/status/", "");
+    let calibration = get("/api/v1/calibration/?class=NON_CRITICAL", "");
+    let stream = get("/api/v1/events/stream", "Last-Event-ID: 3\r\n");
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(
+        status.starts_with("HTTP/1.1 200") && status.contains("\"criteria\""),
+        "{status}"
+    );
+    assert!(
+        calibration.starts_with("HTTP/1.1 200") && calibration.contains("\"auto_approval_rate\""),
+        "{calibration}"
+    );
+    assert!(
+        stream.contains("id: 4\n") && !stream.contains("id: 3\n"),
+        "the stream resumes after Last-Event-ID"
+    );
 }
