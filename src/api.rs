@@ -49,6 +49,7 @@ pub struct AppState {
     /// SBOM digests uploaded ahead of a release, by deployment.
     sboms: Mutex<HashMap<Uuid, String>>,
     streams: Arc<Semaphore>,
+    metrics: Metrics,
 }
 
 impl AppState {
@@ -58,6 +59,7 @@ impl AppState {
             gov,
             sboms: Mutex::new(HashMap::new()),
             streams: Arc::new(Semaphore::new(STREAMS_MAX)),
+            metrics: Metrics::default(),
         })
     }
 }
@@ -318,6 +320,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/calibration", get(calibration_report))
         .route("/api/v1/calibration/", get(calibration_report))
         .route("/api/v1/cab/members", post(add_member).get(list_members))
+        .merge(governance_routes())
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            count_requests,
+        ))
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
@@ -1145,4 +1153,531 @@ async fn list_members(
     Ok(axum::Json(
         json!({"members": state.gov.with_state(|s| s.cab_members.clone())}),
     ))
+}
+
+// ----- the rest of the workflow -----
+
+fn governance_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/risk-models", get(list_models).post(propose_model))
+        .route("/api/v1/risk-models/{version}/votes", post(vote_model))
+        .route(
+            "/api/v1/risk-models/{version}/activate",
+            post(activate_model),
+        )
+        .route(
+            "/api/v1/exceptions",
+            get(list_exceptions).post(grant_exception),
+        )
+        .route("/api/v1/exceptions/{id}/revoke", post(revoke_exception))
+        .route(
+            "/api/v1/deployments/{id}/breakglass",
+            post(breakglass).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/deployments/{id}/breakglass/review",
+            post(review_breakglass),
+        )
+        .route(
+            "/api/v1/deployments/{id}/classification",
+            post(raise_classification),
+        )
+        .route("/api/v1/breakglass/reviews", get(breakglass_reviews))
+        .route("/api/v1/signing-keys", post(trust_key))
+        .route("/api/v1/signing-keys/{key_id}/revoke", post(revoke_key))
+        .route("/api/v1/incidents/{id}/updates", post(update_incident))
+        .route("/api/v1/maturity/progression", post(vote_progression))
+        .route(
+            "/api/v1/cab/members/{member}",
+            axum::routing::delete(remove_member),
+        )
+        .route("/api/v1/cab/queue", get(cab_queue))
+        .route("/api/v1/access/tokens", post(create_token))
+        .route("/api/v1/access/tokens/revoke", post(revoke_token))
+}
+
+async fn list_models(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    Ok(axum::Json(state.gov.with_state(|s| {
+        let models: Vec<Value> = s
+            .models
+            .values()
+            .map(|m| json!({"model": m.proposal, "proposed_by": m.proposed_by, "votes": m.votes, "approved_by": m.approved_by, "active": s.active_model.as_deref() == Some(m.proposal.version.as_str())}))
+            .collect();
+        json!({"active": s.active_model, "models": models})
+    })))
+}
+
+async fn propose_model(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(model): ApiJson<RiskModelProposed>,
+) -> Result<Response, ApiError> {
+    execute(&state, caller.0, Command::ProposeRiskModel(model)).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn vote_model(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(version): Path<String>,
+    ApiJson(b): ApiJson<VoteBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::VoteRiskModel {
+            version: version.clone(),
+            approve: b.approve,
+            rationale: b.rationale,
+        },
+    )
+    .await?;
+    Ok(axum::Json(state.gov.with_state(|s| json!({"version": version, "approved_by": s.models.get(&version).and_then(|m| m.approved_by.clone())}))))
+}
+
+async fn activate_model(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(version): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(&state, caller.0, Command::ActivateRiskModel { version }).await?;
+    Ok(axum::Json(
+        json!({"active": state.gov.with_state(|s| s.active_model.clone())}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ExceptionsQuery {
+    expiring_within_hours: Option<u32>,
+}
+
+async fn list_exceptions(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ExceptionsQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let within = i64::from(q.expiring_within_hours.unwrap_or(72)) * 3_600_000_000;
+    let at = state.gov.current_time();
+    Ok(axum::Json(state.gov.with_state(|s| {
+        let items: Vec<Value> = views::exceptions(s, at, within).into_iter().map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()})).collect();
+        json!({"as_of": at.to_string(), "exceptions": items})
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionBody {
+    control: String,
+    scope: String,
+    reason: String,
+    approvers: Vec<String>,
+    expires_at: String,
+}
+
+async fn grant_exception(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<ExceptionBody>,
+) -> Result<Response, ApiError> {
+    let exception_id = state.gov.new_id();
+    let expires_at = parse_time("expires_at", &b.expires_at)?;
+    execute(
+        &state,
+        caller.0,
+        Command::GrantException {
+            exception_id,
+            control: b.control,
+            scope: b.scope,
+            reason: b.reason,
+            approvers: b.approvers,
+            expires_at,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"exception_id": exception_id})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn revoke_exception(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> Result<StatusCode, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::RevokeException {
+            exception_id: id,
+            reason: b.reason,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct BreakglassQuery {
+    justification: String,
+    /// Comma-separated CAB approvers (the caller among them).
+    approvers: String,
+}
+
+async fn breakglass(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<BreakglassQuery>,
+    body: axum::body::Body,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(&[Role::Cab])?;
+    let (artifact_sha256, artifact_size) = digest_body(body, ARTIFACT_BYTES_MAX).await?;
+    let sbom_sha256 = state
+        .sboms
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&id);
+    let approvers = q
+        .approvers
+        .split(',')
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .collect();
+    let presented = PresentedRelease {
+        deployment_id: id,
+        artifact_sha256,
+        artifact_size,
+        sbom_sha256,
+    };
+    execute(
+        &state,
+        caller.0,
+        Command::Breakglass {
+            presented,
+            justification: q.justification,
+            approvers,
+        },
+    )
+    .await?;
+    Ok(axum::Json(
+        state
+            .gov
+            .with_state(|s| deployment_json(s, &id))
+            .unwrap_or(Value::Null),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    justified: bool,
+    findings: String,
+}
+
+async fn review_breakglass(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<ReviewBody>,
+) -> Result<StatusCode, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::ReviewBreakglass {
+            deployment_id: id,
+            justified: b.justified,
+            findings: b.findings,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn breakglass_reviews(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let at = state.gov.current_time();
+    let open = state
+        .gov
+        .with_state(|s| views::open_breakglass_reviews(s, at));
+    Ok(axum::Json(json!({
+        "as_of": at.to_string(),
+        "open": open.iter().map(|(id, due, overdue)| json!({"deployment_id": id, "due": due.to_string(), "overdue": overdue})).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RaiseBody {
+    to: BlastRadiusClass,
+    reason: String,
+}
+
+async fn raise_classification(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<RaiseBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::RaiseClassification {
+            deployment_id: id,
+            to: b.to,
+            reason: b.reason,
+        },
+    )
+    .await?;
+    Ok(axum::Json(
+        state
+            .gov
+            .with_state(|s| deployment_json(s, &id))
+            .unwrap_or(Value::Null),
+    ))
+}
+
+async fn trust_key(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(k): ApiJson<SigningKeyTrusted>,
+) -> Result<StatusCode, ApiError> {
+    execute(&state, caller.0, Command::TrustSigningKey(k)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn revoke_key(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> Result<StatusCode, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::RevokeSigningKey(SigningKeyRevoked {
+            key_id,
+            reason: b.reason,
+        }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentUpdateBody {
+    severity: Option<Severity>,
+    affected_user_count: Option<u64>,
+    downtime_minutes: Option<u64>,
+    business_impact_usd: Option<String>,
+    preventable: Option<bool>,
+    notes: Option<String>,
+}
+
+async fn update_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<IncidentUpdateBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let update = IncidentUpdated {
+        incident_id: id,
+        severity: b.severity,
+        affected_user_count: b.affected_user_count,
+        downtime_minutes: b.downtime_minutes,
+        business_impact_usd: b.business_impact_usd,
+        preventable: b.preventable,
+        notes: b.notes,
+    };
+    execute(&state, caller.0, Command::UpdateIncident(update)).await?;
+    Ok(axum::Json(
+        state
+            .gov
+            .with_state(|s| s.incidents.get(&id).map(incident_json))
+            .unwrap_or(Value::Null),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressionBody {
+    to_level: u32,
+    approve: bool,
+    rationale: String,
+}
+
+async fn vote_progression(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<ProgressionBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::VoteProgression {
+            to_level: b.to_level,
+            approve: b.approve,
+            rationale: b.rationale,
+        },
+    )
+    .await?;
+    Ok(axum::Json(state.gov.with_state(
+        |s| json!({"level": s.level, "progression_votes": s.progression_votes}),
+    )))
+}
+
+async fn remove_member(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(member): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    execute(&state, caller.0, Command::RemoveCabMember { member }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn cab_queue(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let at = state.gov.current_time();
+    let queue = state.gov.with_state(|s| views::cab_queue(s, at));
+    Ok(axum::Json(json!({
+        "as_of": at.to_string(),
+        "pending": queue.iter().map(|q| json!({"deployment_id": q.deployment_id, "app_name": q.app_name, "class": q.class.as_str(), "approvals": q.approvals, "quorum": q.quorum, "age_minutes": q.age_minutes})).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    principal: String,
+    roles: Vec<String>,
+}
+
+async fn create_token(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> Result<Response, ApiError> {
+    let (token, token_sha256) = crate::governance::new_token();
+    let grant = events::catalogue::access::AccessGranted {
+        principal: b.principal.clone(),
+        roles: b.roles,
+        token_sha256,
+    };
+    execute(&state, caller.0, Command::GrantAccess(grant)).await?;
+    // The only time the token is ever shown.
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"principal": b.principal, "token": token})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeTokenBody {
+    principal: String,
+    token: String,
+    reason: String,
+}
+
+async fn revoke_token(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<RevokeTokenBody>,
+) -> Result<StatusCode, ApiError> {
+    let token_sha256 = hex::encode(Sha256::digest(b.token.as_bytes()));
+    let revoke = events::catalogue::access::AccessRevoked {
+        principal: b.principal,
+        token_sha256,
+        reason: b.reason,
+    };
+    execute(&state, caller.0, Command::RevokeAccess(revoke)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- metrics -----
+
+/// Request counters by (method, route, status) and total handling time by route.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    micros: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+async fn count_requests(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if let Ok(mut requests) = state.metrics.requests.lock() {
+        *requests
+            .entry((method, route.clone(), response.status().as_u16()))
+            .or_default() += 1;
+    }
+    if let Ok(mut totals) = state.metrics.micros.lock() {
+        let entry = totals.entry(route).or_default();
+        entry.0 += 1;
+        entry.1 += micros;
+    }
+    response
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let head = state.gov.log().head();
+    let _ = writeln!(out, "# HELP trustledger_log_entries Entries in the log.\n# TYPE trustledger_log_entries gauge\ntrustledger_log_entries {}", head.size);
+    let streams = STREAMS_MAX - state.streams.available_permits();
+    let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");
+    let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");
+    if let Ok(requests) = state.metrics.requests.lock() {
+        for ((method, route, status), n) in requests.iter() {
+            let _ = writeln!(out, "trustledger_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+    }
+    let _ = writeln!(out, "# HELP trustledger_http_request_duration_seconds Time spent handling requests, by route.\n# TYPE trustledger_http_request_duration_seconds summary");
+    if let Ok(totals) = state.metrics.micros.lock() {
+        for (route, (count, micros)) in totals.iter() {
+            let _ = writeln!(
+                out,
+                "trustledger_http_request_duration_seconds_sum{{route=\"{route}\"}} {}.{:06}",
+                micros / 1_000_000,
+                micros % 1_000_000
+            );
+            let _ = writeln!(
+                out,
+                "trustledger_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+            );
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -164,6 +164,16 @@ impl Api {
     fn size(&self) -> u64 {
         self.gov.log().head().size
     }
+    async fn as_token(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, Value, String) {
+        self.call(method, uri, Some(token), Body::from(body.to_string()), true)
+            .await
+    }
 }
 
 fn evidence_body() -> Value {
@@ -708,5 +718,139 @@ fn a_real_server_runs_the_workflow_serves_verifiable_proofs_and_resumable_stream
         all,
         (0..a.gov.log().head().size).collect::<Vec<u64>>(),
         "every entry exactly once, in order, across the reconnect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
+    let a = tokio::task::block_in_place(|| {
+        let a = api();
+        let admin = Principal::new("ada", &[Role::Admin]);
+        for m in ["chen", "cyril"] {
+            a.gov
+                .execute(&admin, &Command::AddCabMember { member: m.into() })
+                .unwrap();
+        }
+        a
+    });
+    let chen = tokio::task::block_in_place(|| grant(&a.gov, "chen", &["cab"]));
+    let cyril = tokio::task::block_in_place(|| grant(&a.gov, "cyril", &["cab"]));
+
+    // A looser model: proposed by an admin, three distinct CAB approvals, then activated.
+    let mut model = serde_json::to_value(projections::genesis::risk_model_v1_1()).unwrap();
+    model["version"] = json!("1.2");
+    model["thresholds"]["NON_CRITICAL"] = json!(30);
+    assert_eq!(
+        a.post("/api/v1/risk-models", "ada", model).await.0,
+        StatusCode::CREATED
+    );
+    let (s, p) = a
+        .post("/api/v1/risk-models/1.2/activate", "ada", json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "loosening needs the CAB first: {p}"
+    );
+    for token in [a.tokens["carol"].clone(), chen.clone(), cyril.clone()] {
+        let (s, v, _) = a
+            .as_token(
+                &token,
+                Method::POST,
+                "/api/v1/risk-models/1.2/votes",
+                json!({"approve": true, "rationale": "backtest reviewed"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert_eq!(
+        a.post("/api/v1/risk-models/1.2/activate", "ada", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, models) = a.get("/api/v1/risk-models", "ada").await;
+    assert_eq!(models["active"], "1.2");
+
+    // An exception, listed with its standing; an unwaivable one refused.
+    let expires = Timestamp::from_unix_micros(
+        events::Clock::now(&a.clock).unix_micros() + 24 * 3_600_000_000,
+    )
+    .to_string();
+    let (s, v, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "sbom_signature", "scope": "slack", "reason": "vendor", "approvers": ["carol", "chen"], "expires_at": expires})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "artifact_hash", "scope": "slack", "reason": "x", "approvers": ["carol", "chen"], "expires_at": expires})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, list) = a
+        .get("/api/v1/exceptions?expiring_within_hours=48", "ada")
+        .await;
+    assert_eq!(list["exceptions"][0]["standing"], "EXPIRING");
+
+    // The CAB queue, and a token made over the API that works, then is revoked.
+    let _ = submitted(&a).await;
+    let (_, queue) = a.get("/api/v1/cab/queue", "carol").await;
+    assert_eq!(queue["pending"].as_array().unwrap().len(), 1);
+    let (s, made) = a
+        .post(
+            "/api/v1/access/tokens",
+            "ada",
+            json!({"principal": "auditor-2", "roles": ["auditor"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let token = made["token"].as_str().unwrap().to_owned();
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/events?limit=1",
+            Some(&token),
+            Body::empty(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = a
+        .post(
+            "/api/v1/access/tokens/revoke",
+            "ada",
+            json!({"principal": "auditor-2", "token": token, "reason": "rotated"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/events?limit=1",
+            Some(&token),
+            Body::empty(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Metrics in Prometheus text format (a fresh router per call here, so it counts itself).
+    let response = app(AppState::new(Arc::clone(&a.gov)))
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("trustledger_log_entries "), "{text}");
+    assert!(
+        text.contains("# TYPE trustledger_http_requests_total counter"),
+        "{text}"
     );
 }
