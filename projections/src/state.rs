@@ -100,8 +100,6 @@ pub struct DeploymentRecord {
     pub approval: Option<(Vec<String>, Timestamp)>,
     /// The number of blocked release attempts.
     pub blocked_releases: u32,
-    /// The release verdict once released.
-    pub released: Option<ReleaseVerdict>,
     /// When released (gate or break-glass).
     pub released_at: Option<Timestamp>,
     /// Seq of the release entry.
@@ -337,7 +335,6 @@ impl GovernanceState {
                         votes: BTreeMap::new(),
                         approval: None,
                         blocked_releases: 0,
-                        released: None,
                         released_at: None,
                         released_seq: None,
                         breakglass: None,
@@ -418,7 +415,6 @@ impl GovernanceState {
                         .entry(d.submitted.app_name.to_lowercase())
                         .or_default()
                         .released += 1;
-                    d.released = Some(v);
                 }
                 touch(self, &id);
             }
