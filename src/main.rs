@@ -260,11 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let (bar, tick) = progress("auditing");
-            let source = match (&data, &bundle) {
-                (Some(dir), _) => commands::AuditSource::Data(dir),
-                (None, Some(dir)) => commands::AuditSource::Bundle(dir),
-                (None, None) => unreachable!("clap requires one of --data and --bundle"),
-            };
+            let source = audit_source(data.as_deref(), bundle.as_deref());
             let result = commands::audit(
                 source,
                 key.as_deref(),
@@ -284,11 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let (bar, tick) = progress("backtesting");
-            let source = match (&data, &bundle) {
-                (Some(dir), _) => commands::AuditSource::Data(dir),
-                (None, Some(dir)) => commands::AuditSource::Bundle(dir),
-                (None, None) => unreachable!("clap requires one of --data and --bundle"),
-            };
+            let source = audit_source(data.as_deref(), bundle.as_deref());
             let result = commands::backtest(
                 source,
                 &model,
@@ -366,6 +358,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{verifier}");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The entry source of `audit` and `backtest` (clap guarantees exactly one of the two).
+fn audit_source<'a>(
+    data: Option<&'a std::path::Path>,
+    bundle: Option<&'a std::path::Path>,
+) -> commands::AuditSource<'a> {
+    match (data, bundle) {
+        (Some(dir), _) => commands::AuditSource::Data(dir),
+        (None, Some(dir)) => commands::AuditSource::Bundle(dir),
+        (None, None) => unreachable!("clap requires one of --data and --bundle"),
     }
 }
 
