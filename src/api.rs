@@ -778,7 +778,7 @@ async fn release(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&id);
-    execute(
+    let outcome = execute(
         &state,
         caller.0,
         Command::Release(PresentedRelease {
@@ -793,8 +793,16 @@ async fn release(
         let d = &s.deployments[&id];
         json!({"released": d.released_at.is_some(), "deployment": deployment_json(s, &id)})
     });
-    let last = state.gov.log().get(state.gov.log().head().size - 1)?;
-    let checks = last
+    // The verdict is the entry this request appended (others may have appended since).
+    let seq = match outcome {
+        Outcome::Appended(appended) => appended.first().map(|a| a.seq),
+        Outcome::Replayed { .. } => None,
+    };
+    let recorded = match seq {
+        Some(seq) => state.gov.log().get(seq)?,
+        None => None,
+    };
+    let checks = recorded
         .and_then(|e| Payload::decode(&e).ok().flatten())
         .and_then(|p| match p {
             Payload::DeploymentReleased(DeploymentReleased(v))
