@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use events::payloads::*;
 use events::Timestamp;
@@ -302,44 +302,7 @@ fn now_of(state: &GovernanceState) -> Timestamp {
     state.last_time.unwrap_or(Timestamp::from_unix_micros(0))
 }
 
-/// The whole API.
-pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
-        .nest("/api/v1/log", log_routes())
-        .nest("/api/v1/events", event_routes())
-        .nest("/api/v1/deployments", deployment_routes())
-        .nest("/api/v1/evidence", evidence_routes())
-        .merge(incident_routes())
-        .nest("/api/v1/maturity", maturity_routes())
-        .route("/api/v1/blast-radius/classify", get(classify))
-        .route("/api/v1/blast-radius/classify/", get(classify))
-        .route("/api/v1/calibration", get(calibration_report))
-        .route("/api/v1/calibration/", get(calibration_report))
-        .route("/api/v1/cab/members", post(add_member).get(list_members))
-        .merge(governance_routes())
-        .route("/metrics", get(metrics))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            count_requests,
-        ))
-        .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .with_state(state)
-}
-
 // ----- log: checkpoint, key, proofs -----
-
-fn log_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/checkpoint", get(checkpoint))
-        .route("/key", get(key))
-        .route("/proof/inclusion", get(inclusion))
-        .route("/proof/consistency", get(consistency))
-}
 
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let note = state
@@ -413,12 +376,6 @@ async fn consistency(
 }
 
 // ----- events: pages and the SSE stream -----
-
-fn event_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(events_page))
-        .route("/stream", get(events_stream))
-}
 
 #[derive(Deserialize)]
 struct EventsQuery {
@@ -512,12 +469,6 @@ async fn events_stream(
 
 // ----- evidence -----
 
-fn evidence_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", post(record_evidence))
-        .route("/{id}", get(get_evidence))
-}
-
 async fn record_evidence(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -557,21 +508,6 @@ async fn get_evidence(
 }
 
 // ----- deployments -----
-
-fn deployment_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", post(submit).get(list_deployments))
-        .route("/{id}", get(get_deployment))
-        .route("/{id}/votes", post(vote))
-        .route(
-            "/{id}/sbom",
-            put(upload_sbom).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/{id}/release",
-            post(release).layer(DefaultBodyLimit::disable()),
-        )
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -816,20 +752,6 @@ async fn release(
 
 // ----- incidents (the seed's endpoints, with and without the trailing slash) -----
 
-fn incident_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/api/v1/incidents",
-            post(report_incident).get(list_incidents),
-        )
-        .route(
-            "/api/v1/incidents/",
-            post(report_incident).get(list_incidents),
-        )
-        .route("/api/v1/incidents/{id}", get(get_incident))
-        .route("/api/v1/incidents/{id}/", get(get_incident))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IncidentBody {
@@ -951,14 +873,6 @@ async fn get_incident(
 }
 
 // ----- maturity -----
-
-fn maturity_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/evaluate", post(evaluate))
-        .route("/evaluate/", post(evaluate))
-        .route("/status", get(status))
-        .route("/status/", get(status))
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -1164,45 +1078,6 @@ async fn list_members(
 }
 
 // ----- the rest of the workflow -----
-
-fn governance_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/risk-models", get(list_models).post(propose_model))
-        .route("/api/v1/risk-models/{version}/votes", post(vote_model))
-        .route(
-            "/api/v1/risk-models/{version}/activate",
-            post(activate_model),
-        )
-        .route(
-            "/api/v1/exceptions",
-            get(list_exceptions).post(grant_exception),
-        )
-        .route("/api/v1/exceptions/{id}/revoke", post(revoke_exception))
-        .route(
-            "/api/v1/deployments/{id}/breakglass",
-            post(breakglass).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/v1/deployments/{id}/breakglass/review",
-            post(review_breakglass),
-        )
-        .route(
-            "/api/v1/deployments/{id}/classification",
-            post(raise_classification),
-        )
-        .route("/api/v1/breakglass/reviews", get(breakglass_reviews))
-        .route("/api/v1/signing-keys", post(trust_key))
-        .route("/api/v1/signing-keys/{key_id}/revoke", post(revoke_key))
-        .route("/api/v1/incidents/{id}/updates", post(update_incident))
-        .route("/api/v1/maturity/progression", post(vote_progression))
-        .route(
-            "/api/v1/cab/members/{member}",
-            axum::routing::delete(remove_member),
-        )
-        .route("/api/v1/cab/queue", get(cab_queue))
-        .route("/api/v1/access/tokens", post(create_token))
-        .route("/api/v1/access/tokens/revoke", post(revoke_token))
-}
 
 async fn list_models(
     caller: Caller,
@@ -1688,4 +1563,709 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+// ----- the route table: the router and /openapi.json are both built from it -----
+
+/// One operation's documentation.
+pub struct Op {
+    method: &'static str,
+    summary: &'static str,
+    /// Roles that may call it; empty means public.
+    roles: &'static [&'static str],
+    query: &'static [(&'static str, &'static str)],
+    body: Option<Value>,
+}
+
+fn op(method: &'static str, summary: &'static str, roles: &'static [&'static str]) -> Op {
+    Op {
+        method,
+        summary,
+        roles,
+        query: &[],
+        body: None,
+    }
+}
+
+impl Op {
+    fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Self {
+        self.query = query;
+        self
+    }
+    fn json(mut self, schema: Value) -> Self {
+        self.body = Some(json!({"application/json": {"schema": schema}}));
+        self
+    }
+    fn bytes(mut self) -> Self {
+        self.body = Some(
+            json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}),
+        );
+        self
+    }
+}
+
+/// A path, what serves it, and how it is documented.
+pub struct RouteEntry {
+    path: &'static str,
+    handler: MethodRouter<Arc<AppState>>,
+    ops: Vec<Op>,
+}
+
+fn route(path: &'static str, handler: MethodRouter<Arc<AppState>>, ops: Vec<Op>) -> RouteEntry {
+    RouteEntry { path, handler, ops }
+}
+
+/// An object schema: (field, JSON type) pairs and the required ones.
+fn obj(fields: &[(&str, &str)], required: &[&str]) -> Value {
+    let properties: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(name, kind)| {
+            let schema = match *kind {
+                "uuid" => json!({"type": "string", "format": "uuid"}),
+                "strings" => json!({"type": "array", "items": {"type": "string"}}),
+                "map" => json!({"type": "object", "additionalProperties": {"type": "string"}}),
+                "object" => json!({"type": "object"}),
+                "array" => json!({"type": "array"}),
+                other => json!({"type": other}),
+            };
+            ((*name).to_owned(), schema)
+        })
+        .collect();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+const ANY_READER: &[&str] = &[
+    "auditor",
+    "operator",
+    "cab",
+    "admin",
+    "submitter",
+    "deployer",
+    "incident-reporter",
+];
+const LOG_READER: &[&str] = &["auditor", "operator", "admin"];
+
+fn log_routes() -> Vec<RouteEntry> {
+    vec![
+        route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+            vec![op("get", "Liveness", &[])],
+        ),
+        route(
+            "/api/v1/log/checkpoint",
+            get(checkpoint),
+            vec![op(
+                "get",
+                "The latest signed checkpoint (C2SP signed note)",
+                &[],
+            )],
+        ),
+        route(
+            "/api/v1/log/key",
+            get(key),
+            vec![op("get", "The checkpoint verifier key", &[])],
+        ),
+        route(
+            "/api/v1/log/proof/inclusion",
+            get(inclusion),
+            vec![op(
+                "get",
+                "RFC 9162 inclusion proof of entry seq in the tree of size",
+                LOG_READER,
+            )
+            .query(&[("seq", "integer"), ("size", "integer")])],
+        ),
+        route(
+            "/api/v1/log/proof/consistency",
+            get(consistency),
+            vec![op(
+                "get",
+                "RFC 9162 consistency proof from size from to size to",
+                LOG_READER,
+            )
+            .query(&[("from", "integer"), ("to", "integer")])],
+        ),
+        route(
+            "/api/v1/events",
+            get(events_page),
+            vec![op(
+                "get",
+                "Stored entries after a seq, as JSON Lines",
+                LOG_READER,
+            )
+            .query(&[
+                ("after", "integer"),
+                ("limit", "integer"),
+                ("type", "string"),
+                ("subject", "string"),
+            ])],
+        ),
+        route(
+            "/api/v1/events/stream",
+            get(events_stream),
+            vec![op(
+                "get",
+                "Server-Sent Events, resumable with Last-Event-ID",
+                LOG_READER,
+            )
+            .query(&[
+                ("after", "integer"),
+                ("type", "string"),
+                ("subject", "string"),
+            ])],
+        ),
+        route(
+            "/metrics",
+            get(metrics),
+            vec![op("get", "Prometheus metrics", &[])],
+        ),
+        route(
+            "/openapi.json",
+            get(openapi),
+            vec![op("get", "This document", &[])],
+        ),
+    ]
+}
+
+fn evidence_schema() -> Value {
+    obj(
+        &[
+            ("artifacts", "array"),
+            ("sbom", "object"),
+            ("tests_passed", "integer"),
+            ("tests_failed", "integer"),
+            ("scan_critical_findings", "integer"),
+            ("generated_by", "string"),
+            ("packaged_by", "string"),
+        ],
+        &[
+            "artifacts",
+            "tests_passed",
+            "tests_failed",
+            "scan_critical_findings",
+            "generated_by",
+            "packaged_by",
+        ],
+    )
+}
+
+fn deployment_routes() -> Vec<RouteEntry> {
+    let vote_schema = obj(
+        &[("approve", "boolean"), ("rationale", "string")],
+        &["approve", "rationale"],
+    );
+    vec![
+        route(
+            "/api/v1/evidence",
+            post(record_evidence),
+            vec![op(
+                "post",
+                "Record an evidence package",
+                &["submitter", "operator"],
+            )
+            .json(evidence_schema())],
+        ),
+        route(
+            "/api/v1/evidence/{id}",
+            get(get_evidence),
+            vec![op("get", "An evidence package", ANY_READER)],
+        ),
+        route(
+            "/api/v1/deployments",
+            post(submit).get(list_deployments),
+            vec![
+                op(
+                    "post",
+                    "Submit a deployment (classified, scored and gated)",
+                    &["submitter"],
+                )
+                .json(obj(
+                    &[
+                        ("correlation_id", "string"),
+                        ("app_name", "string"),
+                        ("app_version", "string"),
+                        ("requires_admin", "boolean"),
+                        ("target_user_count", "integer"),
+                        ("cmdb", "map"),
+                        ("evidence_id", "uuid"),
+                    ],
+                    &[
+                        "correlation_id",
+                        "app_name",
+                        "app_version",
+                        "requires_admin",
+                        "target_user_count",
+                        "evidence_id",
+                    ],
+                )),
+                op("get", "Deployments", ANY_READER).query(&[
+                    ("status", "string"),
+                    ("limit", "integer"),
+                    ("as_of", "string"),
+                ]),
+            ],
+        ),
+        route(
+            "/api/v1/deployments/{id}",
+            get(get_deployment),
+            vec![op("get", "A deployment with its history", ANY_READER)
+                .query(&[("as_of", "string")])],
+        ),
+        route(
+            "/api/v1/deployments/{id}/votes",
+            post(vote),
+            vec![op("post", "A CAB member's vote", &["cab"]).json(vote_schema.clone())],
+        ),
+        route(
+            "/api/v1/deployments/{id}/sbom",
+            put(upload_sbom).layer(DefaultBodyLimit::disable()),
+            vec![op(
+                "put",
+                "Upload the SBOM bytes ahead of the release",
+                &["deployer"],
+            )
+            .bytes()],
+        ),
+        route(
+            "/api/v1/deployments/{id}/release",
+            post(release).layer(DefaultBodyLimit::disable()),
+            vec![op(
+                "post",
+                "The release gate: stream the artifact bytes",
+                &["deployer"],
+            )
+            .bytes()],
+        ),
+        route(
+            "/api/v1/deployments/{id}/breakglass",
+            post(breakglass).layer(DefaultBodyLimit::disable()),
+            vec![op(
+                "post",
+                "Emergency release without quorum (integrity still checked)",
+                &["cab"],
+            )
+            .query(&[("justification", "string"), ("approvers", "string")])
+            .bytes()],
+        ),
+        route(
+            "/api/v1/deployments/{id}/breakglass/review",
+            post(review_breakglass),
+            vec![
+                op("post", "Post-review of a break-glass release", &["cab"]).json(obj(
+                    &[("justified", "boolean"), ("findings", "string")],
+                    &["justified", "findings"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/deployments/{id}/classification",
+            post(raise_classification),
+            vec![
+                op("post", "Raise the blast-radius class", &["cab"]).json(obj(
+                    &[("to", "string"), ("reason", "string")],
+                    &["to", "reason"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/breakglass/reviews",
+            get(breakglass_reviews),
+            vec![op(
+                "get",
+                "Open and overdue break-glass reviews",
+                ANY_READER,
+            )],
+        ),
+        route(
+            "/api/v1/cab/queue",
+            get(cab_queue),
+            vec![op(
+                "get",
+                "Deployments pending the CAB, oldest first",
+                ANY_READER,
+            )],
+        ),
+        route(
+            "/api/v1/cab/members",
+            post(add_member).get(list_members),
+            vec![
+                op("post", "Add a CAB member", &["admin"])
+                    .json(obj(&[("member", "string")], &["member"])),
+                op("get", "CAB members", ANY_READER),
+            ],
+        ),
+        route(
+            "/api/v1/cab/members/{member}",
+            axum::routing::delete(remove_member),
+            vec![op("delete", "Remove a CAB member", &["admin"])],
+        ),
+    ]
+}
+
+fn incident_routes() -> Vec<RouteEntry> {
+    let report = || {
+        obj(
+            &[
+                ("deployment_id", "uuid"),
+                ("severity", "string"),
+                ("incident_date", "string"),
+                ("affected_user_count", "integer"),
+                ("downtime_minutes", "integer"),
+                ("business_impact_usd", "string"),
+                ("preventable", "boolean"),
+                ("preventability_notes", "string"),
+                ("control_improvements", "strings"),
+                ("incident_id", "uuid"),
+            ],
+            &[
+                "deployment_id",
+                "severity",
+                "affected_user_count",
+                "downtime_minutes",
+                "business_impact_usd",
+                "preventable",
+            ],
+        )
+    };
+    const FILTERS: &[(&str, &str)] = &[
+        ("severity", "string"),
+        ("blast_radius", "string"),
+        ("from", "string"),
+        ("to", "string"),
+        ("limit", "integer"),
+        ("offset", "integer"),
+        ("as_of", "string"),
+    ];
+    let both = |path| {
+        route(
+            path,
+            post(report_incident).get(list_incidents),
+            vec![
+                op(
+                    "post",
+                    "Report an incident (the deployment context is looked up)",
+                    &["incident-reporter"],
+                )
+                .json(report()),
+                op("get", "Incidents by severity, class and date", ANY_READER).query(FILTERS),
+            ],
+        )
+    };
+    vec![
+        both("/api/v1/incidents"),
+        both("/api/v1/incidents/"),
+        route(
+            "/api/v1/incidents/{id}",
+            get(get_incident),
+            vec![op("get", "An incident", ANY_READER)],
+        ),
+        route(
+            "/api/v1/incidents/{id}/",
+            get(get_incident),
+            vec![op("get", "An incident", ANY_READER)],
+        ),
+        route(
+            "/api/v1/incidents/{id}/updates",
+            post(update_incident),
+            vec![
+                op("post", "Correct an incident", &["incident-reporter"]).json(obj(
+                    &[
+                        ("severity", "string"),
+                        ("affected_user_count", "integer"),
+                        ("downtime_minutes", "integer"),
+                        ("business_impact_usd", "string"),
+                        ("preventable", "boolean"),
+                        ("notes", "string"),
+                    ],
+                    &[],
+                )),
+            ],
+        ),
+    ]
+}
+
+fn maturity_routes() -> Vec<RouteEntry> {
+    let evaluate_op = || {
+        op(
+            "post",
+            "Evaluate the maturity level now",
+            &["operator", "admin", "cab"],
+        )
+        .json(obj(&[("strict", "boolean")], &[]))
+    };
+    let status_op = || {
+        op(
+            "get",
+            "Level, thresholds in force and next-level criteria",
+            ANY_READER,
+        )
+        .query(&[("as_of", "string"), ("strict", "boolean")])
+    };
+    const CLASSIFY: &[(&str, &str)] = &[
+        ("app_name", "string"),
+        ("requires_admin", "boolean"),
+        ("target_user_count", "integer"),
+        ("service_tier", "string"),
+    ];
+    const CALIBRATION: &[(&str, &str)] = &[
+        ("class", "string"),
+        ("level", "integer"),
+        ("from", "string"),
+        ("to", "string"),
+        ("as_of", "string"),
+    ];
+    vec![
+        route(
+            "/api/v1/maturity/evaluate",
+            post(evaluate),
+            vec![evaluate_op()],
+        ),
+        route(
+            "/api/v1/maturity/evaluate/",
+            post(evaluate),
+            vec![evaluate_op()],
+        ),
+        route("/api/v1/maturity/status", get(status), vec![status_op()]),
+        route("/api/v1/maturity/status/", get(status), vec![status_op()]),
+        route(
+            "/api/v1/maturity/progression",
+            post(vote_progression),
+            vec![
+                op("post", "A CAB member approves progression", &["cab"]).json(obj(
+                    &[
+                        ("to_level", "integer"),
+                        ("approve", "boolean"),
+                        ("rationale", "string"),
+                    ],
+                    &["to_level", "approve", "rationale"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/blast-radius/classify",
+            get(classify),
+            vec![op("get", "Classify without recording anything", ANY_READER).query(CLASSIFY)],
+        ),
+        route(
+            "/api/v1/blast-radius/classify/",
+            get(classify),
+            vec![op("get", "Classify without recording anything", ANY_READER).query(CLASSIFY)],
+        ),
+        route(
+            "/api/v1/calibration",
+            get(calibration_report),
+            vec![op("get", "Calibration statistics", ANY_READER).query(CALIBRATION)],
+        ),
+        route(
+            "/api/v1/calibration/",
+            get(calibration_report),
+            vec![op("get", "Calibration statistics", ANY_READER).query(CALIBRATION)],
+        ),
+    ]
+}
+
+fn governance_routes() -> Vec<RouteEntry> {
+    let reason = || obj(&[("reason", "string")], &["reason"]);
+    vec![
+        route(
+            "/api/v1/risk-models",
+            get(list_models).post(propose_model),
+            vec![
+                op("get", "Risk model versions", ANY_READER),
+                op("post", "Propose a risk model version", &["admin", "cab"]).json(obj(
+                    &[
+                        ("version", "string"),
+                        ("mode", "string"),
+                        ("thresholds", "object"),
+                        ("weights_bp", "object"),
+                        ("effective_date", "string"),
+                        ("review_date", "string"),
+                        ("calibration_evidence", "string"),
+                    ],
+                    &[
+                        "version",
+                        "mode",
+                        "thresholds",
+                        "weights_bp",
+                        "effective_date",
+                        "review_date",
+                        "calibration_evidence",
+                    ],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/risk-models/{version}/votes",
+            post(vote_model),
+            vec![
+                op("post", "A CAB member's vote on a model", &["cab"]).json(obj(
+                    &[("approve", "boolean"), ("rationale", "string")],
+                    &["approve", "rationale"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/risk-models/{version}/activate",
+            post(activate_model),
+            vec![op("post", "Put a model version in force", &["admin"])],
+        ),
+        route(
+            "/api/v1/exceptions",
+            get(list_exceptions).post(grant_exception),
+            vec![
+                op("get", "Exceptions with their standing", ANY_READER)
+                    .query(&[("expiring_within_hours", "integer")]),
+                op(
+                    "post",
+                    "Grant an exception (at most 90 days, two CAB approvers)",
+                    &["cab"],
+                )
+                .json(obj(
+                    &[
+                        ("control", "string"),
+                        ("scope", "string"),
+                        ("reason", "string"),
+                        ("approvers", "strings"),
+                        ("expires_at", "string"),
+                    ],
+                    &["control", "scope", "reason", "approvers", "expires_at"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/exceptions/{id}/revoke",
+            post(revoke_exception),
+            vec![op("post", "Revoke an exception", &["cab"]).json(reason())],
+        ),
+        route(
+            "/api/v1/signing-keys",
+            post(trust_key),
+            vec![
+                op("post", "Trust an SBOM signing key", &["admin"]).json(obj(
+                    &[
+                        ("key_id", "string"),
+                        ("public_key_hex", "string"),
+                        ("owner", "string"),
+                    ],
+                    &["key_id", "public_key_hex", "owner"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/signing-keys/{key_id}/revoke",
+            post(revoke_key),
+            vec![op("post", "Revoke an SBOM signing key", &["admin"]).json(reason())],
+        ),
+        route(
+            "/api/v1/access/tokens",
+            post(create_token),
+            vec![
+                op("post", "Create a bearer token (shown once)", &["admin"]).json(obj(
+                    &[("principal", "string"), ("roles", "strings")],
+                    &["principal", "roles"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/access/tokens/revoke",
+            post(revoke_token),
+            vec![op("post", "Revoke a bearer token", &["admin"]).json(obj(
+                &[
+                    ("principal", "string"),
+                    ("token", "string"),
+                    ("reason", "string"),
+                ],
+                &["principal", "token", "reason"],
+            ))],
+        ),
+    ]
+}
+
+/// Every route, grouped by resource.
+pub fn route_table() -> Vec<RouteEntry> {
+    [
+        log_routes(),
+        deployment_routes(),
+        incident_routes(),
+        maturity_routes(),
+        governance_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The whole API, built from [`route_table`].
+pub fn app(state: Arc<AppState>) -> Router {
+    let mut router = Router::new();
+    for entry in route_table() {
+        router = router.route(entry.path, entry.handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+/// The OpenAPI 3.1 document, generated from [`route_table`], so it lists exactly what is served.
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for entry in route_table() {
+        let mut item = serde_json::Map::new();
+        for o in &entry.ops {
+            let mut parameters: Vec<Value> = entry
+                .path
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(|name| {
+                    let schema = if name == "id" {
+                        json!({"type": "string", "format": "uuid"})
+                    } else {
+                        json!({"type": "string"})
+                    };
+                    json!({"name": name, "in": "path", "required": true, "schema": schema})
+                })
+                .collect();
+            parameters.extend(o.query.iter().map(|(name, kind)| json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}})));
+            let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+            let mut operation = json!({
+                "summary": o.summary,
+                "operationId": format!(
+                    "{}_{}{}",
+                    o.method,
+                    entry.path.trim_matches('/').replace(['/', '{', '}', '-', '.'], "_"),
+                    if entry.path.ends_with('/') { "_slash" } else { "" }
+                ),
+                "parameters": parameters,
+                "responses": {"200": {"description": "OK"}, "201": {"description": "Created"}, "204": {"description": "No content"}, "default": problem},
+                "x-roles": if o.roles.is_empty() { json!("public") } else { json!(o.roles) },
+            });
+            if !o.roles.is_empty() {
+                operation["security"] = json!([{"bearer": []}]);
+            }
+            if let Some(body) = &o.body {
+                operation["requestBody"] = json!({"required": true, "content": body});
+            }
+            item.insert(o.method.to_owned(), operation);
+        }
+        paths.insert(entry.path.to_owned(), Value::Object(item));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "trustledger", "version": env!("CARGO_PKG_VERSION"), "description": "Tamper-evident deployment governance", "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}, "required": ["type", "title", "status", "detail"]}},
+        },
+    })
+}
+
+async fn openapi() -> axum::Json<Value> {
+    axum::Json(openapi_document())
 }

@@ -854,3 +854,78 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_served_route_and_only_those() {
+    let a = tokio::task::block_in_place(api);
+    let (s, doc, _) = a
+        .call(Method::GET, "/openapi.json", None, Body::empty(), false)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 40, "{} paths", paths.len());
+    for seed_path in [
+        "/api/v1/incidents/",
+        "/api/v1/incidents/{id}/",
+        "/api/v1/maturity/evaluate/",
+        "/api/v1/maturity/status/",
+        "/api/v1/blast-radius/classify/",
+    ] {
+        assert!(paths.contains_key(seed_path), "{seed_path}");
+    }
+    let mut operation_ids = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation_ids.insert(operation["operationId"].as_str().unwrap().to_owned()),
+                "duplicate operationId at {method} {path}"
+            );
+            assert!(operation["responses"]["default"].is_object());
+            let uri = path
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{version}", "9.9")
+                .replace("{key_id}", "k")
+                .replace("{member}", "m");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            if path == "/api/v1/events/stream" {
+                // A live stream never ends: check that it is served, without reading it.
+                let request = Request::builder()
+                    .method(m)
+                    .uri(&uri)
+                    .header(header::AUTHORIZATION, format!("Bearer {}", a.tokens["ada"]))
+                    .body(Body::empty())
+                    .unwrap();
+                let response = app(AppState::new(Arc::clone(&a.gov)))
+                    .oneshot(request)
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                continue;
+            }
+            let (status, problem, _) = a
+                .call(m, &uri, Some(&a.tokens["ada"]), Body::empty(), false)
+                .await;
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not served"
+            );
+            assert!(
+                problem["detail"] != "no such route",
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    // And an undocumented route is not served.
+    let (s, _, _) = a
+        .call(
+            Method::GET,
+            "/api/v1/not-a-route",
+            Some(&a.tokens["ada"]),
+            Body::empty(),
+            false,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
