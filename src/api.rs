@@ -287,15 +287,38 @@ fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
 }
 
 /// The state as of `as_of` (a seq or a time), or now.
-fn state_as_of(state: &Arc<AppState>, as_of: Option<&str>) -> Result<GovernanceState, ApiError> {
+/// The live state (borrowed, never copied) or a past one (folded from the log).
+enum StateRef<'a> {
+    Live(crate::governance::StateGuard<'a>),
+    Past(Box<GovernanceState>),
+}
+
+impl std::ops::Deref for StateRef<'_> {
+    type Target = GovernanceState;
+    fn deref(&self) -> &GovernanceState {
+        match self {
+            Self::Live(guard) => guard,
+            Self::Past(state) => state,
+        }
+    }
+}
+
+fn state_as_of<'a>(
+    state: &'a Arc<AppState>,
+    as_of: Option<&str>,
+) -> Result<StateRef<'a>, ApiError> {
     let Some(as_of) = as_of else {
-        return Ok(state.gov.state());
+        return Ok(StateRef::Live(state.gov.read()));
     };
     let point = match as_of.parse::<u64>() {
         Ok(seq) => AsOf::Seq(seq),
         Err(_) => AsOf::Time(parse_time("as_of", as_of)?),
     };
-    state.gov.state_as_of(point).map_err(ApiError::from)
+    state
+        .gov
+        .state_as_of(point)
+        .map(|past| StateRef::Past(Box::new(past)))
+        .map_err(ApiError::from)
 }
 
 fn now_of(state: &GovernanceState) -> Timestamp {
@@ -947,7 +970,7 @@ async fn status(
         "criteria": preview.criteria,
         "outcome_if_evaluated_now": preview.outcome,
         "stats": preview.stats,
-        "last_evaluation": s.last_evaluation.map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "outcome": e.evaluation.outcome})),
+        "last_evaluation": s.last_evaluation.as_ref().map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "outcome": e.evaluation.outcome})),
     })))
 }
 

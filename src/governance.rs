@@ -196,6 +196,16 @@ struct Inner {
     since_snapshot: u64,
 }
 
+/// Borrowed access to the current state (see [`Governance::read`]).
+pub struct StateGuard<'a>(MutexGuard<'a, Inner>);
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = GovernanceState;
+    fn deref(&self) -> &GovernanceState {
+        &self.0.state
+    }
+}
+
 /// Name under which the governance snapshot is stored.
 pub const SNAPSHOT_NAME: &str = "governance";
 /// Save a snapshot after folding this many entries.
@@ -338,6 +348,12 @@ impl Governance {
     /// A copy of the current state.
     pub fn state(&self) -> GovernanceState {
         self.lock().state.clone()
+    }
+
+    /// A read guard on the current state (commands wait while it is held: keep it short, and
+    /// never across an `.await`).
+    pub fn read(&self) -> StateGuard<'_> {
+        StateGuard(self.lock())
     }
 
     /// Runs `read` against the current state without copying it.
