@@ -363,6 +363,14 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
         .get("/api/v1/log/proof/inclusion?seq=5&size=2", "ada")
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    // Found by schemathesis: integers beyond ±(2^53−1) have no canonical form. They were hashed
+    // before being range-checked, and the panic surfaced as a 500.
+    let (s, p) = a.post("/api/v1/deployments", "dev", json!({"correlation_id": "huge", "app_name": "a", "app_version": "1", "requires_admin": false, "target_user_count": 23_701_598_002_830_340u64, "evidence_id": id})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let mut huge = evidence_body();
+    huge["tests_passed"] = json!(u64::MAX);
+    let (s, p) = a.post("/api/v1/evidence", "dev", huge).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(a.size(), before, "bad input wrote nothing");
 
     // A conflicting retry of a submission is a 409; an identical one returns the original.

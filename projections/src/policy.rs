@@ -787,11 +787,16 @@ pub fn deployment_subject(id: &Uuid) -> String {
 
 /// SHA-256 of a value's canonical JSON.
 ///
-/// # Panics
-/// Never for the integer-only types used here.
-pub fn canonical_sha256<T: serde::Serialize>(value: &T) -> String {
-    let json = serde_json::to_value(value).expect("serialisable");
-    Digest::of(&canonical::to_canonical_vec(&json).expect("integer-only")).to_hex()
+/// # Errors
+/// [`Rejection::Invalid`] naming `field` when the value has no canonical form (an integer beyond
+/// ±(2^53−1), which a client can send in any count field).
+pub fn canonical_sha256<T: serde::Serialize>(
+    field: &'static str,
+    value: &T,
+) -> Result<String, Rejection> {
+    let json = serde_json::to_value(value).map_err(|e| invalid(field, e.to_string()))?;
+    let bytes = canonical::to_canonical_vec(&json).map_err(|e| invalid(field, e.to_string()))?;
+    Ok(Digest::of(&bytes).to_hex())
 }
 
 fn check_model(p: &RiskModelProposed) -> Result<(), Rejection> {
@@ -974,7 +979,8 @@ pub fn release_checks(
             ))
         ),
     );
-    let recomputed = evidence.map(|e| canonical_sha256(&e.recorded.document));
+    // A stored document with no canonical form cannot match its recorded hash: tampered.
+    let recomputed = evidence.and_then(|e| canonical_sha256("evidence", &e.recorded.document).ok());
     let evidence_ok = evidence.is_some_and(|e| {
         Some(&e.recorded.evidence_hash) == recomputed.as_ref()
             && e.recorded.evidence_hash == d.submitted.evidence_hash
@@ -1758,7 +1764,7 @@ fn decide_evidence(
             "evidence {evidence_id} exists (evidence is immutable)"
         )));
     }
-    let evidence_hash = canonical_sha256(document);
+    let evidence_hash = canonical_sha256("document", document)?;
     Ok(Decision::one(
         format!("evidence/{evidence_id}"),
         Payload::EvidenceRecorded(EvidenceRecorded {
@@ -1777,7 +1783,10 @@ fn decide_submit(
     request: &SubmitDeployment,
 ) -> Result<Decision, Rejection> {
     check_text("correlation_id", &request.correlation_id, 128, true)?;
-    let request_sha256 = canonical_sha256(request);
+    if request.target_user_count > canonical::INTEGER_MAGNITUDE_MAX {
+        return Err(invalid("target_user_count", "is too large"));
+    }
+    let request_sha256 = canonical_sha256("request", request)?;
     if let Some(existing) = state.by_correlation.get(&request.correlation_id) {
         let d = deployment(state, existing)?;
         if d.submitted.request_sha256 == request_sha256 && d.submitter == actor {
