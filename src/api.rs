@@ -1167,7 +1167,15 @@ async fn list_exceptions(
     Query(q): Query<ExceptionsQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let within = i64::from(q.expiring_within_hours.unwrap_or(72)) * 3_600_000_000;
+    let hours = q.expiring_within_hours.unwrap_or(72);
+    if hours > 24 * 3650 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "expiring_within_hours: at most 87600 (ten years)",
+        ));
+    }
+    let within = i64::from(hours) * 3_600_000_000;
     let at = state.gov.current_time();
     Ok(axum::Json(state.gov.with_state(|s| {
         let items: Vec<Value> = views::exceptions(s, at, within).into_iter().map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()})).collect();
