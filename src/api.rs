@@ -1570,6 +1570,21 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     let head = state.gov.log().head();
     let _ = writeln!(out, "# HELP trustledger_log_entries Entries in the log.\n# TYPE trustledger_log_entries gauge\ntrustledger_log_entries {}", head.size);
+    let commits = state.gov.log().commit_stats();
+    let _ = writeln!(out, "# HELP trustledger_log_commits_total Group commits since start.\n# TYPE trustledger_log_commits_total counter\ntrustledger_log_commits_total {}", commits.commits);
+    let _ = writeln!(out, "# HELP trustledger_log_committed_entries_total Entries written by them.\n# TYPE trustledger_log_committed_entries_total counter\ntrustledger_log_committed_entries_total {}", commits.entries);
+    let _ = writeln!(
+        out,
+        "# HELP trustledger_log_commit_seconds Time spent writing and syncing commits (append latency).\n# TYPE trustledger_log_commit_seconds summary\ntrustledger_log_commit_seconds_sum {}.{:06}\ntrustledger_log_commit_seconds_count {}",
+        commits.micros / 1_000_000,
+        commits.micros % 1_000_000,
+        commits.commits
+    );
+    let _ = writeln!(out, "# HELP trustledger_log_last_batch_entries Entries in the last group commit.\n# TYPE trustledger_log_last_batch_entries gauge\ntrustledger_log_last_batch_entries {}", commits.last_batch);
+    let folded = state
+        .gov
+        .with_state(|s| s.last_seq.map_or(0, |seq| seq + 1));
+    let _ = writeln!(out, "# HELP trustledger_projection_lag_entries Durable entries not yet folded into the projections.\n# TYPE trustledger_projection_lag_entries gauge\ntrustledger_projection_lag_entries {}", head.size.saturating_sub(folded));
     let streams = STREAMS_MAX - state.streams.available_permits();
     let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");
     let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");

@@ -866,6 +866,14 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         text.contains("# TYPE trustledger_http_requests_total counter"),
         "{text}"
     );
+    assert!(
+        text.contains("trustledger_projection_lag_entries 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("trustledger_log_commit_seconds_count "),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,9 @@ pub mod verify;
 pub use entry::{
     Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry, Position,
 };
-pub use log::{AppendError, Appended, Durability, Head, Log, LogConfig, OpenLogError, ReadError};
+pub use log::{
+    AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,
+    OpenLogError, ReadError,
+};
 pub use subscribe::{SubscribeError, Subscription};
 pub use time::{Clock, ManualClock, ParseTimestampError, SystemClock, Timestamp};

@@ -168,6 +168,48 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// Counters of the writer's commits since the log was opened (for metrics).
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    commits: std::sync::atomic::AtomicU64,
+    entries: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+    last_batch: std::sync::atomic::AtomicU64,
+}
+
+/// A reading of [`CommitStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStatsSnapshot {
+    /// Group commits.
+    pub commits: u64,
+    /// Entries written by them.
+    pub entries: u64,
+    /// Total time spent writing and syncing them, in microseconds.
+    pub micros: u64,
+    /// Entries in the last group.
+    pub last_batch: u64,
+}
+
+impl CommitStats {
+    fn record(&self, entries: u64, micros: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.commits.fetch_add(1, Relaxed);
+        self.entries.fetch_add(entries, Relaxed);
+        self.micros.fetch_add(micros, Relaxed);
+        self.last_batch.store(entries, Relaxed);
+    }
+
+    fn read(&self) -> CommitStatsSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        CommitStatsSnapshot {
+            commits: self.commits.load(Relaxed),
+            entries: self.entries.load(Relaxed),
+            micros: self.micros.load(Relaxed),
+            last_batch: self.last_batch.load(Relaxed),
+        }
+    }
+}
+
 /// The durable head of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -215,6 +257,7 @@ struct Request {
 }
 
 struct Shared {
+    stats: Arc<CommitStats>,
     db: sled::Db,
     tree: sled::Tree,
     snapshots: sled::Tree,
@@ -398,6 +441,7 @@ struct Writer {
     head: Head,
     frontier: Frontier,
     publish: watch::Sender<Head>,
+    stats: Arc<CommitStats>,
     failed: Option<String>,
     /// False only in the benchmark that measures what Merkle maintenance costs.
     merkle_maintenance: bool,
@@ -707,7 +751,8 @@ impl Writer {
                 .sign(signer);
                 batch.insert(&keys::checkpoint(tentative.size), note.as_bytes());
             }
-            if let Err(reason) = self.write_durably(batch) {
+            let written = tentative.size - self.head.size;
+            if let Err(reason) = self.write_durably(batch, written) {
                 self.failed = Some(reason.clone());
                 for (reply, outcome) in outcomes {
                     let _ = reply.send(outcome.and(Err(AppendError::Storage(reason.clone()))));
@@ -732,7 +777,17 @@ impl Writer {
         }
     }
 
-    fn write_durably(&mut self, batch: sled::Batch) -> Result<(), String> {
+    fn write_durably(&mut self, batch: sled::Batch, entries: u64) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        self.write_and_sync(batch)?;
+        self.stats.record(
+            entries,
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        );
+        Ok(())
+    }
+
+    fn write_and_sync(&mut self, batch: sled::Batch) -> Result<(), String> {
         self.tree
             .apply_batch(batch)
             .map_err(|e| format!("write: {e}"))?;
@@ -916,6 +971,7 @@ impl Log {
         let (publish, head_rx) = watch::channel(head);
         let (sender, inbox) = mpsc::channel(WRITER_QUEUE_REQUESTS_MAX);
         let verifier = config.signer.as_ref().map(NoteSigner::verifier);
+        let stats = Arc::new(CommitStats::default());
         let writer = Writer {
             db: db.clone(),
             tree: tree.clone(),
@@ -930,6 +986,7 @@ impl Log {
             failed: refusal.as_ref().map(ToString::to_string),
             stream_cache: HashMap::new(),
             merkle_maintenance,
+            stats: Arc::clone(&stats),
         };
         let handle = std::thread::Builder::new()
             .name("trustledger-log-writer".into())
@@ -946,6 +1003,7 @@ impl Log {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
                 node_cache: NodeCache::default(),
+                stats,
             }),
         })
     }
@@ -963,6 +1021,11 @@ impl Log {
     /// Why the log refuses writes, if it does (set when the tail check on open failed).
     pub fn refusal(&self) -> Option<&AppendError> {
         self.shared.refusal.as_ref()
+    }
+
+    /// The writer's commit counters since the log was opened.
+    pub fn commit_stats(&self) -> CommitStatsSnapshot {
+        self.shared.stats.read()
     }
 
     /// The durable head.
