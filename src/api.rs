@@ -50,6 +50,8 @@ pub struct AppState {
     sboms: Mutex<HashMap<Uuid, String>>,
     streams: Arc<Semaphore>,
     metrics: Metrics,
+    /// The live maturity status, by (last folded seq, strict).
+    status_cache: Mutex<Option<CachedStatus>>,
 }
 
 impl AppState {
@@ -60,9 +62,13 @@ impl AppState {
             sboms: Mutex::new(HashMap::new()),
             streams: Arc::new(Semaphore::new(STREAMS_MAX)),
             metrics: Metrics::default(),
+            status_cache: Mutex::new(None),
         })
     }
 }
+
+/// A rendered live status: (last folded seq, strict) and the JSON body.
+type CachedStatus = ((Option<u64>, bool), Arc<str>);
 
 /// An RFC 9457 problem.
 #[derive(Debug)]
@@ -321,6 +327,25 @@ fn state_as_of<'a>(
         .map_err(ApiError::from)
 }
 
+/// The common `as_of` query parameter.
+#[derive(Deserialize)]
+struct AsOfQuery {
+    as_of: Option<String>,
+}
+
+/// The state as of `as_of` and the time to judge it at: the log's current time for the live
+/// state (read before the state is borrowed, since it takes the same lock), the state's own
+/// last time for a past one.
+fn state_and_time<'a>(
+    state: &'a Arc<AppState>,
+    as_of: Option<&str>,
+) -> Result<(StateRef<'a>, Timestamp), ApiError> {
+    let now = as_of.is_none().then(|| state.gov.current_time());
+    let s = state_as_of(state, as_of)?;
+    let at = now.unwrap_or_else(|| now_of(&s));
+    Ok((s, at))
+}
+
 fn now_of(state: &GovernanceState) -> Timestamp {
     state.last_time.unwrap_or(Timestamp::from_unix_micros(0))
 }
@@ -521,11 +546,13 @@ async fn get_evidence(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    state
-        .gov
-        .with_state(|s| s.evidence.get(&id).map(|e| json!({"evidence_id": id, "document": e.recorded.document, "evidence_hash": e.recorded.evidence_hash, "recorded_by": e.recorded_by})))
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    s.evidence
+        .get(&id)
+        .map(|e| json!({"evidence_id": id, "document": e.recorded.document, "evidence_hash": e.recorded.evidence_hash, "recorded_by": e.recorded_by}))
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown evidence {id}")))
 }
@@ -886,11 +913,13 @@ async fn get_incident(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    state
-        .gov
-        .with_state(|s| s.incidents.get(&id).map(incident_json))
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    s.incidents
+        .get(&id)
+        .map(incident_json)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown incident {id}")))
 }
@@ -942,9 +971,26 @@ async fn status(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<StatusQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(READERS)?;
+    let strict = q.strict.unwrap_or(false);
     let s = state_as_of(&state, q.as_of.as_deref())?;
+    // The live status is a pure function of the folded state (its time is the last entry's),
+    // so it is computed once per log head and strictness, not once per request.
+    let live_key = q.as_of.is_none().then_some((s.last_seq, strict));
+    let cache = || {
+        state
+            .status_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(key) = live_key {
+        if let Some((cached_key, body)) = cache().as_ref() {
+            if *cached_key == key {
+                return Ok(json_body(body));
+            }
+        }
+    }
     let at = now_of(&s);
     let model = s.active_model().map(|m| m.proposal.clone());
     let thresholds: BTreeMap<&str, Value> = BlastRadiusClass::ALL
@@ -958,8 +1004,8 @@ async fn status(
         })
         .collect();
     // The criteria as they stand now, computed without recording an evaluation.
-    let preview = maturity::evaluate(&s, at, q.strict.unwrap_or(false));
-    Ok(axum::Json(json!({
+    let preview = maturity::evaluate(&s, at, strict);
+    let value = json!({
         "level": s.level,
         "mode": s.current_level().map(|l| l.mode.clone()),
         "since": s.level_since.map(|t| t.to_string()),
@@ -971,7 +1017,20 @@ async fn status(
         "outcome_if_evaluated_now": preview.outcome,
         "stats": preview.stats,
         "last_evaluation": s.last_evaluation.as_ref().map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "outcome": e.evaluation.outcome})),
-    })))
+    });
+    let body: Arc<str> = value.to_string().into();
+    if let Some(key) = live_key {
+        *cache() = Some((key, Arc::clone(&body)));
+    }
+    Ok(json_body(&body))
+}
+
+fn json_body(body: &Arc<str>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 // ----- classification, calibration, CAB -----
@@ -984,6 +1043,7 @@ struct ClassifyQuery {
     #[serde(default)]
     target_user_count: u64,
     service_tier: Option<String>,
+    as_of: Option<String>,
 }
 
 async fn classify(
@@ -992,6 +1052,7 @@ async fn classify(
     Query(q): Query<ClassifyQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref())?;
     let input = policy::ClassifyInput {
         app_name: q.app_name,
         requires_admin: q.requires_admin,
@@ -1001,13 +1062,11 @@ async fn classify(
             .map(|t| [("service_tier".to_owned(), t)].into())
             .unwrap_or_default(),
     };
-    state
-        .gov
-        .with_state(|s| {
-            s.blast_policy.as_ref().map(|p| {
-                let c = policy::classify(p, &input);
-                json!({"class": c.class.as_str(), "rule": c.rule, "policy_version": c.policy_version, "quorum": s.quorum(c.class)})
-            })
+    s.blast_policy
+        .as_ref()
+        .map(|p| {
+            let c = policy::classify(p, &input);
+            json!({"class": c.class.as_str(), "rule": c.rule, "policy_version": c.policy_version, "quorum": s.quorum(c.class)})
         })
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("no blast-radius policy in force"))
@@ -1093,11 +1152,11 @@ async fn add_member(
 async fn list_members(
     caller: Caller,
     State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    Ok(axum::Json(
-        json!({"members": state.gov.with_state(|s| s.cab_members.clone())}),
-    ))
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    Ok(axum::Json(json!({"members": s.cab_members})))
 }
 
 // ----- the rest of the workflow -----
@@ -1105,16 +1164,18 @@ async fn list_members(
 async fn list_models(
     caller: Caller,
     State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    Ok(axum::Json(state.gov.with_state(|s| {
-        let models: Vec<Value> = s
-            .models
-            .values()
-            .map(|m| json!({"model": m.proposal, "proposed_by": m.proposed_by, "votes": m.votes, "approved_by": m.approved_by, "active": s.active_model.as_deref() == Some(m.proposal.version.as_str())}))
-            .collect();
-        json!({"active": s.active_model, "models": models})
-    })))
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let models: Vec<Value> = s
+        .models
+        .values()
+        .map(|m| json!({"model": m.proposal, "proposed_by": m.proposed_by, "votes": m.votes, "approved_by": m.approved_by, "active": s.active_model.as_deref() == Some(m.proposal.version.as_str())}))
+        .collect();
+    Ok(axum::Json(
+        json!({"active": s.active_model, "models": models}),
+    ))
 }
 
 async fn propose_model(
@@ -1159,6 +1220,7 @@ async fn activate_model(
 #[derive(Deserialize)]
 struct ExceptionsQuery {
     expiring_within_hours: Option<u32>,
+    as_of: Option<String>,
 }
 
 async fn list_exceptions(
@@ -1176,11 +1238,14 @@ async fn list_exceptions(
         ));
     }
     let within = i64::from(hours) * 3_600_000_000;
-    let at = state.gov.current_time();
-    Ok(axum::Json(state.gov.with_state(|s| {
-        let items: Vec<Value> = views::exceptions(s, at, within).into_iter().map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()})).collect();
-        json!({"as_of": at.to_string(), "exceptions": items})
-    })))
+    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let items: Vec<Value> = views::exceptions(&s, at, within)
+        .into_iter()
+        .map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()}))
+        .collect();
+    Ok(axum::Json(
+        json!({"as_of": at.to_string(), "exceptions": items}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -1324,12 +1389,11 @@ async fn review_breakglass(
 async fn breakglass_reviews(
     caller: Caller,
     State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let at = state.gov.current_time();
-    let open = state
-        .gov
-        .with_state(|s| views::open_breakglass_reviews(s, at));
+    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let open = views::open_breakglass_reviews(&s, at);
     Ok(axum::Json(json!({
         "as_of": at.to_string(),
         "open": open.iter().map(|(id, due, overdue)| json!({"deployment_id": id, "due": due.to_string(), "overdue": overdue})).collect::<Vec<_>>(),
@@ -1469,10 +1533,11 @@ async fn remove_member(
 async fn cab_queue(
     caller: Caller,
     State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let at = state.gov.current_time();
-    let queue = state.gov.with_state(|s| views::cab_queue(s, at));
+    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let queue = views::cab_queue(&s, at);
     Ok(axum::Json(json!({
         "as_of": at.to_string(),
         "pending": queue.iter().map(|q| json!({"deployment_id": q.deployment_id, "app_name": q.app_name, "class": q.class.as_str(), "approvals": q.approvals, "quorum": q.quorum, "age_minutes": q.age_minutes})).collect::<Vec<_>>(),
@@ -1690,6 +1755,7 @@ const ANY_READER: &[&str] = &[
     "incident-reporter",
 ];
 const LOG_READER: &[&str] = &["auditor", "operator", "admin"];
+const AS_OF: &[(&str, &str)] = &[("as_of", "string")];
 
 fn log_routes() -> Vec<RouteEntry> {
     vec![
@@ -1815,7 +1881,7 @@ fn deployment_routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/evidence/{id}",
             get(get_evidence),
-            vec![op("get", "An evidence package", ANY_READER)],
+            vec![op("get", "An evidence package", ANY_READER).query(AS_OF)],
         ),
         route(
             "/api/v1/deployments",
@@ -1917,11 +1983,7 @@ fn deployment_routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/breakglass/reviews",
             get(breakglass_reviews),
-            vec![op(
-                "get",
-                "Open and overdue break-glass reviews",
-                ANY_READER,
-            )],
+            vec![op("get", "Open and overdue break-glass reviews", ANY_READER).query(AS_OF)],
         ),
         route(
             "/api/v1/cab/queue",
@@ -1930,7 +1992,8 @@ fn deployment_routes() -> Vec<RouteEntry> {
                 "get",
                 "Deployments pending the CAB, oldest first",
                 ANY_READER,
-            )],
+            )
+            .query(AS_OF)],
         ),
         route(
             "/api/v1/cab/members",
@@ -1938,7 +2001,7 @@ fn deployment_routes() -> Vec<RouteEntry> {
             vec![
                 op("post", "Add a CAB member", &["admin"])
                     .json(obj(&[("member", "string")], &["member"])),
-                op("get", "CAB members", ANY_READER),
+                op("get", "CAB members", ANY_READER).query(AS_OF),
             ],
         ),
         route(
@@ -2004,12 +2067,12 @@ fn incident_routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/incidents/{id}",
             get(get_incident),
-            vec![op("get", "An incident", ANY_READER)],
+            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
         ),
         route(
             "/api/v1/incidents/{id}/",
             get(get_incident),
-            vec![op("get", "An incident", ANY_READER)],
+            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
         ),
         route(
             "/api/v1/incidents/{id}/updates",
@@ -2053,6 +2116,7 @@ fn maturity_routes() -> Vec<RouteEntry> {
         ("requires_admin", "boolean"),
         ("target_user_count", "integer"),
         ("service_tier", "string"),
+        ("as_of", "string"),
     ];
     const CALIBRATION: &[(&str, &str)] = &[
         ("class", "string"),
@@ -2118,7 +2182,7 @@ fn governance_routes() -> Vec<RouteEntry> {
             "/api/v1/risk-models",
             get(list_models).post(propose_model),
             vec![
-                op("get", "Risk model versions", ANY_READER),
+                op("get", "Risk model versions", ANY_READER).query(AS_OF),
                 op("post", "Propose a risk model version", &["admin", "cab"]).json(obj(
                     &[
                         ("version", "string"),
@@ -2161,7 +2225,7 @@ fn governance_routes() -> Vec<RouteEntry> {
             get(list_exceptions).post(grant_exception),
             vec![
                 op("get", "Exceptions with their standing", ANY_READER)
-                    .query(&[("expiring_within_hours", "integer")]),
+                    .query(&[("expiring_within_hours", "integer"), ("as_of", "string")]),
                 op(
                     "post",
                     "Grant an exception (at most 90 days, two CAB approvers)",

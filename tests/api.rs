@@ -463,6 +463,13 @@ async fn the_seeds_endpoints_answer_with_and_without_the_trailing_slash() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["evaluation"]["strict"], true);
+    // The status is cached per log head: a new entry must show at once.
+    let (_, after) = a.get("/api/v1/maturity/status/", "ada").await;
+    assert_eq!(after["as_of_seq"].as_u64(), Some(a.size() - 1), "{after}");
+    assert_eq!(
+        after["last_evaluation"]["outcome"],
+        v["evaluation"]["outcome"]
+    );
     let (s, _) = a.get("/api/v1/maturity/status/?as_of=3", "ada").await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -801,6 +808,11 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
 
     // The CAB queue, and a token made over the API that works, then is revoked.
     let _ = submitted(&a).await;
+    // Every projection read takes as_of: at seq 0 (genesis) there were no CAB members.
+    let (_, then) = a.get("/api/v1/cab/members?as_of=0", "ada").await;
+    assert_eq!(then["members"], json!([]));
+    let (_, now) = a.get("/api/v1/cab/members", "ada").await;
+    assert!(now["members"].as_array().unwrap().len() >= 3);
     let (_, queue) = a.get("/api/v1/cab/queue", "carol").await;
     assert_eq!(queue["pending"].as_array().unwrap().len(), 1);
     let (s, made) = a
