@@ -559,19 +559,6 @@ async fn get_evidence(
 
 // ----- deployments -----
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    correlation_id: String,
-    app_name: String,
-    app_version: String,
-    requires_admin: bool,
-    target_user_count: u64,
-    #[serde(default)]
-    cmdb: BTreeMap<String, String>,
-    evidence_id: Uuid,
-}
-
 fn deployment_json(state: &GovernanceState, id: &Uuid) -> Option<Value> {
     let d = state.deployments.get(id)?;
     Some(json!({
@@ -599,17 +586,8 @@ fn deployment_json(state: &GovernanceState, id: &Uuid) -> Option<Value> {
 async fn submit(
     caller: Caller,
     State(state): State<Arc<AppState>>,
-    ApiJson(b): ApiJson<SubmitBody>,
+    ApiJson(request): ApiJson<SubmitDeployment>,
 ) -> Result<Response, ApiError> {
-    let request = SubmitDeployment {
-        correlation_id: b.correlation_id,
-        app_name: b.app_name,
-        app_version: b.app_version,
-        requires_admin: b.requires_admin,
-        target_user_count: b.target_user_count,
-        cmdb: b.cmdb,
-        evidence_id: b.evidence_id,
-    };
     let deployment_id = state.gov.new_id();
     let (status, id) = match execute(
         &state,

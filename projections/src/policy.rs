@@ -354,8 +354,10 @@ pub fn gate(
     (auto, decision)
 }
 
-/// A submission request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A submission request (also the API's request body: unknown fields are refused, so a
+/// submitter cannot declare a risk score).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitDeployment {
     /// Idempotency key.
     pub correlation_id: String,
@@ -368,6 +370,7 @@ pub struct SubmitDeployment {
     /// Target users.
     pub target_user_count: u64,
     /// CMDB data.
+    #[serde(default)]
     pub cmdb: BTreeMap<String, String>,
     /// Evidence package.
     pub evidence_id: Uuid,
