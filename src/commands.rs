@@ -58,6 +58,12 @@ pub fn verify_data(
     }
 }
 
+/// Reads the `--from-checkpoint` file, if any.
+fn read_kept_checkpoint(path: Option<&Path>) -> anyhow::Result<Option<String>> {
+    path.map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()
+}
+
 /// `trustledger verify --bundle DIR`: verification of an export bundle.
 ///
 /// # Errors
@@ -70,11 +76,7 @@ pub fn verify_bundle(
 ) -> anyhow::Result<Verdict> {
     let options = BundleOptions {
         pinned_key: key.map(read_verifier).transpose()?,
-        earlier_checkpoint: from_checkpoint
-            .map(|p| {
-                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-            })
-            .transpose()?,
+        earlier_checkpoint: read_kept_checkpoint(from_checkpoint)?,
     };
     Ok(match bundle::verify_bundle(dir, &options, progress)? {
         Ok(report) => Verdict::Valid(report.to_string().trim_end().to_owned()),
@@ -186,12 +188,7 @@ pub fn audit(
         AuditSource::Bundle(dir) => {
             let options = BundleOptions {
                 pinned_key: pinned,
-                earlier_checkpoint: from_checkpoint
-                    .map(|p| {
-                        std::fs::read_to_string(p)
-                            .with_context(|| format!("cannot read {}", p.display()))
-                    })
-                    .transpose()?,
+                earlier_checkpoint: read_kept_checkpoint(from_checkpoint)?,
             };
             replay::audit::audit_bundle(dir, &options, progress)?
         }
@@ -199,6 +196,15 @@ pub fn audit(
             let log = data_dir::open_existing(dir)?;
             let verifier = pinned.as_ref().or(log.verifier()).cloned();
             replay::audit::audit_log(&log, verifier.as_ref(), progress)?
+        }
+        AuditSource::Url { url, token } => {
+            let options = replay::remote::RemoteOptions {
+                url: url.to_owned(),
+                token: token.map(str::to_owned),
+                pinned_key: pinned,
+                earlier_checkpoint: read_kept_checkpoint(from_checkpoint)?,
+            };
+            replay::remote::audit_url(&options, progress)?
         }
     };
     let text = if json {
@@ -220,6 +226,13 @@ pub enum AuditSource<'a> {
     Bundle(&'a Path),
     /// A data directory (not in use by a server).
     Data(&'a Path),
+    /// A live server, read with a bearer token.
+    Url {
+        /// Base URL.
+        url: &'a str,
+        /// Bearer token.
+        token: Option<&'a str>,
+    },
 }
 
 fn audit_text(report: &replay::audit::AuditReport) -> String {
@@ -231,13 +244,16 @@ fn audit_text(report: &replay::audit::AuditReport) -> String {
     if let Some(decisions) = &report.decisions {
         out.push_str(&decisions.to_string());
     }
-    if let Some((seq, stored, rebuilt)) = &report.projection_check {
-        let verdict = if stored == rebuilt {
+    if let Some(check) = &report.projection_check {
+        let verdict = if check.matches() {
             "matches"
         } else {
             "DIFFERS from"
         };
-        out.push_str(&format!("projection rebuilt to seq {seq}: fingerprint {rebuilt} {verdict} the stored snapshot's {stored}\n"));
+        out.push_str(&format!(
+            "projection rebuilt to seq {}: fingerprint {} {verdict} {}'s {}\n",
+            check.seq, check.rebuilt, check.reported_by, check.reported
+        ));
     }
     out.push_str(if report.clean() {
         "verdict: CLEAN"
@@ -256,7 +272,7 @@ fn audit_json(report: &replay::audit::AuditReport) -> String {
         "decisions": decisions.map(|d| d.decisions.clone()),
         "findings": decisions.map(|d| d.findings.iter().map(|f| serde_json::json!({"seq": f.seq, "kind": f.kind, "message": f.message})).collect::<Vec<_>>()),
         "fingerprint": decisions.and_then(|d| d.fingerprint.map(|f| f.to_hex())),
-        "projection_check": report.projection_check.map(|(seq, stored, rebuilt)| serde_json::json!({"seq": seq, "stored": stored.to_hex(), "rebuilt": rebuilt.to_hex(), "matches": stored == rebuilt})),
+        "projection_check": report.projection_check.as_ref().map(|c| serde_json::json!({"seq": c.seq, "reported_by": c.reported_by, "reported": c.reported.to_hex(), "rebuilt": c.rebuilt.to_hex(), "matches": c.matches()})),
     })
     .to_string()
 }
@@ -308,6 +324,11 @@ pub fn backtest(
             let log = data_dir::open_existing(dir)?;
             let verifier = pinned.as_ref().or(log.verifier()).cloned();
             replay::backtest::backtest_log(&log, verifier.as_ref(), &candidate, progress)?
+        }
+        AuditSource::Url { .. } => {
+            bail!(
+                "backtest reads an export bundle or a data directory; export the served log first"
+            )
         }
     };
     let report = result.map_err(|problem| {

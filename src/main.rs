@@ -102,16 +102,28 @@ enum Command {
     /// rules in force when it was made. Exit 0 clean, 1 findings, 2 unusable input.
     Audit {
         /// Data directory of a stored log (not in use by a server).
-        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        #[arg(long, conflicts_with_all = ["bundle", "url"], required_unless_present_any = ["bundle", "url"])]
         data: Option<PathBuf>,
         /// Export bundle directory.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "url")]
         bundle: Option<PathBuf>,
+        /// A live server's base URL, e.g. http://127.0.0.1:8080: its log is paged up to its latest
+        /// signed checkpoint and every page checked against it.
+        #[arg(long)]
+        url: Option<String>,
+        /// Bearer token (auditor role) for --url.
+        #[arg(
+            long,
+            env = "TRUSTLEDGER_TOKEN",
+            hide_env_values = true,
+            requires = "url"
+        )]
+        token: Option<String>,
         /// Verifier key (the key itself or a file holding it).
         #[arg(long)]
         key: Option<String>,
-        /// A signed checkpoint kept from earlier: the bundle must extend it.
-        #[arg(long, requires = "bundle")]
+        /// A signed checkpoint kept from earlier: the bundle or served log must extend it.
+        #[arg(long, conflicts_with = "data")]
         from_checkpoint: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
@@ -255,12 +267,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             data,
             bundle,
+            url,
+            token,
             key,
             from_checkpoint,
             format,
         } => {
             let (bar, tick) = progress("auditing");
-            let source = audit_source(data.as_deref(), bundle.as_deref());
+            let source = match url.as_deref() {
+                Some(url) => commands::AuditSource::Url {
+                    url,
+                    token: token.as_deref(),
+                },
+                None => audit_source(data.as_deref(), bundle.as_deref()),
+            };
             let result = commands::audit(
                 source,
                 key.as_deref(),

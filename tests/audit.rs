@@ -455,3 +455,183 @@ fn backtesting_the_active_model_reproduces_history_and_a_looser_one_shows_what_i
     );
     assert!(text.contains("report sha256 "), "{text}");
 }
+
+/// A server the test controls: it serves `entries` (paged as the real server pages them), the
+/// Merkle proofs of *their* tree and a fingerprint of *their* fold, but the signed checkpoint it
+/// is given, which may describe another history, and never serves entries from `hide_from` on.
+/// Serves `requests` connections, then stops.
+fn lying_server(
+    entries: Vec<Vec<u8>>,
+    checkpoint: String,
+    hide_from: usize,
+    requests: usize,
+) -> String {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut tree = MemoryTree::new();
+        let mut state = projections::state::GovernanceState::new();
+        for e in &entries {
+            tree.push_entry(e);
+            state.apply(&events::Entry::parse(e).unwrap());
+        }
+        let size = tree.size();
+        let key = NoteSigner::from_seed("audit-test", [9; 32])
+            .unwrap()
+            .verifier();
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut request_line).unwrap();
+            while reader.read_line(&mut String::new()).unwrap() > 2 {}
+            let target = request_line.split(' ').nth(1).unwrap().to_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let param = |name: &str| -> Option<u64> {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .map(|v| v.parse().unwrap())
+            };
+            let hexes = |proof: Vec<events::Digest>| {
+                json!({"proof": proof.iter().map(|d| d.to_hex()).collect::<Vec<_>>()}).to_string()
+            };
+            let body = match path {
+                "/api/v1/log/key" => format!("{key}\n"),
+                "/api/v1/log/checkpoint" => checkpoint.clone(),
+                "/api/v1/events" => {
+                    let from = param("after").map_or(0, |a| a + 1) as usize;
+                    let limit = param("limit").unwrap() as usize;
+                    let mut page = Vec::new();
+                    for e in entries.iter().take(hide_from).skip(from).take(limit) {
+                        page.extend_from_slice(e);
+                        page.push(b'\n');
+                    }
+                    String::from_utf8(page).unwrap()
+                }
+                "/api/v1/log/proof/inclusion" => hexes(
+                    events::merkle::inclusion_proof(&tree, param("seq").unwrap(), size).unwrap(),
+                ),
+                "/api/v1/log/proof/consistency" => hexes(
+                    events::merkle::consistency_proof(&tree, param("from").unwrap(), size).unwrap(),
+                ),
+                "/api/v1/projections/fingerprint" => json!({
+                    "seq": size - 1,
+                    "fingerprint": projections::snapshot::fingerprint(&state).to_hex(),
+                })
+                .to_string(),
+                other => panic!("unexpected request {other}"),
+            };
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    url
+}
+
+fn signed_checkpoint(entries: &[Vec<u8>]) -> String {
+    let mut tree = MemoryTree::new();
+    for e in entries {
+        tree.push_entry(e);
+    }
+    let origin = serde_json::from_slice::<Value>(&entries[0]).unwrap()["source"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Checkpoint {
+        origin,
+        size: entries.len() as u64,
+        root: tree.root(),
+    }
+    .sign(&NoteSigner::from_seed("audit-test", [9; 32]).unwrap())
+}
+
+fn audit_served(url: String, kept: Option<String>) -> replay::audit::AuditReport {
+    let options = replay::remote::RemoteOptions {
+        url,
+        token: None,
+        pinned_key: Some(
+            NoteSigner::from_seed("audit-test", [9; 32])
+                .unwrap()
+                .verifier(),
+        ),
+        earlier_checkpoint: kept,
+    };
+    replay::remote::audit_url(&options, |_| {}).unwrap()
+}
+
+#[test]
+fn a_served_log_is_checked_page_by_page_against_the_signed_checkpoint() {
+    let s = scripted();
+    let honest = &s.entries;
+    // Requests: key is pinned, so checkpoint + one page + one inclusion proof + fingerprint
+    // (+ one consistency proof when a checkpoint was kept).
+    let report = audit_served(
+        lying_server(honest.clone(), signed_checkpoint(honest), usize::MAX, 4),
+        None,
+    );
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(report.decisions.unwrap().entries, honest.len() as u64);
+    assert!(report.projection_check.unwrap().matches());
+
+    // A kept checkpoint of a prefix of the same history: the served one extends it.
+    let kept = signed_checkpoint(&honest[..honest.len() / 2]);
+    let report = audit_served(
+        lying_server(honest.clone(), signed_checkpoint(honest), usize::MAX, 5),
+        Some(kept),
+    );
+    assert!(report.clean(), "{report:?}");
+
+    // The server rewrites history (one vote's actor) and re-chains it, but cannot re-sign: the
+    // page it serves is not in the signed tree.
+    let rewritten = forge(honest, |v| {
+        let at = find(v, "cab.vote_cast", s.half_approved);
+        v[at]["actor"] = json!("mallory");
+    });
+    let report = audit_served(
+        lying_server(rewritten.clone(), signed_checkpoint(honest), usize::MAX, 3),
+        None,
+    );
+    let problem = report.integrity.unwrap_err();
+    assert!(problem.contains("is not in the signed tree"), "{problem}");
+    assert!(report.decisions.is_none());
+
+    // Had the forger the key, its new checkpoint would still not extend the one the auditor
+    // kept from before the rewrite.
+    let vote = find(
+        &honest
+            .iter()
+            .map(|e| serde_json::from_slice(e).unwrap())
+            .collect::<Vec<Value>>(),
+        "cab.vote_cast",
+        s.half_approved,
+    );
+    let kept = signed_checkpoint(&honest[..=vote]);
+    let report = audit_served(
+        lying_server(
+            rewritten.clone(),
+            signed_checkpoint(&rewritten),
+            usize::MAX,
+            2,
+        ),
+        Some(kept),
+    );
+    let problem = report.integrity.unwrap_err();
+    assert!(problem.contains("history was rewritten"), "{problem}");
+
+    // A server that signed more than it serves.
+    let report = audit_served(
+        lying_server(honest.clone(), signed_checkpoint(honest), 20, 4),
+        None,
+    );
+    let problem = report.integrity.unwrap_err();
+    assert!(
+        problem.contains("but /api/v1/events ends after 20"),
+        "{problem}"
+    );
+}

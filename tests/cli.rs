@@ -578,3 +578,161 @@ fn the_readme_http_walkthrough_runs_against_the_real_binary() {
         "the stream resumes after Last-Event-ID"
     );
 }
+
+/// Runs `serve` on a free loopback port until dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(data: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+            .args([
+                "serve",
+                "--data",
+                data.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn audit_url_checks_a_live_server_against_the_checkpoint_the_auditor_kept() {
+    use std::io::{Read as _, Write as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let kept = tmp.path().join("kept");
+    let d = data.to_str().unwrap();
+    let o = trustledger(&["simulate", "--data", d, "--weeks", "2", "--per-week", "30"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // What the auditor kept from last time: the verifier key and a checkpoint.
+    export(&data, &kept);
+    let o = trustledger(&[
+        "token",
+        "create",
+        "--data",
+        d,
+        "--principal",
+        "ines",
+        "--role",
+        "auditor",
+        "--role",
+        "operator",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let server = Served::start(&data);
+    // The log grows while served: an on-demand maturity evaluation.
+    let port = server.url.rsplit(':').next().unwrap();
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(s, "POST /api/v1/maturity/evaluate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let key = kept.join("verifier-key");
+    let checkpoint = kept.join("checkpoint");
+    let audit = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "--url",
+            &server.url,
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        trustledger(&args)
+    };
+    let o = audit(&[
+        "--token",
+        &token,
+        "--from-checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["verdict"], "CLEAN");
+    assert_eq!(report["projection_check"]["reported_by"], "the server");
+    assert_eq!(report["projection_check"]["matches"], true);
+    let summary = report["integrity"]["summary"].as_str().unwrap();
+    assert!(summary.contains("(the key you pinned)"), "{summary}");
+    assert!(
+        summary.contains("extends the earlier checkpoint"),
+        "{summary}"
+    );
+    let kept_size: u64 = std::fs::read_to_string(&checkpoint)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(report["entries"].as_u64().unwrap() > kept_size);
+
+    // A checkpoint "kept" from another history, signed with the same key: rewritten history.
+    let signer =
+        trustledger::data_dir::read_key_file(&trustledger::data_dir::key_file(&data)).unwrap();
+    let origin = std::fs::read_to_string(&checkpoint)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let other = tmp.path().join("other-checkpoint");
+    std::fs::write(
+        &other,
+        Checkpoint {
+            origin,
+            size: 10,
+            root: events::Digest::of(b"another history"),
+        }
+        .sign(&signer),
+    )
+    .unwrap();
+    let o = audit(&[
+        "--token",
+        &token,
+        "--from-checkpoint",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("history was rewritten"), "{}", text(&o));
+
+    // No token, or a server that is not there: unusable input, exit 2.
+    let o = audit(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("HTTP 401"), "{}", text(&o));
+    let gone = server.url.clone();
+    drop(server);
+    let o = trustledger(&["audit", "--url", &gone, "--token", &token]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -359,6 +359,18 @@ impl Auditor {
         }
     }
 
+    /// Entries taken so far.
+    pub fn entries(&self) -> u64 {
+        self.report.entries
+    }
+
+    /// Finishes the pending decision (the caller knows the entries so far end on a decision
+    /// boundary, e.g. a snapshot's or a checkpoint's seq) and fingerprints the state folded so far.
+    pub fn fingerprint_so_far(&mut self) -> events::Digest {
+        self.finish_pending();
+        snapshot::fingerprint(&self.state)
+    }
+
     /// Finishes the last decision and returns the report.
     pub fn finish(mut self) -> DecisionAudit {
         self.finish_pending();
@@ -403,8 +415,28 @@ pub struct AuditReport {
     pub integrity: Result<String, String>,
     /// Decision re-derivation (absent when integrity failed: a broken log is not re-derived).
     pub decisions: Option<DecisionAudit>,
-    /// Projection check against a stored snapshot: (seq, stored fingerprint, rebuilt fingerprint).
-    pub projection_check: Option<(u64, events::Digest, events::Digest)>,
+    /// The rebuilt projection compared with the fingerprint the source reports.
+    pub projection_check: Option<ProjectionCheck>,
+}
+
+/// A rebuilt projection's fingerprint beside the one the source reports for the same seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionCheck {
+    /// The last seq both states cover.
+    pub seq: u64,
+    /// Who reported `reported` ("the stored snapshot", "the server").
+    pub reported_by: &'static str,
+    /// The fingerprint the source reports.
+    pub reported: events::Digest,
+    /// The fingerprint of the auditor's own rebuild.
+    pub rebuilt: events::Digest,
+}
+
+impl ProjectionCheck {
+    /// True when the rebuild matches what the source reports.
+    pub fn matches(&self) -> bool {
+        self.reported == self.rebuilt
+    }
 }
 
 impl AuditReport {
@@ -417,7 +449,8 @@ impl AuditReport {
                 .is_some_and(|d| d.findings.is_empty())
             && self
                 .projection_check
-                .is_none_or(|(_, stored, rebuilt)| stored == rebuilt)
+                .as_ref()
+                .is_none_or(ProjectionCheck::matches)
     }
 }
 
@@ -434,6 +467,9 @@ pub enum AuditError {
     /// A file could not be read.
     #[error("{0}")]
     Io(String),
+    /// A server could not be reached or did not answer as a trustledger log does.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Audits an export bundle: integrity (as `verify --bundle`), then every decision.
@@ -526,12 +562,12 @@ pub fn audit_log(
         if let Some((snapshot_seq, state)) = &stored {
             if *snapshot_seq == seq {
                 // The snapshot covers whole decisions, so the pending one ends here.
-                auditor.finish_pending();
-                projection_check = Some((
+                projection_check = Some(ProjectionCheck {
                     seq,
-                    snapshot::fingerprint(state),
-                    snapshot::fingerprint(&auditor.state),
-                ));
+                    reported_by: "the stored snapshot",
+                    reported: snapshot::fingerprint(state),
+                    rebuilt: auditor.fingerprint_so_far(),
+                });
             }
         }
         if auditor.report.entries.is_multiple_of(4096) {

@@ -104,7 +104,7 @@ pub struct BundleReport {
     pub root: Digest,
     /// The key that signed the checkpoint.
     pub key: String,
-    /// Whether that key was pinned by the auditor (true) or taken from the bundle itself.
+    /// Whether that key was pinned by the auditor (true) or taken from the bundle or server itself.
     pub key_pinned: bool,
     /// Size of the earlier checkpoint this bundle was shown to extend.
     pub extends: Option<u64>,
@@ -125,7 +125,7 @@ impl fmt::Display for BundleReport {
             writeln!(f, "  signed by   {}", self.key)?;
             writeln!(
                 f,
-                "  WARNING: the key came from the bundle itself and was not independently pinned;"
+                "  WARNING: the key came with the log itself and was not independently pinned;"
             )?;
             writeln!(
                 f,

@@ -7,6 +7,8 @@
 //! - [`audit`] re-derives every recorded decision with the same policy code the service runs, and
 //!   reports each one the rules in force would not have made ([`audit::audit_bundle`],
 //!   [`audit::audit_log`]).
+//! - [`remote::audit_url`] does the same for a live server, checking every page it serves against
+//!   its signed checkpoint and the checkpoint the auditor kept.
 //!
 //! ```no_run
 //! use replay::bundle::{verify_bundle, BundleOptions};
@@ -21,5 +23,6 @@
 pub mod audit;
 pub mod backtest;
 pub mod bundle;
+pub mod remote;
 
 pub use projections;
