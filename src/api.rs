@@ -589,19 +589,30 @@ async fn get_evidence(
 
 // ----- deployments -----
 
-fn deployment_json(state: &GovernanceState, id: &Uuid) -> Option<Value> {
+/// A deployment as the API shows it. The state keeps what decisions read; the submission's other
+/// details and the types of the history's entries are read back from the log by seq.
+fn deployment_json(log: &events::Log, state: &GovernanceState, id: &Uuid) -> Option<Value> {
     let d = state.deployments.get(id)?;
+    let history: Vec<events::Entry> = d
+        .history
+        .iter()
+        .filter_map(|seq| log.get(*seq).ok().flatten())
+        .collect();
+    let submitted = history.first().and_then(|e| match Payload::decode(e) {
+        Ok(Some(Payload::DeploymentSubmitted(p))) => Some(p),
+        _ => None,
+    });
     Some(json!({
         "deployment_id": id,
         "status": d.status.as_str(),
         "app_name": d.submitted.app_name,
-        "app_version": d.submitted.app_version,
+        "app_version": submitted.as_ref().map(|p| &p.app_version),
         "submitter": d.submitter,
         "submitted_at": d.submitted_at.to_string(),
         "class": d.class.as_str(),
-        "classification_rule": d.submitted.classification.rule,
-        "score": d.submitted.score,
-        "factors": d.submitted.factors,
+        "classification_rule": submitted.as_ref().map(|p| &p.classification.rule),
+        "score": submitted.as_ref().map(|p| &p.score),
+        "factors": submitted.as_ref().map(|p| &p.factors),
         "model_version": d.submitted.model_version,
         "gate": d.gate,
         "votes": d.votes.iter().map(|(m, (a, r))| json!({"member": m, "approve": a, "rationale": r})).collect::<Vec<_>>(),
@@ -609,7 +620,7 @@ fn deployment_json(state: &GovernanceState, id: &Uuid) -> Option<Value> {
         "released_at": d.released_at.map(|t| t.to_string()),
         "blocked_releases": d.blocked_releases,
         "incidents": d.incidents,
-        "history": d.history.iter().map(|(seq, t)| json!({"seq": seq, "type": t})).collect::<Vec<_>>(),
+        "history": history.iter().map(|e| json!({"seq": e.seq, "type": e.event_type})).collect::<Vec<_>>(),
     }))
 }
 
@@ -634,7 +645,7 @@ async fn submit(
     };
     let body = state
         .gov
-        .with_state(|s| deployment_json(s, &id))
+        .with_state(|s| deployment_json(state.gov.log(), s, &id))
         .unwrap_or(Value::Null);
     Ok((status, axum::Json(body)).into_response())
 }
@@ -658,7 +669,7 @@ async fn list_deployments(
         .iter()
         .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
         .take(q.limit.unwrap_or(100).min(PAGE_MAX))
-        .filter_map(|(id, _)| deployment_json(&s, id))
+        .filter_map(|(id, _)| deployment_json(state.gov.log(), &s, id))
         .collect();
     Ok(axum::Json(
         json!({"deployments": items, "cab_queue": views::cab_queue(&s, now_of(&s)).len()}),
@@ -673,7 +684,7 @@ async fn get_deployment(
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
     let s = state_as_of(&state, q.as_of.as_deref())?;
-    deployment_json(&s, &id)
+    deployment_json(state.gov.log(), &s, &id)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))
 }
@@ -704,7 +715,7 @@ async fn vote(
     Ok(axum::Json(
         state
             .gov
-            .with_state(|s| deployment_json(s, &id))
+            .with_state(|s| deployment_json(state.gov.log(), s, &id))
             .unwrap_or(Value::Null),
     ))
 }
@@ -785,7 +796,7 @@ async fn release(
     .await?;
     let verdict = state.gov.with_state(|s| {
         let d = &s.deployments[&id];
-        json!({"released": d.released_at.is_some(), "deployment": deployment_json(s, &id)})
+        json!({"released": d.released_at.is_some(), "deployment": deployment_json(state.gov.log(), s, &id)})
     });
     // The verdict is the entry this request appended (others may have appended since).
     let seq = match outcome {
@@ -1363,7 +1374,7 @@ async fn breakglass(
     Ok(axum::Json(
         state
             .gov
-            .with_state(|s| deployment_json(s, &id))
+            .with_state(|s| deployment_json(state.gov.log(), s, &id))
             .unwrap_or(Value::Null),
     ))
 }
@@ -1434,7 +1445,7 @@ async fn raise_classification(
     Ok(axum::Json(
         state
             .gov
-            .with_state(|s| deployment_json(s, &id))
+            .with_state(|s| deployment_json(state.gov.log(), s, &id))
             .unwrap_or(Value::Null),
     ))
 }

@@ -169,28 +169,30 @@ fn under_v1_1_nothing_is_ever_auto_approved_and_scores_are_derived() {
         let gate = d.gate.unwrap();
         assert_eq!(gate.threshold, 0);
         assert_eq!(gate.model_version, "1.1");
-        assert_eq!(d.submitted.factors.len(), 5);
+        let submitted = w.submitted(id);
+        assert_eq!(submitted.factors.len(), 5);
         assert_eq!(
-            d.submitted.factors.iter().map(|f| f.weight_bp).sum::<u32>(),
+            submitted.factors.iter().map(|f| f.weight_bp).sum::<u32>(),
             10_000
         );
+        assert_eq!(d.submitted.score_centi, submitted.score_centi);
         assert_eq!(
-            d.submitted.score_centi,
-            policy::score_centi(&d.submitted.factors)
+            submitted.score_centi,
+            policy::score_centi(&submitted.factors)
         );
         assert_eq!(
-            d.submitted.score,
-            policy::centi_to_decimal(d.submitted.score_centi)
+            submitted.score,
+            policy::centi_to_decimal(submitted.score_centi)
         );
     }
-    let pdf = w.gov.with_state(|s| {
-        s.deployments
-            .values()
-            .find(|d| d.submitted.app_name == "PDF reader")
+    let pdf_id = w.gov.with_state(|s| {
+        *s.deployments
+            .iter()
+            .find(|(_, d)| d.submitted.app_name == "PDF reader")
             .unwrap()
-            .submitted
-            .clone()
+            .0
     });
+    let pdf = w.submitted(pdf_id);
     // privilege 0, reach 10, class 10, gaps 0, history 0 → 0.2·10 + 0.2·10 = 4.00
     assert_eq!(pdf.score, "4.00");
 }
@@ -908,11 +910,12 @@ fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
     set(&next, &["carol", "chen", "cyril"]).unwrap();
     let id = w.submit("PDF reader", false, 3);
     let d = w.gov.with_state(|s| s.deployments[&id].clone());
+    let submitted = w.submitted(id);
     assert_eq!(
         (
             d.class,
-            d.submitted.classification.rule.as_str(),
-            d.submitted.classification.policy_version
+            submitted.classification.rule.as_str(),
+            submitted.classification.policy_version
         ),
         (BlastRadiusClass::BusinessCritical, "pdf-is-business", 2)
     );

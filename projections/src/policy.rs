@@ -986,7 +986,7 @@ pub fn release_checks(
     let recomputed = evidence.and_then(|e| canonical_sha256("evidence", &e.recorded.document).ok());
     let evidence_ok = evidence.is_some_and(|e| {
         Some(&e.recorded.evidence_hash) == recomputed.as_ref()
-            && e.recorded.evidence_hash == d.submitted.evidence_hash
+            && d.submitted.evidence_hash_is(&e.recorded.evidence_hash)
     });
     record(
         "evidence_immutability",
@@ -994,7 +994,7 @@ pub fn release_checks(
         "EVIDENCE_TAMPERED",
         format!(
             "evidence hash at submission {}, recomputed {}",
-            d.submitted.evidence_hash,
+            events::Digest(d.submitted.evidence_hash),
             recomputed.unwrap_or_default()
         ),
     );
@@ -1792,7 +1792,7 @@ fn decide_submit(
     let request_sha256 = canonical_sha256("request", request)?;
     if let Some(existing) = state.by_correlation.get(&request.correlation_id) {
         let d = deployment(state, existing)?;
-        if d.submitted.request_sha256 == request_sha256 && d.submitter == actor {
+        if d.submitted.request_sha256_is(&request_sha256) && d.submitter == actor {
             return Ok(Decision {
                 events: Vec::new(),
                 replay_of: Some(*existing),

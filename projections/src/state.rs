@@ -77,11 +77,62 @@ impl DeploymentStatus {
     }
 }
 
+/// What the policy, the statistics and the audit read of a deployment's submission. The rest of
+/// it (version, factors, CMDB attributes…) stays in the log, at `history[0]`: every deployment
+/// the service ever saw is held in memory, so each byte here is paid per deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionSummary {
+    /// The request's correlation id (idempotent retries).
+    pub correlation_id: String,
+    /// SHA-256 of the canonical request (a retry must match it).
+    pub request_sha256: [u8; 32],
+    /// The app.
+    pub app_name: String,
+    /// The evidence package it was submitted with.
+    pub evidence_id: Uuid,
+    /// That package's hash as submitted.
+    pub evidence_hash: [u8; 32],
+    /// Risk score ×100.
+    pub score_centi: u32,
+    /// The model version that scored it.
+    pub model_version: String,
+}
+
+/// Decodes a 64-digit hex SHA-256 (payloads are validated before they are written, so a bad
+/// one only comes from a forged log: it maps to all-ones, which matches no real hash).
+fn sha256_bytes(hex_digest: &str) -> [u8; 32] {
+    events::Digest::from_hex(hex_digest).map_or([0xff; 32], |d| d.0)
+}
+
+impl SubmissionSummary {
+    fn of(p: &DeploymentSubmitted) -> Self {
+        Self {
+            correlation_id: p.correlation_id.clone(),
+            request_sha256: sha256_bytes(&p.request_sha256),
+            app_name: p.app_name.clone(),
+            evidence_id: p.evidence_id,
+            evidence_hash: sha256_bytes(&p.evidence_hash),
+            score_centi: p.score_centi,
+            model_version: p.model_version.clone(),
+        }
+    }
+
+    /// Whether `hex_digest` is the submitted evidence hash.
+    pub fn evidence_hash_is(&self, hex_digest: &str) -> bool {
+        events::Digest::from_hex(hex_digest).is_some_and(|d| d.0 == self.evidence_hash)
+    }
+
+    /// Whether `hex_digest` is the submitted request's hash.
+    pub fn request_sha256_is(&self, hex_digest: &str) -> bool {
+        events::Digest::from_hex(hex_digest).is_some_and(|d| d.0 == self.request_sha256)
+    }
+}
+
 /// A deployment and its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
-    /// The submission.
-    pub submitted: DeploymentSubmitted,
+    /// What later decisions read of the submission (the entry itself is at `history[0]`).
+    pub submitted: SubmissionSummary,
     /// Who submitted it.
     pub submitter: String,
     /// When.
@@ -106,8 +157,8 @@ pub struct DeploymentRecord {
     pub released_seq: Option<u64>,
     /// Break-glass: review due and whether reviewed.
     pub breakglass: Option<(Timestamp, Option<bool>)>,
-    /// Every entry about it: (seq, type).
-    pub history: Vec<(u64, String)>,
+    /// The seq of every entry about it, the submission first.
+    pub history: Vec<u64>,
     /// When the CAB decided (approved or rejected).
     pub decided_at: Option<Timestamp>,
     /// Incidents linked to it.
@@ -258,7 +309,7 @@ impl GovernanceState {
         let actor = entry.actor.clone();
         let touch = |state: &mut Self, id: &Uuid| {
             if let Some(d) = state.deployments.get_mut(id) {
-                d.history.push((entry.seq, entry.event_type.clone()));
+                d.history.push(entry.seq);
             }
         };
         match payload {
@@ -325,7 +376,7 @@ impl GovernanceState {
                 self.deployments.insert(
                     id,
                     DeploymentRecord {
-                        submitted: p,
+                        submitted: SubmissionSummary::of(&p),
                         submitter: actor,
                         submitted_at: at,
                         status: DeploymentStatus::PendingCab,

@@ -191,6 +191,15 @@ impl World {
         Payload::decode(&entry).unwrap().unwrap()
     }
 
+    /// The submission entry's payload (the state keeps only a summary of it).
+    pub fn submitted(&self, id: Uuid) -> DeploymentSubmitted {
+        let seq = self.gov.with_state(|s| s.deployments[&id].history[0]);
+        match Payload::decode(&self.gov.log().get(seq).unwrap().unwrap()) {
+            Ok(Some(Payload::DeploymentSubmitted(p))) => p,
+            other => panic!("history[0] of {id} is not its submission: {other:?}"),
+        }
+    }
+
     pub fn status(&self, id: Uuid) -> DeploymentStatus {
         self.gov.with_state(|s| s.deployments[&id].status)
     }
