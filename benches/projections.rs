@@ -4,7 +4,8 @@
 //!
 //! - `rebuild/*`: folding every entry into `GovernanceState` vs the floor of reading and decoding
 //!   the same entries (parse + payload decode) without folding.
-//! - `startup/*`: closing and reopening the log and the service with a current snapshot.
+//! - `startup/*`: closing and reopening the log and the service with a current snapshot, beside
+//!   reopening the log alone.
 //!
 //! Run: `cargo bench --bench projections` (building the log takes a few minutes).
 
@@ -198,6 +199,13 @@ fn benches(c: &mut Criterion) {
             });
         },
     );
+    // The floor: reopening the log alone (sled's own recovery, the tail check, the Merkle edge).
+    group.bench_function(format!("floor_reopen_log_only_{size}_entries"), |b| {
+        b.iter(|| {
+            log.take().unwrap().close();
+            log = Some(Log::open(dir.path(), config(&clock)).unwrap());
+        });
+    });
     group.finish();
 }
 

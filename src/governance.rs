@@ -194,6 +194,8 @@ struct Inner {
     ids: IdSource,
     /// Entries folded since the last snapshot was saved.
     since_snapshot: u64,
+    /// The seq of the latest retained snapshot.
+    last_retained: Option<u64>,
 }
 
 /// Borrowed access to the current state (see [`Governance::read`]).
@@ -210,6 +212,30 @@ impl std::ops::Deref for StateGuard<'_> {
 pub const SNAPSHOT_NAME: &str = "governance";
 /// Save a snapshot after folding this many entries.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+/// Retained snapshots, for time travel, are stored as `governance@<seq>@<unix micros>` (both
+/// zero-padded to 20 digits, so names sort by seq): a past state is folded from the nearest one
+/// at or before it instead of from genesis.
+pub const RETAINED_SNAPSHOT_PREFIX: &str = "governance@";
+/// Keep a snapshot for time travel at least this many entries apart.
+pub const RETAIN_SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
+
+fn retained_snapshot_name(seq: u64, time: Timestamp) -> String {
+    format!(
+        "{RETAINED_SNAPSHOT_PREFIX}{seq:020}@{:020}",
+        time.unix_micros().max(0)
+    )
+}
+
+/// The (seq, time) a retained snapshot's name says it covers.
+fn parse_retained_snapshot_name(name: &str) -> Option<(u64, Timestamp)> {
+    let (seq, micros) = name
+        .strip_prefix(RETAINED_SNAPSHOT_PREFIX)?
+        .split_once('@')?;
+    Some((
+        seq.parse().ok()?,
+        Timestamp::from_unix_micros(micros.parse().ok()?),
+    ))
+}
 
 /// How `Governance::open` built its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,9 +322,11 @@ impl Governance {
                 state,
                 ids,
                 since_snapshot: folded,
+                last_retained: None,
             }),
             opened_from,
         };
+        service.lock().last_retained = service.retained_snapshots()?.last().map(|(_, seq, _)| *seq);
         if folded >= SNAPSHOT_EVERY_ENTRIES {
             service.save_snapshot()?;
         }
@@ -338,6 +366,37 @@ impl Governance {
             .put_snapshot(SNAPSHOT_NAME, &snapshot::seal(&inner.state, seq))?;
         inner.since_snapshot = 0;
         Ok(Some(seq))
+    }
+
+    /// Stores the current state as a retained snapshot, for time travel. Returns the seq it
+    /// covers. The service retains one every [`RETAIN_SNAPSHOT_EVERY_ENTRIES`] on its own.
+    ///
+    /// # Errors
+    /// If the snapshot cannot be stored.
+    pub fn retain_snapshot(&self) -> Result<Option<u64>, CommandError> {
+        let mut inner = self.lock();
+        let (Some(seq), Some(time)) = (inner.state.last_seq, inner.state.last_time) else {
+            return Ok(None);
+        };
+        self.log.put_snapshot(
+            &retained_snapshot_name(seq, time),
+            &snapshot::seal(&inner.state, seq),
+        )?;
+        inner.last_retained = Some(seq);
+        Ok(Some(seq))
+    }
+
+    /// The retained snapshots: (name, seq, time), by seq.
+    fn retained_snapshots(&self) -> Result<Vec<(String, u64, Timestamp)>, CommandError> {
+        Ok(self
+            .log
+            .snapshot_names(RETAINED_SNAPSHOT_PREFIX)?
+            .into_iter()
+            .filter_map(|name| {
+                let (seq, time) = parse_retained_snapshot_name(&name)?;
+                Some((name, seq, time))
+            })
+            .collect())
     }
 
     /// The fingerprint of the current state and the seq it covers.
@@ -447,14 +506,23 @@ impl Governance {
         }
         inner.since_snapshot += appended.len() as u64;
         if inner.since_snapshot >= SNAPSHOT_EVERY_ENTRIES {
-            if let Some(seq) = inner.state.last_seq {
-                // A failed snapshot only costs a longer start-up; the append itself succeeded.
-                if self
-                    .log
-                    .put_snapshot(SNAPSHOT_NAME, &snapshot::seal(&inner.state, seq))
-                    .is_ok()
-                {
+            if let (Some(seq), Some(time)) = (inner.state.last_seq, inner.state.last_time) {
+                // A failed snapshot only costs a longer start-up or time travel; the append
+                // itself succeeded.
+                let sealed = snapshot::seal(&inner.state, seq);
+                if self.log.put_snapshot(SNAPSHOT_NAME, &sealed).is_ok() {
                     inner.since_snapshot = 0;
+                }
+                let retain = inner
+                    .last_retained
+                    .is_none_or(|last| seq >= last + RETAIN_SNAPSHOT_EVERY_ENTRIES);
+                if retain
+                    && self
+                        .log
+                        .put_snapshot(&retained_snapshot_name(seq, time), &sealed)
+                        .is_ok()
+                {
+                    inner.last_retained = Some(seq);
                 }
             }
         }
@@ -480,8 +548,48 @@ impl Governance {
     /// # Errors
     /// If the log cannot be read.
     pub fn state_as_of(&self, as_of: AsOf) -> Result<GovernanceState, CommandError> {
-        let mut state = GovernanceState::new();
-        let mut next = 0;
+        Ok(self.state_as_of_traced(as_of)?.0)
+    }
+
+    /// [`Governance::state_as_of`], also saying where the fold started: `Some(seq)` from the
+    /// retained snapshot covering up to `seq`, `None` from genesis (or the live state itself,
+    /// when the point is at or after it).
+    ///
+    /// # Errors
+    /// If the log cannot be read.
+    pub fn state_as_of_traced(
+        &self,
+        as_of: AsOf,
+    ) -> Result<(GovernanceState, Option<u64>), CommandError> {
+        let covers = |seq: u64, time: Timestamp| match as_of {
+            AsOf::Seq(s) => seq <= s,
+            AsOf::Time(t) => time <= t,
+        };
+        {
+            let live = self.lock();
+            if let (Some(seq), Some(time)) = (live.state.last_seq, live.state.last_time) {
+                if covers(seq, time) && self.log.head().size == seq + 1 {
+                    return Ok((live.state.clone(), None));
+                }
+            }
+        }
+        // The nearest retained snapshot at or before the point; one that fails its checks is
+        // skipped (snapshots are a cache, never a source of truth).
+        let mut start = None;
+        for (name, seq, time) in self.retained_snapshots()?.into_iter().rev() {
+            if !covers(seq, time) {
+                continue;
+            }
+            if let Some(Ok((_, state))) =
+                self.log.get_snapshot(&name)?.map(|b| snapshot::unseal(&b))
+            {
+                start = Some((state, seq));
+                break;
+            }
+        }
+        let started_from = start.as_ref().map(|(_, seq)| *seq);
+        let mut state = start.map_or_else(GovernanceState::new, |(state, _)| state);
+        let mut next = state.last_seq.map_or(0, |s| s + 1);
         'fold: loop {
             let page = self.log.read_range(next, FOLD_PAGE)?;
             let Some(last) = page.last() else { break };
@@ -497,7 +605,7 @@ impl Governance {
                 state.apply(entry);
             }
         }
-        Ok(state)
+        Ok((state, started_from))
     }
 
     /// Runs the scheduled maturity evaluation if `cadence_micros` of log time have passed since

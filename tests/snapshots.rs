@@ -13,7 +13,7 @@ fn random_histories_fold_to_the_same_fingerprint_twice_and_from_a_snapshot() {
     for seed in 1..=4u64 {
         let w = random_history(seed, 120);
         let live = w.gov.fingerprint();
-        let refolded = w.gov.state_as_of(AsOf::Seq(u64::MAX)).unwrap();
+        let refolded = fold_from_genesis(&w, u64::MAX);
         assert_eq!(
             (refolded.last_seq, fingerprint(&refolded)),
             live,
@@ -40,6 +40,66 @@ fn random_histories_fold_to_the_same_fingerprint_twice_and_from_a_snapshot() {
             "seed {seed}: snapshot + tail differs from a full fold"
         );
     }
+}
+
+/// The state after `upto`, folded entry by entry from genesis, without the service.
+fn fold_from_genesis(w: &World, upto: u64) -> projections::state::GovernanceState {
+    let mut state = projections::state::GovernanceState::new();
+    for entry in w.gov.log().read_range(0, usize::MAX).unwrap() {
+        if entry.seq > upto {
+            break;
+        }
+        state.apply(&entry);
+    }
+    state
+}
+
+#[test]
+fn time_travel_folds_from_the_nearest_retained_snapshot() {
+    let w = random_history(21, 40);
+    let first = w.gov.retain_snapshot().unwrap().unwrap();
+    let w = continue_history(w, 22, 40);
+    let second = w.gov.retain_snapshot().unwrap().unwrap();
+    let w = continue_history(w, 23, 40);
+    let size = w.gov.log().head().size;
+    assert!(first < second && second + 1 < size);
+    for (point, expected_start) in [
+        (first / 2, None),
+        (first, Some(first)),
+        ((first + second) / 2, Some(first)),
+        (second, Some(second)),
+        (second + 1, Some(second)),
+        (size - 1, None), // the live state itself
+    ] {
+        let (state, started) = w.gov.state_as_of_traced(AsOf::Seq(point)).unwrap();
+        assert_eq!(started, expected_start, "as of seq {point}");
+        assert_eq!(
+            fingerprint(&state),
+            fingerprint(&fold_from_genesis(&w, point)),
+            "as of seq {point}"
+        );
+    }
+    // By time: the last entry at or before the second snapshot's time.
+    let second_time = w.gov.log().get(second).unwrap().unwrap().time;
+    let (state, started) = w.gov.state_as_of_traced(AsOf::Time(second_time)).unwrap();
+    assert_eq!(started, Some(second));
+    assert_eq!(state.last_time, Some(second_time));
+
+    // A damaged retained snapshot is skipped for the one before it.
+    let name = w
+        .gov
+        .log()
+        .snapshot_names(trustledger::governance::RETAINED_SNAPSHOT_PREFIX)
+        .unwrap()
+        .pop()
+        .unwrap();
+    w.gov.log().put_snapshot(&name, b"garbage").unwrap();
+    let (state, started) = w.gov.state_as_of_traced(AsOf::Seq(second + 1)).unwrap();
+    assert_eq!(started, Some(first));
+    assert_eq!(
+        fingerprint(&state),
+        fingerprint(&fold_from_genesis(&w, second + 1))
+    );
 }
 
 #[test]

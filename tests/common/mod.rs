@@ -244,7 +244,11 @@ pub const APPS: [(&str, bool); 6] = [
 
 /// A random history of `steps` commands (some refused, as in life) through the real service.
 pub fn random_history(seed: u64, steps: u32) -> World {
-    let w = world();
+    continue_history(world(), seed, steps)
+}
+
+/// `steps` more random commands on `w`.
+pub fn continue_history(w: World, seed: u64, steps: u32) -> World {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let reporter = Principal::new("irene", &[Role::IncidentReporter]);
     let operator = Principal::new("ops", &[Role::Operator]);
