@@ -265,7 +265,8 @@ struct Sim<'a> {
     agent: Principal,
     reporter: Principal,
     /// Per deployment: app index, blocked attempts so far, tamper kind for the first attempt.
-    deployments: BTreeMap<Uuid, (usize, u32, u8)>,
+    /// Per deployment: app index, release attempts, tampering, submission number.
+    deployments: BTreeMap<Uuid, (usize, u32, u8, u64)>,
     report: SimulationReport,
     current_week: u32,
     spike_week: u32,
@@ -376,7 +377,7 @@ impl Sim<'_> {
             _ => 0,
         };
         self.deployments
-            .insert(deployment_id, (app_index, 0, tamper));
+            .insert(deployment_id, (app_index, 0, tamper, n));
         let now = self.clock.now().unix_micros();
         let (status, quorum) = self.gov.with_state(|s| {
             let d = &s.deployments[&deployment_id];
@@ -425,16 +426,8 @@ impl Sim<'_> {
         ) {
             return Ok(()); // rejected, or still short of quorum: nothing to release
         }
-        let (app_index, attempts, tamper) = self.deployments[&deployment];
+        let (app_index, attempts, tamper, version) = self.deployments[&deployment];
         let name = APPS[app_index].name;
-        let version = self.gov.with_state(|s| {
-            s.deployments[&deployment]
-                .submitted
-                .correlation_id
-                .trim_start_matches("sim-")
-                .parse::<u64>()
-                .unwrap_or(0)
-        });
         let mut artifact = artifact_bytes(name, version);
         let mut sbom = sbom_bytes(name, version);
         if attempts == 0 && tamper == 1 {
@@ -495,7 +488,7 @@ impl Sim<'_> {
                 }
             }
             self.deployments
-                .insert(deployment, (app_index, attempts + 1, tamper));
+                .insert(deployment, (app_index, attempts + 1, tamper, version));
             let at = self.clock.now().unix_micros() + self.rng.between(HOUR, 8 * HOUR);
             let transient = reasons
                 .iter()

@@ -82,8 +82,6 @@ impl DeploymentStatus {
 /// the service ever saw is held in memory, so each byte here is paid per deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionSummary {
-    /// The request's correlation id (idempotent retries).
-    pub correlation_id: String,
     /// SHA-256 of the canonical request (a retry must match it).
     pub request_sha256: [u8; 32],
     /// The app.
@@ -107,7 +105,6 @@ fn sha256_bytes(hex_digest: &str) -> [u8; 32] {
 impl SubmissionSummary {
     fn of(p: &DeploymentSubmitted) -> Self {
         Self {
-            correlation_id: p.correlation_id.clone(),
             request_sha256: sha256_bytes(&p.request_sha256),
             app_name: p.app_name.clone(),
             evidence_id: p.evidence_id,
