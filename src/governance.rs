@@ -216,6 +216,9 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
 /// zero-padded to 20 digits, so names sort by seq): a past state is folded from the nearest one
 /// at or before it instead of from genesis.
 pub const RETAINED_SNAPSHOT_PREFIX: &str = "governance@";
+/// The list of retained snapshots' names, one per line, in seq order. Kept apart because
+/// listing the snapshots themselves would read every one of them (sled yields values with keys).
+pub const RETAINED_SNAPSHOT_INDEX: &str = "governance-retained";
 /// Keep a snapshot for time travel at least this many entries apart.
 pub const RETAIN_SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 
@@ -375,28 +378,51 @@ impl Governance {
     /// If the snapshot cannot be stored.
     pub fn retain_snapshot(&self) -> Result<Option<u64>, CommandError> {
         let mut inner = self.lock();
-        let (Some(seq), Some(time)) = (inner.state.last_seq, inner.state.last_time) else {
+        let Some(seq) = inner.state.last_seq else {
             return Ok(None);
         };
-        self.log.put_snapshot(
-            &retained_snapshot_name(seq, time),
-            &snapshot::seal(&inner.state, seq),
-        )?;
-        inner.last_retained = Some(seq);
+        let sealed = snapshot::seal(&inner.state, seq);
+        self.store_retained(&mut inner, &sealed)?;
         Ok(Some(seq))
     }
 
-    /// The retained snapshots: (name, seq, time), by seq.
-    fn retained_snapshots(&self) -> Result<Vec<(String, u64, Timestamp)>, CommandError> {
-        Ok(self
+    /// Stores `sealed` (the current state) as a retained snapshot, then lists it in the index: a
+    /// crash in between leaves an unlisted snapshot, never a listed one that is missing.
+    fn store_retained(&self, inner: &mut Inner, sealed: &[u8]) -> Result<(), CommandError> {
+        let (Some(seq), Some(time)) = (inner.state.last_seq, inner.state.last_time) else {
+            return Ok(());
+        };
+        let name = retained_snapshot_name(seq, time);
+        self.log.put_snapshot(&name, sealed)?;
+        let mut index = self
             .log
-            .snapshot_names(RETAINED_SNAPSHOT_PREFIX)?
-            .into_iter()
+            .get_snapshot(RETAINED_SNAPSHOT_INDEX)?
+            .unwrap_or_default();
+        index.extend_from_slice(name.as_bytes());
+        index.push(b'\n');
+        self.log.put_snapshot(RETAINED_SNAPSHOT_INDEX, &index)?;
+        inner.last_retained = Some(seq);
+        Ok(())
+    }
+
+    /// The retained snapshots: (name, seq, time), by seq.
+    ///
+    /// # Errors
+    /// If the store cannot be read.
+    pub fn retained_snapshots(&self) -> Result<Vec<(String, u64, Timestamp)>, CommandError> {
+        let index = self
+            .log
+            .get_snapshot(RETAINED_SNAPSHOT_INDEX)?
+            .unwrap_or_default();
+        let mut retained: Vec<_> = String::from_utf8_lossy(&index)
+            .lines()
             .filter_map(|name| {
-                let (seq, time) = parse_retained_snapshot_name(&name)?;
-                Some((name, seq, time))
+                let (seq, time) = parse_retained_snapshot_name(name)?;
+                Some((name.to_owned(), seq, time))
             })
-            .collect())
+            .collect();
+        retained.sort_by_key(|(_, seq, _)| *seq);
+        Ok(retained)
     }
 
     /// The fingerprint of the current state and the seq it covers.
@@ -506,7 +532,7 @@ impl Governance {
         }
         inner.since_snapshot += appended.len() as u64;
         if inner.since_snapshot >= SNAPSHOT_EVERY_ENTRIES {
-            if let (Some(seq), Some(time)) = (inner.state.last_seq, inner.state.last_time) {
+            if let Some(seq) = inner.state.last_seq {
                 // A failed snapshot only costs a longer start-up or time travel; the append
                 // itself succeeded.
                 let sealed = snapshot::seal(&inner.state, seq);
@@ -516,13 +542,8 @@ impl Governance {
                 let retain = inner
                     .last_retained
                     .is_none_or(|last| seq >= last + RETAIN_SNAPSHOT_EVERY_ENTRIES);
-                if retain
-                    && self
-                        .log
-                        .put_snapshot(&retained_snapshot_name(seq, time), &sealed)
-                        .is_ok()
-                {
-                    inner.last_retained = Some(seq);
+                if retain {
+                    let _ = self.store_retained(inner, &sealed);
                 }
             }
         }

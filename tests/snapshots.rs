@@ -86,13 +86,8 @@ fn time_travel_folds_from_the_nearest_retained_snapshot() {
     assert_eq!(state.last_time, Some(second_time));
 
     // A damaged retained snapshot is skipped for the one before it.
-    let name = w
-        .gov
-        .log()
-        .snapshot_names(trustledger::governance::RETAINED_SNAPSHOT_PREFIX)
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (name, seq, _) = w.gov.retained_snapshots().unwrap().pop().unwrap();
+    assert_eq!(seq, second);
     w.gov.log().put_snapshot(&name, b"garbage").unwrap();
     let (state, started) = w.gov.state_as_of_traced(AsOf::Seq(second + 1)).unwrap();
     assert_eq!(started, Some(first));

@@ -1377,19 +1377,6 @@ impl Log {
             .map(|v| v.to_vec()))
     }
 
-    /// The names of stored snapshots that start with `prefix`, in byte order.
-    ///
-    /// # Errors
-    /// [`ReadError::Storage`] when sled fails.
-    pub fn snapshot_names(&self, prefix: &str) -> Result<Vec<String>, ReadError> {
-        self.shared
-            .snapshots
-            .scan_prefix(prefix.as_bytes())
-            .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect()
-    }
-
     pub(crate) fn tree(&self) -> &sled::Tree {
         &self.shared.tree
     }
