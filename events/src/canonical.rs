@@ -89,6 +89,16 @@ fn check_numbers_at(value: &Value, path: &mut String) -> Result<(), CanonicalErr
 /// [`CanonicalError::Syntax`] for non-JSON, a number error for floats or large integers, and
 /// [`CanonicalError::NotCanonical`] when re-encoding gives different bytes.
 pub fn parse_canonical(bytes: &[u8]) -> Result<Value, CanonicalError> {
+    // The common case, canonical bytes, costs one scan and one parse; anything else takes the
+    // re-encoding path, which says precisely what is wrong.
+    if check_canonical(bytes).is_ok() {
+        return serde_json::from_slice(bytes).map_err(|e| CanonicalError::Syntax(e.to_string()));
+    }
+    parse_canonical_by_reencoding(bytes)
+}
+
+/// The reference check: parse, re-encode, compare.
+fn parse_canonical_by_reencoding(bytes: &[u8]) -> Result<Value, CanonicalError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| CanonicalError::Syntax(e.to_string()))?;
     let again = to_canonical_vec(&value)?;
@@ -96,6 +106,263 @@ pub fn parse_canonical(bytes: &[u8]) -> Result<Value, CanonicalError> {
         return Err(CanonicalError::NotCanonical);
     }
     Ok(value)
+}
+
+/// Checks that `bytes` are canonical under the log's profile in one pass, without building a
+/// value: the fast path of [`parse_canonical`]'s check, for verifying stored entries.
+///
+/// It accepts only what [`parse_canonical`] accepts (a property test compares the two on
+/// arbitrary and mutated inputs). Its errors are coarse: callers that need to say *why* bytes
+/// are not canonical ask [`parse_canonical`], which is slower and precise.
+///
+/// # Errors
+/// [`CanonicalError::NotCanonical`] for anything that is not canonical JSON under the profile.
+pub fn check_canonical(bytes: &[u8]) -> Result<(), CanonicalError> {
+    let mut checker = Checker { bytes, at: 0 };
+    checker.value(0)?;
+    if checker.at == bytes.len() {
+        Ok(())
+    } else {
+        Err(CanonicalError::NotCanonical)
+    }
+}
+
+/// The deepest nesting serde_json parses (its recursion limit is 128, counting the refused
+/// level), so both paths refuse the same depth.
+const DEPTH_MAX: usize = 127;
+
+struct Checker<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Checker<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), CanonicalError> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(CanonicalError::NotCanonical)
+        }
+    }
+
+    fn literal(&mut self, text: &[u8]) -> Result<(), CanonicalError> {
+        if self.bytes[self.at..].starts_with(text) {
+            self.at += text.len();
+            Ok(())
+        } else {
+            Err(CanonicalError::NotCanonical)
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), CanonicalError> {
+        match self.peek().ok_or(CanonicalError::NotCanonical)? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.integer(),
+            _ => Err(CanonicalError::NotCanonical),
+        }
+    }
+
+    /// `0` or `-?[1-9][0-9]*` within ±(2^53−1); never `-0`, a fraction or an exponent.
+    fn integer(&mut self) -> Result<(), CanonicalError> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = &self.bytes[start..self.at];
+        let well_formed = match digits {
+            [] => false,
+            [b'0'] => !negative,
+            [b'0', ..] => false,
+            _ => digits.len() <= 16,
+        };
+        if !well_formed || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return Err(CanonicalError::NotCanonical);
+        }
+        let magnitude = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if magnitude > INTEGER_MAGNITUDE_MAX {
+            return Err(CanonicalError::NotCanonical);
+        }
+        Ok(())
+    }
+
+    /// A string exactly as [`write_string`] writes it. Returns its raw contents (between the
+    /// quotes, escapes still escaped) for member-name ordering.
+    fn string(&mut self) -> Result<&'a [u8], CanonicalError> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            let byte = self.peek().ok_or(CanonicalError::NotCanonical)?;
+            match byte {
+                b'"' => break,
+                b'\\' => {
+                    let escaped = *self
+                        .bytes
+                        .get(self.at + 1)
+                        .ok_or(CanonicalError::NotCanonical)?;
+                    match escaped {
+                        b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => self.at += 2,
+                        b'u' => {
+                            // Only control characters other than the five with short escapes,
+                            // as \u00 and two lowercase hex digits.
+                            let hex = self
+                                .bytes
+                                .get(self.at + 2..self.at + 6)
+                                .ok_or(CanonicalError::NotCanonical)?;
+                            let code = match hex {
+                                [b'0', b'0', high @ (b'0' | b'1'), low] => {
+                                    let low = match low {
+                                        b'0'..=b'9' => low - b'0',
+                                        b'a'..=b'f' => low - b'a' + 10,
+                                        _ => return Err(CanonicalError::NotCanonical),
+                                    };
+                                    (high - b'0') << 4 | low
+                                }
+                                _ => return Err(CanonicalError::NotCanonical),
+                            };
+                            if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return Err(CanonicalError::NotCanonical);
+                            }
+                            self.at += 6;
+                        }
+                        _ => return Err(CanonicalError::NotCanonical),
+                    }
+                }
+                0x00..=0x1f => return Err(CanonicalError::NotCanonical),
+                0x20..=0x7f => {
+                    // Plain ASCII runs are most of any entry: skip them in one pass.
+                    self.at += self.bytes[self.at..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
+                        .unwrap_or(self.bytes.len() - self.at);
+                }
+                _ => {
+                    // A multi-byte UTF-8 sequence: validate it as the standard library does.
+                    let len = match byte {
+                        0xc2..=0xdf => 2,
+                        0xe0..=0xef => 3,
+                        0xf0..=0xf4 => 4,
+                        _ => return Err(CanonicalError::NotCanonical),
+                    };
+                    let sequence = self
+                        .bytes
+                        .get(self.at..self.at + len)
+                        .ok_or(CanonicalError::NotCanonical)?;
+                    std::str::from_utf8(sequence).map_err(|_| CanonicalError::NotCanonical)?;
+                    self.at += len;
+                }
+            }
+        }
+        let raw = &self.bytes[start..self.at];
+        self.at += 1;
+        Ok(raw)
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), CanonicalError> {
+        if depth > DEPTH_MAX {
+            return Err(CanonicalError::NotCanonical);
+        }
+        self.expect(b'[')?;
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(depth)?;
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(CanonicalError::NotCanonical),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<(), CanonicalError> {
+        if depth > DEPTH_MAX {
+            return Err(CanonicalError::NotCanonical);
+        }
+        self.expect(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            let name = self.string()?;
+            if let Some(before) = previous {
+                if compare_raw_names(before, name) != Ordering::Less {
+                    return Err(CanonicalError::NotCanonical);
+                }
+            }
+            previous = Some(name);
+            self.expect(b':')?;
+            self.value(depth)?;
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(CanonicalError::NotCanonical),
+            }
+        }
+    }
+}
+
+/// Orders two member names as they appear between quotes (already checked canonical) by the
+/// UTF-16 code units of what they spell. Names without escapes or non-ASCII, the usual case,
+/// compare as bytes.
+fn compare_raw_names(a: &[u8], b: &[u8]) -> Ordering {
+    let simple = |raw: &[u8]| raw.iter().all(|&c| c != b'\\' && c < 0x80);
+    if simple(a) && simple(b) {
+        return a.cmp(b);
+    }
+    let decode = |raw: &[u8]| -> String {
+        // Canonical escapes only: quote, backslash, the five short ones and \u00XX.
+        let mut out = String::with_capacity(raw.len());
+        let text = std::str::from_utf8(raw).unwrap_or_default();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('b') => out.push('\u{8}'),
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('f') => out.push('\u{c}'),
+                Some('r') => out.push('\r'),
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let code = u32::from_str_radix(&hex, 16).unwrap_or(0);
+                    out.push(char::from_u32(code).unwrap_or('\0'));
+                }
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
+    };
+    compare_utf16(&decode(a), &decode(b))
 }
 
 fn check_number(n: &serde_json::Number, path: &str) -> Result<String, CanonicalError> {
@@ -257,6 +524,126 @@ mod tests {
             parse_canonical(b"-0"),
             Err(CanonicalError::Float { .. })
         ));
+    }
+
+    mod fast_check {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-(INTEGER_MAGNITUDE_MAX as i64)..=INTEGER_MAGNITUDE_MAX as i64)
+                    .prop_map(|n| Value::from(n)),
+                prop_oneof![Just(0i64), Just(-1), Just(10), Just(9_007_199_254_740_991)]
+                    .prop_map(Value::from),
+                "\\PC{0,6}|[\\x00-\\x1f\"\\\\/\u{7f}\u{e9}\u{fb33}\u{1f600}]{0,4}"
+                    .prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 40, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        "[a-c]{0,2}|[\\x00-\\x1f\"\\\\\u{e9}\u{fb33}\u{1f600}]{1,2}",
+                        inner,
+                        0..5
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn agree(bytes: &[u8]) {
+            let fast = check_canonical(bytes).is_ok();
+            let reference = parse_canonical_by_reencoding(bytes).is_ok();
+            assert_eq!(
+                fast,
+                reference,
+                "fast {fast}, reference {reference}: {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn accepts_every_canonical_encoding(v in json_value()) {
+                let bytes = to_canonical_vec(&v).unwrap();
+                prop_assert!(check_canonical(&bytes).is_ok(), "{}", String::from_utf8_lossy(&bytes));
+            }
+
+            #[test]
+            fn agrees_with_reencoding_on_mutations(
+                v in json_value(),
+                edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..4),
+            ) {
+                let mut bytes = to_canonical_vec(&v).unwrap();
+                for (at, kind, byte) in edits {
+                    let len = bytes.len();
+                    match kind {
+                        0 if len > 0 => bytes[at.index(len)] = byte,
+                        1 => bytes.insert(at.index(len + 1), byte),
+                        _ if len > 0 => { bytes.remove(at.index(len)); }
+                        _ => {}
+                    }
+                }
+                agree(&bytes);
+            }
+
+            #[test]
+            fn agrees_on_other_serialisations(v in json_value()) {
+                agree(&serde_json::to_vec(&v).unwrap());
+                agree(&serde_json::to_vec_pretty(&v).unwrap());
+            }
+        }
+
+        #[test]
+        fn agrees_on_edge_cases() {
+            for text in [
+                "0",
+                "-0",
+                "01",
+                "-",
+                "1.0",
+                "1e3",
+                "9007199254740991",
+                "9007199254740992",
+                "-9007199254740991",
+                "18446744073709551616",
+                "\"\\u001f\"",
+                "\"\\u001F\"",
+                "\"\\u000a\"",
+                "\"\\n\"",
+                "\"\\/\"",
+                "\"\u{7f}\"",
+                "{}",
+                "[]",
+                "{\"a\":1,\"a\":1}",
+                "{\"\u{1f600}\":2,\"\u{fb33}\":1}",
+                "{\"\u{fb33}\":1,\"\u{1f600}\":2}",
+                "{\"\\n\":1,\"a\":2}",
+                "{\"a\":2,\"\\n\":1}",
+                "[1,]",
+                "[,1]",
+                "{\"a\"}",
+                " 1",
+                "1 ",
+                "tru",
+                "nul",
+                "\"abc",
+                "\"\\ud83d\\ude00\"",
+            ] {
+                agree(text.as_bytes());
+            }
+            agree(&[b'"', 0xed, 0xa0, 0x80, b'"']);
+            agree(&[b'"', 0xc0, 0x80, b'"']);
+            let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+            for n in [126, 127, 128, 129] {
+                agree(deep(n).as_bytes());
+            }
+        }
     }
 
     #[test]

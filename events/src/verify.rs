@@ -27,6 +27,32 @@ fn problem(seq: u64, reason: impl Into<String>) -> IntegrityProblem {
     }
 }
 
+/// An entry parsed (so checked canonical and well-formed) and hashed, not yet linked to its
+/// predecessor: the half of checking an entry that needs no other entry, so any thread can do it.
+#[derive(Debug, Clone)]
+pub struct Hashed {
+    /// The decoded entry.
+    pub entry: Entry,
+    /// SHA-256 of its bytes (the next entry's `prevhash`).
+    pub hash: Digest,
+    /// Its Merkle leaf hash.
+    pub leaf: Digest,
+}
+
+impl Hashed {
+    /// Parses and hashes stored bytes.
+    ///
+    /// # Errors
+    /// [`MalformedEntry`](crate::entry::MalformedEntry) when they are not a well-formed entry.
+    pub fn of(bytes: &[u8]) -> Result<Self, crate::entry::MalformedEntry> {
+        Ok(Self {
+            entry: Entry::parse(bytes)?,
+            hash: Digest::of(bytes),
+            leaf: merkle::leaf_hash(bytes),
+        })
+    }
+}
+
 /// Checks entries one at a time, in order: canonical form, seq contiguity, `prevhash` chain,
 /// non-decreasing time, one origin; and folds them into the Merkle tree's right edge.
 ///
@@ -86,9 +112,23 @@ impl ChainVerifier {
         bytes: &[u8],
         completed: impl FnMut(crate::merkle::CompletedNode),
     ) -> Result<Entry, IntegrityProblem> {
+        let hashed = Hashed::of(bytes)
+            .map_err(|e| problem(self.next_seq, format!("malformed entry: {e}")))?;
+        self.link(hashed, completed)
+    }
+
+    /// The order-dependent half of [`ChainVerifier::push_collecting`], for an entry already
+    /// parsed and hashed (perhaps on another thread).
+    ///
+    /// # Errors
+    /// As [`ChainVerifier::push`].
+    pub fn link(
+        &mut self,
+        hashed: Hashed,
+        completed: impl FnMut(crate::merkle::CompletedNode),
+    ) -> Result<Entry, IntegrityProblem> {
         let seq = self.next_seq;
-        let entry =
-            Entry::parse(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
+        let Hashed { entry, hash, leaf } = hashed;
         if entry.seq != seq {
             return Err(problem(
                 seq,
@@ -125,10 +165,10 @@ impl ChainVerifier {
             Some(_) => {}
             None => self.origin = Some(entry.source.clone()),
         }
-        self.last_hash = Digest::of(bytes);
+        self.last_hash = hash;
         self.last_time = Some(entry.time);
-        self.last_leaf = merkle::leaf_hash(bytes);
-        self.frontier.push(self.last_leaf, completed);
+        self.last_leaf = leaf;
+        self.frontier.push(leaf, completed);
         self.next_seq += 1;
         Ok(entry)
     }
@@ -177,6 +217,7 @@ pub(crate) fn check_stored_entry(
     }
     check_link_origin(&entry, prev_hash, origin)?;
     check_indexes(tree, &entry, &merkle::leaf_hash(bytes))?;
+    check_stream_predecessor(tree, &entry)?;
     Ok(entry)
 }
 
@@ -251,10 +292,17 @@ fn check_indexes(tree: &sled::Tree, entry: &Entry, leaf: &Digest) -> Result<(), 
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks that the stream index has `entry`'s predecessor in its stream at an earlier seq (for
+/// the tail check on open; a full walk tracks every stream's versions itself).
+fn check_stream_predecessor(tree: &sled::Tree, entry: &Entry) -> Result<(), IntegrityProblem> {
+    let seq = entry.seq;
     if entry.stream_version > 0 {
         let before = tree
             .get(keys::stream(&entry.subject, entry.stream_version - 1))
-            .map_err(storage)?;
+            .map_err(|e| problem(seq, format!("storage: {e}")))?;
         let earlier = before.as_deref().and_then(keys::decode_u64);
         if earlier.is_none_or(|s| s >= seq) {
             return Err(problem(
@@ -337,56 +385,88 @@ pub fn verify_store(
     let mut chain = ChainVerifier::with_origin(origin);
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut checked_checkpoints = 0u64;
-    for item in tree.scan_prefix([keys::ENTRY]) {
-        let (key, bytes) = item.map_err(ReadError::from)?;
-        let seq = chain.size();
-        let key_seq =
-            keys::decode_u64(&key[1..]).ok_or_else(|| problem(seq, "malformed entry key"))?;
-        if key_seq != seq {
-            return Err(problem(
-                seq,
-                format!("entry is missing (the next stored entry is at seq {key_seq})"),
-            )
-            .into());
-        }
-        let mut recomputed = Vec::new();
-        let entry = chain.push_collecting(&bytes, |node| {
-            if node.level > 0 {
-                recomputed.extend_from_slice(&node.hash.0);
-            }
-        })?;
-        check_indexes(tree, &entry, &chain.last_leaf())?;
-        let stored = tree
-            .get(keys::merkle_completed(seq))
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut stored_entries = tree.scan_prefix([keys::ENTRY]);
+    // The last version seen of every stream: each entry must be its stream's next version.
+    let mut stream_versions: std::collections::HashMap<String, u64> =
+        std::collections::HashMap::new();
+    loop {
+        // Entries are read in order by this thread, in chunks; the per-entry work that needs no
+        // other entry (parsing, hashing, index look-ups) is shared across the cores; then the
+        // chunk is linked in order, so the first problem reported is the first in seq order.
+        let chunk = stored_entries
+            .by_ref()
+            .take(VERIFY_CHUNK)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(ReadError::from)?;
-        if stored.as_deref().unwrap_or_default() != recomputed.as_slice() {
-            return Err(problem(
-                seq,
-                "the Merkle nodes recorded for this leaf differ from the recomputed ones",
-            )
-            .into());
+        if chunk.is_empty() {
+            break;
         }
-        while let Some(Ok((key, _))) = checkpoints.peek() {
-            let size = keys::decode_u64(&key[1..])
-                .ok_or_else(|| problem(seq, "malformed checkpoint key"))?;
-            if size > chain.size() {
-                break;
+        let base = chain.size();
+        let checked = in_parallel(&chunk, threads, |offset, (key, bytes)| {
+            check_alone(tree, base + offset as u64, key, bytes)
+        });
+        for alone in checked {
+            let seq = chain.size();
+            let hashed = alone.hashed?;
+            let mut recomputed = Vec::new();
+            let entry = chain.link(hashed, |node| {
+                if node.level > 0 {
+                    recomputed.extend_from_slice(&node.hash.0);
+                }
+            })?;
+            debug_assert_eq!(entry.seq, seq);
+            alone.indexes?;
+            let expected_version = match stream_versions.get_mut(entry.subject.as_str()) {
+                Some(last) => {
+                    *last += 1;
+                    *last
+                }
+                None => {
+                    stream_versions.insert(entry.subject.clone(), 0);
+                    0
+                }
+            };
+            if entry.stream_version != expected_version {
+                return Err(problem(
+                    seq,
+                    format!(
+                        "stream {} continues at version {}, but this entry says {}",
+                        entry.subject, expected_version, entry.stream_version
+                    ),
+                )
+                .into());
             }
-            let (_, note) = checkpoints
-                .next()
-                .expect("peeked")
-                .map_err(ReadError::from)?;
-            check_checkpoint(
-                &String::from_utf8_lossy(&note),
-                size,
-                &chain,
-                origin,
-                verifier,
-            )?;
-            checked_checkpoints += 1;
-        }
-        if chain.size().is_multiple_of(4096) {
-            progress(chain.size());
+            let stored = alone.merkle_record.map_err(ReadError::from)?;
+            if stored.as_deref().unwrap_or_default() != recomputed.as_slice() {
+                return Err(problem(
+                    seq,
+                    "the Merkle nodes recorded for this leaf differ from the recomputed ones",
+                )
+                .into());
+            }
+            while let Some(Ok((key, _))) = checkpoints.peek() {
+                let size = keys::decode_u64(&key[1..])
+                    .ok_or_else(|| problem(seq, "malformed checkpoint key"))?;
+                if size > chain.size() {
+                    break;
+                }
+                let (_, note) = checkpoints
+                    .next()
+                    .expect("peeked")
+                    .map_err(ReadError::from)?;
+                check_checkpoint(
+                    &String::from_utf8_lossy(&note),
+                    size,
+                    &chain,
+                    origin,
+                    verifier,
+                )?;
+                checked_checkpoints += 1;
+            }
+            if chain.size().is_multiple_of(4096) {
+                progress(chain.size());
+            }
         }
     }
     let size = chain.size();
@@ -427,6 +507,75 @@ pub fn verify_store(
         last_hash: chain.last_hash(),
         root: chain.root(),
         checkpoints: checked_checkpoints,
+    })
+}
+
+/// Entries read and checked per round of [`verify_store`].
+const VERIFY_CHUNK: usize = 4096;
+
+/// What can be checked about one stored entry without its neighbours.
+struct CheckedAlone {
+    /// Parsed and hashed, or why not (stored at the wrong key, malformed).
+    hashed: Result<Hashed, IntegrityProblem>,
+    /// The id and stream indexes describe it.
+    indexes: Result<(), IntegrityProblem>,
+    /// The Merkle record stored for its leaf.
+    merkle_record: Result<Option<sled::IVec>, sled::Error>,
+}
+
+fn check_alone(tree: &sled::Tree, seq: u64, key: &[u8], bytes: &[u8]) -> CheckedAlone {
+    let key_seq = keys::decode_u64(&key[1..]);
+    let hashed = match key_seq {
+        None => Err(problem(seq, "malformed entry key")),
+        Some(key_seq) if key_seq != seq => Err(problem(
+            seq,
+            format!("entry is missing (the next stored entry is at seq {key_seq})"),
+        )),
+        Some(_) => Hashed::of(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}"))),
+    };
+    let indexes = match &hashed {
+        // Only meaningful once the entry is known to be the one at `seq`; reported after the
+        // chain checks, in the same order as a sequential walk.
+        Ok(h) if h.entry.seq == seq => check_indexes(tree, &h.entry, &h.leaf),
+        _ => Ok(()),
+    };
+    CheckedAlone {
+        hashed,
+        indexes,
+        merkle_record: tree.get(keys::merkle_completed(seq)),
+    }
+}
+
+/// `f(index, item)` for every item, the slice split into `threads` contiguous parts each mapped
+/// on its own scoped thread; results in the items' order.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
+    let part = items.len().div_ceil(threads.max(1)).max(1);
+    if threads <= 1 || items.len() <= part {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(part)
+            .enumerate()
+            .map(|(n, slice)| {
+                scope.spawn(move || {
+                    slice
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| f(n * part + i, t))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verification thread panicked"))
+            .collect()
     })
 }
 

@@ -168,3 +168,35 @@ fn a_forged_merkle_node_is_found_at_the_leaf_that_completed_it() {
     assert_eq!(problem.seq, 23, "{problem}");
     assert!(problem.reason.contains("Merkle nodes"), "{problem}");
 }
+
+#[test]
+fn a_damaged_index_record_is_found_at_the_entry_it_describes() {
+    // Entry 17 is the sixth of stream s/2 (entries 2, 5, 8, 11, 14, 17…): version 5.
+    let mut stream_key = b"ss/2\0".to_vec();
+    stream_key.extend_from_slice(&5u64.to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    tamper(dir.path(), |t| {
+        assert!(t.remove(&stream_key).unwrap().is_some());
+    });
+    let (seq, reason) = first_bad_seq(dir.path());
+    assert_eq!(seq, 17, "{reason}");
+    assert!(reason.contains("stream index"), "{reason}");
+
+    // The id index of entry 29 pointing at entry 28.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    tamper(dir.path(), |t| {
+        let entry: serde_json::Value =
+            serde_json::from_slice(&t.get(entry_key(29)).unwrap().unwrap()).unwrap();
+        let id = uuid::Uuid::parse_str(entry["id"].as_str().unwrap()).unwrap();
+        let mut key = vec![b'i'];
+        key.extend_from_slice(id.as_bytes());
+        let mut value = t.get(&key).unwrap().unwrap().to_vec();
+        value[..8].copy_from_slice(&28u64.to_be_bytes());
+        t.insert(key, value).unwrap();
+    });
+    let (seq, reason) = first_bad_seq(dir.path());
+    assert_eq!(seq, 29, "{reason}");
+    assert!(reason.contains("id index"), "{reason}");
+}
