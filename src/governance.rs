@@ -283,10 +283,17 @@ impl Governance {
     /// If the log cannot be read or the genesis append fails.
     pub fn open(log: Log, clock: Arc<dyn Clock>, ids: IdSource) -> Result<Self, CommandError> {
         let head = log.head().size;
-        let (mut state, opened_from) = match log
-            .get_snapshot(SNAPSHOT_NAME)?
-            .map(|bytes| snapshot::unseal(&bytes))
-        {
+        let reading = std::time::Instant::now();
+        let stored = log.get_snapshot(SNAPSHOT_NAME)?;
+        let read_ms = reading.elapsed().as_millis();
+        let unsealing = std::time::Instant::now();
+        let unsealed = stored.map(|bytes| snapshot::unseal(&bytes));
+        tracing::debug!(
+            read_ms,
+            unseal_ms = unsealing.elapsed().as_millis(),
+            "snapshot read and unsealed"
+        );
+        let (mut state, opened_from) = match unsealed {
             Some(Ok((seq, state))) if seq < head => (state, OpenedFrom::Snapshot { seq }),
             Some(Ok((seq, _))) => (
                 GovernanceState::new(),

@@ -397,7 +397,12 @@ fn open_service(
     dir: &std::path::Path,
     options: &data_dir::ServeOptions,
 ) -> anyhow::Result<trustledger::governance::Governance> {
+    let opening = std::time::Instant::now();
     let log = data_dir::open_for_serving(dir, options)?;
+    tracing::debug!(
+        ms = opening.elapsed().as_millis(),
+        "log opened; folding the state"
+    );
     Ok(trustledger::governance::Governance::open(
         log,
         std::sync::Arc::new(events::SystemClock),
@@ -459,9 +464,11 @@ fn serve(
         )
         .with_writer(std::io::stderr)
         .init();
+    let opening = std::time::Instant::now();
     let gov = std::sync::Arc::new(open_service(dir, &options)?);
     let log = gov.log();
-    tracing::info!(origin = log.origin(), data = %dir.display(), entries = log.head().size, opened_from = ?gov.opened_from(), "log open");
+    let open_ms = opening.elapsed().as_millis();
+    tracing::info!(origin = log.origin(), data = %dir.display(), entries = log.head().size, opened_from = ?gov.opened_from(), open_ms, "log open");
     if let Some(key) = log.verifier() {
         tracing::info!(%key, "checkpoint verifier key");
     }

@@ -32,7 +32,7 @@ fn build(dir: &Path) {
 
 /// Edits the stored tree directly, as an attacker with disk access would.
 fn tamper(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = open_raw_sled(dir);
     let tree = db.open_tree("log").unwrap();
     edit(&tree);
     db.flush().unwrap();
@@ -199,4 +199,19 @@ fn a_damaged_index_record_is_found_at_the_entry_it_describes() {
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 29, "{reason}");
     assert!(reason.contains("id index"), "{reason}");
+}
+
+/// Opens the store's sled directly, as an attacker with disk access would, waiting out the lock
+/// that sled's IO threads of the just-closed log may hold for a few milliseconds.
+fn open_raw_sled(path: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! Verifiable snapshots and fingerprints of the governance state.
 //!
-//! - The **fingerprint** of a state is SHA-256 over its canonical binary encoding (postcard of
-//!   the state, whose maps are all `BTreeMap`s, so equal states give equal bytes). Two parties
-//!   who fold the same log to the same seq get the same fingerprint; an auditor compares theirs
-//!   with the one the service reports.
+//! - The state's **canonical encoding** is three postcard sections, each prefixed by its length
+//!   (u64 BE): the deployments, the evidence, then everything else. Its maps are all
+//!   `BTreeMap`s, so equal states give equal bytes. The two large maps are sections of their own
+//!   so that opening a snapshot decodes them on separate cores.
+//! - The **fingerprint** of a state is SHA-256 over that encoding. Two parties who fold the same
+//!   log to the same seq get the same fingerprint; an auditor compares theirs with the one the
+//!   service reports.
 //! - A **snapshot** is that encoding sealed as
 //!   `MAGIC ‖ projection version (u32 BE) ‖ covered seq (u64 BE) ‖ BLAKE3(encoding) ‖ encoding`.
 //!   A snapshot with another magic, another projection version or a failing checksum is
@@ -14,7 +17,7 @@ use events::Digest;
 
 /// Bumped whenever `GovernanceState`'s shape or fold semantics change: older snapshots are then
 /// discarded and rebuilt.
-pub const PROJECTION_VERSION: u32 = 3;
+pub const PROJECTION_VERSION: u32 = 4;
 const MAGIC: &[u8; 8] = b"TLSNAP\x00\x01";
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32;
 
@@ -46,7 +49,48 @@ pub enum SnapshotError {
 /// # Panics
 /// Never: every type in the state serialises.
 pub fn encode(state: &GovernanceState) -> Vec<u8> {
-    postcard::to_allocvec(state).expect("the governance state serialises")
+    let mut out = Vec::new();
+    let mut section = |bytes: Vec<u8>| {
+        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    };
+    let serialises = "the governance state serialises";
+    section(postcard::to_allocvec(&state.deployments).expect(serialises));
+    section(postcard::to_allocvec(&state.evidence).expect(serialises));
+    section(postcard::to_allocvec(state).expect(serialises));
+    out
+}
+
+/// Decodes [`encode`]'s output, the sections on separate threads.
+fn decode(body: &[u8]) -> Result<GovernanceState, SnapshotError> {
+    let mut rest = body;
+    let mut next_section = || -> Result<&[u8], SnapshotError> {
+        let too_short = || SnapshotError::Decode("a section is cut short".into());
+        let (len, tail) = rest.split_first_chunk::<8>().ok_or_else(too_short)?;
+        let len = usize::try_from(u64::from_be_bytes(*len)).map_err(|_| too_short())?;
+        let section = tail.get(..len).ok_or_else(too_short)?;
+        rest = &tail[len..];
+        Ok(section)
+    };
+    let (deployments, evidence, others) = (next_section()?, next_section()?, next_section()?);
+    if !rest.is_empty() {
+        return Err(SnapshotError::Decode("bytes after the last section".into()));
+    }
+    let failed = |e: postcard::Error| SnapshotError::Decode(e.to_string());
+    std::thread::scope(|scope| {
+        let deployments = scope.spawn(|| postcard::from_bytes(deployments));
+        let evidence = scope.spawn(|| postcard::from_bytes(evidence));
+        let mut state: GovernanceState = postcard::from_bytes(others).map_err(failed)?;
+        state.deployments = deployments
+            .join()
+            .expect("decoding does not panic")
+            .map_err(failed)?;
+        state.evidence = evidence
+            .join()
+            .expect("decoding does not panic")
+            .map_err(failed)?;
+        Ok(state)
+    })
 }
 
 /// The state's fingerprint.
@@ -86,8 +130,7 @@ pub fn unseal(bytes: &[u8]) -> Result<(u64, GovernanceState), SnapshotError> {
     if blake3::hash(body).as_bytes() != &bytes[20..52] {
         return Err(SnapshotError::Corrupt);
     }
-    let state: GovernanceState =
-        postcard::from_bytes(body).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    let state = decode(body)?;
     // Pair assertion: the state says it covers the same seq as the header.
     if state.last_seq != Some(seq) {
         return Err(SnapshotError::Decode(format!(

@@ -242,9 +242,11 @@ pub struct GovernanceState {
     pub cab_members: BTreeSet<String>,
     /// SBOM signing keys.
     pub signing_keys: BTreeMap<String, KeyRecord>,
-    /// Evidence packages.
+    /// Evidence packages. (Encoded as their own section of a snapshot: see `snapshot`.)
+    #[serde(skip)]
     pub evidence: BTreeMap<Uuid, EvidenceRecord>,
-    /// Deployments.
+    /// Deployments. (Encoded as their own section of a snapshot: see `snapshot`.)
+    #[serde(skip)]
     pub deployments: BTreeMap<Uuid, DeploymentRecord>,
     /// Deployment by submission correlation id.
     pub by_correlation: BTreeMap<String, Uuid>,
