@@ -530,22 +530,8 @@ fn the_readme_http_walkthrough_runs_against_the_real_binary() {
     assert!(o.status.success(), "{}", text(&o));
     let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("tl_"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_trustledger"))
-        .args([
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = Served::start(&data);
+    let port = server.port;
     let get = |path: &str, extra: &str| -> String {
         for _ in 0..100 {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -563,8 +549,7 @@ fn the_readme_http_walkthrough_runs_against_the_real_binary() {
     let status = get("/api/v1/maturity/status/", "");
     let calibration = get("/api/v1/calibration/?class=NON_CRITICAL", "");
     let stream = get("/api/v1/events/stream", "Last-Event-ID: 3\r\n");
-    server.kill().unwrap();
-    let _ = server.wait();
+    drop(server);
     assert!(
         status.starts_with("HTTP/1.1 200") && status.contains("\"criteria\""),
         "{status}"
@@ -582,6 +567,7 @@ fn the_readme_http_walkthrough_runs_against_the_real_binary() {
 /// Runs `serve` on a free loopback port until dropped.
 struct Served {
     child: std::process::Child,
+    port: u16,
     url: String,
 }
 
@@ -611,6 +597,7 @@ impl Served {
         }
         Self {
             child,
+            port,
             url: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -650,8 +637,7 @@ fn audit_url_checks_a_live_server_against_the_checkpoint_the_auditor_kept() {
     let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
     let server = Served::start(&data);
     // The log grows while served: an on-demand maturity evaluation.
-    let port = server.url.rsplit(':').next().unwrap();
-    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     write!(s, "POST /api/v1/maturity/evaluate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
