@@ -535,7 +535,7 @@ mod tests {
                 Just(Value::Null),
                 any::<bool>().prop_map(Value::Bool),
                 (-(INTEGER_MAGNITUDE_MAX as i64)..=INTEGER_MAGNITUDE_MAX as i64)
-                    .prop_map(|n| Value::from(n)),
+                    .prop_map(Value::from),
                 prop_oneof![Just(0i64), Just(-1), Just(10), Just(9_007_199_254_740_991)]
                     .prop_map(Value::from),
                 "\\PC{0,6}|[\\x00-\\x1f\"\\\\/\u{7f}\u{e9}\u{fb33}\u{1f600}]{0,4}"
