@@ -23,7 +23,7 @@ use futures_util::StreamExt as _;
 use projections::policy::{
     self, Command, IncidentReport, PresentedRelease, Rejection, SubmitDeployment,
 };
-use projections::state::GovernanceState;
+use projections::state::{DeploymentRecord, GovernanceState};
 use projections::{calibration, maturity, views};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -590,9 +590,9 @@ async fn get_evidence(
 // ----- deployments -----
 
 /// A deployment as the API shows it. The state keeps what decisions read; the submission's other
-/// details and the types of the history's entries are read back from the log by seq.
-fn deployment_json(log: &events::Log, state: &GovernanceState, id: &Uuid) -> Option<Value> {
-    let d = state.deployments.get(id)?;
+/// details and the types of the history's entries are read back from the log by seq, so callers
+/// render a copied record after releasing the state (log reads must not hold up commands).
+fn deployment_json(log: &events::Log, id: &Uuid, d: &DeploymentRecord) -> Value {
     let history: Vec<events::Entry> = d
         .history
         .iter()
@@ -602,7 +602,7 @@ fn deployment_json(log: &events::Log, state: &GovernanceState, id: &Uuid) -> Opt
         Ok(Some(Payload::DeploymentSubmitted(p))) => Some(p),
         _ => None,
     });
-    Some(json!({
+    json!({
         "deployment_id": id,
         "status": d.status.as_str(),
         "app_name": d.submitted.app_name,
@@ -621,7 +621,13 @@ fn deployment_json(log: &events::Log, state: &GovernanceState, id: &Uuid) -> Opt
         "blocked_releases": d.blocked_releases,
         "incidents": d.incidents,
         "history": history.iter().map(|e| json!({"seq": e.seq, "type": e.event_type})).collect::<Vec<_>>(),
-    }))
+    })
+}
+
+/// The live record of a deployment, rendered once the state lock is released (`Null` if unknown).
+fn current_deployment_json(state: &AppState, id: &Uuid) -> Value {
+    let record = state.gov.with_state(|s| s.deployments.get(id).cloned());
+    record.map_or(Value::Null, |d| deployment_json(state.gov.log(), id, &d))
 }
 
 async fn submit(
@@ -643,10 +649,7 @@ async fn submit(
         Outcome::Replayed { deployment_id } => (StatusCode::OK, deployment_id),
         Outcome::Appended(_) => (StatusCode::CREATED, deployment_id),
     };
-    let body = state
-        .gov
-        .with_state(|s| deployment_json(state.gov.log(), s, &id))
-        .unwrap_or(Value::Null);
+    let body = current_deployment_json(&state, &id);
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -663,16 +666,23 @@ async fn list_deployments(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
-    let items: Vec<Value> = s
-        .deployments
+    let (records, cab_queue) = {
+        let s = state_as_of(&state, q.as_of.as_deref())?;
+        let records: Vec<(Uuid, DeploymentRecord)> = s
+            .deployments
+            .iter()
+            .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
+            .take(q.limit.unwrap_or(100).min(PAGE_MAX))
+            .map(|(id, d)| (*id, d.clone()))
+            .collect();
+        (records, views::cab_queue(&s, now_of(&s)).len())
+    };
+    let items: Vec<Value> = records
         .iter()
-        .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
-        .take(q.limit.unwrap_or(100).min(PAGE_MAX))
-        .filter_map(|(id, _)| deployment_json(state.gov.log(), &s, id))
+        .map(|(id, d)| deployment_json(state.gov.log(), id, d))
         .collect();
     Ok(axum::Json(
-        json!({"deployments": items, "cab_queue": views::cab_queue(&s, now_of(&s)).len()}),
+        json!({"deployments": items, "cab_queue": cab_queue}),
     ))
 }
 
@@ -683,10 +693,12 @@ async fn get_deployment(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
-    deployment_json(state.gov.log(), &s, &id)
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))
+    let record = state_as_of(&state, q.as_of.as_deref())?
+        .deployments
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))?;
+    Ok(axum::Json(deployment_json(state.gov.log(), &id, &record)))
 }
 
 #[derive(Deserialize)]
@@ -712,12 +724,7 @@ async fn vote(
         },
     )
     .await?;
-    Ok(axum::Json(
-        state
-            .gov
-            .with_state(|s| deployment_json(state.gov.log(), s, &id))
-            .unwrap_or(Value::Null),
-    ))
+    Ok(axum::Json(current_deployment_json(&state, &id)))
 }
 
 /// Streams a body into SHA-256 under a size limit, never holding it in memory.
@@ -794,10 +801,8 @@ async fn release(
         }),
     )
     .await?;
-    let verdict = state.gov.with_state(|s| {
-        let d = &s.deployments[&id];
-        json!({"released": d.released_at.is_some(), "deployment": deployment_json(state.gov.log(), s, &id)})
-    });
+    let record = state.gov.with_state(|s| s.deployments[&id].clone());
+    let verdict = json!({"released": record.released_at.is_some(), "deployment": deployment_json(state.gov.log(), &id, &record)});
     // The verdict is the entry this request appended (others may have appended since).
     let seq = match outcome {
         Outcome::Appended(appended) => appended.first().map(|a| a.seq),
@@ -1371,12 +1376,7 @@ async fn breakglass(
         },
     )
     .await?;
-    Ok(axum::Json(
-        state
-            .gov
-            .with_state(|s| deployment_json(state.gov.log(), s, &id))
-            .unwrap_or(Value::Null),
-    ))
+    Ok(axum::Json(current_deployment_json(&state, &id)))
 }
 
 #[derive(Deserialize)]
@@ -1442,12 +1442,7 @@ async fn raise_classification(
         },
     )
     .await?;
-    Ok(axum::Json(
-        state
-            .gov
-            .with_state(|s| deployment_json(state.gov.log(), s, &id))
-            .unwrap_or(Value::Null),
-    ))
+    Ok(axum::Json(current_deployment_json(&state, &id)))
 }
 
 async fn trust_key(

@@ -190,6 +190,15 @@ async fn submitted(a: &Api) -> String {
     let body = json!({"correlation_id": format!("c-{}", a.size()), "app_name": "PDF reader", "app_version": "1", "requires_admin": false, "target_user_count": 5, "evidence_id": e["evidence_id"]});
     let (s, d) = a.post("/api/v1/deployments", "dev", body).await;
     assert_eq!(s, StatusCode::CREATED, "{d}");
+    // What the state no longer holds is read back from the log: the submission's details and
+    // the types of the history's entries.
+    assert_eq!(d["app_version"], "1", "{d}");
+    assert_eq!(d["factors"].as_array().map(Vec::len), Some(5), "{d}");
+    assert!(d["classification_rule"].is_string(), "{d}");
+    assert_eq!(
+        d["history"][0]["type"], "trustledger.deployment.submitted",
+        "{d}"
+    );
     d["deployment_id"].as_str().unwrap().to_owned()
 }
 
