@@ -320,6 +320,18 @@ fn state_as_of<'a>(
         Ok(seq) => AsOf::Seq(seq),
         Err(_) => AsOf::Time(parse_time("as_of", as_of)?),
     };
+    // A point at or after the live state's last entry is the live state: borrow it rather than
+    // have the service copy it.
+    let live = state.gov.read();
+    let covered = match (point, live.last_seq, live.last_time) {
+        (AsOf::Seq(seq), Some(last), _) => last <= seq,
+        (AsOf::Time(time), _, Some(last)) => last <= time,
+        _ => false,
+    };
+    if covered {
+        return Ok(StateRef::Live(live));
+    }
+    drop(live);
     state
         .gov
         .state_as_of(point)
@@ -431,26 +443,12 @@ async fn projection_fingerprint(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(LOG_READERS)?;
-    let body = |s: &GovernanceState| {
-        axum::Json(json!({
-            "seq": s.last_seq,
-            "fingerprint": projections::snapshot::fingerprint(s).to_hex(),
-            "projection_version": projections::snapshot::PROJECTION_VERSION,
-        }))
-    };
-    {
-        // The live state already is the state as of its last folded seq: no refold needed.
-        let live = state.gov.read();
-        let is_live = match q.as_of.as_deref().map(str::parse::<u64>) {
-            None => true,
-            Some(Ok(seq)) => live.last_seq == Some(seq),
-            Some(Err(_)) => false,
-        };
-        if is_live {
-            return Ok(body(&live));
-        }
-    }
-    Ok(body(&*state_as_of(&state, q.as_of.as_deref())?))
+    let s = state_as_of(&state, q.as_of.as_deref())?;
+    Ok(axum::Json(json!({
+        "seq": s.last_seq,
+        "fingerprint": projections::snapshot::fingerprint(&s).to_hex(),
+        "projection_version": projections::snapshot::PROJECTION_VERSION,
+    })))
 }
 
 // ----- events: pages and the SSE stream -----
