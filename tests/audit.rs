@@ -198,6 +198,49 @@ fn a_release_without_quorum_is_found() {
     assert!(found[0].1.contains("NOT_APPROVED"), "{}", found[0].1);
 }
 
+/// The release gate's signature check is re-derived for real: the auditor's worker threads verify
+/// SBOM signatures ahead of the releases, and what they worked out must be what the policy would.
+#[test]
+fn a_release_passed_on_a_signature_that_does_not_verify_is_found() {
+    let s = scripted();
+    let mut releases = Vec::new();
+    let forged = forge(&s.entries, |v| {
+        let key = v
+            .iter()
+            .position(|e| e["type"] == "trustledger.signing_key.trusted")
+            .unwrap();
+        // Another valid Ed25519 key trusted under the same id: the evidence's signature (by the
+        // real key) no longer verifies, yet both releases recorded a PASS for it.
+        let other = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
+        v[key]["data"]["public_key_hex"] = json!(hex::encode(other.verifying_key().as_bytes()));
+        releases = v
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                e["type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("trustledger.deployment.release")
+            })
+            .map(|(seq, _)| seq as u64)
+            .collect();
+    });
+    let found = findings(&forged);
+    assert_eq!(
+        releases.len(),
+        2,
+        "the scripted history has two release attempts"
+    );
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        releases,
+        "{found:?}"
+    );
+    for (_, message) in &found {
+        assert!(message.contains("SBOM_SIGNATURE_INVALID"), "{message}");
+    }
+}
+
 #[test]
 fn a_level_change_without_cab_approval_is_found() {
     let s = scripted();

@@ -862,7 +862,7 @@ macro_rules! payloads {
             /// [`DecodeError`] when a known type's payload does not match its schema.
             pub fn decode(entry: &Entry) -> Result<Option<Self>, DecodeError> {
                 $(
-                    if entry.event_type == catalogue::event_type::<$ty>() {
+                    if catalogue::is_event_type::<$ty>(&entry.event_type) {
                         return catalogue::decode::<$ty>(entry).map(|p| Some(Self::$variant(p)));
                     }
                 )*

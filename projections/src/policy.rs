@@ -1084,27 +1084,107 @@ fn verify_sbom_signature(
     let Some(digest) = presented else {
         return (false, "no SBOM bytes were presented".into());
     };
-    let parsed = (|| {
-        let public: [u8; 32] = hex::decode(&key.public_key_hex).ok()?.try_into().ok()?;
-        let signature: [u8; 64] = hex::decode(&sig.signature_hex).ok()?.try_into().ok()?;
-        Some((
-            ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?,
-            ed25519_dalek::Signature::from_bytes(&signature),
-        ))
-    })();
-    match parsed {
-        Some((public, signature))
-            if public
-                .verify_strict(&sbom_signing_message(digest), &signature)
-                .is_ok() =>
-        {
-            (true, format!("signed by trusted key {}", sig.key_id))
-        }
-        _ => (
+    if sbom_signature_verifies(&key.public_key_hex, &sig.signature_hex, digest) {
+        (true, format!("signed by trusted key {}", sig.key_id))
+    } else {
+        (
             false,
             format!("signature does not verify under key {}", sig.key_id),
-        ),
+        )
     }
+}
+
+/// Whether `signature_hex` is a valid Ed25519 signature (strict verification) under
+/// `public_key_hex` of the statement [`sbom_signing_message`] makes of `sbom_sha256_hex`. A pure
+/// function of its three arguments; malformed hex is simply not a valid signature.
+pub fn sbom_signature_verifies(
+    public_key_hex: &str,
+    signature_hex: &str,
+    sbom_sha256_hex: &str,
+) -> bool {
+    let question = SignatureQuestion {
+        public_key_hex: public_key_hex.to_owned(),
+        signature_hex: signature_hex.to_owned(),
+        sbom_sha256_hex: sbom_sha256_hex.to_owned(),
+    };
+    if let Some(answer) =
+        SIGNATURE_MEMO.with(|memo| memo.borrow().as_ref().and_then(|memo| memo.take(&question)))
+    {
+        return answer;
+    }
+    question.answer()
+}
+
+/// One Ed25519 verification [`sbom_signature_verifies`] may be asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignatureQuestion {
+    /// The signing key.
+    pub public_key_hex: String,
+    /// The signature.
+    pub signature_hex: String,
+    /// The SBOM digest the signed statement names.
+    pub sbom_sha256_hex: String,
+}
+
+impl SignatureQuestion {
+    /// Verifies, the expensive way (tens of microseconds).
+    pub fn answer(&self) -> bool {
+        let parsed = (|| {
+            let public: [u8; 32] = hex::decode(&self.public_key_hex).ok()?.try_into().ok()?;
+            let signature: [u8; 64] = hex::decode(&self.signature_hex).ok()?.try_into().ok()?;
+            Some((
+                ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?,
+                ed25519_dalek::Signature::from_bytes(&signature),
+            ))
+        })();
+        parsed.is_some_and(|(public, signature)| {
+            public
+                .verify_strict(&sbom_signing_message(&self.sbom_sha256_hex), &signature)
+                .is_ok()
+        })
+    }
+}
+
+/// Answers to [`SignatureQuestion`]s worked out ahead of time, on other threads, by a caller that
+/// knows which ones the policy is about to ask (the auditor, which reads evidence before the
+/// releases that use it). It only ever holds what [`SignatureQuestion::answer`] returned, so
+/// consulting it changes no decision, only when the work is done.
+#[derive(Debug, Default)]
+pub struct SignatureMemo(std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>);
+
+impl SignatureMemo {
+    /// Works out `question` now and keeps the answer for the policy.
+    pub fn answer_ahead(&self, question: SignatureQuestion) {
+        let answer = question.answer();
+        if let Ok(mut answers) = self.0.lock() {
+            answers.insert(question, answer);
+        }
+    }
+
+    /// The kept answer, removed: each is asked for about once, so the memo stays small.
+    fn take(&self, question: &SignatureQuestion) -> Option<bool> {
+        self.0.lock().ok()?.remove(question)
+    }
+
+    /// Runs `f` with the policy on this thread consulting this memo.
+    pub fn consulted_during<R>(self: &std::sync::Arc<Self>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<std::sync::Arc<SignatureMemo>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SIGNATURE_MEMO.with(|memo| *memo.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(SIGNATURE_MEMO.with(|memo| memo.replace(Some(self.clone()))));
+        f()
+    }
+}
+
+thread_local! {
+    /// The memo [`SignatureMemo::consulted_during`] installed on this thread, if any. A
+    /// thread-local rather than a parameter: it changes no result, and the policy's functions
+    /// stay the pure `(state, command) -> decision` the service and the audit share.
+    static SIGNATURE_MEMO: std::cell::RefCell<Option<std::sync::Arc<SignatureMemo>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Decides a command.

@@ -293,10 +293,20 @@ impl GovernanceState {
 
     /// Folds one entry in. Pure: the same entries always give the same state.
     pub fn apply(&mut self, entry: &Entry) {
+        self.apply_decoded(entry, Payload::decode(entry));
+    }
+
+    /// [`GovernanceState::apply`] for an entry whose payload the caller already decoded (the
+    /// auditor decodes each payload once, on a worker thread, and compares it before folding).
+    pub fn apply_decoded(
+        &mut self,
+        entry: &Entry,
+        decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
+    ) {
         self.last_seq = Some(entry.seq);
         self.last_time = Some(entry.time);
         self.level_since.get_or_insert(entry.time);
-        let payload = match Payload::decode(entry) {
+        let payload = match decoded {
             Ok(Some(p)) => p,
             Ok(None) => return,
             Err(e) => {

@@ -13,14 +13,19 @@
 //! nobody approved). The state then folds what was recorded, so one finding does not hide or
 //! cascade into others.
 
+use events::catalogue::DecodeError;
 use events::payloads::*;
 use events::{Entry, Timestamp};
 use projections::genesis::{genesis_events, GENESIS_ACTOR};
-use projections::policy::{self, Command, IncidentReport, PresentedRelease, SubmitDeployment};
+use projections::policy::{
+    self, Command, IncidentReport, PresentedRelease, SignatureMemo, SignatureQuestion,
+    SubmitDeployment,
+};
 use projections::snapshot;
 use projections::state::GovernanceState;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 /// One recorded decision that the rules do not reproduce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +219,55 @@ pub struct Auditor {
     state: GovernanceState,
     pending: Vec<(Entry, Option<Payload>)>,
     report: DecisionAudit,
+    signatures: Option<Arc<SignatureMemo>>,
+}
+
+/// Works out, on the threads that decode entries ahead of the re-derivation, the SBOM signature
+/// checks that releases will ask for: each evidence package's signature under every key trusted
+/// with its key id so far. Ed25519 is the costliest step of re-deriving a release, and the
+/// evidence is always read before the release that uses it. A key trusted in a block still in
+/// flight is missed, and that release verifies on the re-deriving thread: slower, never different.
+#[derive(Debug, Default)]
+pub struct SignatureForesight {
+    keys: RwLock<HashMap<String, Vec<String>>>,
+    memo: Arc<SignatureMemo>,
+}
+
+impl SignatureForesight {
+    /// Notes a decoded payload: remembers trusted keys, answers ahead for signed evidence.
+    pub fn look_at(&self, payload: &Payload) {
+        match payload {
+            Payload::SigningKeyTrusted(key) => {
+                if let Ok(mut keys) = self.keys.write() {
+                    keys.entry(key.key_id.clone())
+                        .or_default()
+                        .push(key.public_key_hex.clone());
+                }
+            }
+            Payload::EvidenceRecorded(evidence) => {
+                let Some(sbom) = &evidence.document.sbom else {
+                    return;
+                };
+                let Some(signature) = &sbom.signature else {
+                    return;
+                };
+                let candidates = self
+                    .keys
+                    .read()
+                    .ok()
+                    .and_then(|keys| keys.get(&signature.key_id).cloned())
+                    .unwrap_or_default();
+                for public_key_hex in candidates {
+                    self.memo.answer_ahead(SignatureQuestion {
+                        public_key_hex,
+                        signature_hex: signature.signature_hex.clone(),
+                        sbom_sha256_hex: sbom.sha256.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Auditor {
@@ -222,10 +276,25 @@ impl Auditor {
         Self::default()
     }
 
+    /// A fresh auditor whose policy consults the answers `foresight` works out ahead.
+    pub fn with_foresight(foresight: &SignatureForesight) -> Self {
+        Self {
+            signatures: Some(foresight.memo.clone()),
+            ..Self::default()
+        }
+    }
+
     /// Takes the next entry (already integrity-checked by the caller).
     pub fn push(&mut self, entry: Entry) {
+        let decoded = Payload::decode(&entry);
+        self.push_decoded(entry, decoded);
+    }
+
+    /// [`Auditor::push`] for an entry whose payload the caller decoded (perhaps on another
+    /// thread): `decoded` must be `Payload::decode(&entry)`.
+    pub fn push_decoded(&mut self, entry: Entry, decoded: Result<Option<Payload>, DecodeError>) {
         self.report.entries += 1;
-        let payload = match Payload::decode(&entry) {
+        let payload = match decoded {
             Ok(p) => p,
             Err(e) => {
                 self.finish_pending();
@@ -234,12 +303,13 @@ impl Auditor {
                     short(&entry.event_type),
                     format!("payload does not match its schema: {e}"),
                 );
-                self.state.apply(&entry);
+                self.state.apply_decoded(&entry, Err(e));
                 return;
             }
         };
         let continues = self.pending.first().is_some_and(|(cause, _)| {
-            entry.causation_id.as_deref() == Some(cause.id.to_string().as_str())
+            let mut text = uuid::Uuid::encode_buffer();
+            entry.causation_id.as_deref() == Some(&*cause.id.hyphenated().encode_lower(&mut text))
         });
         if !continues {
             self.finish_pending();
@@ -265,8 +335,8 @@ impl Auditor {
             *self.report.decisions.entry(kind.clone()).or_default() += 1;
             self.rederive(&group, cause, payload, &kind);
         }
-        for (entry, _) in &group {
-            self.state.apply(entry);
+        for (entry, payload) in group {
+            self.state.apply_decoded(&entry, Ok(payload));
         }
     }
 
@@ -296,7 +366,12 @@ impl Auditor {
                     return;
                 }
             };
-            match policy::decide(&self.state, &cause.actor, cause.time, &command) {
+            let decide = || policy::decide(&self.state, &cause.actor, cause.time, &command);
+            let decided = match &self.signatures {
+                Some(memo) => memo.consulted_during(decide),
+                None => decide(),
+            };
+            match decided {
                 Ok(decision) if decision.replay_of.is_some() || decision.events.is_empty() => {
                     self.finding(
                         cause.seq,
@@ -481,28 +556,32 @@ pub fn audit_bundle(
     options: &crate::bundle::BundleOptions,
     mut progress: impl FnMut(u64),
 ) -> Result<AuditReport, AuditError> {
-    let integrity = match crate::bundle::verify_bundle(dir, options, &mut progress)? {
-        Ok(report) => Ok(report.to_string().trim_end().to_owned()),
-        Err(invalid) => Err(invalid.to_string()),
+    // One pass: the workers parse, hash and decode; this thread links and re-derives.
+    let foresight = SignatureForesight::default();
+    let mut auditor = Auditor::with_foresight(&foresight);
+    let decode = |entry: &Entry| {
+        let decoded = Payload::decode(entry);
+        if let Ok(Some(payload)) = &decoded {
+            foresight.look_at(payload);
+        }
+        decoded
     };
-    if integrity.is_err() {
-        return Ok(AuditReport {
-            integrity,
+    let checked =
+        crate::bundle::check_bundle(dir, options, &mut progress, decode, |entry, decoded| {
+            auditor.push_decoded(entry, decoded);
+        })?;
+    Ok(match checked {
+        Ok(report) => AuditReport {
+            integrity: Ok(report.to_string().trim_end().to_owned()),
+            decisions: Some(auditor.finish()),
+            projection_check: None,
+        },
+        // A broken log is not re-derived: what was folded before the break is dropped.
+        Err(invalid) => AuditReport {
+            integrity: Err(invalid.to_string()),
             decisions: None,
             projection_check: None,
-        });
-    }
-    let mut auditor = Auditor::new();
-    for_each_bundle_entry(dir, |entry| {
-        auditor.push(entry);
-        if auditor.report.entries.is_multiple_of(4096) {
-            progress(auditor.report.entries);
-        }
-    })?;
-    Ok(AuditReport {
-        integrity,
-        decisions: Some(auditor.finish()),
-        projection_check: None,
+        },
     })
 }
 

@@ -3,12 +3,15 @@
 
 use events::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
 use events::limits::ENTRY_BYTES_MAX;
-use events::verify::{ChainVerifier, IntegrityProblem};
-use events::Digest;
+use events::verify::{ChainVerifier, Hashed, IntegrityProblem};
+use events::{Digest, Entry};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// File name of the entries in a bundle.
 pub const ENTRIES_FILE: &str = "entries.jsonl";
@@ -160,7 +163,25 @@ fn read_text(path: &Path) -> Result<String, BundleError> {
 pub fn verify_bundle(
     dir: &Path,
     options: &BundleOptions,
+    progress: impl FnMut(u64),
+) -> Result<Result<BundleReport, BundleInvalid>, BundleError> {
+    check_bundle(dir, options, progress, |_| (), |_, ()| {})
+}
+
+/// [`verify_bundle`], also handing every entry that links to `take`, in order, with what
+/// `prepare` made of it on a worker thread. Entries are parsed, hashed and prepared on all cores
+/// while this thread links them and runs `take`, so a caller that folds the entries (the audit)
+/// pays for one read and one parse of the file. `take` sees entries before the checkpoint is
+/// compared, so what it derived counts only if the result is `Ok`.
+///
+/// # Errors
+/// As [`verify_bundle`].
+pub fn check_bundle<X: Send>(
+    dir: &Path,
+    options: &BundleOptions,
     mut progress: impl FnMut(u64),
+    prepare: impl Fn(&Entry) -> X + Sync,
+    mut take: impl FnMut(Entry, X),
 ) -> Result<Result<BundleReport, BundleInvalid>, BundleError> {
     let key_path = dir.join(KEY_FILE);
     let (verifier, key_pinned) = match &options.pinned_key {
@@ -191,41 +212,37 @@ pub fn verify_bundle(
         path: entries_path.clone(),
         source,
     })?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
     let mut earlier_root = earlier
         .as_ref()
         .filter(|c| c.size == 0)
         .map(|_| events::merkle::empty_root());
-    let mut line = Vec::with_capacity(4096);
-    loop {
-        line.clear();
-        let read = Read::by_ref(&mut reader)
-            .take(ENTRY_BYTES_MAX as u64 + 2)
-            .read_until(b'\n', &mut line)
-            .map_err(|source| BundleError::Io {
-                path: entries_path.clone(),
-                source,
-            })?;
-        if read == 0 {
-            break;
-        }
+    let mut invalid = None;
+    read_lines_prepared(file, prepare, |line| {
         let seq = chain.size();
-        let Some(bytes) = line.strip_suffix(b"\n") else {
-            let why = if line.len() > ENTRY_BYTES_MAX {
-                "line is longer than the entry size limit"
-            } else {
-                "last line does not end with a newline"
-            };
-            return Ok(Err(IntegrityProblem {
+        let linked = match line {
+            Line::Io(source) => return Err(source),
+            Line::Unterminated(len) => Err(IntegrityProblem {
                 seq,
-                reason: why.into(),
+                reason: if len > ENTRY_BYTES_MAX {
+                    "line is longer than the entry size limit"
+                } else {
+                    "last line does not end with a newline"
+                }
+                .into(),
+            }),
+            Line::Malformed(e) => Err(IntegrityProblem {
+                seq,
+                reason: format!("malformed entry: {e}"),
+            }),
+            Line::Prepared(hashed, extra) => {
+                chain.link(hashed, |_| {}).map(|entry| take(entry, extra))
             }
-            .into()));
         };
-        if let Err(problem) = chain.push(bytes) {
+        if let Err(problem) = linked {
             // An entry of another origin is reported as such, with its seq.
-            return Ok(Err(problem.into()));
+            invalid = Some(problem);
+            return Ok(ControlFlow::Break(()));
         }
         if earlier.as_ref().is_some_and(|c| c.size == chain.size()) {
             earlier_root = Some(chain.root());
@@ -233,6 +250,14 @@ pub fn verify_bundle(
         if chain.size().is_multiple_of(4096) {
             progress(chain.size());
         }
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(|source| BundleError::Io {
+        path: entries_path.clone(),
+        source,
+    })?;
+    if let Some(problem) = invalid {
+        return Ok(Err(problem.into()));
     }
     progress(chain.size());
     if checkpoint.size != chain.size() || checkpoint.root != chain.root() {
@@ -277,4 +302,234 @@ pub fn verify_bundle(
         key_pinned,
         extends: earlier.map(|c| c.size),
     }))
+}
+
+/// One line of `entries.jsonl` as the reader's workers left it.
+// Nearly every line is `Prepared`: boxing it would add an allocation per entry to save space only
+// on the rare error lines.
+#[allow(clippy::large_enum_variant)]
+enum Line<X> {
+    /// Parsed, hashed and prepared; not yet linked to its predecessor.
+    Prepared(Hashed, X),
+    /// Not a well-formed entry: why.
+    Malformed(String),
+    /// The file ends (or the size limit is passed) inside a line of this many bytes.
+    Unterminated(usize),
+    /// Reading the file failed here.
+    Io(std::io::Error),
+}
+
+/// Bytes read per block handed to a worker: about a thousand entries, so a block is worth a
+/// thread hand-off while the blocks in flight stay a few MiB.
+const BLOCK_BYTES: usize = 1 << 20;
+/// Blocks queued between the stages; with the workers' own, this bounds the memory in flight.
+const BLOCKS_QUEUED: usize = 4;
+
+/// A block of whole lines (`terminated`), or the unterminated rest of the file.
+struct Block {
+    bytes: Vec<u8>,
+    terminated: bool,
+}
+
+/// Streams `file` line by line to `take`, in order: a reader thread cuts it into blocks of whole
+/// lines, one worker per core parses, hashes and `prepare`s each line, and the calling thread
+/// puts the blocks back in order. Stops at the first `Break`, at an unterminated line, or at an
+/// error, leaving no thread behind.
+fn read_lines_prepared<X: Send>(
+    file: File,
+    prepare: impl Fn(&Entry) -> X + Sync,
+    mut take: impl FnMut(Line<X>) -> std::io::Result<ControlFlow<()>>,
+) -> std::io::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let (block_tx, block_rx) = mpsc::sync_channel::<(u64, std::io::Result<Block>)>(BLOCKS_QUEUED);
+    let (line_tx, line_rx) = mpsc::sync_channel::<(u64, Vec<Line<X>>)>(BLOCKS_QUEUED);
+    // Owned by the workers alone: when the last one stops, the reader's next send fails and it
+    // stops too.
+    let block_rx = Arc::new(Mutex::new(block_rx));
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_blocks(file, &block_tx));
+        for _ in 0..workers {
+            let block_rx = Arc::clone(&block_rx);
+            let line_tx = line_tx.clone();
+            let prepare = &prepare;
+            scope.spawn(move || loop {
+                let next = block_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok((index, block))) = next else {
+                    return;
+                };
+                let lines = match block {
+                    Err(e) => vec![Line::Io(e)],
+                    Ok(block) => prepare_block(&block, prepare),
+                };
+                if line_tx.send((index, lines)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(block_rx);
+        drop(line_tx);
+        // Moved in, so that returning early drops it before the scope joins the workers: their
+        // next send fails and they stop instead of waiting for room forever.
+        let line_rx = line_rx;
+        let mut waiting = BTreeMap::new();
+        let mut next_index = 0;
+        for (index, lines) in line_rx.iter() {
+            waiting.insert(index, lines);
+            while let Some(lines) = waiting.remove(&next_index) {
+                next_index += 1;
+                for line in lines {
+                    let stop = matches!(line, Line::Unterminated(_));
+                    if take(line)?.is_break() || stop {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The reader stage: blocks of whole lines numbered from 0, then the unterminated rest if any.
+fn read_blocks(mut file: File, out: &mpsc::SyncSender<(u64, std::io::Result<Block>)>) {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut index = 0;
+    loop {
+        let mut bytes = std::mem::take(&mut carry);
+        bytes.reserve(BLOCK_BYTES);
+        let mut eof = false;
+        // Fill to a whole block: a block then holds a line end unless a line passes the limit.
+        while bytes.len() < BLOCK_BYTES {
+            let start = bytes.len();
+            bytes.resize(BLOCK_BYTES, 0);
+            match file.read(&mut bytes[start..]) {
+                Ok(0) => {
+                    bytes.truncate(start);
+                    eof = true;
+                    break;
+                }
+                Ok(n) => bytes.truncate(start + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => bytes.truncate(start),
+                Err(e) => {
+                    let _ = out.send((index, Err(e)));
+                    return;
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        let block = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                carry = bytes.split_off(last + 1);
+                Block {
+                    bytes,
+                    terminated: true,
+                }
+            }
+            None => Block {
+                bytes,
+                terminated: false,
+            },
+        };
+        let last = !block.terminated || (eof && carry.is_empty());
+        if out.send((index, Ok(block))).is_err() || last {
+            return;
+        }
+        index += 1;
+    }
+}
+
+fn prepare_block<X>(block: &Block, prepare: &impl Fn(&Entry) -> X) -> Vec<Line<X>> {
+    if !block.terminated {
+        return vec![Line::Unterminated(block.bytes.len())];
+    }
+    let body = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
+    body.split(|&b| b == b'\n')
+        .map(|line| match Hashed::of(line) {
+            Ok(hashed) => {
+                let extra = prepare(&hashed.entry);
+                Line::Prepared(hashed, extra)
+            }
+            Err(e) => Line::Malformed(e.to_string()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Lines that parse as JSON but not as entries, each naming its own number (in the unknown
+    /// member's name), padded so that the file spans several blocks.
+    fn numbered_lines(count: usize) -> Vec<u8> {
+        let pad = "x".repeat(600);
+        let mut text = Vec::new();
+        for n in 0..count {
+            writeln!(text, "{{\"m{n:06}\":\"{pad}\"}}").unwrap();
+        }
+        text
+    }
+
+    /// What `read_lines_prepared` hands over, as text, stopping after `stop_after` lines.
+    fn read_back(bytes: &[u8], stop_after: usize) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines");
+        std::fs::write(&path, bytes).unwrap();
+        let mut seen = Vec::new();
+        read_lines_prepared(
+            File::open(&path).unwrap(),
+            |_| (),
+            |line| {
+                seen.push(match line {
+                    Line::Prepared(hashed, ()) => format!("entry {}", hashed.entry.seq),
+                    Line::Malformed(why) => why,
+                    Line::Unterminated(len) => format!("unterminated {len}"),
+                    Line::Io(e) => format!("io {e}"),
+                });
+                Ok(if seen.len() == stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            },
+        )
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn lines_of_many_blocks_arrive_once_each_in_file_order() {
+        let count = 5_000; // about 3 MiB: several blocks, prepared on several threads
+        let seen = read_back(&numbered_lines(count), usize::MAX);
+        assert_eq!(seen.len(), count);
+        for (n, why) in seen.iter().enumerate() {
+            assert_eq!(why, &format!("unknown member \"m{n:06}\""));
+        }
+    }
+
+    #[test]
+    fn an_unterminated_last_line_is_reported_after_the_whole_lines() {
+        let mut bytes = numbered_lines(2_000);
+        bytes.extend_from_slice(b"{\"tail\":1}");
+        let seen = read_back(&bytes, usize::MAX);
+        assert_eq!(seen.len(), 2_001);
+        assert_eq!(seen[1_999], "unknown member \"m001999\"");
+        assert_eq!(seen[2_000], "unterminated 10");
+        // A line that never ends is cut off at a block, far past the entry size limit.
+        let mut endless = numbered_lines(3);
+        endless.extend(std::iter::repeat_n(b'a', 3 * BLOCK_BYTES));
+        let seen = read_back(&endless, usize::MAX);
+        assert_eq!(seen.len(), 4);
+        assert!(seen[3].starts_with("unterminated "), "{seen:?}");
+        let len: usize = seen[3]["unterminated ".len()..].parse().unwrap();
+        assert!(len > ENTRY_BYTES_MAX, "{len}");
+    }
+
+    #[test]
+    fn stopping_early_leaves_no_thread_waiting_and_an_empty_file_has_no_lines() {
+        // Returning at all is the test: a worker left blocked would hang the scope's join.
+        assert_eq!(read_back(&numbered_lines(10_000), 3).len(), 3);
+        assert!(read_back(b"", usize::MAX).is_empty());
+    }
 }
