@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+// The allocator the `trustledger` binary ships with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PRODUCERS: u64 = 64;
 const RECORDS: u64 = 4096;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

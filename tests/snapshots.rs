@@ -97,6 +97,30 @@ fn time_travel_folds_from_the_nearest_retained_snapshot() {
     );
 }
 
+/// The fingerprint is defined as SHA-256 of the canonical encoding; it is computed by streaming
+/// the sections into the hash, and must come out the same as hashing the encoding whole.
+#[test]
+fn the_streamed_fingerprint_is_sha256_of_the_encoding() {
+    for seed in [3, 7] {
+        let state = fold_from_genesis(&random_history(seed, 400), u64::MAX);
+        let encoding = snapshot::encode(&state);
+        assert!(
+            encoding.len() > 64 << 10,
+            "the sections span several hash buffers"
+        );
+        assert_eq!(
+            fingerprint(&state),
+            events::Digest::of(&encoding),
+            "seed {seed}"
+        );
+    }
+    let empty = projections::state::GovernanceState::new();
+    assert_eq!(
+        fingerprint(&empty),
+        events::Digest::of(&snapshot::encode(&empty))
+    );
+}
+
 #[test]
 fn different_histories_have_different_fingerprints() {
     let a = random_history(11, 60).gov.fingerprint();

@@ -631,26 +631,31 @@ pub fn audit_log(
     let stored = log
         .get_snapshot("governance")?
         .and_then(|bytes| snapshot::unseal(&bytes).ok());
-    let mut auditor = Auditor::new();
+    let foresight = SignatureForesight::default();
+    let mut auditor = Auditor::with_foresight(&foresight);
     let mut projection_check = None;
-    for item in log.iter_bytes(0) {
-        let (seq, bytes) = item?;
-        let entry = Entry::parse(&bytes)
-            .map_err(|e| AuditError::Io(format!("entry {seq} changed while auditing: {e}")))?;
-        auditor.push(entry);
-        if let Some((snapshot_seq, state)) = &stored {
-            if *snapshot_seq == seq {
-                // The snapshot covers whole decisions, so the pending one ends here.
-                projection_check = Some(ProjectionCheck {
-                    seq,
-                    reported_by: "the stored snapshot",
-                    reported: snapshot::fingerprint(state),
-                    rebuilt: auditor.fingerprint_so_far(),
-                });
-            }
+    let mut batch = Vec::with_capacity(STORE_BATCH);
+    let mut items = log.iter_bytes(0).peekable();
+    while items.peek().is_some() {
+        batch.clear();
+        for item in items.by_ref().take(STORE_BATCH) {
+            batch.push(item?);
         }
-        if auditor.report.entries.is_multiple_of(4096) {
-            progress(auditor.report.entries);
+        // Parsed and decoded on every core; folded here, in order.
+        let decoded = parse_in_parallel(&batch, &foresight);
+        for ((seq, _), parsed) in batch.iter().zip(decoded) {
+            let (entry, payload) = parsed
+                .map_err(|e| AuditError::Io(format!("entry {seq} changed while auditing: {e}")))?;
+            push_and_compare(
+                &mut auditor,
+                entry,
+                payload,
+                stored.as_ref(),
+                &mut projection_check,
+            );
+            if auditor.report.entries.is_multiple_of(4096) {
+                progress(auditor.report.entries);
+            }
         }
     }
     Ok(AuditReport {
@@ -658,4 +663,67 @@ pub fn audit_log(
         decisions: Some(auditor.finish()),
         projection_check,
     })
+}
+
+/// Entries read from the store per parallel parse.
+const STORE_BATCH: usize = 4096;
+
+type Decoded = Result<Option<Payload>, DecodeError>;
+
+/// Parses and decodes a batch of stored entries on every core, in order.
+fn parse_in_parallel(
+    batch: &[(u64, impl AsRef<[u8]> + Sync)],
+    foresight: &SignatureForesight,
+) -> Vec<Result<(Entry, Decoded), String>> {
+    let parse = |bytes: &[u8]| {
+        let entry = Entry::parse(bytes).map_err(|e| e.to_string())?;
+        let decoded = Payload::decode(&entry);
+        if let Ok(Some(payload)) = &decoded {
+            foresight.look_at(payload);
+        }
+        Ok((entry, decoded))
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let part = batch.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parse = &parse;
+        let parts: Vec<_> = batch
+            .chunks(part)
+            .map(|items| {
+                scope.spawn(move || {
+                    items
+                        .iter()
+                        .map(|(_, bytes)| parse(bytes.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().expect("parsing does not panic"))
+            .collect()
+    })
+}
+
+/// Folds one stored entry and, at the stored snapshot's seq, compares fingerprints.
+fn push_and_compare(
+    auditor: &mut Auditor,
+    entry: Entry,
+    payload: Decoded,
+    stored: Option<&(u64, GovernanceState)>,
+    projection_check: &mut Option<ProjectionCheck>,
+) {
+    let seq = entry.seq;
+    auditor.push_decoded(entry, payload);
+    if let Some((snapshot_seq, state)) = stored {
+        if *snapshot_seq == seq {
+            // The snapshot covers whole decisions, so the pending one ends here.
+            *projection_check = Some(ProjectionCheck {
+                seq,
+                reported_by: "the stored snapshot",
+                reported: snapshot::fingerprint(state),
+                rebuilt: auditor.fingerprint_so_far(),
+            });
+        }
+    }
 }
