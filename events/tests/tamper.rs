@@ -215,3 +215,36 @@ fn open_raw_sled(path: &Path) -> sled::Db {
         }
     }
 }
+
+/// Checkpoint signatures are verified on worker threads ahead of the linking; a stored
+/// checkpoint whose signature was altered is still reported at its own size, and only with the
+/// key (without one, verification can check only its root).
+#[test]
+fn a_checkpoint_with_a_broken_signature_is_found_at_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let mut key = vec![b'c'];
+    key.extend_from_slice(&25u64.to_be_bytes());
+    tamper(dir.path(), |t| {
+        let note = String::from_utf8(t.get(&key).unwrap().unwrap().to_vec()).unwrap();
+        // The last base64 character before the final newline: the signature changes, the text
+        // stays a well-formed note.
+        let mut bytes = note.into_bytes();
+        let at = bytes.len() - 2;
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        t.insert(&key, bytes).unwrap();
+    });
+    let log = open(dir.path());
+    let result = verify_store(&log, log.verifier(), |_| {});
+    let Err(VerifyStoreError::Integrity(problem)) = result else {
+        panic!("a forged checkpoint signature went unnoticed: {result:?}");
+    };
+    assert_eq!(problem.seq, 24, "{}", problem.reason);
+    assert!(
+        problem.reason.contains("stored checkpoint for size 25"),
+        "{}",
+        problem.reason
+    );
+    let unkeyed = verify_store(&log, None, |_| {}).unwrap();
+    assert_eq!(unkeyed.checkpoints, 8);
+}
