@@ -143,7 +143,7 @@ pub struct DeploymentRecord {
     /// Whether the gate auto-approved it.
     pub auto_approved: bool,
     /// Votes by member: (approve, rationale).
-    pub votes: BTreeMap<String, (bool, String)>,
+    pub votes: Votes,
     /// Approval: approvers and expiry.
     pub approval: Option<(Vec<String>, Timestamp)>,
     /// The number of blocked release attempts.
@@ -160,6 +160,65 @@ pub struct DeploymentRecord {
     pub decided_at: Option<Timestamp>,
     /// Incidents linked to it.
     pub incidents: Vec<Uuid>,
+}
+
+/// A deployment's votes by member: (approve, rationale), in member order.
+///
+/// A sorted vector rather than a `BTreeMap`: nearly every deployment has one to three votes, and a
+/// map allocates a node for eleven (over 600 bytes here) even for one. It serialises exactly as
+/// the map did (postcard writes a map as its length and pairs), so snapshots and fingerprints are
+/// unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Votes(Vec<(String, (bool, String))>);
+
+impl Votes {
+    /// Records `member`'s vote, replacing an earlier one.
+    pub fn insert(&mut self, member: String, vote: (bool, String)) {
+        match self.0.binary_search_by(|(m, _)| m.as_str().cmp(&member)) {
+            Ok(at) => self.0[at].1 = vote,
+            Err(at) => self.0.insert(at, (member, vote)),
+        }
+    }
+
+    /// Whether `member` voted.
+    pub fn contains_key(&self, member: &str) -> bool {
+        self.0
+            .binary_search_by(|(m, _)| m.as_str().cmp(member))
+            .is_ok()
+    }
+
+    /// Votes in member order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &(bool, String))> {
+        self.0.iter().map(|(m, v)| (m, v))
+    }
+
+    /// The votes without their members, in member order.
+    pub fn values(&self) -> impl Iterator<Item = &(bool, String)> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// How many members voted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nobody voted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Votes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Votes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, (bool, String)>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
+    }
 }
 
 /// An incident as reported and corrected since.
@@ -392,7 +451,7 @@ impl GovernanceState {
                         class,
                         gate: None,
                         auto_approved: false,
-                        votes: BTreeMap::new(),
+                        votes: Votes::default(),
                         approval: None,
                         blocked_releases: 0,
                         released_at: None,
@@ -632,5 +691,36 @@ impl GovernanceState {
             .filter(|(_, d)| matches!(d.breakglass, Some((due, None)) if due < at))
             .map(|(id, _)| *id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshots written before `Votes` replaced the map must still decode, and fingerprints must
+    /// not change: the encodings have to be the same bytes, whatever order the votes came in.
+    #[test]
+    fn votes_encode_exactly_as_the_map_they_replaced() {
+        let cast = [
+            ("cab-lee", true, "fine"),
+            ("cab-chen", false, "too risky"),
+            ("cab-ana", true, ""),
+            ("cab-chen", true, "changed my mind"),
+        ];
+        for rotation in 0..cast.len() {
+            let mut votes = Votes::default();
+            let mut map = BTreeMap::new();
+            for (member, approve, why) in cast.iter().cycle().skip(rotation).take(cast.len()) {
+                votes.insert((*member).to_owned(), (*approve, (*why).to_owned()));
+                map.insert((*member).to_owned(), (*approve, (*why).to_owned()));
+            }
+            let bytes = postcard::to_allocvec(&map).unwrap();
+            assert_eq!(postcard::to_allocvec(&votes).unwrap(), bytes);
+            assert_eq!(postcard::from_bytes::<Votes>(&bytes).unwrap(), votes);
+            assert_eq!(votes.len(), 3);
+            assert!(votes.contains_key("cab-ana") && !votes.contains_key("cab-zed"));
+            assert!(votes.iter().map(|(m, _)| m).is_sorted());
+        }
     }
 }
