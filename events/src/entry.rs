@@ -6,6 +6,7 @@ use crate::limits::{
     ENTRY_BYTES_MAX, SUBJECT_BYTES_MAX, TOKEN_BYTES_MAX, TYPE_BYTES_MAX, URI_BYTES_MAX,
 };
 use crate::time::Timestamp;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -391,6 +392,91 @@ impl Entry {
         if bytes.len() > ENTRY_BYTES_MAX {
             return Err(MalformedEntry::TooLarge(bytes.len()));
         }
+        // The common case, a well-formed canonical entry, is decoded straight into the header's
+        // fields; anything that path does not accept takes the member-by-member path, which is
+        // the reference and says precisely what is wrong.
+        if canonical::check_canonical(bytes).is_ok() {
+            if let Some(entry) = Self::parse_typed(bytes) {
+                return Ok(entry);
+            }
+        }
+        Self::parse_by_members(bytes)
+    }
+
+    /// The fast half of [`Entry::parse`]: `Some` only for an entry the member-by-member path
+    /// accepts, with the same fields. It skips building a JSON map of the header (fourteen
+    /// members inserted, then removed again), which was a third of the cost of reading the log.
+    fn parse_typed(bytes: &[u8]) -> Option<Self> {
+        /// A member that may be absent but, when present, must be a string (`null` is refused,
+        /// as the member-by-member path refuses it).
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+            String::deserialize(d).map(Some)
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire<'a> {
+            actor: String,
+            #[serde(default, deserialize_with = "present")]
+            causationid: Option<String>,
+            correlationid: String,
+            data: Value,
+            #[serde(borrow)]
+            datacontenttype: &'a str,
+            #[serde(default, deserialize_with = "present")]
+            dataschema: Option<String>,
+            #[serde(borrow)]
+            id: &'a str,
+            #[serde(borrow)]
+            prevhash: &'a str,
+            seq: u64,
+            source: String,
+            #[serde(borrow)]
+            specversion: &'a str,
+            streamversion: u64,
+            subject: String,
+            #[serde(borrow)]
+            time: &'a str,
+            #[serde(rename = "type")]
+            event_type: String,
+        }
+        let wire: Wire<'_> = serde_json::from_slice(bytes).ok()?;
+        if wire.specversion != "1.0" || wire.datacontenttype != "application/json" {
+            return None;
+        }
+        let id = Uuid::parse_str(wire.id).ok()?;
+        let mut text = Uuid::encode_buffer();
+        if id.hyphenated().encode_lower(&mut text) != wire.id || !wire.data.is_object() {
+            return None;
+        }
+        validate_header(
+            &wire.event_type,
+            &wire.subject,
+            &wire.actor,
+            &wire.correlationid,
+            wire.causationid.as_deref(),
+            wire.dataschema.as_deref(),
+        )
+        .ok()?;
+        Some(Self {
+            bytes: bytes.into(),
+            seq: wire.seq,
+            id,
+            source: wire.source,
+            event_type: wire.event_type,
+            time: Timestamp::parse(wire.time).ok()?,
+            subject: wire.subject,
+            stream_version: wire.streamversion,
+            prev_hash: Digest::from_hex(wire.prevhash)?,
+            actor: wire.actor,
+            correlation_id: wire.correlationid,
+            causation_id: wire.causationid,
+            data_schema: wire.dataschema,
+            data: wire.data,
+        })
+    }
+
+    /// The reference half of [`Entry::parse`]: member by member, naming the first problem.
+    fn parse_by_members(bytes: &[u8]) -> Result<Self, MalformedEntry> {
         let Value::Object(mut map) = canonical::parse_canonical(bytes)? else {
             return Err(MalformedEntry::NotObject);
         };
@@ -514,6 +600,108 @@ impl Entry {
             data_schema: self.data_schema.clone(),
             data: self.data.clone(),
             expected: ExpectedVersion::Any,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn well_formed() -> Value {
+        json!({
+            "actor": "alice",
+            "causationid": "5a1d4c4e-6f1e-4a39-9c55-0c2f0b0c1e2d",
+            "correlationid": "req-1",
+            "data": {"approve": true, "n": 7, "why": "fine"},
+            "datacontenttype": "application/json",
+            "dataschema": "urn:trustledger:schema:cab.vote_cast:v1",
+            "id": "0b7e2a43-8d5b-4f0e-9b7d-1f0a6f6d2c11",
+            "prevhash": "ab".repeat(32),
+            "seq": 12,
+            "source": "trustledger.test/a",
+            "specversion": "1.0",
+            "streamversion": 3,
+            "subject": "deployment/7",
+            "time": "2026-02-10T09:00:00.000000Z",
+            "type": "trustledger.cab.vote_cast"
+        })
+    }
+
+    /// Both halves of `parse` give the same answer (the same entry, or the reference's error).
+    fn agree(bytes: &[u8]) {
+        let reference = Entry::parse_by_members(bytes);
+        assert_eq!(Entry::parse(bytes), reference, "{}", String::from_utf8_lossy(bytes));
+        // `parse` takes the fast path only for canonical bytes.
+        if canonical::check_canonical(bytes).is_ok() && Entry::parse_typed(bytes).is_some() {
+            assert!(reference.is_ok(), "the fast path accepted what the reference refuses");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_well_formed_entries_and_agrees_with_the_reference() {
+        let bytes = canonical::to_canonical_vec(&well_formed()).unwrap();
+        assert!(Entry::parse_typed(&bytes).is_some(), "the common case is fast");
+        agree(&bytes);
+        let mut without_optionals = well_formed();
+        let map = without_optionals.as_object_mut().unwrap();
+        map.remove("causationid");
+        map.remove("dataschema");
+        let bytes = canonical::to_canonical_vec(&without_optionals).unwrap();
+        assert!(Entry::parse_typed(&bytes).is_some());
+        agree(&bytes);
+    }
+
+    /// Every member missing, `null`, of another type or value, and an unknown member.
+    #[test]
+    fn members_changed_one_at_a_time_get_the_reference_answer() {
+        let replacements = [
+            Value::Null,
+            json!(1),
+            json!(-1),
+            json!("x"),
+            json!(""),
+            json!({}),
+            json!([]),
+            json!(true),
+            json!("0B7E2A43-8D5B-4F0E-9B7D-1F0A6F6D2C11"),
+            json!("2026-02-10T09:00:00Z"),
+            json!("AB".repeat(32)),
+            json!("1.1"),
+            json!("text/plain"),
+            json!("not a type"),
+            json!(9_007_199_254_740_991u64),
+        ];
+        let members: Vec<String> = well_formed().as_object().unwrap().keys().cloned().collect();
+        for member in &members {
+            let mut removed = well_formed();
+            removed.as_object_mut().unwrap().remove(member);
+            agree(&canonical::to_canonical_vec(&removed).unwrap());
+            for replacement in &replacements {
+                let mut changed = well_formed();
+                changed[member.as_str()] = replacement.clone();
+                agree(&canonical::to_canonical_vec(&changed).unwrap());
+            }
+        }
+        let mut unknown = well_formed();
+        unknown["extra"] = json!("x");
+        agree(&canonical::to_canonical_vec(&unknown).unwrap());
+    }
+
+    proptest! {
+        /// Arbitrary byte edits, canonical or not, get the reference answer.
+        #[test]
+        fn edited_bytes_get_the_reference_answer(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0x20u8..0x7f), 1..4)
+        ) {
+            let mut bytes = canonical::to_canonical_vec(&well_formed()).unwrap();
+            for (at, byte) in edits {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            agree(&bytes);
         }
     }
 }
