@@ -255,6 +255,9 @@ fn audit_text(report: &replay::audit::AuditReport) -> String {
             check.seq, check.rebuilt, check.reported_by, check.reported
         ));
     }
+    if let Some(why) = &report.projection_unchecked {
+        out.push_str(&format!("projection not compared: {why}\n"));
+    }
     out.push_str(if report.clean() {
         "verdict: CLEAN"
     } else {
@@ -273,6 +276,7 @@ fn audit_json(report: &replay::audit::AuditReport) -> String {
         "findings": decisions.map(|d| d.findings.iter().map(|f| serde_json::json!({"seq": f.seq, "kind": f.kind, "message": f.message})).collect::<Vec<_>>()),
         "fingerprint": decisions.and_then(|d| d.fingerprint.map(|f| f.to_hex())),
         "projection_check": report.projection_check.as_ref().map(|c| serde_json::json!({"seq": c.seq, "reported_by": c.reported_by, "reported": c.reported.to_hex(), "rebuilt": c.rebuilt.to_hex(), "matches": c.matches()})),
+        "projection_unchecked": report.projection_unchecked,
     })
     .to_string()
 }

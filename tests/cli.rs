@@ -480,6 +480,16 @@ fn the_readme_walkthrough_runs() {
         "{}",
         text(&o)
     );
+    // Without a snapshot to compare, the audit says so instead of staying silent.
+    let snapshots = data.join("sled").join("projection-snapshots");
+    std::fs::remove_file(snapshots.join("governance.snapshot")).unwrap();
+    let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("projection not compared: the data directory holds no stored snapshot"),
+        "{}",
+        text(&o)
+    );
     let model = tmp.path().join("model.json");
     let mut candidate = projections::genesis::risk_model_v1_1();
     candidate.version = "1.3-candidate".into();

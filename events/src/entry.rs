@@ -633,17 +633,28 @@ mod tests {
     /// Both halves of `parse` give the same answer (the same entry, or the reference's error).
     fn agree(bytes: &[u8]) {
         let reference = Entry::parse_by_members(bytes);
-        assert_eq!(Entry::parse(bytes), reference, "{}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            Entry::parse(bytes),
+            reference,
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
         // `parse` takes the fast path only for canonical bytes.
         if canonical::check_canonical(bytes).is_ok() && Entry::parse_typed(bytes).is_some() {
-            assert!(reference.is_ok(), "the fast path accepted what the reference refuses");
+            assert!(
+                reference.is_ok(),
+                "the fast path accepted what the reference refuses"
+            );
         }
     }
 
     #[test]
     fn the_fast_path_takes_well_formed_entries_and_agrees_with_the_reference() {
         let bytes = canonical::to_canonical_vec(&well_formed()).unwrap();
-        assert!(Entry::parse_typed(&bytes).is_some(), "the common case is fast");
+        assert!(
+            Entry::parse_typed(&bytes).is_some(),
+            "the common case is fast"
+        );
         agree(&bytes);
         let mut without_optionals = well_formed();
         let map = without_optionals.as_object_mut().unwrap();

@@ -492,6 +492,10 @@ pub struct AuditReport {
     pub decisions: Option<DecisionAudit>,
     /// The rebuilt projection compared with the fingerprint the source reports.
     pub projection_check: Option<ProjectionCheck>,
+    /// Why a source that should report a projection (a data directory's stored snapshot) was not
+    /// compared: none stored, or one that does not unseal. Not a finding by itself (the service
+    /// rebuilds such a snapshot), but the auditor is told the check did not happen.
+    pub projection_unchecked: Option<String>,
 }
 
 /// A rebuilt projection's fingerprint beside the one the source reports for the same seq.
@@ -575,12 +579,14 @@ pub fn audit_bundle(
             integrity: Ok(report.to_string().trim_end().to_owned()),
             decisions: Some(auditor.finish()),
             projection_check: None,
+            projection_unchecked: None,
         },
         // A broken log is not re-derived: what was folded before the break is dropped.
         Err(invalid) => AuditReport {
             integrity: Err(invalid.to_string()),
             decisions: None,
             projection_check: None,
+            projection_unchecked: None,
         },
     })
 }
@@ -626,11 +632,22 @@ pub fn audit_log(
             integrity,
             decisions: None,
             projection_check: None,
+            projection_unchecked: None,
         });
     }
-    let stored = log
-        .get_snapshot("governance")?
-        .and_then(|bytes| snapshot::unseal(&bytes).ok());
+    let (stored, mut projection_unchecked) = match log.get_snapshot("governance")? {
+        None => (
+            None,
+            Some("the data directory holds no stored snapshot".to_owned()),
+        ),
+        Some(bytes) => match snapshot::unseal(&bytes) {
+            Ok(stored) => (Some(stored), None),
+            Err(e) => (
+                None,
+                Some(format!("the stored snapshot does not unseal: {e}")),
+            ),
+        },
+    };
     let foresight = SignatureForesight::default();
     let mut auditor = Auditor::with_foresight(&foresight);
     let mut projection_check = None;
@@ -658,10 +675,14 @@ pub fn audit_log(
             }
         }
     }
+    if projection_check.is_none() && projection_unchecked.is_none() {
+        projection_unchecked = Some("the stored snapshot covers no seq of the log".to_owned());
+    }
     Ok(AuditReport {
         integrity,
         decisions: Some(auditor.finish()),
         projection_check,
+        projection_unchecked,
     })
 }
 

@@ -141,6 +141,7 @@ pub fn audit_url(
         integrity: Err(why),
         decisions: None,
         projection_check: None,
+        projection_unchecked: None,
     };
     let note = client.text("/api/v1/log/checkpoint")?;
     let checkpoint = match Checkpoint::verify(&note, &verifier) {
@@ -279,6 +280,7 @@ pub fn audit_url(
         integrity: Ok(summary.to_string().trim_end().to_owned()),
         decisions: Some(auditor.finish()),
         projection_check,
+        projection_unchecked: None,
     })
 }
 
