@@ -93,16 +93,28 @@ pub fn decode<P: EventPayload>(entry: &Entry) -> Result<P, DecodeError> {
     let version = schema_version(P::NAME, entry.data_schema.as_deref())
         .filter(|v| (1..=P::VERSION).contains(v))
         .ok_or_else(|| DecodeError::UnsupportedSchema(entry.data_schema.clone()))?;
-    let shape = |e: serde_json::Error| DecodeError::Shape(e.to_string());
+    let shape = |e: serde_json::Error| DecodeError::Shape(without_position(&e));
     if version == P::VERSION {
-        // The common case reads the entry's own tree: no copy of it.
-        return P::deserialize(&entry.data).map_err(shape);
+        // The common case reads the stored JSON text straight into the type: no tree built.
+        return serde_json::from_slice(entry.data_json()).map_err(shape);
     }
-    let mut data = entry.data.clone();
+    let mut data = entry.data().clone();
     for from in version..P::VERSION {
         data = P::upcast(from, data).map_err(DecodeError::Shape)?;
     }
     serde_json::from_value(data).map_err(shape)
+}
+
+/// A decoding error's message without the " at line 1 column N" that serde_json adds when it
+/// reads text: the message a fold records for an undecodable entry is part of the projection, and
+/// must read the same whether the payload was decoded from the stored text or from a tree.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&position) {
+        Some(message) if e.line() > 0 => message.to_owned(),
+        _ => text,
+    }
 }
 
 /// A draft carrying `payload` at the current schema version.
