@@ -1133,7 +1133,7 @@ impl SignatureQuestion {
             let public: [u8; 32] = hex::decode(&self.public_key_hex).ok()?.try_into().ok()?;
             let signature: [u8; 64] = hex::decode(&self.signature_hex).ok()?.try_into().ok()?;
             Some((
-                ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?,
+                verifying_key(public)?,
                 ed25519_dalek::Signature::from_bytes(&signature),
             ))
         })();
@@ -1143,6 +1143,30 @@ impl SignatureQuestion {
                 .is_ok()
         })
     }
+}
+
+/// The decompressed key for `public`, or `None` if it is not a curve point. Kept per thread:
+/// decompression is a field square root, a fifth of a verification, and a log's evidence is
+/// signed by a handful of keys.
+fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+    /// Bounds the cache against a forged log naming a new key on every entry.
+    const KEYS_KEPT: usize = 64;
+    thread_local! {
+        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    KEYS.with(|keys| {
+        if let Some(key) = keys.borrow().get(&public) {
+            return Some(*key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?;
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= KEYS_KEPT {
+            keys.clear();
+        }
+        keys.insert(public, key);
+        Some(key)
+    })
 }
 
 /// Answers to [`SignatureQuestion`]s worked out ahead of time, on other threads, by a caller that
