@@ -96,7 +96,7 @@ pub fn decode<P: EventPayload>(entry: &Entry) -> Result<P, DecodeError> {
     let shape = |e: serde_json::Error| DecodeError::Shape(without_position(&e));
     if version == P::VERSION {
         // The common case reads the stored JSON text straight into the type: no tree built.
-        return serde_json::from_slice(entry.data_json()).map_err(shape);
+        return serde_json::from_str(entry.data_text()).map_err(shape);
     }
     let mut data = entry.data().clone();
     for from in version..P::VERSION {
