@@ -556,8 +556,12 @@ fn check_alone(tree: &sled::Tree, seq: u64, key: &[u8], bytes: &[u8]) -> Checked
 }
 
 /// `f(index, item)` for every item, the slice split into `threads` contiguous parts each mapped
-/// on its own scoped thread; results in the items' order.
-fn in_parallel<T: Sync, R: Send>(
+/// on its own scoped thread; results in the items' order. (The auditor uses it too, to parse a
+/// store's entries on every core.)
+///
+/// # Panics
+/// If `f` panics.
+pub fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(usize, &T) -> R + Sync,

@@ -705,25 +705,7 @@ fn parse_in_parallel(
         Ok((entry, decoded))
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    let part = batch.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let parse = &parse;
-        let parts: Vec<_> = batch
-            .chunks(part)
-            .map(|items| {
-                scope.spawn(move || {
-                    items
-                        .iter()
-                        .map(|(_, bytes)| parse(bytes.as_ref()))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|part| part.join().expect("parsing does not panic"))
-            .collect()
-    })
+    events::verify::in_parallel(batch, threads, |_, (_, bytes)| parse(bytes.as_ref()))
 }
 
 /// Folds one stored entry and, at the stored snapshot's seq, compares fingerprints.

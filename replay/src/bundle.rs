@@ -447,13 +447,16 @@ fn prepare_block<X>(block: &Block, prepare: &impl Fn(&Entry) -> X) -> Vec<Line<X
     // Sized up front: growing a vector of several hundred KiB by doubling cost a copy and fresh
     // pages from the allocator (page faults) for every block.
     let mut lines = Vec::with_capacity(body.iter().filter(|&&b| b == b'\n').count() + 1);
-    lines.extend(body.split(|&b| b == b'\n').map(|line| match Hashed::of(line) {
-        Ok(hashed) => {
-            let extra = prepare(&hashed.entry);
-            Line::Prepared(hashed, extra)
-        }
-        Err(e) => Line::Malformed(e.to_string()),
-    }));
+    lines.extend(
+        body.split(|&b| b == b'\n')
+            .map(|line| match Hashed::of(line) {
+                Ok(hashed) => {
+                    let extra = prepare(&hashed.entry);
+                    Line::Prepared(hashed, extra)
+                }
+                Err(e) => Line::Malformed(e.to_string()),
+            }),
+    );
     lines
 }
 
