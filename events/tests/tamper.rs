@@ -248,3 +248,43 @@ fn a_checkpoint_with_a_broken_signature_is_found_at_its_size() {
     let unkeyed = verify_store(&log, None, |_| {}).unwrap();
     assert_eq!(unkeyed.checkpoints, 8);
 }
+
+/// Verification checks chunks of 4,096 entries across the cores and links them in order; across
+/// chunks, the first problem in seq order is still the one reported, and checkpoints in every
+/// chunk are counted.
+#[test]
+fn problems_in_later_chunks_are_found_at_the_first_bad_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    for batch in 0..20u64 {
+        log.append_batch_blocking(
+            (batch * 500..batch * 500 + 500)
+                .map(|n| draft(n, &format!("s/{}", n % 7)))
+                .collect(),
+        )
+        .unwrap();
+    }
+    let report = verify_store(&log, log.verifier(), |_| {}).unwrap();
+    assert_eq!((report.entries, report.checkpoints), (10_000, 20));
+    log.close();
+    let change = |seq: u64| {
+        move |t: &sled::Tree| {
+            let mut bytes = t.get(entry_key(seq)).unwrap().unwrap().to_vec();
+            let at = bytes.windows(5).position(|w| w == b"hello").unwrap();
+            bytes[at] = b'j';
+            t.insert(entry_key(seq), bytes).unwrap();
+        }
+    };
+    tamper(dir.path(), change(9_000));
+    let (seq, reason) = first_bad_seq(dir.path());
+    assert_eq!(seq, 9_000, "{reason}");
+    // A second change, earlier, in another chunk: full verification names it. (The tail check
+    // on open looks at the tail only, so it still names 9,000.)
+    tamper(dir.path(), change(5_000));
+    let log = open(dir.path());
+    let result = verify_store(&log, log.verifier(), |_| {});
+    let Err(VerifyStoreError::Integrity(problem)) = result else {
+        panic!("tampering went unnoticed: {result:?}");
+    };
+    assert_eq!(problem.seq, 5_000, "{}", problem.reason);
+}
