@@ -402,6 +402,22 @@ fn backtesting_the_active_model_reproduces_history_and_a_looser_one_shows_what_i
         model: projections::genesis::risk_model_v1_1(),
         levels: None,
     };
+    // History that is not intact is not backtested (one pass: what was folded is dropped).
+    let mut changed = entries.clone();
+    let last = changed.len() - 1;
+    let at = changed[last].len() / 2;
+    changed[last][at] ^= 0x01;
+    let broken = tempfile::tempdir().unwrap();
+    write_bundle(broken.path(), &entries);
+    let mut jsonl = Vec::new();
+    for e in &changed {
+        jsonl.extend_from_slice(e);
+        jsonl.push(b'\n');
+    }
+    std::fs::write(broken.path().join("entries.jsonl"), jsonl).unwrap();
+    let refused = backtest_bundle(broken.path(), &options, &own, |_| {}).unwrap();
+    assert!(refused.is_err(), "a changed entry was backtested");
+
     let report = backtest_bundle(dir.path(), &options, &own, |_| {})
         .unwrap()
         .unwrap();

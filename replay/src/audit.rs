@@ -591,26 +591,6 @@ pub fn audit_bundle(
     })
 }
 
-/// Calls `f` with every entry of a bundle whose integrity the caller has verified, streaming.
-///
-/// # Errors
-/// [`AuditError::Io`] if the file cannot be read or changed since it was verified.
-pub fn for_each_bundle_entry(
-    dir: &std::path::Path,
-    mut f: impl FnMut(Entry),
-) -> Result<(), AuditError> {
-    let path = dir.join(crate::bundle::ENTRIES_FILE);
-    let file = std::fs::File::open(&path)
-        .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
-    for line in std::io::BufRead::split(std::io::BufReader::new(file), b'\n') {
-        let line = line.map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
-        let entry = Entry::parse(&line)
-            .map_err(|e| AuditError::Io(format!("entry changed since it was verified: {e}")))?;
-        f(entry);
-    }
-    Ok(())
-}
-
 /// Audits a stored log: full verification, every decision, and the stored snapshot's fingerprint
 /// against a rebuild to the same seq.
 ///

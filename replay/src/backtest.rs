@@ -153,7 +153,18 @@ impl Backtester {
 
     /// Takes the next entry (already integrity-checked by the caller).
     pub fn push(&mut self, entry: &Entry, candidate: &Candidate) {
-        if let Ok(Some(Payload::DeploymentSubmitted(s))) = Payload::decode(entry) {
+        self.push_decoded(entry, Payload::decode(entry), candidate);
+    }
+
+    /// [`Backtester::push`] for an entry whose payload the caller decoded (perhaps on another
+    /// thread): `decoded` must be `Payload::decode(entry)`.
+    pub fn push_decoded(
+        &mut self,
+        entry: &Entry,
+        decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
+        candidate: &Candidate,
+    ) {
+        if let Ok(Some(Payload::DeploymentSubmitted(s))) = &decoded {
             if let Some(evidence) = self.state.evidence.get(&s.evidence_id) {
                 let input = policy::ClassifyInput {
                     app_name: s.app_name.clone(),
@@ -181,7 +192,7 @@ impl Backtester {
                     .insert(s.deployment_id, Tried { class, auto, score });
             }
         }
-        self.state.apply(entry);
+        self.state.apply_decoded(entry, decoded);
     }
 
     /// Joins the candidate's decisions with what happened.
@@ -244,12 +255,16 @@ pub fn backtest_bundle(
     candidate: &Candidate,
     progress: impl FnMut(u64),
 ) -> Result<Result<BacktestReport, String>, crate::audit::AuditError> {
-    if let Err(invalid) = crate::bundle::verify_bundle(dir, options, progress)? {
-        return Ok(Err(invalid.to_string()));
-    }
+    // One pass, as the audit reads a bundle: what was folded counts only if the bundle verifies.
     let mut tester = Backtester::new();
-    crate::audit::for_each_bundle_entry(dir, |entry| tester.push(&entry, candidate))?;
-    Ok(Ok(tester.finish(candidate)))
+    let checked =
+        crate::bundle::check_bundle(dir, options, progress, Payload::decode, |entry, decoded| {
+            tester.push_decoded(&entry, decoded, candidate)
+        })?;
+    Ok(match checked {
+        Ok(_) => Ok(tester.finish(candidate)),
+        Err(invalid) => Err(invalid.to_string()),
+    })
 }
 
 /// Backtests on a stored log, after verifying it. `Ok(Err(problem))` when it is not intact.
