@@ -579,8 +579,22 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("trustledger: error: {e:#}");
+            eprintln!("trustledger: error: {}", error_report(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes, each said once: many of our errors already quote their cause in
+/// their own message (`cannot read FILE: REASON`), and printing the chain would repeat it.
+fn error_report(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

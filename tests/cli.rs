@@ -747,3 +747,23 @@ fn open_raw_sled(path: &Path) -> sled::Db {
         }
     }
 }
+
+/// An unusable input is exit 2 with one line that names the file and says why, once.
+#[test]
+fn an_unreadable_bundle_is_exit_2_and_the_reason_is_said_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-bundle");
+    let o = trustledger(&["audit", "--bundle", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("trustledger: error: cannot read "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-such-bundle"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
