@@ -50,7 +50,7 @@ pub trait NodeSource {
     fn node(&self, level: u8, index: u64) -> Result<Digest, Self::Error>;
 }
 
-/// MTH(D[start:end]) for a range the RFC's recursion produces (start aligned to its largest
+/// MTH(D\[start:end\]) for a range the RFC's recursion produces (start aligned to its largest
 /// power-of-two part), computed from stored subtrees.
 ///
 /// # Errors
