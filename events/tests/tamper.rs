@@ -18,10 +18,15 @@ fn entry_key(seq: u64) -> Vec<u8> {
 
 /// A log of 40 entries written in 8 commits, closed.
 fn build(dir: &Path) {
+    build_in_commits(dir, 8, 5);
+}
+
+/// A log of `commits` × `per_commit` entries over three streams, closed.
+fn build_in_commits(dir: &Path, commits: u64, per_commit: u64) {
     let log = open(dir);
-    for chunk in 0..8u64 {
+    for commit in 0..commits {
         log.append_batch_blocking(
-            (chunk * 5..chunk * 5 + 5)
+            (commit * per_commit..(commit + 1) * per_commit)
                 .map(|n| draft(n, &format!("s/{}", n % 3)))
                 .collect(),
         )
@@ -255,15 +260,8 @@ fn a_checkpoint_with_a_broken_signature_is_found_at_its_size() {
 #[test]
 fn problems_in_later_chunks_are_found_at_the_first_bad_seq() {
     let dir = tempfile::tempdir().unwrap();
+    build_in_commits(dir.path(), 20, 500);
     let log = open(dir.path());
-    for batch in 0..20u64 {
-        log.append_batch_blocking(
-            (batch * 500..batch * 500 + 500)
-                .map(|n| draft(n, &format!("s/{}", n % 7)))
-                .collect(),
-        )
-        .unwrap();
-    }
     let report = verify_store(&log, log.verifier(), |_| {}).unwrap();
     assert_eq!((report.entries, report.checkpoints), (10_000, 20));
     log.close();
