@@ -1,8 +1,11 @@
 //! The `trustledger` binary as a user runs it: export, verify (store and bundle), checkpoint,
 //! keygen, and the exit codes 0 valid / 1 invalid / 2 error.
 
+#[path = "../events/tests/shared/raw_sled.rs"]
+mod raw_sled;
 use events::checkpoint::{Checkpoint, NoteSigner};
 use events::{EventDraft, Log, LogConfig};
+use raw_sled::open_raw_sled;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
@@ -731,21 +734,6 @@ fn audit_url_checks_a_live_server_against_the_checkpoint_the_auditor_kept() {
     drop(server);
     let o = trustledger(&["audit", "--url", &gone, "--token", &token]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-}
-
-/// Opens the store's sled directly, as an attacker with disk access would, waiting out the lock
-/// that sled's IO threads of the just-closed log may hold for a few milliseconds.
-fn open_raw_sled(path: &Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot open {}: {e}", path.display()),
-        }
-    }
 }
 
 /// An unusable input is exit 2 with one line that names the file and says why, once.

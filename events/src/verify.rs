@@ -385,7 +385,7 @@ pub fn verify_store(
     let mut chain = ChainVerifier::with_origin(origin);
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut checked_checkpoints = 0u64;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = worker_threads();
     let mut stored_entries = tree.scan_prefix([keys::ENTRY]);
     // The last version seen of every stream: each entry must be its stream's next version.
     let mut stream_versions: std::collections::HashMap<String, u64> =
@@ -553,6 +553,12 @@ fn check_alone(tree: &sled::Tree, seq: u64, key: &[u8], bytes: &[u8]) -> Checked
         indexes,
         merkle_record: tree.get(keys::merkle_completed(seq)),
     }
+}
+
+/// How many threads to spread per-entry checking over: one per core (at most 8; 1 if the
+/// platform cannot say). Verification and the auditor's readers share it.
+pub fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// `f(index, item)` for every item, the slice split into `threads` contiguous parts each mapped

@@ -3,9 +3,12 @@
 
 mod common;
 
+#[path = "shared/raw_sled.rs"]
+mod raw_sled;
 use common::{draft, open};
 use events::verify::{verify_store, VerifyStoreError};
 use events::AppendError;
+use raw_sled::open_raw_sled;
 use std::path::Path;
 
 const ENTRIES: u64 = 40;
@@ -204,21 +207,6 @@ fn a_damaged_index_record_is_found_at_the_entry_it_describes() {
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 29, "{reason}");
     assert!(reason.contains("id index"), "{reason}");
-}
-
-/// Opens the store's sled directly, as an attacker with disk access would, waiting out the lock
-/// that sled's IO threads of the just-closed log may hold for a few milliseconds.
-fn open_raw_sled(path: &Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot open {}: {e}", path.display()),
-        }
-    }
 }
 
 /// Checkpoint signatures are verified on worker threads ahead of the linking; a stored

@@ -688,8 +688,9 @@ fn parse_in_parallel(
         }
         Ok((entry, decoded))
     };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    events::verify::in_parallel(batch, threads, |_, (_, bytes)| parse(bytes.as_ref()))
+    events::verify::in_parallel(batch, events::verify::worker_threads(), |_, (_, bytes)| {
+        parse(bytes.as_ref())
+    })
 }
 
 /// Folds one stored entry and, at the stored snapshot's seq, compares fingerprints.

@@ -340,7 +340,7 @@ fn read_lines_prepared<X: Send>(
     prepare: impl Fn(&Entry) -> X + Sync,
     mut take: impl FnMut(Line<X>) -> std::io::Result<ControlFlow<()>>,
 ) -> std::io::Result<()> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let workers = events::verify::worker_threads();
     let (block_tx, block_rx) = mpsc::sync_channel::<(u64, std::io::Result<Block>)>(BLOCKS_QUEUED);
     let (line_tx, line_rx) = mpsc::sync_channel::<(u64, Vec<Line<X>>)>(BLOCKS_QUEUED);
     // Owned by the workers alone: when the last one stops, the reader's next send fails and it
