@@ -53,6 +53,37 @@ impl Hashed {
     }
 }
 
+/// The root a chain had when it held exactly `size` entries: what a checkpoint the auditor kept
+/// from earlier must match for the log to have only grown since. Call [`RootAt::observe`] after
+/// every entry; an empty prefix has the empty tree's root from the start.
+#[derive(Debug, Clone)]
+pub struct RootAt {
+    size: u64,
+    root: Option<Digest>,
+}
+
+impl RootAt {
+    /// Watches for the chain reaching `size` entries.
+    pub fn new(size: u64) -> Self {
+        Self {
+            size,
+            root: (size == 0).then(merkle::empty_root),
+        }
+    }
+
+    /// Notes the chain's root if it now holds `size` entries.
+    pub fn observe(&mut self, chain: &ChainVerifier) {
+        if chain.size() == self.size {
+            self.root = Some(chain.root());
+        }
+    }
+
+    /// The root at `size`, if the chain got that far.
+    pub fn root(&self) -> Option<Digest> {
+        self.root
+    }
+}
+
 /// Checks entries one at a time, in order: canonical form, seq contiguity, `prevhash` chain,
 /// non-decreasing time, one origin; and folds them into the Merkle tree's right edge.
 ///

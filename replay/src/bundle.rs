@@ -3,7 +3,7 @@
 
 use events::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
 use events::limits::ENTRY_BYTES_MAX;
-use events::verify::{ChainVerifier, Hashed, IntegrityProblem};
+use events::verify::{ChainVerifier, Hashed, IntegrityProblem, RootAt};
 use events::{Digest, Entry};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -213,10 +213,7 @@ pub fn check_bundle<X: Send>(
         source,
     })?;
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
-    let mut earlier_root = earlier
-        .as_ref()
-        .filter(|c| c.size == 0)
-        .map(|_| events::merkle::empty_root());
+    let mut earlier_root = earlier.as_ref().map(|c| RootAt::new(c.size));
     let mut invalid = None;
     read_lines_prepared(file, prepare, |line| {
         let seq = chain.size();
@@ -244,8 +241,8 @@ pub fn check_bundle<X: Send>(
             invalid = Some(problem);
             return Ok(ControlFlow::Break(()));
         }
-        if earlier.as_ref().is_some_and(|c| c.size == chain.size()) {
-            earlier_root = Some(chain.root());
+        if let Some(watch) = &mut earlier_root {
+            watch.observe(&chain);
         }
         if chain.size().is_multiple_of(4096) {
             progress(chain.size());
@@ -275,7 +272,7 @@ pub fn check_bundle<X: Send>(
                 entries: checkpoint.origin.clone(),
             }));
         }
-        match earlier_root {
+        match earlier_root.as_ref().and_then(RootAt::root) {
             None => {
                 return Ok(Err(BundleInvalid::NotAnExtension {
                     size: old.size,

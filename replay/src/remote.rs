@@ -22,7 +22,7 @@ use crate::bundle::BundleReport;
 use events::checkpoint::{Checkpoint, NoteVerifier};
 use events::limits::ENTRY_BYTES_MAX;
 use events::merkle;
-use events::verify::ChainVerifier;
+use events::verify::{ChainVerifier, RootAt};
 use events::Digest;
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -164,10 +164,7 @@ pub fn audit_url(
     let size = checkpoint.size;
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
     let mut auditor = Auditor::new();
-    let mut earlier_root = earlier
-        .as_ref()
-        .filter(|c| c.size == 0)
-        .map(|_| merkle::empty_root());
+    let mut earlier_root = earlier.as_ref().map(|c| RootAt::new(c.size));
     while chain.size() < size {
         let mut query = vec![("limit", PAGE_ENTRIES.to_string())];
         if let Some(last) = chain.size().checked_sub(1) {
@@ -197,8 +194,8 @@ pub fn audit_url(
                 Err(problem) => return Ok(invalid(format!("/api/v1/events: {problem}"))),
             };
             auditor.push(entry);
-            if earlier.as_ref().is_some_and(|c| c.size == chain.size()) {
-                earlier_root = Some(chain.root());
+            if let Some(watch) = &mut earlier_root {
+                watch.observe(&chain);
             }
         }
         if chain.size() == first {
@@ -227,7 +224,7 @@ pub fn audit_url(
             checkpoint.root
         )));
     }
-    if let (Some(old), Some(root)) = (&earlier, earlier_root) {
+    if let (Some(old), Some(root)) = (&earlier, earlier_root.as_ref().and_then(RootAt::root)) {
         if root != old.root {
             return Ok(invalid(format!(
                 "the kept checkpoint (size {}, root {}) is not a prefix of the served log: its first {} entries have root {root}",
