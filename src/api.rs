@@ -562,7 +562,7 @@ async fn record_evidence(
     .await?;
     let hash = state
         .gov
-        .with_state(|s| s.evidence[&evidence_id].recorded.evidence_hash.clone());
+        .with_state(|s| s.evidence[&evidence_id].evidence_hash.to_string());
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"evidence_id": evidence_id, "evidence_hash": hash})),
@@ -577,12 +577,32 @@ async fn get_evidence(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
-    s.evidence
+    // The state keeps what decisions read; the document is read back from its entry, after the
+    // state is released (log reads must not hold up commands).
+    let seq = state_as_of(&state, q.as_of.as_deref())?
+        .evidence
         .get(&id)
-        .map(|e| json!({"evidence_id": id, "document": e.recorded.document, "evidence_hash": e.recorded.evidence_hash, "recorded_by": e.recorded_by}))
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("unknown evidence {id}")))
+        .map(|e| e.seq)
+        .ok_or_else(|| ApiError::not_found(format!("unknown evidence {id}")))?;
+    let entry = state.gov.log().get(seq)?;
+    match entry.as_ref().map(Payload::decode) {
+        Some(Ok(Some(Payload::EvidenceRecorded(recorded)))) if recorded.evidence_id == id => {
+            Ok(axum::Json(json!({
+                "evidence_id": id,
+                "document": recorded.document,
+                "evidence_hash": recorded.evidence_hash,
+                "recorded_by": entry.as_ref().map(|e| &e.actor),
+            })))
+        }
+        _ => {
+            tracing::error!(%id, seq, "the state names an entry that does not record this evidence");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("evidence {id} could not be read back from seq {seq}"),
+            ))
+        }
+    }
 }
 
 // ----- deployments -----

@@ -971,3 +971,34 @@ async fn the_openapi_document_lists_every_served_route_and_only_those() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The state keeps only what decisions read of an evidence package; the API reads the document
+/// back from its entry, live and as of any point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_reads_back_as_recorded_live_and_as_of_a_point() {
+    let a = tokio::task::block_in_place(api);
+    let before = a.size() - 1;
+    let (s, recorded) = a.post("/api/v1/evidence", "dev", evidence_body()).await;
+    assert_eq!(s, StatusCode::CREATED, "{recorded}");
+    let id = recorded["evidence_id"].as_str().unwrap();
+    let now = a.size() - 1;
+    for uri in [
+        format!("/api/v1/evidence/{id}"),
+        format!("/api/v1/evidence/{id}?as_of={now}"),
+    ] {
+        let (s, got) = a.get(&uri, "ada").await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {got}");
+        assert_eq!(got["document"], evidence_body(), "{uri}");
+        assert_eq!(got["evidence_hash"], recorded["evidence_hash"], "{uri}");
+        assert_eq!(got["recorded_by"], "dev", "{uri}");
+        assert_eq!(got["evidence_id"], id, "{uri}");
+    }
+    let (s, _) = a
+        .get(&format!("/api/v1/evidence/{id}?as_of={before}"), "ada")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = a
+        .get(&format!("/api/v1/evidence/{}", uuid::Uuid::nil()), "ada")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -6,7 +6,7 @@
 //!
 //! Principle for every control: **tightening is immediate, loosening needs the CAB.**
 
-use crate::state::{DeploymentStatus, GovernanceState};
+use crate::state::{DeploymentStatus, EvidenceRecord, GovernanceState, SbomSummary};
 use events::payloads::*;
 use events::{canonical, Digest, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,7 +221,7 @@ pub fn derive_factors(
     weights_bp: &BTreeMap<String, u32>,
     input: &ClassifyInput,
     class: BlastRadiusClass,
-    evidence: &EvidenceDocument,
+    evidence: &EvidenceRecord,
     at: Timestamp,
 ) -> Vec<RiskFactor> {
     let mut gaps = 0u32;
@@ -964,9 +964,9 @@ pub fn release_checks(
             },
         });
     };
-    let expected_artifact = evidence.and_then(|e| e.recorded.document.artifacts.first());
+    let expected_artifact = evidence.and_then(|e| e.first_artifact.as_ref());
     let artifact_ok = expected_artifact.is_some_and(|a| {
-        a.sha256 == presented.artifact_sha256 && a.size == presented.artifact_size
+        a.sha256.is(&presented.artifact_sha256) && a.size == presented.artifact_size
     });
     record(
         "artifact_hash",
@@ -983,11 +983,12 @@ pub fn release_checks(
         ),
     );
     // A stored document with no canonical form cannot match its recorded hash: tampered.
-    let recomputed = evidence.and_then(|e| canonical_sha256("evidence", &e.recorded.document).ok());
     let evidence_ok = evidence.is_some_and(|e| {
-        Some(&e.recorded.evidence_hash) == recomputed.as_ref()
-            && d.submitted.evidence_hash_is(&e.recorded.evidence_hash)
+        e.hash_matches_document() && e.evidence_hash.digest() == Some(d.submitted.evidence_hash)
     });
+    let recomputed = evidence
+        .and_then(|e| e.recomputed_hash)
+        .map(|digest| Digest(digest).to_hex());
     record(
         "evidence_immutability",
         Some(evidence_ok),
@@ -998,14 +999,17 @@ pub fn release_checks(
             recomputed.unwrap_or_default()
         ),
     );
-    let sbom = evidence.and_then(|e| e.recorded.document.sbom.as_ref());
+    let sbom = evidence.and_then(|e| e.sbom.as_ref());
     match sbom {
         None => {
             record("sbom_hash", None, "", "evidence lists no SBOM".into());
             record("sbom_signature", None, "", "evidence lists no SBOM".into());
         }
         Some(sbom) => {
-            let hash_ok = presented.sbom_sha256.as_deref() == Some(sbom.sha256.as_str());
+            let hash_ok = presented
+                .sbom_sha256
+                .as_deref()
+                .is_some_and(|presented| sbom.sha256.is(presented));
             record(
                 "sbom_hash",
                 Some(hash_ok),
@@ -1061,7 +1065,7 @@ pub fn release_checks(
 
 fn verify_sbom_signature(
     state: &GovernanceState,
-    sbom: &Sbom,
+    sbom: &SbomSummary,
     presented: Option<&str>,
     at: Timestamp,
 ) -> (bool, String) {
@@ -1084,7 +1088,7 @@ fn verify_sbom_signature(
     let Some(digest) = presented else {
         return (false, "no SBOM bytes were presented".into());
     };
-    if sbom_signature_verifies(&key.public_key_hex, &sig.signature_hex, digest) {
+    if sbom_signature_verifies(&key.public_key_hex, &sig.signature.to_string(), digest) {
         (true, format!("signed by trusted key {}", sig.key_id))
     } else {
         (
@@ -1951,7 +1955,7 @@ fn decide_submit(
         &model.proposal.weights_bp,
         &input,
         classification.class,
-        &evidence.recorded.document,
+        evidence,
         at,
     );
     let score = score_centi(&factors);
@@ -1973,7 +1977,7 @@ fn decide_submit(
         target_user_count: request.target_user_count,
         cmdb: request.cmdb.clone(),
         evidence_id: request.evidence_id,
-        evidence_hash: evidence.recorded.evidence_hash.clone(),
+        evidence_hash: evidence.evidence_hash.to_string(),
         classification,
         factors,
         score_centi: score,
@@ -2013,7 +2017,7 @@ fn decide_vote(
     let generator = state
         .evidence
         .get(&d.submitted.evidence_id)
-        .map(|e| e.recorded.document.generated_by.as_str());
+        .map(|e| e.generated_by.as_str());
     if generator == Some(actor) {
         return Err(Rejection::Forbidden(
             "separation of duties: the evidence generator may not vote on this deployment".into(),

@@ -37,13 +37,158 @@ impl KeyRecord {
     }
 }
 
-/// A recorded evidence package.
+/// What decisions read of a recorded evidence package. The document itself stays in the log, at
+/// `seq` (the API reads it back from there): like deployments, every package the service ever saw
+/// is held in memory, and the whole document took about 1 KB each, most of it hex.
+///
+/// The evidence-immutability check needs the document's canonical hash; it is computed here, when
+/// the entry is folded in, rather than at each release. The document cannot change in between:
+/// it is the payload of a chained entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvidenceRecord {
-    /// What was recorded.
-    pub recorded: EvidenceRecorded,
+    /// Seq of the `evidence.recorded` entry.
+    pub seq: u64,
     /// Who recorded it.
     pub recorded_by: String,
+    /// The evidence hash as recorded.
+    pub evidence_hash: HexText,
+    /// SHA-256 of the document's canonical JSON, recomputed (`None`: it has no canonical form).
+    pub recomputed_hash: Option<[u8; 32]>,
+    /// The first artifact listed (the one a release presents).
+    pub first_artifact: Option<ArtifactSummary>,
+    /// The SBOM, if any.
+    pub sbom: Option<SbomSummary>,
+    /// Passed tests.
+    pub tests_passed: u64,
+    /// Failed tests.
+    pub tests_failed: u64,
+    /// Critical findings of security scans.
+    pub scan_critical_findings: u64,
+    /// Who generated the evidence.
+    pub generated_by: String,
+}
+
+impl EvidenceRecord {
+    fn of(seq: u64, recorded_by: String, p: &EvidenceRecorded) -> Self {
+        let document = &p.document;
+        Self {
+            seq,
+            recorded_by,
+            evidence_hash: HexText::new(&p.evidence_hash),
+            recomputed_hash: crate::policy::canonical_sha256("evidence", document)
+                .ok()
+                .and_then(|hex_digest| events::Digest::from_hex(&hex_digest))
+                .map(|d| d.0),
+            first_artifact: document.artifacts.first().map(|a| ArtifactSummary {
+                sha256: HexText::new(&a.sha256),
+                size: a.size,
+            }),
+            sbom: document.sbom.as_ref().map(|sbom| SbomSummary {
+                sha256: HexText::new(&sbom.sha256),
+                signature: sbom.signature.as_ref().map(|sig| SignatureSummary {
+                    key_id: sig.key_id.clone(),
+                    signature: HexText::new(&sig.signature_hex),
+                }),
+            }),
+            tests_passed: document.tests_passed,
+            tests_failed: document.tests_failed,
+            scan_critical_findings: document.scan_critical_findings,
+            generated_by: document.generated_by.clone(),
+        }
+    }
+
+    /// Whether the recorded hash is the document's canonical hash.
+    pub fn hash_matches_document(&self) -> bool {
+        self.recomputed_hash
+            .is_some_and(|recomputed| self.evidence_hash.digest() == Some(recomputed))
+    }
+}
+
+/// An artifact as its evidence lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSummary {
+    /// SHA-256, as listed.
+    pub sha256: HexText,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An SBOM as its evidence names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomSummary {
+    /// SHA-256, as listed.
+    pub sha256: HexText,
+    /// The signature, if signed.
+    pub signature: Option<SignatureSummary>,
+}
+
+/// An SBOM signature as its evidence gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureSummary {
+    /// Key id of the signing key.
+    pub key_id: String,
+    /// The signature, as given.
+    pub signature: HexText,
+}
+
+/// A payload's hex text, kept as the bytes it spells when it is lowercase hex (half the memory,
+/// no second allocation for the `String`'s slack) and as text otherwise. Either way it gives back
+/// exactly the text it was made from: a forged log's odd hex must be re-derived exactly as the
+/// service decided on it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HexText {
+    /// Lowercase hex of these bytes.
+    Bytes(Box<[u8]>),
+    /// Anything else, verbatim.
+    Text(Box<str>),
+}
+
+impl HexText {
+    /// Keeps `text`.
+    pub fn new(text: &str) -> Self {
+        let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if text.bytes().all(lowercase_hex) {
+            if let Ok(bytes) = hex::decode(text) {
+                return Self::Bytes(bytes.into_boxed_slice());
+            }
+        }
+        Self::Text(text.into())
+    }
+
+    /// The SHA-256 it spells, exactly when [`events::Digest::from_hex`] would parse the text.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Bytes(bytes) => <[u8; 32]>::try_from(&bytes[..]).ok(),
+            Self::Text(_) => None,
+        }
+    }
+
+    /// Whether it is exactly `text`.
+    pub fn is(&self, text: &str) -> bool {
+        match self {
+            Self::Bytes(bytes) => {
+                text.len() == 2 * bytes.len()
+                    && hex::decode(text).is_ok_and(|decoded| decoded[..] == bytes[..])
+                    && !text.bytes().any(|b| b.is_ascii_uppercase())
+            }
+            Self::Text(own) => &**own == text,
+        }
+    }
+}
+
+impl std::fmt::Display for HexText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(bytes) => f.write_str(&hex::encode(bytes)),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::fmt::Debug for HexText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
 }
 
 /// Where a deployment stands.
@@ -428,13 +573,8 @@ impl GovernanceState {
                 }
             }
             Payload::EvidenceRecorded(p) => {
-                self.evidence.insert(
-                    p.evidence_id,
-                    EvidenceRecord {
-                        recorded: p,
-                        recorded_by: actor,
-                    },
-                );
+                self.evidence
+                    .insert(p.evidence_id, EvidenceRecord::of(entry.seq, actor, &p));
             }
             Payload::DeploymentSubmitted(p) => {
                 self.by_correlation
@@ -697,6 +837,41 @@ impl GovernanceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The policy compares and prints evidence hex as the text that was recorded, so a kept
+    /// `HexText` must give back exactly that text, and its digest exactly what parsing the text
+    /// gives: the odd cases only a forged log has included.
+    #[test]
+    fn hex_text_gives_back_exactly_the_text_it_was_made_from() {
+        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let texts = [
+            digest.to_owned(),
+            digest.to_uppercase(),
+            format!("{}F", &digest[..63]),
+            digest[..62].to_owned(),
+            format!("{digest}00"),
+            format!("{}g", &digest[..63]),
+            "abc".to_owned(),
+            String::new(),
+            "not hex at all".to_owned(),
+        ];
+        for text in &texts {
+            let kept = HexText::new(text);
+            assert_eq!(kept.to_string(), *text);
+            assert_eq!(
+                kept.digest(),
+                events::Digest::from_hex(text).map(|d| d.0),
+                "{text}"
+            );
+            for other in &texts {
+                assert_eq!(kept.is(other), text == other, "{text} is {other}");
+            }
+            let decoded: HexText =
+                postcard::from_bytes(&postcard::to_allocvec(&kept).unwrap()).unwrap();
+            assert_eq!(decoded, kept);
+        }
+        assert!(matches!(HexText::new(digest), HexText::Bytes(_)));
+    }
 
     /// Snapshots written before `Votes` replaced the map must still decode, and fingerprints must
     /// not change: the encodings have to be the same bytes, whatever order the votes came in.
