@@ -686,7 +686,7 @@ async fn list_deployments(
     caller.require(READERS)?;
     let (records, cab_queue) = {
         let s = state_as_of(&state, q.as_of.as_deref())?;
-        let records: Vec<(Uuid, DeploymentRecord)> = s
+        let records: Vec<(Uuid, Box<DeploymentRecord>)> = s
             .deployments
             .iter()
             .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))

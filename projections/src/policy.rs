@@ -872,10 +872,14 @@ fn deployment<'a>(
     state: &'a GovernanceState,
     id: &Uuid,
 ) -> Result<&'a crate::state::DeploymentRecord, Rejection> {
-    state.deployments.get(id).ok_or_else(|| Rejection::Unknown {
-        kind: "deployment",
-        id: id.to_string(),
-    })
+    state
+        .deployments
+        .get(id)
+        .map(Box::as_ref)
+        .ok_or_else(|| Rejection::Unknown {
+            kind: "deployment",
+            id: id.to_string(),
+        })
 }
 
 fn require_member(state: &GovernanceState, actor: &str) -> Result<(), Rejection> {
