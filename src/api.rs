@@ -28,6 +28,7 @@ use projections::{calibration, maturity, views};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -560,9 +561,11 @@ async fn record_evidence(
         },
     )
     .await?;
-    let hash = state
-        .gov
-        .with_state(|s| s.evidence[&evidence_id].evidence_hash.to_string());
+    let hash = state.gov.with_state(|s| {
+        s.evidence
+            .get(&evidence_id)
+            .map(|e| e.evidence_hash.to_string())
+    });
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"evidence_id": evidence_id, "evidence_hash": hash})),
@@ -644,7 +647,9 @@ fn deployment_json(log: &events::Log, id: &Uuid, d: &DeploymentRecord) -> Value 
 
 /// The live record of a deployment, rendered once the state lock is released (`Null` if unknown).
 fn current_deployment_json(state: &AppState, id: &Uuid) -> Value {
-    let record = state.gov.with_state(|s| s.deployments.get(id).cloned());
+    let record = state
+        .gov
+        .with_state(|s| s.deployments.get(id).map(Cow::into_owned));
     record.map_or(Value::Null, |d| deployment_json(state.gov.log(), id, &d))
 }
 
@@ -686,12 +691,12 @@ async fn list_deployments(
     caller.require(READERS)?;
     let (records, cab_queue) = {
         let s = state_as_of(&state, q.as_of.as_deref())?;
-        let records: Vec<(Uuid, Box<DeploymentRecord>)> = s
+        let records: Vec<(Uuid, DeploymentRecord)> = s
             .deployments
             .iter()
             .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
             .take(q.limit.unwrap_or(100).min(PAGE_MAX))
-            .map(|(id, d)| (*id, d.clone()))
+            .map(|(id, d)| (*id, d.into_owned()))
             .collect();
         (records, views::cab_queue(&s, now_of(&s)).len())
     };
@@ -714,7 +719,7 @@ async fn get_deployment(
     let record = state_as_of(&state, q.as_of.as_deref())?
         .deployments
         .get(&id)
-        .cloned()
+        .map(Cow::into_owned)
         .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))?;
     Ok(axum::Json(deployment_json(state.gov.log(), &id, &record)))
 }
@@ -819,7 +824,10 @@ async fn release(
         }),
     )
     .await?;
-    let record = state.gov.with_state(|s| s.deployments[&id].clone());
+    let record = state
+        .gov
+        .with_state(|s| s.deployments.get(&id).map(Cow::into_owned))
+        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))?;
     let verdict = json!({"released": record.released_at.is_some(), "deployment": deployment_json(state.gov.log(), &id, &record)});
     // The verdict is the entry this request appended (others may have appended since).
     let seq = match outcome {

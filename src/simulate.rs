@@ -18,6 +18,7 @@ use projections::maturity::READY_TO_PROGRESS;
 use projections::policy::{Command, IncidentReport, PresentedRelease, SubmitDeployment};
 use projections::state::DeploymentStatus;
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use uuid::Uuid;
@@ -380,7 +381,7 @@ impl Sim<'_> {
             .insert(deployment_id, (app_index, 0, tamper, n));
         let now = self.clock.now().unix_micros();
         let (status, quorum) = self.gov.with_state(|s| {
-            let d = &s.deployments[&deployment_id];
+            let d = s.deployments.get(&deployment_id).expect("just submitted");
             (d.status, s.quorum(d.class))
         });
         if status == DeploymentStatus::AutoApproved {
@@ -419,7 +420,10 @@ impl Sim<'_> {
     }
 
     fn release(&mut self, deployment: Uuid) -> Result<(), CommandError> {
-        let status = self.gov.with_state(|s| s.deployments[&deployment].status);
+        let status = self
+            .gov
+            .with_state(|s| s.deployments.get(&deployment).map(|d| d.status))
+            .expect("submitted");
         if !matches!(
             status,
             DeploymentStatus::Approved | DeploymentStatus::AutoApproved
@@ -443,7 +447,10 @@ impl Sim<'_> {
             sbom_sha256: Some(hex_sha(&sbom)),
         };
         self.execute(&self.agent.clone(), &Command::Release(presented))?;
-        let d = self.gov.with_state(|s| s.deployments[&deployment].clone());
+        let d = self
+            .gov
+            .with_state(|s| s.deployments.get(&deployment).map(Cow::into_owned))
+            .expect("submitted");
         if d.status == DeploymentStatus::Released {
             self.row().released += 1;
             if d.auto_approved {
@@ -737,7 +744,9 @@ pub fn run(
                 } else {
                     "insufficient test evidence"
                 };
-                let status = gov.with_state(|s| s.deployments[&deployment].status);
+                let status = gov
+                    .with_state(|s| s.deployments.get(&deployment).map(|d| d.status))
+                    .expect("submitted");
                 if status == DeploymentStatus::PendingCab {
                     sim.execute(
                         &sim.cab(member),
@@ -795,9 +804,9 @@ pub fn run(
             let victim = gov.with_state(|s| {
                 s.deployments
                     .iter()
-                    .rev()
-                    .find(|(_, d)| d.status == DeploymentStatus::Released)
+                    .filter(|(_, d)| d.status == DeploymentStatus::Released)
                     .map(|(id, _)| *id)
+                    .last()
             });
             if let Some(victim) = victim {
                 sim.incident(victim, Severity::P1)?;

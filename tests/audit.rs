@@ -355,7 +355,7 @@ fn history_with_incidents() -> Vec<Vec<u8>> {
     ] {
         let id = w.submit(app, admin, 3);
         for member in 0..3 {
-            if w.gov.with_state(|s| s.deployments[&id].status)
+            if w.gov.with_state(|s| s.deployments.get(&id).unwrap().status)
                 == projections::state::DeploymentStatus::PendingCab
             {
                 w.vote(member, id, true).unwrap();

@@ -164,7 +164,9 @@ fn under_v1_1_nothing_is_ever_auto_approved_and_scores_are_derived() {
         ("Antivirus", true, 9000),
     ] {
         let id = w.submit(app, admin, users);
-        let d = w.gov.with_state(|s| s.deployments[&id].clone());
+        let d = w
+            .gov
+            .with_state(|s| s.deployments.get(&id).unwrap().into_owned());
         assert_eq!(d.status, DeploymentStatus::PendingCab, "{app}");
         let gate = d.gate.unwrap();
         assert_eq!(gate.threshold, 0);
@@ -285,7 +287,7 @@ fn quorum_counts_distinct_members_and_any_rejection_rejects() {
     let w = world();
     let id = w.submit("Antivirus", true, 200);
     assert_eq!(
-        w.gov.with_state(|s| s.deployments[&id].class),
+        w.gov.with_state(|s| s.deployments.get(&id).unwrap().class),
         BlastRadiusClass::CriticalInfrastructure
     );
     w.vote(0, id, true).unwrap();
@@ -779,7 +781,9 @@ fn a_cab_member_can_raise_a_class_never_lower_it() {
     w.gov
         .execute(&w.cab[0], &raise(BlastRadiusClass::BusinessCritical))
         .unwrap();
-    let d = w.gov.with_state(|s| s.deployments[&id].clone());
+    let d = w
+        .gov
+        .with_state(|s| s.deployments.get(&id).unwrap().into_owned());
     assert_eq!(
         (d.class, d.gate.unwrap().quorum),
         (BlastRadiusClass::BusinessCritical, 2)
@@ -909,7 +913,9 @@ fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
 
     set(&next, &["carol", "chen", "cyril"]).unwrap();
     let id = w.submit("PDF reader", false, 3);
-    let d = w.gov.with_state(|s| s.deployments[&id].clone());
+    let d = w
+        .gov
+        .with_state(|s| s.deployments.get(&id).unwrap().into_owned());
     let submitted = w.submitted(id);
     assert_eq!(
         (
@@ -923,7 +929,7 @@ fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
     w.vote(2, id, true).unwrap();
     let (_, expires) = w
         .gov
-        .with_state(|s| s.deployments[&id].approval.clone())
+        .with_state(|s| s.deployments.get(&id).unwrap().approval.clone())
         .unwrap();
     assert_eq!(
         expires.unix_micros() - w.gov.state().last_time.unwrap().unix_micros(),

@@ -6,13 +6,15 @@
 //!   exceptions, break-glass) as a pure function of (state, actor, time, command).
 //! - [`genesis`]: the v1.1 configuration written to a new log.
 //!
-//! Nothing here does IO or reads a clock: the same entries always give the same state.
+//! Nothing here does IO or reads a clock: the same entries always give the same state. (An
+//! auditor may hand the state a [`settling::SpillStore`] for records that no longer change.)
 #![deny(missing_docs)]
 
 pub mod calibration;
 pub mod genesis;
 pub mod maturity;
 pub mod policy;
+pub mod settling;
 pub mod snapshot;
 pub mod state;
 pub mod stats;

@@ -42,9 +42,10 @@ pub fn window_stats(state: &GovernanceState, at: Timestamp) -> WindowStats {
     );
     let window_start = since.max(rolling);
     let after_change = |seq: u64| state.level_since_seq.is_none_or(|s| seq > s);
+    // Headers, not records: every evaluation reads every deployment, most of them settled.
     let released: Vec<_> = state
         .deployments
-        .values()
+        .headers()
         .filter(|d| {
             matches!(
                 d.status,
@@ -56,7 +57,7 @@ pub fn window_stats(state: &GovernanceState, at: Timestamp) -> WindowStats {
                 && d.released_at.is_some_and(|t| t >= window_start)
         })
         .collect();
-    let with_incident = released.iter().filter(|d| !d.incidents.is_empty()).count() as u64;
+    let with_incident = released.iter().filter(|d| d.with_incident).count() as u64;
     let since_change: Vec<_> = state
         .incidents
         .values()

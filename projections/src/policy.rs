@@ -871,15 +871,11 @@ fn check_model(p: &RiskModelProposed) -> Result<(), Rejection> {
 fn deployment<'a>(
     state: &'a GovernanceState,
     id: &Uuid,
-) -> Result<&'a crate::state::DeploymentRecord, Rejection> {
-    state
-        .deployments
-        .get(id)
-        .map(Box::as_ref)
-        .ok_or_else(|| Rejection::Unknown {
-            kind: "deployment",
-            id: id.to_string(),
-        })
+) -> Result<std::borrow::Cow<'a, crate::state::DeploymentRecord>, Rejection> {
+    state.deployments.get(id).ok_or_else(|| Rejection::Unknown {
+        kind: "deployment",
+        id: id.to_string(),
+    })
 }
 
 fn require_member(state: &GovernanceState, actor: &str) -> Result<(), Rejection> {
@@ -940,6 +936,7 @@ pub fn release_checks(
         })
     };
     let evidence = state.evidence.get(&d.submitted.evidence_id);
+    let evidence = evidence.as_deref();
     let mut checks = Vec::new();
     // `result`: Some(pass) for a check that ran, None for one that does not apply.
     let mut record = |check: &str, result: Option<bool>, code: &str, detail: String| {
@@ -1959,7 +1956,7 @@ fn decide_submit(
         &model.proposal.weights_bp,
         &input,
         classification.class,
-        evidence,
+        &evidence,
         at,
     );
     let score = score_centi(&factors);
@@ -2018,11 +2015,11 @@ fn decide_vote(
             "separation of duties: the submitter may not vote on their own deployment".into(),
         ));
     }
-    let generator = state
+    let generated_by_actor = state
         .evidence
         .get(&d.submitted.evidence_id)
-        .map(|e| e.generated_by.as_str());
-    if generator == Some(actor) {
+        .is_some_and(|e| e.generated_by == actor);
+    if generated_by_actor {
         return Err(Rejection::Forbidden(
             "separation of duties: the evidence generator may not vote on this deployment".into(),
         ));

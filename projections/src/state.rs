@@ -1,9 +1,11 @@
 //! The governance state: a pure fold of log entries, holding what the policy decides from.
 
+use crate::settling::{Settles, SettlingMap, SpillStore};
 use events::payloads::*;
 use events::{Entry, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A risk model version and its governance so far.
@@ -307,6 +309,50 @@ pub struct DeploymentRecord {
     pub incidents: Vec<Uuid>,
 }
 
+/// What every maturity evaluation reads of every deployment: kept in memory for settled ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentHeader {
+    /// Current status.
+    pub status: DeploymentStatus,
+    /// Seq of the release entry.
+    pub released_seq: Option<u64>,
+    /// When released.
+    pub released_at: Option<Timestamp>,
+    /// Whether any incident is linked to it.
+    pub with_incident: bool,
+}
+
+impl DeploymentRecord {
+    /// Whether only rare entries (a late incident) still change it: released through the gate,
+    /// rejected, or released by break-glass and reviewed.
+    pub fn is_settled(&self) -> bool {
+        match self.status {
+            DeploymentStatus::Released | DeploymentStatus::Rejected => true,
+            DeploymentStatus::BreakglassReleased => matches!(self.breakglass, Some((_, Some(_)))),
+            DeploymentStatus::PendingCab
+            | DeploymentStatus::AutoApproved
+            | DeploymentStatus::Approved => false,
+        }
+    }
+}
+
+impl Settles for DeploymentRecord {
+    type Header = DeploymentHeader;
+    fn header(&self) -> DeploymentHeader {
+        DeploymentHeader {
+            status: self.status,
+            released_seq: self.released_seq,
+            released_at: self.released_at,
+            with_incident: !self.incidents.is_empty(),
+        }
+    }
+}
+
+impl Settles for EvidenceRecord {
+    type Header = ();
+    fn header(&self) {}
+}
+
 /// A deployment's votes by member: (approve, rationale), in member order.
 ///
 /// A sorted vector rather than a `BTreeMap`: nearly every deployment has one to three votes, and a
@@ -448,14 +494,16 @@ pub struct GovernanceState {
     pub signing_keys: BTreeMap<String, KeyRecord>,
     /// Evidence packages. (Encoded as their own section of a snapshot: see `snapshot`.)
     ///
-    /// Boxed, as are deployments: a B-tree node has room for eleven values and is about 60% full
-    /// under random ids, so inline records of a few hundred bytes left a third of the map empty
-    /// (about 50 MB at a million entries). A box encodes exactly as its contents.
+    /// Both maps box their records in memory: a B-tree node has room for eleven values and is
+    /// about 60% full under random ids, so inline records of a few hundred bytes left a third of
+    /// the map empty (about 50 MB at a million entries). With a spill store attached
+    /// ([`GovernanceState::spill_settled_to`]), settled deployments and their evidence leave
+    /// memory altogether.
     #[serde(skip)]
-    pub evidence: BTreeMap<Uuid, Box<EvidenceRecord>>,
+    pub evidence: SettlingMap<EvidenceRecord>,
     /// Deployments. (Encoded as their own section of a snapshot: see `snapshot`.)
     #[serde(skip)]
-    pub deployments: BTreeMap<Uuid, Box<DeploymentRecord>>,
+    pub deployments: SettlingMap<DeploymentRecord>,
     /// Deployment by submission correlation id.
     pub by_correlation: BTreeMap<String, Uuid>,
     /// Exceptions.
@@ -507,6 +555,50 @@ impl GovernanceState {
     /// [`GovernanceState::apply`] for an entry whose payload the caller already decoded (the
     /// auditor decodes each payload once, on a worker thread, and compares it before folding).
     pub fn apply_decoded(
+        &mut self,
+        entry: &Entry,
+        decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
+    ) {
+        self.fold(entry, decoded);
+        self.settle_touched();
+    }
+
+    /// Hands deployments that have settled, and their evidence, to `store` from now on (those
+    /// already settled too). Changes where records are kept, never what they are.
+    pub fn spill_settled_to(&mut self, store: Arc<dyn SpillStore>) {
+        self.deployments.spill_to(Arc::clone(&store));
+        self.evidence.spill_to(store);
+        let settled: Vec<(Uuid, Uuid)> = self
+            .deployments
+            .iter()
+            .filter(|(_, d)| d.is_settled())
+            .map(|(id, d)| (*id, d.submitted.evidence_id))
+            .collect();
+        for (id, evidence_id) in settled {
+            self.deployments.settle(&id);
+            self.evidence.settle(&evidence_id);
+        }
+    }
+
+    /// Settles the deployments the last entry changed that are now settled, and their evidence
+    /// (read at submission, votes and release, and not again after).
+    fn settle_touched(&mut self) {
+        for id in self.deployments.take_touched() {
+            let Some(evidence_id) = self
+                .deployments
+                .get(&id)
+                .filter(|d| d.is_settled())
+                .map(|d| d.submitted.evidence_id)
+            else {
+                continue;
+            };
+            self.deployments.settle(&id);
+            self.evidence.settle(&evidence_id);
+        }
+        self.evidence.take_touched();
+    }
+
+    fn fold(
         &mut self,
         entry: &Entry,
         decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
@@ -577,10 +669,8 @@ impl GovernanceState {
                 }
             }
             Payload::EvidenceRecorded(p) => {
-                self.evidence.insert(
-                    p.evidence_id,
-                    Box::new(EvidenceRecord::of(entry.seq, actor, &p)),
-                );
+                self.evidence
+                    .insert(p.evidence_id, EvidenceRecord::of(entry.seq, actor, &p));
             }
             Payload::DeploymentSubmitted(p) => {
                 self.by_correlation
@@ -589,7 +679,7 @@ impl GovernanceState {
                 let class = p.classification.class;
                 self.deployments.insert(
                     id,
-                    Box::new(DeploymentRecord {
+                    DeploymentRecord {
                         submitted: SubmissionSummary::of(&p),
                         submitter: actor,
                         submitted_at: at,
@@ -606,7 +696,7 @@ impl GovernanceState {
                         history: Vec::new(),
                         decided_at: None,
                         incidents: Vec::new(),
-                    }),
+                    },
                 );
                 touch(self, &id);
             }

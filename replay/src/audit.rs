@@ -13,6 +13,7 @@
 //! nobody approved). The state then folds what was recorded, so one finding does not hide or
 //! cascade into others.
 
+use crate::spill::TempFileSpill;
 use events::catalogue::DecodeError;
 use events::payloads::*;
 use events::{Entry, Timestamp};
@@ -21,6 +22,7 @@ use projections::policy::{
     self, Command, IncidentReport, PresentedRelease, SignatureMemo, SignatureQuestion,
     SubmitDeployment,
 };
+use projections::settling::SpillStore;
 use projections::snapshot;
 use projections::state::GovernanceState;
 use std::collections::{BTreeMap, HashMap};
@@ -213,13 +215,35 @@ fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
     }))
 }
 
-/// Re-derives decisions entry by entry; memory holds the folded state and one decision.
-#[derive(Debug, Default)]
+/// Re-derives decisions entry by entry; memory holds the folded state and one decision. Settled
+/// deployments and their evidence go to a temporary file ([`TempFileSpill`]), so that memory
+/// holds the records still in play plus a header per settled one.
+#[derive(Debug)]
 pub struct Auditor {
     state: GovernanceState,
     pending: Vec<(Entry, Option<Payload>)>,
     report: DecisionAudit,
     signatures: Option<Arc<SignatureMemo>>,
+    spill: Option<Arc<TempFileSpill>>,
+}
+
+impl Default for Auditor {
+    /// Where no temporary file can be made, the auditor keeps every record in memory: the same
+    /// results, more memory.
+    fn default() -> Self {
+        let mut state = GovernanceState::new();
+        let spill = TempFileSpill::new().ok().map(Arc::new);
+        if let Some(store) = &spill {
+            state.spill_settled_to(Arc::clone(store) as Arc<dyn SpillStore>);
+        }
+        Self {
+            state,
+            pending: Vec::new(),
+            report: DecisionAudit::default(),
+            signatures: None,
+            spill,
+        }
+    }
 }
 
 /// Works out, on the threads that decode entries ahead of the re-derivation, the SBOM signature
@@ -447,14 +471,23 @@ impl Auditor {
     }
 
     /// Finishes the last decision and returns the report.
-    pub fn finish(mut self) -> DecisionAudit {
+    ///
+    /// # Errors
+    /// [`AuditError::Io`] when a settled record could not be read back from the temporary file:
+    /// decisions that read it were re-derived from nothing, so no verdict is given.
+    pub fn finish(mut self) -> Result<DecisionAudit, AuditError> {
         self.finish_pending();
         self.report.fingerprint = Some(snapshot::fingerprint(&self.state));
+        if let Some(failure) = self.spill.as_ref().and_then(|store| store.failure()) {
+            return Err(AuditError::Io(format!(
+                "the audit's temporary file failed, so its result is unusable: {failure}"
+            )));
+        }
         // Freeing the state of a million-entry history takes a quarter of a second, and nothing
         // needs to wait for it.
         let state = std::mem::take(&mut self.state);
         std::thread::spawn(move || drop(state));
-        self.report
+        Ok(self.report)
     }
 }
 
@@ -581,7 +614,7 @@ pub fn audit_bundle(
     Ok(match checked {
         Ok(report) => AuditReport {
             integrity: Ok(report.to_string().trim_end().to_owned()),
-            decisions: Some(auditor.finish()),
+            decisions: Some(auditor.finish()?),
             projection_check: None,
             projection_unchecked: None,
         },
@@ -664,7 +697,7 @@ pub fn audit_log(
     }
     Ok(AuditReport {
         integrity,
-        decisions: Some(auditor.finish()),
+        decisions: Some(auditor.finish()?),
         projection_check,
         projection_unchecked,
     })

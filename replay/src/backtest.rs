@@ -178,7 +178,7 @@ impl Backtester {
                     &candidate.model.weights_bp,
                     &input,
                     class,
-                    evidence,
+                    &evidence,
                     entry.time,
                 );
                 let score = policy::score_centi(&factors);

@@ -24,5 +24,6 @@ pub mod audit;
 pub mod backtest;
 pub mod bundle;
 pub mod remote;
+pub mod spill;
 
 pub use projections;

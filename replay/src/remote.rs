@@ -275,7 +275,7 @@ pub fn audit_url(
     };
     Ok(AuditReport {
         integrity: Ok(summary.to_string().trim_end().to_owned()),
-        decisions: Some(auditor.finish()),
+        decisions: Some(auditor.finish()?),
         projection_check,
         projection_unchecked: None,
     })

@@ -193,7 +193,9 @@ impl World {
 
     /// The submission entry's payload (the state keeps only a summary of it).
     pub fn submitted(&self, id: Uuid) -> DeploymentSubmitted {
-        let seq = self.gov.with_state(|s| s.deployments[&id].history[0]);
+        let seq = self
+            .gov
+            .with_state(|s| s.deployments.get(&id).unwrap().history[0]);
         match Payload::decode(&self.gov.log().get(seq).unwrap().unwrap()) {
             Ok(Some(Payload::DeploymentSubmitted(p))) => p,
             other => panic!("history[0] of {id} is not its submission: {other:?}"),
@@ -201,7 +203,8 @@ impl World {
     }
 
     pub fn status(&self, id: Uuid) -> DeploymentStatus {
-        self.gov.with_state(|s| s.deployments[&id].status)
+        self.gov
+            .with_state(|s| s.deployments.get(&id).unwrap().status)
     }
 
     pub fn size(&self) -> u64 {

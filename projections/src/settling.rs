@@ -1,0 +1,250 @@
+//! Maps of records that settle: once a record stops changing, it may leave memory for a
+//! [`SpillStore`], keeping only a small header that queries over every record read.
+//!
+//! Why: an audit folds the whole log into one state, and the state holds every deployment and
+//! every evidence package the log ever named. Nearly all of them are settled (released or
+//! rejected long ago) and are read again only by rare entries (a late incident). Keeping those
+//! postcard-encoded in a store the auditor provides (a temporary file) keeps the audit's memory
+//! to the records still in play plus a few dozen bytes per settled one.
+//!
+//! Where a record lives never changes what it is: lookups decode settled records, mutations
+//! bring them back to memory first, and the map serialises, compares and fingerprints exactly as
+//! the plain map of the same records. The service attaches no store, and keeps everything in
+//! memory as before. Nothing here does IO itself: the store does.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Somewhere to keep encoded records out of memory, append-only.
+pub trait SpillStore: Send + Sync + fmt::Debug {
+    /// Keeps `bytes`; their offset, or `None` if they could not be kept (the record then simply
+    /// stays in memory).
+    fn append(&self, bytes: &[u8]) -> Option<u64>;
+    /// The `len` bytes kept at `at`, or `None` if they cannot be read back. The store must then
+    /// remember the failure and its owner report the whole result unusable: the map can only
+    /// answer "absent" for a record it lost.
+    fn read(&self, at: u64, len: u32) -> Option<Vec<u8>>;
+}
+
+/// A record type whose values settle.
+pub trait Settles: Serialize + DeserializeOwned + Clone + Eq {
+    /// What queries over all records read, kept in memory for settled ones.
+    type Header: Clone + fmt::Debug;
+    /// This record's header.
+    fn header(&self) -> Self::Header;
+}
+
+/// Where a settled record's encoding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spilled {
+    at: u64,
+    len: u32,
+}
+
+/// Records by id: those in play in memory, settled ones (when a store is attached) in the store.
+#[derive(Clone)]
+pub struct SettlingMap<V: Settles> {
+    in_memory: BTreeMap<Uuid, Box<V>>,
+    settled: BTreeMap<Uuid, (V::Header, Spilled)>,
+    store: Option<Arc<dyn SpillStore>>,
+    /// Ids changed since the owner last asked ([`SettlingMap::take_touched`]); kept only while
+    /// a store is attached, since only then does anything settle.
+    touched: Vec<Uuid>,
+}
+
+impl<V: Settles> Default for SettlingMap<V> {
+    fn default() -> Self {
+        Self {
+            in_memory: BTreeMap::new(),
+            settled: BTreeMap::new(),
+            store: None,
+            touched: Vec::new(),
+        }
+    }
+}
+
+impl<V: Settles> SettlingMap<V> {
+    /// From now on, records [`SettlingMap::settle`]d go to `store`.
+    pub fn spill_to(&mut self, store: Arc<dyn SpillStore>) {
+        self.store = Some(store);
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.in_memory.len() + self.settled.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many records are settled out of memory.
+    pub fn settled_len(&self) -> usize {
+        self.settled.len()
+    }
+
+    /// Whether the record of `id` is settled out of memory.
+    pub fn is_spilled(&self, id: &Uuid) -> bool {
+        self.settled.contains_key(id)
+    }
+
+    /// Whether `id` is here.
+    pub fn contains_key(&self, id: &Uuid) -> bool {
+        self.in_memory.contains_key(id) || self.settled.contains_key(id)
+    }
+
+    /// The record of `id`: borrowed if in memory, decoded if settled.
+    pub fn get(&self, id: &Uuid) -> Option<Cow<'_, V>> {
+        if let Some(record) = self.in_memory.get(id) {
+            return Some(Cow::Borrowed(record));
+        }
+        let (_, spilled) = self.settled.get(id)?;
+        self.read(*spilled).map(Cow::Owned)
+    }
+
+    /// The record of `id` to change, brought back to memory if it had settled.
+    pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut V> {
+        if let Some((_, spilled)) = self.settled.remove(id) {
+            let record = self.read(spilled)?;
+            self.in_memory.insert(*id, Box::new(record));
+        }
+        let record = self.in_memory.get_mut(id)?;
+        if self.store.is_some() {
+            self.touched.push(*id);
+        }
+        Some(record)
+    }
+
+    /// Adds or replaces the record of `id`.
+    pub fn insert(&mut self, id: Uuid, record: V) {
+        self.settled.remove(&id);
+        self.in_memory.insert(id, Box::new(record));
+        if self.store.is_some() {
+            self.touched.push(id);
+        }
+    }
+
+    /// The ids changed since the last call, each once.
+    pub fn take_touched(&mut self) -> Vec<Uuid> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+
+    /// Moves the record of `id` out of memory, if a store is attached and takes it.
+    pub fn settle(&mut self, id: &Uuid) {
+        let (Some(store), Some(record)) = (&self.store, self.in_memory.get(id)) else {
+            return;
+        };
+        let bytes = postcard::to_allocvec(record).expect("records serialise");
+        let (Some(at), Ok(len)) = (store.append(&bytes), u32::try_from(bytes.len())) else {
+            return;
+        };
+        let header = record.header();
+        self.in_memory.remove(id);
+        self.settled.insert(*id, (header, Spilled { at, len }));
+    }
+
+    fn read(&self, spilled: Spilled) -> Option<V> {
+        let bytes = self.store.as_ref()?.read(spilled.at, spilled.len)?;
+        // The store hands back what it was given; a record that does not decode was damaged
+        // there, which the store's owner learns as it would of a failed read.
+        postcard::from_bytes(&bytes).ok()
+    }
+
+    /// Every record in id order, settled ones decoded.
+    pub fn iter(&self) -> impl Iterator<Item = (&Uuid, Cow<'_, V>)> {
+        let mut in_memory = self.in_memory.iter().peekable();
+        let mut settled = self.settled.iter().peekable();
+        std::iter::from_fn(move || {
+            let take_settled = match (in_memory.peek(), settled.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((a, _)), Some((b, _))) => b < a,
+            };
+            if take_settled {
+                let (id, (_, spilled)) = settled.next()?;
+                // A record the store lost is skipped; its owner reports the store's failure.
+                Some(self.read(*spilled).map(|record| (id, Cow::Owned(record))))
+            } else {
+                let (id, record) = in_memory.next()?;
+                Some(Some((id, Cow::Borrowed(&**record))))
+            }
+        })
+        .flatten()
+    }
+
+    /// Every record's value in id order.
+    pub fn values(&self) -> impl Iterator<Item = Cow<'_, V>> {
+        self.iter().map(|(_, record)| record)
+    }
+
+    /// Every record's header, in no particular order, without decoding any.
+    pub fn headers(&self) -> impl Iterator<Item = Cow<'_, V::Header>> {
+        self.in_memory
+            .values()
+            .map(|record| Cow::Owned(record.header()))
+            .chain(
+                self.settled
+                    .values()
+                    .map(|(header, _)| Cow::Borrowed(header)),
+            )
+    }
+}
+
+impl<V: Settles> Serialize for SettlingMap<V> {
+    /// Exactly as the `BTreeMap` of the same records.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // The length up front: postcard writes it before the entries.
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (id, record) in self.iter() {
+            map.serialize_entry(id, &record)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Settles> Deserialize<'de> for SettlingMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self {
+            in_memory: BTreeMap::deserialize(deserializer)?,
+            ..Self::default()
+        })
+    }
+}
+
+impl<V: Settles> PartialEq for SettlingMap<V> {
+    /// The same records, wherever each is kept.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<V: Settles> Eq for SettlingMap<V> {}
+
+impl<V: Settles + fmt::Debug> fmt::Debug for SettlingMap<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: Settles> FromIterator<(Uuid, V)> for SettlingMap<V> {
+    fn from_iter<I: IntoIterator<Item = (Uuid, V)>>(records: I) -> Self {
+        Self {
+            in_memory: records
+                .into_iter()
+                .map(|(id, record)| (id, Box::new(record)))
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
