@@ -241,6 +241,44 @@ fn a_release_passed_on_a_signature_that_does_not_verify_is_found() {
     }
 }
 
+/// Evidence whose recorded hash is not its document's: the recording is found, and so is the
+/// release that relied on it, even though the submission copied the forged hash consistently
+/// (the release gate recomputes the hash from the document).
+#[test]
+fn evidence_recorded_with_another_hash_is_found_and_so_is_its_release() {
+    let s = scripted();
+    let mut expected = Vec::new();
+    let forged = forge(&s.entries, |v| {
+        let released = v
+            .iter()
+            .position(|e| e["type"] == "trustledger.deployment.released")
+            .unwrap();
+        let deployment: Uuid = v[released]["subject"].as_str().unwrap()["deployment/".len()..]
+            .parse()
+            .unwrap();
+        let submitted = find(v, "deployment.submitted", deployment);
+        let evidence_id = v[submitted]["data"]["evidence_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let recorded = v
+            .iter()
+            .position(|e| e["subject"] == format!("evidence/{evidence_id}"))
+            .unwrap();
+        let other_hash = json!("ab".repeat(32));
+        v[recorded]["data"]["evidence_hash"] = other_hash.clone();
+        v[submitted]["data"]["evidence_hash"] = other_hash;
+        expected = vec![recorded as u64, released as u64];
+    });
+    let found = findings(&forged);
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        expected,
+        "{found:?}"
+    );
+    assert!(found[1].1.contains("EVIDENCE_TAMPERED"), "{found:?}");
+}
+
 #[test]
 fn a_level_change_without_cab_approval_is_found() {
     let s = scripted();

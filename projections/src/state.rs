@@ -71,16 +71,25 @@ pub struct EvidenceRecord {
 }
 
 impl EvidenceRecord {
-    fn of(seq: u64, recorded_by: String, p: &EvidenceRecorded) -> Self {
+    /// `canonical_hash`: the document's canonical hash, if the caller knows it already.
+    fn of(
+        seq: u64,
+        recorded_by: String,
+        p: &EvidenceRecorded,
+        canonical_hash: Option<[u8; 32]>,
+    ) -> Self {
         let document = &p.document;
+        let recomputed_hash = canonical_hash.or_else(|| {
+            crate::policy::canonical_sha256("evidence", document)
+                .ok()
+                .and_then(|hex_digest| events::Digest::from_hex(&hex_digest))
+                .map(|d| d.0)
+        });
         Self {
             seq,
             recorded_by,
             evidence_hash: HexText::new(&p.evidence_hash),
-            recomputed_hash: crate::policy::canonical_sha256("evidence", document)
-                .ok()
-                .and_then(|hex_digest| events::Digest::from_hex(&hex_digest))
-                .map(|d| d.0),
+            recomputed_hash,
             first_artifact: document.artifacts.first().map(|a| ArtifactSummary {
                 sha256: HexText::new(&a.sha256),
                 size: a.size,
@@ -559,7 +568,17 @@ impl GovernanceState {
         entry: &Entry,
         decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
     ) {
-        self.fold(entry, decoded);
+        self.fold(entry, decoded, None);
+        self.settle_touched();
+    }
+
+    /// [`GovernanceState::apply`] for an `evidence.recorded` entry that the caller has just
+    /// derived, exactly, from its document with [`crate::policy::decide`] (the auditor): its
+    /// recorded hash is then the document's canonical hash, which the fold need not compute a
+    /// second time. Calling it for any other entry folds a wrong state.
+    pub fn apply_derived_evidence(&mut self, entry: &Entry, recorded: EvidenceRecorded) {
+        let hash = events::Digest::from_hex(&recorded.evidence_hash).map(|d| d.0);
+        self.fold(entry, Ok(Some(Payload::EvidenceRecorded(recorded))), hash);
         self.settle_touched();
     }
 
@@ -598,10 +617,12 @@ impl GovernanceState {
         self.evidence.take_touched();
     }
 
+    /// Folds `entry`; `evidence_hash`, if given, is its evidence document's canonical hash.
     fn fold(
         &mut self,
         entry: &Entry,
         decoded: Result<Option<Payload>, events::catalogue::DecodeError>,
+        evidence_hash: Option<[u8; 32]>,
     ) {
         self.last_seq = Some(entry.seq);
         self.last_time = Some(entry.time);
@@ -669,8 +690,10 @@ impl GovernanceState {
                 }
             }
             Payload::EvidenceRecorded(p) => {
-                self.evidence
-                    .insert(p.evidence_id, EvidenceRecord::of(entry.seq, actor, &p));
+                self.evidence.insert(
+                    p.evidence_id,
+                    EvidenceRecord::of(entry.seq, actor, &p, evidence_hash),
+                );
             }
             Payload::DeploymentSubmitted(p) => {
                 self.by_correlation

@@ -355,22 +355,31 @@ impl Auditor {
             return;
         };
         let kind = short(&cause.event_type).to_owned();
+        let mut derived_exactly = false;
         if let Some(payload) = cause_payload {
             *self.report.decisions.entry(kind.clone()).or_default() += 1;
-            self.rederive(&group, cause, payload, &kind);
+            derived_exactly = self.rederive(&group, cause, payload, &kind);
         }
         for (entry, payload) in group {
-            self.state.apply_decoded(&entry, Ok(payload));
+            match payload {
+                // The rules just derived this very entry from its document, hash included.
+                Some(Payload::EvidenceRecorded(recorded)) if derived_exactly => {
+                    self.state.apply_derived_evidence(&entry, recorded);
+                }
+                payload => self.state.apply_decoded(&entry, Ok(payload)),
+            }
         }
     }
 
+    /// Re-derives the decision `group` records; whether every entry of it is exactly what the
+    /// rules derive (each difference is a finding).
     fn rederive(
         &mut self,
         group: &[(Entry, Option<Payload>)],
         cause: &Entry,
         payload: &Payload,
         kind: &str,
-    ) {
+    ) -> bool {
         let expected: Vec<(String, Payload)> = if cause.actor == GENESIS_ACTOR {
             if self.state.last_seq.is_some() {
                 self.finding(
@@ -378,16 +387,16 @@ impl Auditor {
                     kind,
                     "genesis configuration written after the log began".into(),
                 );
-                return;
+                return false;
             }
             genesis_events()
         } else {
             let command = match command_of(payload) {
                 Ok(Some(command)) => command,
-                Ok(None) => return,
+                Ok(None) => return false,
                 Err(why) => {
                     self.finding(cause.seq, kind, format!("{kind} {why}"));
-                    return;
+                    return false;
                 }
             };
             let decide = || policy::decide(&self.state, &cause.actor, cause.time, &command);
@@ -403,7 +412,7 @@ impl Auditor {
                         "recorded although the rules treat it as a retry of an earlier decision"
                             .into(),
                     );
-                    return;
+                    return false;
                 }
                 Ok(decision) => decision.events,
                 Err(rejection) => {
@@ -415,7 +424,7 @@ impl Auditor {
                             cause.actor
                         ),
                     );
-                    return;
+                    return false;
                 }
             }
         };
@@ -431,7 +440,7 @@ impl Auditor {
                         want.event_type()
                     ),
                 );
-                return;
+                return false;
             };
             if got.as_ref() != Some(want) || entry.subject != *subject {
                 self.finding(
@@ -443,7 +452,7 @@ impl Auditor {
                         describe(want)
                     ),
                 );
-                return;
+                return false;
             }
         }
         if let Some((extra, _)) = recorded.get(expected.len()) {
@@ -455,7 +464,9 @@ impl Auditor {
                     short(&extra.event_type)
                 ),
             );
+            return false;
         }
+        true
     }
 
     /// Entries taken so far.
