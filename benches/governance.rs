@@ -116,7 +116,7 @@ impl Setup {
         self.n.set(self.n.get() + 1);
         let evidence_id = *self
             .gov
-            .with_state(|s| s.evidence.iter().next().map(|(id, _)| *id))
+            .with_state(|s| s.evidence.iter().next().map(|(id, _)| id))
             .as_ref()
             .unwrap();
         let id = self.gov.new_id();

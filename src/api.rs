@@ -696,7 +696,7 @@ async fn list_deployments(
             .iter()
             .filter(|(_, d)| q.status.as_ref().is_none_or(|st| d.status.as_str() == st))
             .take(q.limit.unwrap_or(100).min(PAGE_MAX))
-            .map(|(id, d)| (*id, d.into_owned()))
+            .map(|(id, d)| (id, d.into_owned()))
             .collect();
         (records, views::cab_queue(&s, now_of(&s)).len())
     };

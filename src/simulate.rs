@@ -805,7 +805,7 @@ pub fn run(
                 s.deployments
                     .iter()
                     .filter(|(_, d)| d.status == DeploymentStatus::Released)
-                    .map(|(id, _)| *id)
+                    .map(|(id, _)| id)
                     .last()
             });
             if let Some(victim) = victim {

@@ -188,7 +188,7 @@ fn under_v1_1_nothing_is_ever_auto_approved_and_scores_are_derived() {
         );
     }
     let pdf_id = w.gov.with_state(|s| {
-        *s.deployments
+        s.deployments
             .iter()
             .find(|(_, d)| d.submitted.app_name == "PDF reader")
             .unwrap()

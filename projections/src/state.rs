@@ -591,7 +591,7 @@ impl GovernanceState {
             .deployments
             .iter()
             .filter(|(_, d)| d.is_settled())
-            .map(|(id, d)| (*id, d.submitted.evidence_id))
+            .map(|(id, d)| (id, d.submitted.evidence_id))
             .collect();
         for (id, evidence_id) in settled {
             self.deployments.settle(&id);
@@ -948,7 +948,7 @@ impl GovernanceState {
         self.deployments
             .iter()
             .filter(|(_, d)| matches!(d.breakglass, Some((due, None)) if due < at))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect()
     }
 }

@@ -31,7 +31,7 @@ pub fn cab_queue(state: &GovernanceState, at: Timestamp) -> Vec<QueueItem> {
         .iter()
         .filter(|(_, d)| d.status == DeploymentStatus::PendingCab)
         .map(|(id, d)| QueueItem {
-            deployment_id: *id,
+            deployment_id: id,
             app_name: d.submitted.app_name.clone(),
             class: d.class,
             approvals: u32::try_from(d.votes.values().filter(|(approve, _)| *approve).count())
@@ -94,7 +94,7 @@ pub fn open_breakglass_reviews(
         .deployments
         .iter()
         .filter_map(|(id, d)| match d.breakglass {
-            Some((due, None)) => Some((*id, due, due < at)),
+            Some((due, None)) => Some((id, due, due < at)),
             _ => None,
         })
         .collect()

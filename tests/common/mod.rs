@@ -258,12 +258,9 @@ pub fn continue_history(w: World, seed: u64, steps: u32) -> World {
     for _ in 0..steps {
         w.clock
             .advance_micros(i64::try_from(rng.below(12 * 3_600_000_000)).unwrap());
-        let deployments: Vec<_> = w.gov.with_state(|s| {
-            s.deployments
-                .iter()
-                .map(|(id, d)| (*id, d.status))
-                .collect()
-        });
+        let deployments: Vec<_> = w
+            .gov
+            .with_state(|s| s.deployments.iter().map(|(id, d)| (id, d.status)).collect());
         let pick = |rng: &mut Rng, status: DeploymentStatus| {
             let matching: Vec<_> = deployments
                 .iter()
