@@ -33,12 +33,22 @@ impl Digest {
 
     /// Parses exactly 64 lowercase hex digits.
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
-            return None;
-        }
+        let digits: &[u8; 64] = text.as_bytes().try_into().ok()?;
         let mut out = [0u8; 32];
-        hex::decode_to_slice(text, &mut out).ok()?;
+        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = lower_hex_digit(pair[0])? << 4 | lower_hex_digit(pair[1])?;
+        }
         Some(Self(out))
+    }
+}
+
+/// The value of one lowercase hex digit. (One pass over a digest's text: every entry's
+/// `prevhash` is parsed, and checking for uppercase first was a second pass.)
+pub fn lower_hex_digit(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -675,6 +685,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn digests_parse_from_exactly_64_lowercase_hex_digits() {
+        let text = "09afAF".to_lowercase().repeat(10) + "0f9a";
+        assert_eq!(
+            Digest::from_hex(&text).map(|d| d.to_hex()),
+            Some(text.clone())
+        );
+        for bad in [
+            text.to_uppercase(),
+            format!("{}A", &text[..63]),
+            format!("{}g", &text[..63]),
+            format!("{} ", &text[..63]),
+            text[..62].to_owned(),
+            format!("{text}00"),
+            String::new(),
+        ] {
+            assert_eq!(Digest::from_hex(&bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn digests_parse_as_the_hex_crate_decodes_lowercase(bytes in proptest::array::uniform32(any::<u8>())) {
+            let text = hex::encode(bytes);
+            prop_assert_eq!(Digest::from_hex(&text), Some(Digest(bytes)));
+            prop_assert_eq!(Digest::from_hex(&text.to_uppercase()).is_some(), !text.bytes().any(|b| b.is_ascii_alphabetic()));
+        }
+    }
 
     fn well_formed() -> Value {
         json!({

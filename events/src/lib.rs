@@ -47,7 +47,8 @@ mod time;
 pub mod verify;
 
 pub use entry::{
-    Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry, Position,
+    lower_hex_digit, Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry,
+    Position,
 };
 pub use log::{
     AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,

@@ -157,10 +157,16 @@ pub enum HexText {
 impl HexText {
     /// Keeps `text`.
     pub fn new(text: &str) -> Self {
-        let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-        if text.bytes().all(lowercase_hex) {
-            if let Ok(bytes) = hex::decode(text) {
-                return Self::Bytes(bytes.into_boxed_slice());
+        let digits = text.as_bytes();
+        if digits.len().is_multiple_of(2) {
+            let bytes: Option<Box<[u8]>> = digits
+                .chunks_exact(2)
+                .map(|pair| {
+                    Some(events::lower_hex_digit(pair[0])? << 4 | events::lower_hex_digit(pair[1])?)
+                })
+                .collect();
+            if let Some(bytes) = bytes {
+                return Self::Bytes(bytes);
             }
         }
         Self::Text(text.into())
