@@ -615,14 +615,16 @@ impl Sim<'_> {
             model: model.clone(),
             levels: None,
         };
-        let mut tester = replay::backtest::Backtester::new();
+        let mut tester = replay::backtest::Backtester::in_memory();
         for item in self.gov.log().iter_bytes(0) {
             let (_, bytes) = item?;
             if let Ok(entry) = events::Entry::parse(&bytes) {
                 tester.push(&entry, &candidate);
             }
         }
-        let backtest = tester.finish(&candidate);
+        let backtest = tester
+            .finish(&candidate)
+            .expect("an in-memory backtest reads nothing back, so it cannot fail");
         let total = backtest.total();
         let text = backtest.to_string();
         model.calibration_evidence = format!(

@@ -138,17 +138,47 @@ struct Tried {
     score: u32,
 }
 
-/// Folds entries and tries the candidate at every submission.
-#[derive(Default)]
+/// Folds entries and tries the candidate at every submission. Settled records wait in a
+/// temporary file, as in the audit ([`crate::spill::TempFileSpill`]).
 pub struct Backtester {
     state: GovernanceState,
     tried: BTreeMap<Uuid, Tried>,
+    spill: Option<std::sync::Arc<crate::spill::TempFileSpill>>,
+}
+
+impl Default for Backtester {
+    /// Where no temporary file can be made, everything stays in memory: the same report.
+    fn default() -> Self {
+        let mut state = GovernanceState::new();
+        let spill = crate::spill::TempFileSpill::new()
+            .ok()
+            .map(std::sync::Arc::new);
+        if let Some(store) = &spill {
+            state.spill_settled_to(std::sync::Arc::clone(store)
+                as std::sync::Arc<dyn projections::settling::SpillStore>);
+        }
+        Self {
+            state,
+            tried: BTreeMap::new(),
+            spill,
+        }
+    }
 }
 
 impl Backtester {
     /// A fresh backtester expecting entry 0 first.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh backtester that keeps every record in memory, for short histories: its
+    /// [`Backtester::finish`] cannot fail.
+    pub fn in_memory() -> Self {
+        Self {
+            state: GovernanceState::new(),
+            tried: BTreeMap::new(),
+            spill: None,
+        }
     }
 
     /// Takes the next entry (already integrity-checked by the caller).
@@ -196,7 +226,21 @@ impl Backtester {
     }
 
     /// Joins the candidate's decisions with what happened.
-    pub fn finish(self, candidate: &Candidate) -> BacktestReport {
+    ///
+    /// # Errors
+    /// [`crate::audit::AuditError::Io`] when a settled record could not be read back from the
+    /// temporary file: the report would be missing it.
+    pub fn finish(self, candidate: &Candidate) -> Result<BacktestReport, crate::audit::AuditError> {
+        let report = self.join(candidate);
+        match self.spill.as_ref().and_then(|store| store.failure()) {
+            Some(failure) => Err(crate::audit::AuditError::Io(format!(
+                "the backtest's temporary file failed, so its report is unusable: {failure}"
+            ))),
+            None => Ok(report),
+        }
+    }
+
+    fn join(&self, candidate: &Candidate) -> BacktestReport {
         let mut report = BacktestReport {
             model_version: candidate.model.version.clone(),
             ..BacktestReport::default()
@@ -262,7 +306,7 @@ pub fn backtest_bundle(
             tester.push_decoded(&entry, decoded, candidate)
         })?;
     Ok(match checked {
-        Ok(_) => Ok(tester.finish(candidate)),
+        Ok(_) => Ok(tester.finish(candidate)?),
         Err(invalid) => Err(invalid.to_string()),
     })
 }
@@ -293,5 +337,5 @@ pub fn backtest_log(
         })?;
         tester.push(&entry, candidate);
     }
-    Ok(Ok(tester.finish(candidate)))
+    Ok(Ok(tester.finish(candidate)?))
 }
