@@ -29,6 +29,9 @@ pub trait SpillStore: Send + Sync + fmt::Debug {
     /// remember the failure and its owner report the whole result unusable: the map can only
     /// answer "absent" for a record it lost.
     fn read(&self, at: u64, len: u32) -> Option<Vec<u8>>;
+    /// The bytes read back from `at` do not decode as the record they were: remember it as a
+    /// failed read.
+    fn damaged(&self, at: u64);
 }
 
 /// A record type whose values settle.
@@ -187,10 +190,14 @@ impl<V: Settles> SettlingMap<V> {
     }
 
     fn read(&self, spilled: Spilled) -> Option<V> {
-        let bytes = self.store.as_ref()?.read(spilled.at, spilled.len)?;
-        // The store hands back what it was given; a record that does not decode was damaged
-        // there, which the store's owner learns as it would of a failed read.
-        postcard::from_bytes(&bytes).ok()
+        let store = self.store.as_ref()?;
+        let bytes = store.read(spilled.at, spilled.len)?;
+        let record = postcard::from_bytes(&bytes).ok();
+        if record.is_none() {
+            // Damaged in the store: its owner learns of it as of a failed read.
+            store.damaged(spilled.at);
+        }
+        record
     }
 
     /// Every record in id order, as it is kept.
@@ -328,5 +335,119 @@ impl<V: Settles> FromIterator<(Uuid, V)> for SettlingMap<V> {
                 .collect(),
             ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    struct Record {
+        name: String,
+        done: bool,
+    }
+
+    impl Settles for Record {
+        type Header = bool;
+        fn header(&self) -> bool {
+            self.done
+        }
+    }
+
+    /// A store in memory that can be made to hand back damaged bytes.
+    #[derive(Debug, Default)]
+    struct Kept {
+        bytes: Mutex<Vec<u8>>,
+        damaged_at: Mutex<Vec<u64>>,
+    }
+
+    impl SpillStore for Kept {
+        fn append(&self, bytes: &[u8]) -> Option<u64> {
+            let mut kept = self.bytes.lock().unwrap();
+            kept.extend_from_slice(bytes);
+            Some((kept.len() - bytes.len()) as u64)
+        }
+        fn read(&self, at: u64, len: u32) -> Option<Vec<u8>> {
+            let kept = self.bytes.lock().unwrap();
+            kept.get(at as usize..at as usize + len as usize)
+                .map(<[u8]>::to_vec)
+        }
+        fn damaged(&self, at: u64) {
+            self.damaged_at.lock().unwrap().push(at);
+        }
+    }
+
+    fn id(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    fn record(n: u8) -> Record {
+        Record {
+            name: format!("record {n}"),
+            done: n.is_multiple_of(2),
+        }
+    }
+
+    #[test]
+    fn settled_records_read_iterate_and_encode_as_records_in_memory() {
+        let store = Arc::new(Kept::default());
+        let mut plain = SettlingMap::default();
+        let mut settling = SettlingMap::default();
+        settling.spill_to(Arc::clone(&store) as Arc<dyn SpillStore>);
+        for n in [9, 2, 7, 4, 1, 200, 0] {
+            plain.insert(id(n), record(n));
+            settling.insert(id(n), record(n));
+        }
+        for n in [2, 4, 200, 0] {
+            settling.settle(&id(n));
+        }
+        assert_eq!(settling.settled_len(), 4);
+        assert!(settling.is_spilled(&id(200)) && !settling.is_spilled(&id(9)));
+        assert_eq!(settling, plain);
+        assert_eq!(settling.get(&id(4)).as_deref(), Some(&record(4)));
+        assert_eq!(settling.get(&id(3)), None);
+        assert!(settling.contains_key(&id(0)) && !settling.contains_key(&id(3)));
+        let ids: Vec<Uuid> = settling.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, plain.iter().map(|(id, _)| id).collect::<Vec<_>>());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+        let mut headers: Vec<bool> = settling.headers().map(|h| *h).collect();
+        headers.sort_unstable();
+        assert_eq!(headers, [false, false, false, true, true, true, true]);
+
+        let encoded = postcard::to_allocvec(&plain).unwrap();
+        assert_eq!(postcard::to_allocvec(&settling).unwrap(), encoded);
+        let mut written = Vec::new();
+        settling.write_encoding(&mut |bytes| written.extend_from_slice(bytes));
+        assert_eq!(written, encoded);
+        assert_eq!(settling.encoding_len(), encoded.len() as u64);
+        let decoded: SettlingMap<Record> = postcard::from_bytes(&encoded).unwrap();
+        assert_eq!(decoded, plain);
+
+        // Changing a settled record brings it back to memory.
+        assert_eq!(
+            settling.take_touched().len(),
+            7,
+            "every insert was a change"
+        );
+        settling.get_mut(&id(4)).unwrap().name = "changed".into();
+        plain.get_mut(&id(4)).unwrap().name = "changed".into();
+        assert!(!settling.is_spilled(&id(4)));
+        assert_eq!(settling.take_touched(), vec![id(4)]);
+        assert_eq!(settling, plain);
+        assert!(store.damaged_at.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_settled_record_that_no_longer_decodes_is_reported_to_its_store() {
+        let store = Arc::new(Kept::default());
+        let mut settling = SettlingMap::default();
+        settling.spill_to(Arc::clone(&store) as Arc<dyn SpillStore>);
+        settling.insert(id(1), record(1));
+        settling.settle(&id(1));
+        store.bytes.lock().unwrap()[0] = 0xff;
+        assert_eq!(settling.get(&id(1)), None);
+        assert_eq!(*store.damaged_at.lock().unwrap(), vec![0]);
     }
 }

@@ -759,3 +759,24 @@ fn push_and_compare(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A settled record the temporary file lost means decisions were re-derived from nothing:
+    /// the audit must say it is unusable, not clean.
+    #[test]
+    fn an_audit_whose_temporary_file_failed_gives_no_verdict() {
+        let auditor = Auditor::new();
+        let store = auditor
+            .spill
+            .clone()
+            .expect("a temporary file can be made here");
+        assert!(Auditor::new().finish().is_ok());
+        store.damaged(0);
+        assert!(
+            matches!(auditor.finish(), Err(AuditError::Io(why)) if why.contains("temporary file"))
+        );
+    }
+}

@@ -83,6 +83,14 @@ impl SpillStore for TempFileSpill {
             })
             .ok()
     }
+
+    fn damaged(&self, at: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner
+                .failure
+                .get_or_insert_with(|| format!("the record kept at offset {at} does not decode"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +116,12 @@ mod tests {
         let end = at.last().unwrap() + 10_000_000;
         assert_eq!(store.read(end, 4), None);
         assert!(store.failure().is_some(), "a failed read is remembered");
+    }
+
+    #[test]
+    fn a_damaged_record_is_remembered_as_a_failure() {
+        let store = TempFileSpill::new().unwrap();
+        store.damaged(42);
+        assert!(store.failure().is_some_and(|why| why.contains("42")));
     }
 }
