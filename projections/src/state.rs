@@ -642,7 +642,8 @@ impl GovernanceState {
             }
         };
         let at = entry.time;
-        let actor = entry.actor.clone();
+        // Cloned only where a record keeps it: most entries do not.
+        let actor = || entry.actor.clone();
         let touch = |state: &mut Self, id: &Uuid| {
             if let Some(d) = state.deployments.get_mut(id) {
                 d.history.push(entry.seq);
@@ -654,7 +655,7 @@ impl GovernanceState {
                     p.version.clone(),
                     ModelRecord {
                         proposal: p,
-                        proposed_by: actor,
+                        proposed_by: actor(),
                         votes: BTreeMap::new(),
                         approved_by: None,
                     },
@@ -698,7 +699,7 @@ impl GovernanceState {
             Payload::EvidenceRecorded(p) => {
                 self.evidence.insert(
                     p.evidence_id,
-                    EvidenceRecord::of(entry.seq, actor, &p, evidence_hash),
+                    EvidenceRecord::of(entry.seq, actor(), &p, evidence_hash),
                 );
             }
             Payload::DeploymentSubmitted(p) => {
@@ -710,7 +711,7 @@ impl GovernanceState {
                     id,
                     DeploymentRecord {
                         submitted: SubmissionSummary::of(&p),
-                        submitter: actor,
+                        submitter: actor(),
                         submitted_at: at,
                         status: DeploymentStatus::PendingCab,
                         class,
@@ -756,13 +757,13 @@ impl GovernanceState {
             Payload::CabVoteCast(p) => match p.target {
                 VoteTarget::Deployment { deployment_id } => {
                     if let Some(d) = self.deployments.get_mut(&deployment_id) {
-                        d.votes.insert(actor, (p.approve, p.rationale));
+                        d.votes.insert(actor(), (p.approve, p.rationale));
                     }
                     touch(self, &deployment_id);
                 }
                 VoteTarget::RiskModel { version } => {
                     if let Some(m) = self.models.get_mut(&version) {
-                        m.votes.insert(actor, p.approve);
+                        m.votes.insert(actor(), p.approve);
                     }
                 }
                 VoteTarget::MaturityProgression { to_level } => {
@@ -770,7 +771,7 @@ impl GovernanceState {
                         self.progression_votes
                             .entry(to_level)
                             .or_default()
-                            .insert(actor);
+                            .insert(actor());
                     }
                 }
             },
@@ -864,7 +865,7 @@ impl GovernanceState {
                         IncidentRecord {
                             current: p.clone(),
                             original: p,
-                            reporter: actor,
+                            reporter: actor(),
                             reported_at: at,
                             incident_date,
                             updates: Vec::new(),
