@@ -358,12 +358,12 @@ mod tests {
 
     /// A store in memory that can be made to hand back damaged bytes.
     #[derive(Debug, Default)]
-    struct Kept {
+    struct MemoryStore {
         bytes: Mutex<Vec<u8>>,
         damaged_at: Mutex<Vec<u64>>,
     }
 
-    impl SpillStore for Kept {
+    impl SpillStore for MemoryStore {
         fn append(&self, bytes: &[u8]) -> Option<u64> {
             let mut kept = self.bytes.lock().unwrap();
             kept.extend_from_slice(bytes);
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn settled_records_read_iterate_and_encode_as_records_in_memory() {
-        let store = Arc::new(Kept::default());
+        let store = Arc::new(MemoryStore::default());
         let mut plain = SettlingMap::default();
         let mut settling = SettlingMap::default();
         settling.spill_to(Arc::clone(&store) as Arc<dyn SpillStore>);
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn a_settled_record_that_no_longer_decodes_is_reported_to_its_store() {
-        let store = Arc::new(Kept::default());
+        let store = Arc::new(MemoryStore::default());
         let mut settling = SettlingMap::default();
         settling.spill_to(Arc::clone(&store) as Arc<dyn SpillStore>);
         settling.insert(id(1), record(1));
