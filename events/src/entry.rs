@@ -7,7 +7,7 @@ use crate::limits::{
 };
 use crate::time::Timestamp;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
@@ -85,6 +85,14 @@ pub struct EventDraft {
     pub data: Value,
     /// Optimistic concurrency on `subject`.
     pub expected: ExpectedVersion,
+}
+
+/// A draft checked and its payload encoded by [`EventDraft::prepare`], ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedDraft {
+    pub(crate) draft: EventDraft,
+    /// The canonical JSON text of `draft.data`.
+    data_json: Vec<u8>,
 }
 
 /// Optimistic concurrency: what the caller believes about the stream before its append.
@@ -200,6 +208,39 @@ impl EventDraft {
         }
         canonical::check_numbers(&self.data)?;
         Ok(())
+    }
+
+    /// Checks the draft ([`EventDraft::validate`]) and encodes its payload canonically: the part
+    /// of building an entry that needs no position in the log, so the appending caller's thread
+    /// does it and the single writer only places the result.
+    ///
+    /// # Errors
+    /// As [`EventDraft::validate`], and [`InvalidDraft::TooLarge`] when the payload alone is
+    /// over the entry limit.
+    pub(crate) fn prepare(self) -> Result<PreparedDraft, InvalidDraft> {
+        validate_header(
+            &self.event_type,
+            &self.subject,
+            &self.actor,
+            &self.correlation_id,
+            self.causation_id.as_deref(),
+            self.data_schema.as_deref(),
+        )?;
+        if !self.data.is_object() {
+            return Err(InvalidDraft::DataNotObject);
+        }
+        // Encoding checks the number profile as it goes.
+        let data_json = canonical::to_canonical_vec(&self.data)?;
+        if data_json.len() > ENTRY_BYTES_MAX {
+            return Err(InvalidDraft::TooLarge {
+                bytes: data_json.len(),
+                max: ENTRY_BYTES_MAX,
+            });
+        }
+        Ok(PreparedDraft {
+            draft: self,
+            data_json,
+        })
     }
 
     /// Whether `entry` records the same content as this draft (the idempotency comparison):
@@ -370,49 +411,90 @@ impl Entry {
         source: &str,
         position: Position,
     ) -> Result<Self, InvalidDraft> {
-        draft.validate()?;
-        Self::build_validated(draft, source, position)
+        Self::build_prepared(&draft.clone().prepare()?, source, position)
     }
 
-    /// [`Entry::build`] for a draft the caller has just validated (the writer's hot path).
-    pub(crate) fn build_validated(
-        draft: &EventDraft,
+    /// [`Entry::build`] for a prepared draft (the writer's hot path): the header members are
+    /// written around the payload's canonical text in their canonical order (all member names
+    /// are ASCII, so UTF-16 order is byte order), with no JSON tree built.
+    ///
+    /// # Errors
+    /// [`InvalidDraft::TooLarge`] if the entry would be too large.
+    pub(crate) fn build_prepared(
+        prepared: &PreparedDraft,
         source: &str,
         position: Position,
     ) -> Result<Self, InvalidDraft> {
-        let mut map = Map::new();
-        map.insert("specversion".into(), Value::from("1.0"));
-        map.insert("id".into(), Value::from(draft.id.hyphenated().to_string()));
-        map.insert("source".into(), Value::from(source));
-        map.insert("type".into(), Value::from(draft.event_type.as_str()));
-        map.insert("time".into(), Value::from(position.time.to_string()));
-        map.insert("subject".into(), Value::from(draft.subject.as_str()));
-        map.insert("datacontenttype".into(), Value::from("application/json"));
-        if let Some(schema) = &draft.data_schema {
-            map.insert("dataschema".into(), Value::from(schema.as_str()));
+        let draft = &prepared.draft;
+        for (member, number) in [
+            ("seq", position.seq),
+            ("streamversion", position.stream_version),
+        ] {
+            if number > canonical::INTEGER_MAGNITUDE_MAX {
+                return Err(InvalidDraft::Data(CanonicalError::IntegerOutOfRange {
+                    path: format!("/{member}"),
+                    value: number.to_string(),
+                }));
+            }
         }
-        map.insert("data".into(), draft.data.clone());
-        map.insert("seq".into(), Value::from(position.seq));
-        map.insert("prevhash".into(), Value::from(position.prev_hash.to_hex()));
-        map.insert("streamversion".into(), Value::from(position.stream_version));
-        map.insert("actor".into(), Value::from(draft.actor.as_str()));
-        map.insert(
-            "correlationid".into(),
-            Value::from(draft.correlation_id.as_str()),
-        );
+        let mut out = Vec::with_capacity(prepared.data_json.len() + 512);
+        let member = |out: &mut Vec<u8>, name: &str| {
+            out.push(if out.is_empty() { b'{' } else { b',' });
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        member(&mut out, "actor");
+        canonical::write_string(&draft.actor, &mut out);
         if let Some(c) = &draft.causation_id {
-            map.insert("causationid".into(), Value::from(c.as_str()));
+            member(&mut out, "causationid");
+            canonical::write_string(c, &mut out);
         }
-        let bytes = canonical::to_canonical_vec(&Value::Object(map))?;
-        if bytes.len() > ENTRY_BYTES_MAX {
+        member(&mut out, "correlationid");
+        canonical::write_string(&draft.correlation_id, &mut out);
+        member(&mut out, "data");
+        let data_start = out.len();
+        out.extend_from_slice(&prepared.data_json);
+        let data_at = data_start..out.len();
+        member(&mut out, "datacontenttype");
+        out.extend_from_slice(b"\"application/json\"");
+        if let Some(schema) = &draft.data_schema {
+            member(&mut out, "dataschema");
+            canonical::write_string(schema, &mut out);
+        }
+        member(&mut out, "id");
+        canonical::write_string(
+            draft
+                .id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+            &mut out,
+        );
+        member(&mut out, "prevhash");
+        canonical::write_string(&position.prev_hash.to_hex(), &mut out);
+        member(&mut out, "seq");
+        out.extend_from_slice(position.seq.to_string().as_bytes());
+        member(&mut out, "source");
+        canonical::write_string(source, &mut out);
+        member(&mut out, "specversion");
+        out.extend_from_slice(b"\"1.0\"");
+        member(&mut out, "streamversion");
+        out.extend_from_slice(position.stream_version.to_string().as_bytes());
+        member(&mut out, "subject");
+        canonical::write_string(&draft.subject, &mut out);
+        member(&mut out, "time");
+        canonical::write_string(&position.time.to_string(), &mut out);
+        member(&mut out, "type");
+        canonical::write_string(&draft.event_type, &mut out);
+        out.push(b'}');
+        if out.len() > ENTRY_BYTES_MAX {
             return Err(InvalidDraft::TooLarge {
-                bytes: bytes.len(),
+                bytes: out.len(),
                 max: ENTRY_BYTES_MAX,
             });
         }
-        let data_at = locate_data(&bytes).expect("canonical bytes of an object with data");
         Ok(Self {
-            bytes: bytes.into(),
+            bytes: out.into(),
             seq: position.seq,
             id: draft.id,
             source: source.to_owned(),
@@ -426,7 +508,7 @@ impl Entry {
             causation_id: draft.causation_id.clone(),
             data_schema: draft.data_schema.clone(),
             data_at,
-            data: std::sync::OnceLock::from(draft.data.clone()),
+            data: std::sync::OnceLock::new(),
         })
     }
 
@@ -712,6 +794,103 @@ mod tests {
             let text = hex::encode(bytes);
             prop_assert_eq!(Digest::from_hex(&text), Some(Digest(bytes)));
             prop_assert_eq!(Digest::from_hex(&text.to_uppercase()).is_some(), !text.bytes().any(|b| b.is_ascii_alphabetic()));
+        }
+    }
+
+    /// The entry as a JSON tree encoded by the general canonical encoder: the reference the
+    /// writer's direct encoding ([`Entry::build_prepared`]) must match byte for byte.
+    fn reference_bytes(draft: &EventDraft, source: &str, position: Position) -> Vec<u8> {
+        let mut map = serde_json::Map::new();
+        map.insert("specversion".into(), Value::from("1.0"));
+        map.insert("id".into(), Value::from(draft.id.hyphenated().to_string()));
+        map.insert("source".into(), Value::from(source));
+        map.insert("type".into(), Value::from(draft.event_type.as_str()));
+        map.insert("time".into(), Value::from(position.time.to_string()));
+        map.insert("subject".into(), Value::from(draft.subject.as_str()));
+        map.insert("datacontenttype".into(), Value::from("application/json"));
+        if let Some(schema) = &draft.data_schema {
+            map.insert("dataschema".into(), Value::from(schema.as_str()));
+        }
+        map.insert("data".into(), draft.data.clone());
+        map.insert("seq".into(), Value::from(position.seq));
+        map.insert("prevhash".into(), Value::from(position.prev_hash.to_hex()));
+        map.insert("streamversion".into(), Value::from(position.stream_version));
+        map.insert("actor".into(), Value::from(draft.actor.as_str()));
+        map.insert(
+            "correlationid".into(),
+            Value::from(draft.correlation_id.as_str()),
+        );
+        if let Some(c) = &draft.causation_id {
+            map.insert("causationid".into(), Value::from(c.as_str()));
+        }
+        canonical::to_canonical_vec(&Value::Object(map)).unwrap()
+    }
+
+    /// Header text (no control characters, as drafts require): with quotes, backslashes,
+    /// non-ASCII and astral characters.
+    fn header_text() -> impl Strategy<Value = String> {
+        r#"[a-zA-Z0-9 "\\é€😀/._-]{1,24}"#
+    }
+
+    fn payload() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-(1i64 << 53) + 1..(1i64 << 53)).prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            r#"[\x00-\x1f"\\\x7f]{0,4}"#.prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_writers_direct_encoding_is_the_canonical_encoding_of_the_entry(
+            id in any::<u128>(),
+            subject in header_text(),
+            actor in header_text(),
+            correlation in header_text(),
+            causation in proptest::option::of(header_text()),
+            schema in proptest::option::of(header_text()),
+            members in prop::collection::btree_map("\\PC{0,6}", payload(), 0..5),
+            seq in 0u64..(1 << 53),
+            stream_version in 0u64..(1 << 53),
+            micros in 0i64..4_102_444_800_000_000,
+            prev in proptest::array::uniform32(any::<u8>()),
+            source in header_text(),
+        ) {
+            let mut draft = EventDraft::new(
+                Uuid::from_u128(id),
+                "trustledger.test.encoded",
+                subject,
+                actor,
+                correlation,
+                Value::Object(members.into_iter().collect()),
+            );
+            draft.causation_id = causation;
+            draft.data_schema = schema;
+            let position = Position {
+                seq,
+                stream_version,
+                time: Timestamp::from_unix_micros(micros),
+                prev_hash: Digest(prev),
+            };
+            let built = Entry::build(&draft, &source, position).unwrap();
+            let reference = reference_bytes(&draft, &source, position);
+            prop_assert_eq!(
+                String::from_utf8_lossy(built.bytes()),
+                String::from_utf8_lossy(&reference)
+            );
+            // And it reads back as the same entry, payload where the writer said it is.
+            let parsed = Entry::parse(built.bytes()).unwrap();
+            prop_assert_eq!(parsed.data_json(), built.data_json());
+            prop_assert_eq!(built.data(), &draft.data);
         }
     }
 

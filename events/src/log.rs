@@ -10,6 +10,7 @@
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::entry::{
     Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry, Position,
+    PreparedDraft,
 };
 use crate::keys;
 use crate::limits::{
@@ -253,7 +254,8 @@ pub enum ReadError {
 }
 
 struct Request {
-    drafts: Vec<EventDraft>,
+    /// Checked and encoded by the caller ([`prepare_request`]).
+    drafts: Vec<PreparedDraft>,
     /// The time the caller decided at (stamped if not before the last entry), else the clock's.
     at: Option<Timestamp>,
     reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
@@ -433,6 +435,30 @@ impl DiskSync {
     }
 }
 
+/// Checks and encodes a request's drafts on the caller's thread (see [`EventDraft::prepare`]):
+/// everything about an entry that does not depend on the log's state, so that the one writer
+/// thread, which every append waits on, spends its time only on what must be serial.
+fn prepare_request(drafts: Vec<EventDraft>) -> Result<Vec<PreparedDraft>, AppendError> {
+    if drafts.is_empty() {
+        return Err(AppendError::Empty);
+    }
+    if drafts.len() > APPEND_ENTRIES_MAX {
+        return Err(AppendError::TooMany {
+            count: drafts.len(),
+            max: APPEND_ENTRIES_MAX,
+        });
+    }
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(index, draft)| {
+            draft
+                .prepare()
+                .map_err(|source| AppendError::Invalid { index, source })
+        })
+        .collect()
+}
+
 /// What the writer owns.
 struct Writer {
     db: sled::Db,
@@ -460,7 +486,8 @@ struct Tentative {
     size: u64,
     last_hash: Digest,
     frontier: Frontier,
-    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys and values as sled will hold them, so each is copied once.
+    ops: Vec<(sled::IVec, sled::IVec)>,
     /// Entries accepted earlier in this group, by id.
     ids: HashMap<Uuid, Entry>,
     /// Last stream version per subject touched in this group.
@@ -582,7 +609,7 @@ impl Writer {
     /// Checks one request against `tentative`, extending it if every draft is accepted.
     fn try_request(
         &self,
-        drafts: &[EventDraft],
+        drafts: &[PreparedDraft],
         time: Timestamp,
         tentative: &mut Tentative,
     ) -> Result<Vec<Appended>, AppendError> {
@@ -605,16 +632,14 @@ impl Writer {
 
     fn add_request(
         &self,
-        drafts: &[EventDraft],
+        drafts: &[PreparedDraft],
         time: Timestamp,
         next: &mut Tentative,
         mark: &mut Mark,
     ) -> Result<Vec<Appended>, AppendError> {
         let mut results = Vec::with_capacity(drafts.len());
-        for (index, draft) in drafts.iter().enumerate() {
-            draft
-                .validate()
-                .map_err(|source| AppendError::Invalid { index, source })?;
+        for (index, prepared) in drafts.iter().enumerate() {
+            let draft = &prepared.draft;
             if let Some(previous) = self
                 .existing(next, &draft.id)
                 .map_err(AppendError::Storage)?
@@ -656,26 +681,26 @@ impl Writer {
                 time,
                 prev_hash: next.last_hash,
             };
-            let entry = Entry::build_validated(draft, &self.origin, position)
+            let entry = Entry::build_prepared(prepared, &self.origin, position)
                 .map_err(|source| AppendError::Invalid { index, source })?;
             let hash = entry.hash();
             // Pair assertion: what is about to be written links to what precedes it.
             assert_eq!(entry.seq, next.size);
             assert_eq!(entry.prev_hash, next.last_hash);
             next.ops
-                .push((keys::entry(entry.seq).to_vec(), entry.bytes().to_vec()));
+                .push((keys::entry(entry.seq)[..].into(), entry.bytes().into()));
             let leaf = if self.merkle_maintenance {
                 merkle::leaf_hash(entry.bytes())
             } else {
                 Digest::ZERO
             };
             next.ops.push((
-                keys::id(&entry.id).to_vec(),
-                keys::id_value(entry.seq, &leaf).to_vec(),
+                keys::id(&entry.id)[..].into(),
+                keys::id_value(entry.seq, &leaf)[..].into(),
             ));
             next.ops.push((
-                keys::stream(&entry.subject, stream_version),
-                entry.seq.to_be_bytes().to_vec(),
+                keys::stream(&entry.subject, stream_version).into(),
+                entry.seq.to_be_bytes()[..].into(),
             ));
             let mut completed = Vec::new();
             if self.merkle_maintenance {
@@ -686,8 +711,10 @@ impl Writer {
                 });
             }
             if !completed.is_empty() {
-                next.ops
-                    .push((keys::merkle_completed(entry.seq).to_vec(), completed));
+                next.ops.push((
+                    keys::merkle_completed(entry.seq)[..].into(),
+                    completed.into(),
+                ));
             }
             let replaced = next.streams.insert(entry.subject.clone(), stream_version);
             mark.replaced_streams
@@ -1067,6 +1094,7 @@ impl Log {
         &self,
         drafts: Vec<EventDraft>,
     ) -> Result<Vec<Appended>, AppendError> {
+        let drafts = prepare_request(drafts)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
             .send(Request {
@@ -1115,6 +1143,7 @@ impl Log {
         drafts: Vec<EventDraft>,
         at: Option<Timestamp>,
     ) -> Result<Vec<Appended>, AppendError> {
+        let drafts = prepare_request(drafts)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
             .blocking_send(Request { drafts, at, reply })
