@@ -80,7 +80,13 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Log> {
             sled_dir(dir).display()
         );
     }
-    open(dir, false)
+    // Every such command reads the log once, front to back: a small page cache suffices.
+    open_log_with_cache(
+        dir,
+        read_signer(dir, false)?,
+        None,
+        Some(events::READ_ONCE_CACHE_BYTES),
+    )
 }
 
 /// How `serve` opens a data directory.
@@ -117,23 +123,37 @@ pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
 
 fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Result<Log> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    open_log(dir, read_signer(dir, create_key)?, origin)
+}
+
+/// The data directory's signing key, if it has one; created first when `create_key`.
+fn read_signer(dir: &Path, create_key: bool) -> anyhow::Result<Option<NoteSigner>> {
     let key_path = key_file(dir);
-    let signer = if key_path.exists() {
-        Some(read_key_file(&key_path)?)
+    if key_path.exists() {
+        Ok(Some(read_key_file(&key_path)?))
     } else if create_key {
         let signer = NoteSigner::generate("trustledger")?;
         write_key_file(&key_path, &signer, false)?;
-        Some(signer)
+        Ok(Some(signer))
     } else {
-        None
-    };
-    open_log(dir, signer, origin)
+        Ok(None)
+    }
 }
 
 fn open_log(dir: &Path, signer: Option<NoteSigner>, origin: Option<String>) -> anyhow::Result<Log> {
+    open_log_with_cache(dir, signer, origin, None)
+}
+
+fn open_log_with_cache(
+    dir: &Path,
+    signer: Option<NoteSigner>,
+    origin: Option<String>,
+    cache_bytes: Option<u64>,
+) -> anyhow::Result<Log> {
     let config = LogConfig {
         signer,
         origin,
+        cache_bytes,
         ..LogConfig::default()
     };
     Log::open(sled_dir(dir), config).map_err(|e| match e {
@@ -175,6 +195,7 @@ pub fn create_for_simulation(
         durability: events::Durability::FlushOnlyMayLoseOnPowerFailure,
         clock: std::sync::Arc::new(clock),
         signer: Some(signer),
+        cache_bytes: None,
     };
     Ok(Log::open(sled_dir(dir), config)?)
 }

@@ -103,6 +103,7 @@ fn generate() -> (Vec<u8>, String, String) {
             durability: Durability::FlushOnlyMayLoseOnPowerFailure,
             clock: Arc::new(clock.clone()),
             signer: Some(signer.clone()),
+            cache_bytes: None,
         },
     )
     .unwrap();

@@ -52,7 +52,7 @@ pub use entry::{
 };
 pub use log::{
     AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,
-    OpenLogError, ReadError,
+    OpenLogError, ReadError, READ_ONCE_CACHE_BYTES,
 };
 pub use subscribe::{SubscribeError, Subscription};
 pub use time::{Clock, ManualClock, ParseTimestampError, SystemClock, Timestamp};

@@ -51,7 +51,16 @@ pub struct LogConfig {
     pub clock: Arc<dyn Clock>,
     /// Key that signs a checkpoint after every commit. `None`: no checkpoints are written.
     pub signer: Option<NoteSigner>,
+    /// The most memory sled's page cache may hold. `None` keeps sled's default (1 GiB), which
+    /// suits a server. A command that reads the log once, front to back, needs little: see
+    /// [`READ_ONCE_CACHE_BYTES`].
+    pub cache_bytes: Option<u64>,
 }
+
+/// A page cache for commands that read the log once, in order (verify, export, audit,
+/// backtest): pages are not revisited, so a large cache only holds memory. With sled's default
+/// the RSS of `audit --data` grew with the store.
+pub const READ_ONCE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -60,6 +69,7 @@ impl Default for LogConfig {
             durability: Durability::Fsync,
             clock: Arc::new(SystemClock),
             signer: None,
+            cache_bytes: None,
         }
     }
 }
@@ -838,10 +848,14 @@ const LOCK_RETRY_MS_MAX: u64 = 2_000;
 
 /// Opens sled, retrying briefly on a held lock: sled's IO threads can outlive the last handle of
 /// a log that was just closed (in this process or one that just exited) by a few milliseconds.
-fn open_sled_retrying_lock(path: &Path) -> Result<sled::Db, sled::Error> {
+fn open_sled_retrying_lock(path: &Path, cache_bytes: Option<u64>) -> Result<sled::Db, sled::Error> {
     let started = std::time::Instant::now();
     loop {
-        let result = sled::Config::new()
+        let mut config = sled::Config::new();
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
+        let result = config
             .path(path)
             // The writer flushes (and fsyncs) every commit itself; sled's periodic flusher
             // would only add a background thread.
@@ -939,7 +953,7 @@ impl Log {
         config: LogConfig,
         merkle_maintenance: bool,
     ) -> Result<Self, OpenLogError> {
-        let db = open_sled_retrying_lock(path)?;
+        let db = open_sled_retrying_lock(path, config.cache_bytes)?;
         let tree = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         // Snapshots used to be values in this tree; they are files now (see `put_snapshot`).

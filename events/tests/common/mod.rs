@@ -19,6 +19,7 @@ pub fn config(clock: &ManualClock) -> LogConfig {
         signer: Some(
             events::checkpoint::NoteSigner::from_seed("trustledger.test", [42; 32]).unwrap(),
         ),
+        cache_bytes: None,
     }
 }
 
