@@ -483,9 +483,24 @@ fn the_readme_walkthrough_runs() {
         "{}",
         text(&o)
     );
-    // Without a snapshot to compare, the audit says so instead of staying silent.
+    // A stored snapshot whose state differs from the rebuild (sealed again, so its checksum
+    // holds) is a finding, not a silent pass.
     let snapshots = data.join("sled").join("projection-snapshots");
-    std::fs::remove_file(snapshots.join("governance.snapshot")).unwrap();
+    let snapshot_file = snapshots.join("governance.snapshot");
+    let sealed = std::fs::read(&snapshot_file).unwrap();
+    let (seq, mut state) = projections::snapshot::unseal(&sealed).unwrap();
+    state.cab_members.insert("mallory".into());
+    std::fs::write(&snapshot_file, projections::snapshot::seal(&state, seq)).unwrap();
+    let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("DIFFERS from the stored snapshot"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&snapshot_file, &sealed).unwrap();
+    // Without a snapshot to compare, the audit says so instead of staying silent.
+    std::fs::remove_file(&snapshot_file).unwrap();
     let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(

@@ -668,8 +668,11 @@ pub fn audit_log(
             None,
             Some("the data directory holds no stored snapshot".to_owned()),
         ),
+        // Only the stored state's fingerprint is compared, so it is taken now and the state
+        // dropped: held through the walk, a decoded state of the whole history was most of
+        // the audit's memory.
         Some(bytes) => match snapshot::unseal(&bytes) {
-            Ok(stored) => (Some(stored), None),
+            Ok((seq, state)) => (Some((seq, snapshot::fingerprint(&state))), None),
             Err(e) => (
                 None,
                 Some(format!("the stored snapshot does not unseal: {e}")),
@@ -691,13 +694,7 @@ pub fn audit_log(
         for ((seq, _), parsed) in batch.iter().zip(decoded) {
             let (entry, payload) = parsed
                 .map_err(|e| AuditError::Io(format!("entry {seq} changed while auditing: {e}")))?;
-            push_and_compare(
-                &mut auditor,
-                entry,
-                payload,
-                stored.as_ref(),
-                &mut projection_check,
-            );
+            push_and_compare(&mut auditor, entry, payload, stored, &mut projection_check);
             if auditor.report.entries.is_multiple_of(4096) {
                 progress(auditor.report.entries);
             }
@@ -742,18 +739,18 @@ fn push_and_compare(
     auditor: &mut Auditor,
     entry: Entry,
     payload: Decoded,
-    stored: Option<&(u64, GovernanceState)>,
+    stored: Option<(u64, events::Digest)>,
     projection_check: &mut Option<ProjectionCheck>,
 ) {
     let seq = entry.seq;
     auditor.push_decoded(entry, payload);
-    if let Some((snapshot_seq, state)) = stored {
-        if *snapshot_seq == seq {
+    if let Some((snapshot_seq, stored_fingerprint)) = stored {
+        if snapshot_seq == seq {
             // The snapshot covers whole decisions, so the pending one ends here.
             *projection_check = Some(ProjectionCheck {
                 seq,
                 reported_by: "the stored snapshot",
-                reported: snapshot::fingerprint(state),
+                reported: stored_fingerprint,
                 rebuilt: auditor.fingerprint_so_far(),
             });
         }
