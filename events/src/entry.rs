@@ -195,6 +195,13 @@ impl EventDraft {
     /// # Errors
     /// [`InvalidDraft`] naming the first problem.
     pub fn validate(&self) -> Result<(), InvalidDraft> {
+        self.validate_shape()?;
+        canonical::check_numbers(&self.data)?;
+        Ok(())
+    }
+
+    /// Everything [`EventDraft::validate`] checks except the payload's numbers.
+    fn validate_shape(&self) -> Result<(), InvalidDraft> {
         validate_header(
             &self.event_type,
             &self.subject,
@@ -206,7 +213,6 @@ impl EventDraft {
         if !self.data.is_object() {
             return Err(InvalidDraft::DataNotObject);
         }
-        canonical::check_numbers(&self.data)?;
         Ok(())
     }
 
@@ -218,17 +224,7 @@ impl EventDraft {
     /// As [`EventDraft::validate`], and [`InvalidDraft::TooLarge`] when the payload alone is
     /// over the entry limit.
     pub(crate) fn prepare(self) -> Result<PreparedDraft, InvalidDraft> {
-        validate_header(
-            &self.event_type,
-            &self.subject,
-            &self.actor,
-            &self.correlation_id,
-            self.causation_id.as_deref(),
-            self.data_schema.as_deref(),
-        )?;
-        if !self.data.is_object() {
-            return Err(InvalidDraft::DataNotObject);
-        }
+        self.validate_shape()?;
         // Encoding checks the number profile as it goes.
         let data_json = canonical::to_canonical_vec(&self.data)?;
         if data_json.len() > ENTRY_BYTES_MAX {

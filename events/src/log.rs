@@ -623,15 +623,8 @@ impl Writer {
         time: Timestamp,
         tentative: &mut Tentative,
     ) -> Result<Vec<Appended>, AppendError> {
-        if drafts.is_empty() {
-            return Err(AppendError::Empty);
-        }
-        if drafts.len() > APPEND_ENTRIES_MAX {
-            return Err(AppendError::TooMany {
-                count: drafts.len(),
-                max: APPEND_ENTRIES_MAX,
-            });
-        }
+        // `prepare_request` refused empty and oversized requests before they were sent.
+        debug_assert!(!drafts.is_empty() && drafts.len() <= APPEND_ENTRIES_MAX);
         let mut mark = tentative.mark();
         let outcome = self.add_request(drafts, time, tentative, &mut mark);
         if outcome.is_err() {
