@@ -22,7 +22,6 @@ use projections::policy::{
     self, Command, IncidentReport, PresentedRelease, SignatureMemo, SignatureQuestion,
     SubmitDeployment,
 };
-use projections::settling::SpillStore;
 use projections::snapshot;
 use projections::state::GovernanceState;
 use std::collections::{BTreeMap, HashMap};
@@ -228,14 +227,8 @@ pub struct Auditor {
 }
 
 impl Default for Auditor {
-    /// Where no temporary file can be made, the auditor keeps every record in memory: the same
-    /// results, more memory.
     fn default() -> Self {
-        let mut state = GovernanceState::new();
-        let spill = TempFileSpill::new().ok().map(Arc::new);
-        if let Some(store) = &spill {
-            state.spill_settled_to(Arc::clone(store) as Arc<dyn SpillStore>);
-        }
+        let (state, spill) = crate::spill::spilling_state();
         Self {
             state,
             pending: Vec::new(),
@@ -489,11 +482,7 @@ impl Auditor {
     pub fn finish(mut self) -> Result<DecisionAudit, AuditError> {
         self.finish_pending();
         self.report.fingerprint = Some(snapshot::fingerprint(&self.state));
-        if let Some(failure) = self.spill.as_ref().and_then(|store| store.failure()) {
-            return Err(AuditError::Io(format!(
-                "the audit's temporary file failed, so its result is unusable: {failure}"
-            )));
-        }
+        crate::spill::check_spill(self.spill.as_deref(), "audit")?;
         // Freeing the state of a million-entry history takes a quarter of a second, and nothing
         // needs to wait for it.
         let state = std::mem::take(&mut self.state);
@@ -760,6 +749,7 @@ fn push_and_compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use projections::settling::SpillStore as _;
 
     /// A settled record the temporary file lost means decisions were re-derived from nothing:
     /// the audit must say it is unusable, not clean.

@@ -147,16 +147,8 @@ pub struct Backtester {
 }
 
 impl Default for Backtester {
-    /// Where no temporary file can be made, everything stays in memory: the same report.
     fn default() -> Self {
-        let mut state = GovernanceState::new();
-        let spill = crate::spill::TempFileSpill::new()
-            .ok()
-            .map(std::sync::Arc::new);
-        if let Some(store) = &spill {
-            state.spill_settled_to(std::sync::Arc::clone(store)
-                as std::sync::Arc<dyn projections::settling::SpillStore>);
-        }
+        let (state, spill) = crate::spill::spilling_state();
         Self {
             state,
             tried: BTreeMap::new(),
@@ -232,12 +224,8 @@ impl Backtester {
     /// temporary file: the report would be missing it.
     pub fn finish(self, candidate: &Candidate) -> Result<BacktestReport, crate::audit::AuditError> {
         let report = self.join(candidate);
-        match self.spill.as_ref().and_then(|store| store.failure()) {
-            Some(failure) => Err(crate::audit::AuditError::Io(format!(
-                "the backtest's temporary file failed, so its report is unusable: {failure}"
-            ))),
-            None => Ok(report),
-        }
+        crate::spill::check_spill(self.spill.as_deref(), "backtest")?;
+        Ok(report)
     }
 
     fn join(&self, candidate: &Candidate) -> BacktestReport {

@@ -3,9 +3,10 @@
 //! not a system call.
 
 use projections::settling::SpillStore;
+use projections::state::GovernanceState;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Bytes gathered before one write.
 const BUFFER_BYTES: usize = 1 << 20;
@@ -90,6 +91,32 @@ impl SpillStore for TempFileSpill {
                 .failure
                 .get_or_insert_with(|| format!("the record kept at offset {at} does not decode"));
         }
+    }
+}
+
+/// A fresh state whose settled records go to a new temporary file, and that file. Where no
+/// temporary file can be made, the state keeps every record in memory: the same results, more
+/// memory.
+pub(crate) fn spilling_state() -> (GovernanceState, Option<Arc<TempFileSpill>>) {
+    let mut state = GovernanceState::new();
+    let spill = TempFileSpill::new().ok().map(Arc::new);
+    if let Some(store) = &spill {
+        state.spill_settled_to(Arc::clone(store) as Arc<dyn SpillStore>);
+    }
+    (state, spill)
+}
+
+/// Whether a run that spilled to `spill` may give a result: not if a settled record could not
+/// be written or read back, since decisions that read it saw nothing. `run` names the run.
+pub(crate) fn check_spill(
+    spill: Option<&TempFileSpill>,
+    run: &str,
+) -> Result<(), crate::audit::AuditError> {
+    match spill.and_then(TempFileSpill::failure) {
+        Some(failure) => Err(crate::audit::AuditError::Io(format!(
+            "the {run}'s temporary file failed, so its result is unusable: {failure}"
+        ))),
+        None => Ok(()),
     }
 }
 
