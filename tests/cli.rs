@@ -5,7 +5,7 @@
 mod raw_sled;
 use events::checkpoint::{Checkpoint, NoteSigner};
 use events::{EventDraft, Log, LogConfig};
-use raw_sled::open_raw_sled;
+use raw_sled::{edit_entries, open_raw_sled};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
@@ -370,9 +370,9 @@ fn verify_data_names_the_first_bad_seq() {
     {
         let db = open_raw_sled(&data.join("sled"));
         let tree = db.open_tree("log").unwrap();
-        let mut key = vec![b'e'];
-        key.extend_from_slice(&9u64.to_be_bytes());
-        tree.remove(key).unwrap();
+        edit_entries(&tree, |entries| {
+            entries.remove(&9).unwrap();
+        });
         db.flush().unwrap();
     }
     let o = trustledger(&["verify", "--data", data.to_str().unwrap()]);

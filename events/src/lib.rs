@@ -37,7 +37,7 @@ pub mod canonical;
 pub mod catalogue;
 pub mod checkpoint;
 mod entry;
-mod keys;
+pub mod keys;
 pub mod limits;
 mod log;
 pub mod merkle;

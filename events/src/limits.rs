@@ -20,8 +20,6 @@ pub const READ_PAGE_ENTRIES_MAX: usize = 10_000;
 pub const WRITER_QUEUE_REQUESTS_MAX: usize = 8192;
 /// How many entries a subscription reads from the store at a time while catching up.
 pub const SUBSCRIPTION_PAGE_ENTRIES: usize = 256;
-/// Most subjects whose last stream version the writer keeps in memory.
-pub const STREAM_CACHE_SUBJECTS_MAX: usize = 65_536;
 /// How many trailing entries are re-verified on open (at least one full group).
 pub const TAIL_VERIFY_ENTRIES: u64 = GROUP_ENTRIES_MAX as u64;
 

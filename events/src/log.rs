@@ -2,27 +2,31 @@
 //!
 //! One writer thread owns the head (size, last hash, last time, Merkle frontier). Callers send it
 //! append requests; it takes every request waiting (up to [`GROUP_ENTRIES_MAX`] entries), checks
-//! each one against the head and the requests before it in the group, writes all accepted entries,
-//! their indexes, their Merkle nodes and a signed checkpoint in one atomic `apply_batch`, makes it
-//! durable (`Db::flush` and then `fdatasync` of sled's files, because sled 0.34's flush stops at
-//! `sync_file_range`), and only then answers. Readers never see past the durable head.
+//! each one against the head and the requests before it in the group, writes all accepted entries
+//! as chunks with their index records (ids, streams, Merkle nodes; see [`keys`]) and a signed
+//! checkpoint in one atomic `apply_batch`, makes it durable (`Db::flush` and then `fdatasync` of
+//! sled's files, because sled 0.34's flush stops at `sync_file_range`), and only then answers.
+//! Readers never see past the durable head.
+//!
+//! The id and stream indexes are held in memory ([`LogIndex`]), rebuilt on open from the chunks'
+//! index records, which are compact and read without touching an entry.
 
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::entry::{
     Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry, Position,
     PreparedDraft,
 };
-use crate::keys;
+use crate::keys::{self, ChunkIndex, ChunkIndexWriter, IndexedEntry};
 use crate::limits::{
-    APPEND_ENTRIES_MAX, GROUP_ENTRIES_MAX, READ_PAGE_ENTRIES_MAX, STREAM_CACHE_SUBJECTS_MAX,
-    TAIL_VERIFY_ENTRIES, URI_BYTES_MAX, WRITER_QUEUE_REQUESTS_MAX,
+    APPEND_ENTRIES_MAX, GROUP_ENTRIES_MAX, READ_PAGE_ENTRIES_MAX, TAIL_VERIFY_ENTRIES,
+    URI_BYTES_MAX, WRITER_QUEUE_REQUESTS_MAX,
 };
 use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
 use crate::time::{Clock, SystemClock, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -105,6 +109,13 @@ pub enum OpenLogError {
     /// The configured origin is unusable.
     #[error("invalid origin {0:?}: 1–256 printable characters without spaces")]
     InvalidOrigin(String),
+    /// The store was written by an earlier trustledger in storage layout 1 (a key per entry).
+    #[error(
+        "this store uses storage layout 1 (one sled key per entry), which this trustledger no \
+         longer reads: export it with the trustledger that wrote it (`trustledger export`) and \
+         keep the export, whose format has not changed"
+    )]
+    Layout1,
 }
 
 /// Why an append was refused. Nothing of the refused request was written.
@@ -285,6 +296,51 @@ struct Shared {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Upper Merkle nodes read for proofs (never changed once written, so always valid).
     node_cache: NodeCache,
+    /// The id and stream indexes (the writer adds each group once it is durable).
+    index: Arc<RwLock<LogIndex>>,
+}
+
+/// The id and stream indexes, in memory. Rebuilt on open from the chunks' index records and
+/// extended by the writer after each durable commit, so it never names an entry that could
+/// still be lost; a reader still checks a seq against the durable head it read.
+#[derive(Debug, Default)]
+pub(crate) struct LogIndex {
+    /// Event id → seq.
+    ids: HashMap<Uuid, u64>,
+    /// Subject → the seq of each of its versions (version = position).
+    streams: HashMap<Box<str>, Vec<u64>>,
+}
+
+impl LogIndex {
+    /// Adds the entry at `seq`, which must be its stream's next version and carry a new id.
+    fn add(&mut self, seq: u64, indexed: &IndexedEntry<'_>) -> Result<(), String> {
+        let versions = match self.streams.get_mut(indexed.subject) {
+            Some(versions) => versions,
+            None => self.streams.entry(indexed.subject.into()).or_default(),
+        };
+        if indexed.stream_version != versions.len() as u64 {
+            return Err(format!(
+                "the index record puts it at version {} of stream {}, which continues at version {}",
+                indexed.stream_version,
+                indexed.subject,
+                versions.len()
+            ));
+        }
+        if let Some(earlier) = self.ids.insert(indexed.id, seq) {
+            return Err(format!(
+                "the index record repeats event id {}, already at seq {earlier}",
+                indexed.id
+            ));
+        }
+        versions.push(seq);
+        Ok(())
+    }
+
+    fn last_version(&self, subject: &str) -> Option<u64> {
+        self.streams
+            .get(subject)
+            .and_then(|v| (v.len() as u64).checked_sub(1))
+    }
 }
 
 /// A bounded cache of complete Merkle subtrees at level ≥ [`NODE_CACHE_LEVEL_MIN`]. Every proof
@@ -372,23 +428,55 @@ impl NodeSource for StoredNodes<'_> {
                 "Merkle node level {level} index {index} is missing"
             ))
         };
-        if level == 0 {
-            let bytes = self.0.get(keys::entry(index))?.ok_or_else(missing)?;
-            return Ok(merkle::leaf_hash(&bytes));
-        }
-        // The subtree (level, index) was completed by its last leaf.
+        // The subtree (level, index) was completed by its last leaf, whose chunk's index record
+        // holds its leaf hash and the nodes it completed.
         let last_leaf = ((index + 1) << level) - 1;
-        let value = self
-            .0
-            .get(keys::merkle_completed(last_leaf))?
+        let (first, record) = chunk_containing(self.0, keys::CHUNK_INDEX, last_leaf)?
             .ok_or_else(missing)?;
+        let chunk = ChunkIndex::decode(first, &record).map_err(ReadError::IndexCorrupt)?;
+        if last_leaf >= chunk.end() {
+            return Err(missing());
+        }
+        if level == 0 {
+            return Ok(chunk.entries[(last_leaf - first) as usize].leaf);
+        }
         let at = usize::from(level - 1) * 32;
-        let bytes: [u8; 32] = value
+        let bytes: [u8; 32] = chunk
+            .nodes_of(last_leaf)
             .get(at..at + 32)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(missing)?;
         Ok(Digest(bytes))
     }
+}
+
+/// The chunk (or index record, by `prefix`) whose first seq is the greatest at or below `seq`:
+/// the only one that can hold `seq`.
+fn chunk_containing(
+    tree: &sled::Tree,
+    prefix: u8,
+    seq: u64,
+) -> Result<Option<(u64, sled::IVec)>, sled::Error> {
+    let start = [prefix, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut end = [prefix; 9];
+    end[1..].copy_from_slice(&seq.to_be_bytes());
+    match tree.range(start..=end).next_back() {
+        None => Ok(None),
+        Some(item) => {
+            let (key, value) = item?;
+            Ok(keys::key_number(&key, prefix).map(|first| (first, value)))
+        }
+    }
+}
+
+/// The stored bytes of entry `seq`, as a slice of its chunk (no copy), if the store holds it.
+fn stored_entry(tree: &sled::Tree, seq: u64) -> Result<Option<sled::IVec>, sled::Error> {
+    let Some((first, chunk)) = chunk_containing(tree, keys::CHUNK, seq)? else {
+        return Ok(None);
+    };
+    let wanted = usize::try_from(seq - first).unwrap_or(usize::MAX);
+    let range = keys::chunk_entry_ranges(&chunk).nth(wanted);
+    Ok(range.map(|range| chunk.subslice(range.start, range.len())))
 }
 
 fn valid_origin(origin: &str) -> bool {
@@ -485,9 +573,16 @@ struct Writer {
     failed: Option<String>,
     /// False only in the benchmark that measures what Merkle maintenance costs.
     merkle_maintenance: bool,
-    /// Last stream version of recently appended subjects, so that most appends need no reverse
-    /// scan of the stream index. Bounded: cleared when full.
-    stream_cache: HashMap<String, u64>,
+    /// Shared with readers; the writer adds each group once it is durable.
+    index: Arc<RwLock<LogIndex>>,
+}
+
+/// A chunk being assembled (see [`keys::CHUNK`]).
+struct PendingChunk {
+    first: u64,
+    /// Entries' bytes, each followed by `\n`.
+    entries: Vec<u8>,
+    index: ChunkIndexWriter,
 }
 
 /// The head as a group is being assembled. A refused request is undone with [`Tentative::mark`]
@@ -496,8 +591,8 @@ struct Tentative {
     size: u64,
     last_hash: Digest,
     frontier: Frontier,
-    /// Keys and values as sled will hold them, so each is copied once.
-    ops: Vec<(sled::IVec, sled::IVec)>,
+    /// The group's chunks, in seq order.
+    chunks: Vec<PendingChunk>,
     /// Entries accepted earlier in this group, by id.
     ids: HashMap<Uuid, Entry>,
     /// Last stream version per subject touched in this group.
@@ -509,7 +604,9 @@ struct Mark {
     size: u64,
     last_hash: Digest,
     frontier: Frontier,
-    ops: usize,
+    chunks: usize,
+    /// The last chunk's lengths (entry bytes, index record).
+    last_chunk: Option<(usize, (u32, usize, usize))>,
     /// Ids added by the request, to forget on undo.
     added_ids: Vec<Uuid>,
     /// Stream versions the request replaced (`None`: the subject was not in the map).
@@ -522,7 +619,11 @@ impl Tentative {
             size: self.size,
             last_hash: self.last_hash,
             frontier: self.frontier.clone(),
-            ops: self.ops.len(),
+            chunks: self.chunks.len(),
+            last_chunk: self
+                .chunks
+                .last()
+                .map(|c| (c.entries.len(), c.index.mark())),
             added_ids: Vec::new(),
             replaced_streams: Vec::new(),
         }
@@ -532,7 +633,11 @@ impl Tentative {
         self.size = mark.size;
         self.last_hash = mark.last_hash;
         self.frontier = mark.frontier;
-        self.ops.truncate(mark.ops);
+        self.chunks.truncate(mark.chunks);
+        if let (Some(chunk), Some((entries, index))) = (self.chunks.last_mut(), mark.last_chunk) {
+            chunk.entries.truncate(entries);
+            chunk.index.truncate(index);
+        }
         for id in mark.added_ids {
             self.ids.remove(&id);
         }
@@ -576,41 +681,25 @@ impl Writer {
         let _ = self.db.flush();
     }
 
-    fn stream_last_version(
-        &self,
-        tentative: &Tentative,
-        subject: &str,
-    ) -> Result<Option<u64>, String> {
-        if let Some(v) = tentative
-            .streams
-            .get(subject)
-            .or_else(|| self.stream_cache.get(subject))
-        {
-            return Ok(Some(*v));
-        }
-        let prefix = keys::stream_prefix(subject);
-        match self.tree.scan_prefix(&prefix).next_back() {
-            None => Ok(None),
-            Some(Ok((key, _))) => keys::decode_u64(&key[prefix.len()..])
-                .map(Some)
-                .ok_or_else(|| format!("stream index key for {subject:?} is malformed")),
-            Some(Err(e)) => Err(e.to_string()),
-        }
+    fn stream_last_version(&self, tentative: &Tentative, subject: &str) -> Option<u64> {
+        tentative.streams.get(subject).copied().or_else(|| {
+            self.index
+                .read()
+                .expect("index lock")
+                .last_version(subject)
+        })
     }
 
     fn existing(&self, tentative: &Tentative, id: &Uuid) -> Result<Option<Entry>, String> {
         if let Some(e) = tentative.ids.get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(value) = self.tree.get(keys::id(id)).map_err(|e| e.to_string())? else {
+        let Some(seq) = self.index.read().expect("index lock").ids.get(id).copied() else {
             return Ok(None);
         };
-        let (seq, _) = keys::decode_id_value(&value).ok_or("id index value is malformed")?;
-        let bytes = self
-            .tree
-            .get(keys::entry(seq))
+        let bytes = stored_entry(&self.tree, seq)
             .map_err(|e| e.to_string())?
-            .ok_or("id index points past the log")?;
+            .ok_or("the id index points past the log")?;
         Entry::parse(&bytes)
             .map(Some)
             .map_err(|e| format!("entry {seq}: {e}"))
@@ -662,9 +751,7 @@ impl Writer {
                 });
                 continue;
             }
-            let last = self
-                .stream_last_version(next, &draft.subject)
-                .map_err(AppendError::Storage)?;
+            let last = self.stream_last_version(next, &draft.subject);
             let matches = match draft.expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => last.is_none(),
@@ -690,21 +777,11 @@ impl Writer {
             // Pair assertion: what is about to be written links to what precedes it.
             assert_eq!(entry.seq, next.size);
             assert_eq!(entry.prev_hash, next.last_hash);
-            next.ops
-                .push((keys::entry(entry.seq)[..].into(), entry.bytes().into()));
             let leaf = if self.merkle_maintenance {
                 merkle::leaf_hash(entry.bytes())
             } else {
                 Digest::ZERO
             };
-            next.ops.push((
-                keys::id(&entry.id)[..].into(),
-                keys::id_value(entry.seq, &leaf)[..].into(),
-            ));
-            next.ops.push((
-                keys::stream(&entry.subject, stream_version).into(),
-                entry.seq.to_be_bytes()[..].into(),
-            ));
             let mut completed = Vec::new();
             if self.merkle_maintenance {
                 next.frontier.push(leaf, |node| {
@@ -712,13 +789,32 @@ impl Writer {
                         completed.extend_from_slice(&node.hash.0);
                     }
                 });
+            } else {
+                // Same record layout, so the store still reads; the nodes are simply zero.
+                completed.resize(keys::nodes_completed_by(entry.seq) * 32, 0);
             }
-            if !completed.is_empty() {
-                next.ops.push((
-                    keys::merkle_completed(entry.seq)[..].into(),
-                    completed.into(),
-                ));
-            }
+            let chunk = match next.chunks.last_mut() {
+                Some(chunk) if chunk.entries.len() < keys::CHUNK_BYTES_TARGET => chunk,
+                _ => {
+                    next.chunks.push(PendingChunk {
+                        first: entry.seq,
+                        entries: Vec::with_capacity(keys::CHUNK_BYTES_TARGET + 1024),
+                        index: ChunkIndexWriter::default(),
+                    });
+                    next.chunks.last_mut().expect("just pushed")
+                }
+            };
+            chunk.entries.extend_from_slice(entry.bytes());
+            chunk.entries.push(b'\n');
+            chunk.index.push(
+                IndexedEntry {
+                    id: entry.id,
+                    leaf,
+                    stream_version,
+                    subject: &entry.subject,
+                },
+                &completed,
+            );
             let replaced = next.streams.insert(entry.subject.clone(), stream_version);
             mark.replaced_streams
                 .push((entry.subject.clone(), replaced));
@@ -753,7 +849,7 @@ impl Writer {
             size: self.head.size,
             last_hash: self.head.last_hash,
             frontier: self.frontier.clone(),
-            ops: Vec::new(),
+            chunks: Vec::new(),
             ids: HashMap::new(),
             streams: HashMap::new(),
         };
@@ -773,8 +869,12 @@ impl Writer {
         if tentative.size > self.head.size {
             let root = tentative.frontier.root();
             let mut batch = sled::Batch::default();
-            for (key, value) in tentative.ops {
-                batch.insert(key, value);
+            let mut index_records = Vec::with_capacity(tentative.chunks.len());
+            for chunk in tentative.chunks {
+                let record = sled::IVec::from(chunk.index.encode());
+                batch.insert(&keys::chunk(chunk.first), chunk.entries);
+                batch.insert(&keys::chunk_index(chunk.first), record.clone());
+                index_records.push((chunk.first, record));
             }
             if let Some(signer) = self.signer.as_ref().filter(|_| self.merkle_maintenance) {
                 let note = Checkpoint {
@@ -800,10 +900,18 @@ impl Writer {
                 last_time,
             };
             self.frontier = tentative.frontier;
-            if self.stream_cache.len() + tentative.streams.len() > STREAM_CACHE_SUBJECTS_MAX {
-                self.stream_cache.clear();
+            {
+                let mut index = self.index.write().expect("index lock");
+                for (first, record) in &index_records {
+                    let chunk = ChunkIndex::decode(*first, record)
+                        .expect("the writer decodes the records it just encoded");
+                    for (seq, indexed) in (*first..).zip(&chunk.entries) {
+                        index
+                            .add(seq, indexed)
+                            .expect("the writer indexes only checked entries");
+                    }
+                }
             }
-            self.stream_cache.extend(tentative.streams);
             self.publish.send_replace(self.head);
         }
         for (reply, outcome) in outcomes {
@@ -866,46 +974,49 @@ fn open_sled_retrying_lock(path: &Path, cache_bytes: Option<u64>) -> Result<sled
     }
 }
 
-/// The result of checking the log's tail on open.
+/// Checks the log's last entries (at least the last group: every chunk holding one of the
+/// last [`TAIL_VERIFY_ENTRIES`]) as full verification does, except for Merkle nodes: each is the
+/// entry its chunk's index record describes and links to the one before; and nothing is stored
+/// beyond them (no chunk, index record or signed checkpoint).
 fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
+    use crate::verify::{check_in_chunk, check_link_origin, StoredChunk};
+    let storage = |seq: u64| move |e: sled::Error| (seq, format!("storage: {e}"));
     let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
-    let mut prev_hash = if start == 0 {
+    let from = chunk_containing(tree, keys::CHUNK, start)
+        .map_err(storage(start))?
+        .map_or(0, |(first, _)| first);
+    let mut prev_hash = if from == 0 {
         Digest::ZERO
     } else {
-        match tree.get(keys::entry(start - 1)) {
-            Ok(Some(bytes)) => Digest::of(&bytes),
-            _ => return Err((start - 1, "entry is missing".into())),
+        match stored_entry(tree, from - 1).map_err(storage(from - 1))? {
+            Some(bytes) => Digest::of(&bytes),
+            None => return Err((from - 1, "entry is missing".into())),
         }
     };
-    let mut expected = start;
-    for item in tree.range(keys::entry(start)..keys::entry(size)) {
-        let (key, bytes) = item.map_err(|e| (expected, format!("storage: {e}")))?;
-        let key_seq =
-            keys::decode_u64(&key[1..]).ok_or((expected, "malformed entry key".to_owned()))?;
-        if key_seq != expected {
-            return Err((expected, "entry is missing".into()));
+    let mut chunks = tree.range(keys::chunk(from)..=keys::chunk(u64::MAX));
+    let mut indexes = tree.range(keys::chunk_index(from)..=keys::chunk_index(u64::MAX));
+    let mut expected = from;
+    let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
+    loop {
+        let chunk = chunks.next().transpose().map_err(storage(expected))?;
+        let index = indexes.next().transpose().map_err(storage(expected))?;
+        let Some(chunk) = StoredChunk::pair(expected, chunk, index).map_err(problem)? else {
+            break;
+        };
+        let index = chunk.decode_index().map_err(problem)?;
+        for (k, (seq, bytes)) in chunk.entries().enumerate() {
+            let hashed = check_in_chunk(seq, bytes, index.entries.get(k)).map_err(problem)?;
+            check_link_origin(&hashed.entry, &prev_hash, origin).map_err(problem)?;
+            prev_hash = hashed.hash;
+            expected = seq + 1;
         }
-        crate::verify::check_stored_entry(tree, expected, &bytes, &prev_hash, origin)
-            .map_err(|p| (p.seq, p.reason))?;
-        prev_hash = Digest::of(&bytes);
-        expected += 1;
+        chunk.check_count(&index).map_err(problem)?;
     }
     if expected != size {
         return Err((expected, "entry is missing".into()));
     }
-    // Indexes that point beyond the last entry mean the tail was cut off.
-    if crate::verify::merkle_nodes_beyond(tree, size)
-        .ok()
-        .flatten()
-        .is_some()
-    {
-        return Err((
-            size,
-            "entries from here on are missing (the Merkle index still holds their nodes)".into(),
-        ));
-    }
     if let Some(Ok((key, _))) = tree.scan_prefix([keys::CHECKPOINT]).next_back() {
-        if keys::decode_u64(&key[1..]).is_some_and(|signed| signed > size) {
+        if keys::key_number(&key, keys::CHECKPOINT).is_some_and(|signed| signed > size) {
             return Err((
                 size,
                 "entries from here on are missing (a signed checkpoint covers them)".into(),
@@ -913,6 +1024,44 @@ fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, St
         }
     }
     Ok(())
+}
+
+/// Rebuilds the id and stream indexes from every chunk's index record, in order. On the first
+/// record that is out of place or inconsistent, returns what was built so far and the problem.
+fn load_index(tree: &sled::Tree) -> Result<(LogIndex, Option<(u64, String)>), sled::Error> {
+    let mut index = LogIndex::default();
+    let mut expected = 0u64;
+    for item in tree.scan_prefix([keys::CHUNK_INDEX]) {
+        let (key, record) = item?;
+        let Some(first) = keys::key_number(&key, keys::CHUNK_INDEX) else {
+            return Ok((index, Some((expected, "malformed index record key".into()))));
+        };
+        if first != expected {
+            return Ok((
+                index,
+                Some((
+                    expected,
+                    format!("entry {expected} is missing: the next index record starts at seq {first}"),
+                )),
+            ));
+        }
+        let chunk = match ChunkIndex::decode(first, &record) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return Ok((
+                    index,
+                    Some((first, format!("the chunk's index record is malformed: {e}"))),
+                ))
+            }
+        };
+        for (seq, indexed) in (first..).zip(&chunk.entries) {
+            if let Err(reason) = index.add(seq, indexed) {
+                return Ok((index, Some((seq, reason))));
+            }
+        }
+        expected = chunk.end();
+    }
+    Ok((index, None))
 }
 
 impl Log {
@@ -948,6 +1097,9 @@ impl Log {
     ) -> Result<Self, OpenLogError> {
         let db = open_sled_retrying_lock(path, config.cache_bytes)?;
         let tree = db.open_tree("log")?;
+        if tree.scan_prefix([keys::LAYOUT_1_ENTRY]).next().is_some() {
+            return Err(OpenLogError::Layout1);
+        }
         let meta = db.open_tree("meta")?;
         // Snapshots used to be values in this tree; they are files now (see `put_snapshot`).
         db.drop_tree("snapshots")?;
@@ -973,13 +1125,23 @@ impl Log {
         let mut disk = DiskSync::open(path)?;
         disk.sync()?;
 
-        let size = match tree.scan_prefix([keys::ENTRY]).next_back() {
+        let size = match tree.scan_prefix([keys::CHUNK]).next_back() {
             None => 0,
-            Some(item) => keys::decode_u64(&item?.0[1..]).map_or(0, |last| last + 1),
+            Some(item) => {
+                let (key, chunk) = item?;
+                keys::key_number(&key, keys::CHUNK).map_or(0, |first| {
+                    first + keys::chunk_entry_ranges(&chunk).count() as u64
+                })
+            }
         };
-        let refusal = check_tail(&tree, size, &origin)
-            .err()
+        let (index, index_problem) = load_index(&tree)?;
+        // Both name the first bad seq they find; the lower one is the first problem.
+        let refusal = [index_problem, check_tail(&tree, size, &origin).err()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(seq, _)| *seq)
             .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
+        let index = Arc::new(RwLock::new(index));
         let (head, frontier) = if refusal.is_some() {
             (
                 Head {
@@ -996,7 +1158,7 @@ impl Log {
             let last = if size == 0 {
                 None
             } else {
-                tree.get(keys::entry(size - 1))?
+                stored_entry(&tree, size - 1)?
             };
             let last_entry = last
                 .as_deref()
@@ -1027,7 +1189,7 @@ impl Log {
             frontier,
             publish,
             failed: refusal.as_ref().map(ToString::to_string),
-            stream_cache: HashMap::new(),
+            index: Arc::clone(&index),
             merkle_maintenance,
             stats: Arc::clone(&stats),
         };
@@ -1046,6 +1208,7 @@ impl Log {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
                 node_cache: NodeCache::default(),
+                index,
                 stats,
             }),
         })
@@ -1194,7 +1357,7 @@ impl Log {
         if seq >= self.head().size {
             return Ok(None);
         }
-        match self.shared.tree.get(keys::entry(seq))? {
+        match stored_entry(&self.shared.tree, seq)? {
             Some(bytes) => Self::parse_at(seq, &bytes).map(Some),
             None => Err(ReadError::IndexCorrupt(format!(
                 "entry {seq} is missing below the head"
@@ -1215,10 +1378,8 @@ impl Log {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(usize::try_from(end - from).unwrap_or(0));
-        for item in self.shared.tree.range(keys::entry(from)..keys::entry(end)) {
-            let (key, value) = item?;
-            let seq = keys::decode_u64(&key[1..])
-                .ok_or_else(|| ReadError::IndexCorrupt("malformed entry key".into()))?;
+        for item in self.iter_bytes_until(from, end) {
+            let (seq, value) = item?;
             out.push((seq, Arc::from(value.as_ref())));
         }
         Ok(out)
@@ -1237,20 +1398,50 @@ impl Log {
 
     /// Every durable entry's stored bytes from `from` on, in order, read lazily (for export and
     /// verification; memory stays flat).
+    ///
+    /// Each item's seq is its position in the store; a store that was tampered with can hold a
+    /// different entry there, which [`Log::get`] and verification notice and this does not.
     pub fn iter_bytes(
         &self,
         from: u64,
     ) -> impl Iterator<Item = Result<(u64, sled::IVec), ReadError>> + '_ {
-        let end = self.head().size;
-        self.shared
-            .tree
-            .range(keys::entry(from)..keys::entry(end.max(from)))
-            .map(|item| {
-                let (key, value) = item?;
-                let seq = keys::decode_u64(&key[1..])
-                    .ok_or_else(|| ReadError::IndexCorrupt("malformed entry key".into()))?;
-                Ok((seq, value))
-            })
+        self.iter_bytes_until(from, self.head().size)
+    }
+
+    fn iter_bytes_until(
+        &self,
+        from: u64,
+        end: u64,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), ReadError>> + '_ {
+        let tree = &self.shared.tree;
+        // Start at the chunk holding `from` (none if the store is empty or `from` is at the end).
+        let start = match chunk_containing(tree, keys::CHUNK, from) {
+            Ok(found) => Ok(found.map_or(from, |(first, _)| first)),
+            Err(e) => Err(ReadError::from(e)),
+        };
+        let chunks = match &start {
+            Ok(start) if *start < end => Some(tree.range(keys::chunk(*start)..keys::chunk(end))),
+            _ => None,
+        };
+        let failed = start.err();
+        failed
+            .map(Err)
+            .into_iter()
+            .chain(chunks.into_iter().flatten().flat_map(move |item| {
+                let (key, chunk) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => return vec![Err(ReadError::from(e))],
+                };
+                let Some(first) = keys::key_number(&key, keys::CHUNK) else {
+                    return vec![Err(ReadError::IndexCorrupt("malformed chunk key".into()))];
+                };
+                keys::chunk_entry_ranges(&chunk)
+                    .enumerate()
+                    .map(|(k, range)| (first + k as u64, range))
+                    .filter(|(seq, _)| (from..end).contains(seq))
+                    .map(|(seq, range)| Ok((seq, chunk.subslice(range.start, range.len()))))
+                    .collect()
+            }))
     }
 
     /// Durable entries of stream `subject` from `from_version`, at most `limit`, in stream order.
@@ -1264,29 +1455,24 @@ impl Log {
         limit: usize,
     ) -> Result<Vec<Entry>, ReadError> {
         let size = self.head().size;
-        let start = keys::stream(subject, from_version);
-        let prefix = keys::stream_prefix(subject);
-        let mut out = Vec::new();
-        for item in self
-            .shared
-            .tree
-            .range(start..)
-            .take(limit.min(READ_PAGE_ENTRIES_MAX))
-        {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let seq = keys::decode_u64(&value)
-                .ok_or_else(|| ReadError::IndexCorrupt("malformed stream index value".into()))?;
-            if seq >= size {
-                break;
-            }
-            out.push(self.get(seq)?.ok_or_else(|| {
-                ReadError::IndexCorrupt(format!("stream index points at missing seq {seq}"))
-            })?);
-        }
-        Ok(out)
+        let seqs: Vec<u64> = {
+            let index = self.shared.index.read().expect("index lock");
+            let versions = index.streams.get(subject).map_or(&[][..], |v| v.as_slice());
+            versions
+                .iter()
+                .skip(usize::try_from(from_version).unwrap_or(usize::MAX))
+                .take(limit.min(READ_PAGE_ENTRIES_MAX))
+                .copied()
+                .take_while(|seq| *seq < size)
+                .collect()
+        };
+        seqs.into_iter()
+            .map(|seq| {
+                self.get(seq)?.ok_or_else(|| {
+                    ReadError::IndexCorrupt(format!("stream index points at missing seq {seq}"))
+                })
+            })
+            .collect()
     }
 
     /// The durable entry with event id `id`.
@@ -1294,13 +1480,11 @@ impl Log {
     /// # Errors
     /// [`ReadError`] on storage failure or corruption.
     pub fn get_by_id(&self, id: &Uuid) -> Result<Option<Entry>, ReadError> {
-        let Some(value) = self.shared.tree.get(keys::id(id))? else {
-            return Ok(None);
-        };
-        let seq = keys::decode_id_value(&value)
-            .map(|(seq, _)| seq)
-            .ok_or_else(|| ReadError::IndexCorrupt("malformed id index value".into()))?;
-        self.get(seq)
+        let seq = self.shared.index.read().expect("index lock").ids.get(id).copied();
+        match seq {
+            Some(seq) => self.get(seq),
+            None => Ok(None),
+        }
     }
 
     /// Merkle root of the first `size` entries.

@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{Checkpoint, NoteVerifier};
 use crate::entry::{Digest, Entry};
-use crate::keys;
+use crate::keys::{self, ChunkIndex, IndexedEntry};
 use crate::log::{Log, ReadError};
 use crate::merkle::{self, Frontier};
 use crate::time::Timestamp;
@@ -230,29 +230,59 @@ impl ChainVerifier {
     }
 }
 
-/// Checks one stored entry against its neighbours and the store's indexes (used on open for the
-/// tail and by [`verify_store`] for everything).
-pub(crate) fn check_stored_entry(
-    tree: &sled::Tree,
+/// Checks one stored entry without its neighbours: it is the entry that belongs at `seq`
+/// (its position in its chunk), well-formed, and exactly as its chunk's index record describes it
+/// (`indexed`). Shared by the tail check on open and by [`verify_store`], so both name the same
+/// seq for the same damage.
+pub(crate) fn check_in_chunk(
     seq: u64,
     bytes: &[u8],
-    prev_hash: &Digest,
-    origin: &str,
-) -> Result<Entry, IntegrityProblem> {
-    let entry = Entry::parse(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
+    indexed: Option<&IndexedEntry<'_>>,
+) -> Result<Hashed, IntegrityProblem> {
+    let hashed = Hashed::of(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
+    let entry = &hashed.entry;
     if entry.seq != seq {
         return Err(problem(
             seq,
-            format!("stored at seq {seq} but the entry says seq {}", entry.seq),
+            format!(
+                "entry {seq} is missing: the entry stored in its place says seq {}",
+                entry.seq
+            ),
         ));
     }
-    check_link_origin(&entry, prev_hash, origin)?;
-    check_indexes(tree, &entry, &merkle::leaf_hash(bytes))?;
-    check_stream_predecessor(tree, &entry)?;
-    Ok(entry)
+    let Some(indexed) = indexed else {
+        return Err(problem(seq, "the chunk's index record does not list this entry"));
+    };
+    if indexed.leaf != hashed.leaf {
+        return Err(problem(
+            seq,
+            "content differs from the Merkle leaf recorded when it was appended",
+        ));
+    }
+    if indexed.id != entry.id {
+        return Err(problem(
+            seq,
+            format!(
+                "the id index records event id {} here, but the entry's id is {}",
+                indexed.id, entry.id
+            ),
+        ));
+    }
+    if indexed.subject != entry.subject || indexed.stream_version != entry.stream_version {
+        return Err(problem(
+            seq,
+            format!(
+                "the stream index records {}@{} here, but the entry is {}@{}",
+                indexed.subject, indexed.stream_version, entry.subject, entry.stream_version
+            ),
+        ));
+    }
+    Ok(hashed)
 }
 
-fn check_link_origin(
+/// Checks that `entry` links to the entry before it (for the tail check on open, which starts
+/// mid-log and so has no [`ChainVerifier`]).
+pub(crate) fn check_link_origin(
     entry: &Entry,
     prev_hash: &Digest,
     origin: &str,
@@ -279,88 +309,88 @@ fn check_link_origin(
     Ok(())
 }
 
-/// Checks that the store's indexes describe `entry` (already checked against its neighbours),
-/// whose Merkle leaf hash is `leaf`.
-fn check_indexes(tree: &sled::Tree, entry: &Entry, leaf: &Digest) -> Result<(), IntegrityProblem> {
-    let seq = entry.seq;
-    let storage = |e: sled::Error| problem(seq, format!("storage: {e}"));
-    let points_here =
-        |value: Option<sled::IVec>| value.as_deref().and_then(keys::decode_u64) == Some(seq);
-    let indexed = tree.get(keys::id(&entry.id)).map_err(storage)?;
-    match indexed.as_deref().and_then(keys::decode_id_value) {
-        Some((indexed_seq, _)) if indexed_seq != seq => {
-            return Err(problem(
-                seq,
+/// A stored chunk (`E` key) and its index record (`X` key), checked to start at `expected`.
+pub(crate) struct StoredChunk {
+    pub(crate) first: u64,
+    pub(crate) entries: sled::IVec,
+    pub(crate) index: sled::IVec,
+}
+
+impl StoredChunk {
+    /// Pairs the next chunk and index record, which must both start at `expected` (the size
+    /// verified so far).
+    pub(crate) fn pair(
+        expected: u64,
+        chunk: Option<(sled::IVec, sled::IVec)>,
+        index: Option<(sled::IVec, sled::IVec)>,
+    ) -> Result<Option<Self>, IntegrityProblem> {
+        let first_of = |key: &sled::IVec, prefix| {
+            keys::key_number(key, prefix).ok_or_else(|| problem(expected, "malformed chunk key"))
+        };
+        match (chunk, index) {
+            (None, None) => Ok(None),
+            (Some((key, _)), None) => Err(problem(
+                first_of(&key, keys::CHUNK)?,
+                "the chunk stored here has no index record",
+            )),
+            (None, Some((key, _))) => Err(problem(
+                expected,
                 format!(
-                    "the id index maps event id {} to seq {indexed_seq}",
-                    entry.id
+                    "entries from here on are missing: an index record describes a chunk from seq {}",
+                    first_of(&key, keys::CHUNK_INDEX)?
+                ),
+            )),
+            (Some((chunk_key, entries)), Some((index_key, index))) => {
+                let first = first_of(&chunk_key, keys::CHUNK)?;
+                let indexed_first = first_of(&index_key, keys::CHUNK_INDEX)?;
+                if first != expected || indexed_first != expected {
+                    return Err(problem(
+                        expected,
+                        format!(
+                            "entry {expected} is missing: the next chunk starts at seq {first}, \
+                             its index record at seq {indexed_first}"
+                        ),
+                    ));
+                }
+                if !entries.ends_with(b"\n") {
+                    return Err(problem(first, "the chunk does not end with a newline"));
+                }
+                Ok(Some(Self {
+                    first,
+                    entries,
+                    index,
+                }))
+            }
+        }
+    }
+
+    /// The chunk's index record, decoded.
+    pub(crate) fn decode_index(&self) -> Result<ChunkIndex<'_>, IntegrityProblem> {
+        ChunkIndex::decode(self.first, &self.index)
+            .map_err(|e| problem(self.first, format!("the chunk's index record is malformed: {e}")))
+    }
+
+    /// Each entry's seq (from its position) and bytes.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        keys::chunk_entry_ranges(&self.entries)
+            .enumerate()
+            .map(|(k, range)| (self.first + k as u64, &self.entries[range]))
+    }
+
+    /// A problem if the index record lists more entries than the chunk holds.
+    pub(crate) fn check_count(&self, index: &ChunkIndex<'_>) -> Result<(), IntegrityProblem> {
+        let stored = keys::chunk_entry_ranges(&self.entries).count() as u64;
+        if (stored as usize) < index.entries.len() {
+            return Err(problem(
+                self.first + stored,
+                format!(
+                    "entries from here on are missing: the index record lists {} entries from seq {}",
+                    index.entries.len(),
+                    self.first
                 ),
             ));
         }
-        None => {
-            return Err(problem(
-                seq,
-                format!("the id index has no valid record for event id {}", entry.id),
-            ));
-        }
-        Some((_, recorded)) if recorded != *leaf => {
-            return Err(problem(
-                seq,
-                "content differs from the Merkle leaf recorded when it was appended",
-            ));
-        }
-        Some(_) => {}
-    }
-    if !points_here(
-        tree.get(keys::stream(&entry.subject, entry.stream_version))
-            .map_err(storage)?,
-    ) {
-        return Err(problem(
-            seq,
-            format!(
-                "the stream index does not map {}@{} to this seq",
-                entry.subject, entry.stream_version
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that the stream index has `entry`'s predecessor in its stream at an earlier seq (for
-/// the tail check on open; a full walk tracks every stream's versions itself).
-fn check_stream_predecessor(tree: &sled::Tree, entry: &Entry) -> Result<(), IntegrityProblem> {
-    let seq = entry.seq;
-    if entry.stream_version > 0 {
-        let before = tree
-            .get(keys::stream(&entry.subject, entry.stream_version - 1))
-            .map_err(|e| problem(seq, format!("storage: {e}")))?;
-        let earlier = before.as_deref().and_then(keys::decode_u64);
-        if earlier.is_none_or(|s| s >= seq) {
-            return Err(problem(
-                seq,
-                format!(
-                    "stream {} has no earlier entry at version {}",
-                    entry.subject,
-                    entry.stream_version - 1
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The leaf index of the first stored Merkle record at or beyond `size`, if any (a cut tail).
-pub(crate) fn merkle_nodes_beyond(
-    tree: &sled::Tree,
-    size: u64,
-) -> Result<Option<u64>, sled::Error> {
-    match tree.range(keys::merkle_completed(size)..).next() {
-        Some(item) => {
-            let (key, _) = item?;
-            Ok((key.first() == Some(&keys::MERKLE))
-                .then(|| keys::decode_u64(&key[1..]).unwrap_or(u64::MAX)))
-        }
-        None => Ok(None),
+        Ok(())
     }
 }
 
@@ -417,34 +447,66 @@ pub fn verify_store(
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut checked_checkpoints = 0u64;
     let threads = worker_threads();
-    let mut stored_entries = tree.scan_prefix([keys::ENTRY]);
+    let mut stored_chunks = tree.scan_prefix([keys::CHUNK]);
+    let mut stored_indexes = tree.scan_prefix([keys::CHUNK_INDEX]);
     // The last version seen of every stream: each entry must be its stream's next version.
     let mut stream_versions: std::collections::HashMap<String, u64> =
         std::collections::HashMap::new();
-    loop {
-        // Entries are read in order by this thread, in chunks; the per-entry work that needs no
-        // other entry (parsing, hashing, index look-ups) is shared across the cores; then the
-        // chunk is linked in order, so the first problem reported is the first in seq order.
-        let chunk = stored_entries
-            .by_ref()
-            .take(VERIFY_CHUNK)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ReadError::from)?;
-        if chunk.is_empty() {
-            break;
+    let mut exhausted = false;
+    while !exhausted {
+        // Chunks are read in order by this thread until a round holds VERIFY_CHUNK entries; the
+        // per-entry work that needs no other entry (parsing, hashing, comparing with the index
+        // record) is shared across the cores; then the round is linked in order, so the first
+        // problem reported is the first in seq order.
+        let mut round: Vec<StoredChunk> = Vec::new();
+        let mut entries_in_round = 0usize;
+        let mut expected = chain.size();
+        let mut pairing_problem = None;
+        while entries_in_round < VERIFY_CHUNK {
+            let chunk = stored_chunks.next().transpose().map_err(ReadError::from)?;
+            let index = stored_indexes.next().transpose().map_err(ReadError::from)?;
+            let paired = match StoredChunk::pair(expected, chunk, index) {
+                Ok(paired) => paired,
+                // Reported once everything before it has been checked.
+                Err(problem) => {
+                    pairing_problem = Some(problem);
+                    exhausted = true;
+                    break;
+                }
+            };
+            let Some(paired) = paired else {
+                exhausted = true;
+                break;
+            };
+            let count = keys::chunk_entry_ranges(&paired.entries).count();
+            entries_in_round += count;
+            expected += count as u64;
+            round.push(paired);
         }
-        let base = chain.size();
-        let checked = in_parallel(&chunk, threads, |offset, (key, bytes)| {
-            check_alone(tree, base + offset as u64, key, bytes)
+        let decoded: Vec<Result<ChunkIndex<'_>, IntegrityProblem>> =
+            round.iter().map(StoredChunk::decode_index).collect();
+        let items: Vec<(u64, &[u8], Option<&IndexedEntry<'_>>)> = round
+            .iter()
+            .zip(&decoded)
+            .flat_map(|(chunk, index)| {
+                chunk.entries().enumerate().map(move |(k, (seq, bytes))| {
+                    let indexed = index.as_ref().ok().and_then(|i| i.entries.get(k));
+                    (seq, bytes, indexed)
+                })
+            })
+            .collect();
+        let checked = in_parallel(&items, threads, |_, (seq, bytes, indexed)| {
+            check_in_chunk(*seq, bytes, *indexed)
         });
-        // The checkpoints this chunk reaches. A busy log signs one per commit batch (a simulated
+        let round_end = chain.size() + items.len() as u64;
+        // The checkpoints this round reaches. A busy log signs one per commit (a simulated
         // 1.4M-entry history holds 966k), so their signatures are verified across the cores too;
         // only the comparison with the recomputed root is left to the linking below.
         let mut notes = Vec::new();
         while let Some(Ok((key, _))) = checkpoints.peek() {
-            let size = keys::decode_u64(&key[1..])
-                .ok_or_else(|| problem(base, "malformed checkpoint key"))?;
-            if size > base + chunk.len() as u64 {
+            let size = keys::key_number(key, keys::CHECKPOINT)
+                .ok_or_else(|| problem(chain.size(), "malformed checkpoint key"))?;
+            if size > round_end {
                 break;
             }
             let (_, note) = checkpoints
@@ -461,59 +523,67 @@ pub fn verify_store(
         })
         .into_iter()
         .peekable();
-        for alone in checked {
-            let seq = chain.size();
-            let hashed = alone.hashed?;
-            let mut recomputed = Vec::new();
-            let entry = chain.link(hashed, |node| {
-                if node.level > 0 {
-                    recomputed.extend_from_slice(&node.hash.0);
+        let mut checked = checked.into_iter();
+        for (chunk, index) in round.iter().zip(&decoded) {
+            let index = index.as_ref().map_err(Clone::clone)?;
+            for _ in chunk.entries() {
+                let seq = chain.size();
+                let hashed = checked.next().expect("one result per entry")?;
+                let mut recomputed = Vec::new();
+                let entry = chain.link(hashed, |node| {
+                    if node.level > 0 {
+                        recomputed.extend_from_slice(&node.hash.0);
+                    }
+                })?;
+                debug_assert_eq!(entry.seq, seq);
+                let expected_version = match stream_versions.get_mut(entry.subject.as_str()) {
+                    Some(last) => {
+                        *last += 1;
+                        *last
+                    }
+                    None => {
+                        stream_versions.insert(entry.subject.clone(), 0);
+                        0
+                    }
+                };
+                if entry.stream_version != expected_version {
+                    return Err(problem(
+                        seq,
+                        format!(
+                            "stream {} continues at version {}, but this entry says {}",
+                            entry.subject, expected_version, entry.stream_version
+                        ),
+                    )
+                    .into());
                 }
-            })?;
-            debug_assert_eq!(entry.seq, seq);
-            alone.indexes?;
-            let expected_version = match stream_versions.get_mut(entry.subject.as_str()) {
-                Some(last) => {
-                    *last += 1;
-                    *last
+                if index.nodes_of(seq) != recomputed.as_slice() {
+                    return Err(problem(
+                        seq,
+                        "the Merkle nodes recorded for this leaf differ from the recomputed ones",
+                    )
+                    .into());
                 }
-                None => {
-                    stream_versions.insert(entry.subject.clone(), 0);
-                    0
+                while let Some((size, checkpoint)) =
+                    opened.next_if(|(size, _)| *size <= chain.size())
+                {
+                    compare_checkpoint(checkpoint?, size, &chain, origin)?;
+                    checked_checkpoints += 1;
                 }
-            };
-            if entry.stream_version != expected_version {
-                return Err(problem(
-                    seq,
-                    format!(
-                        "stream {} continues at version {}, but this entry says {}",
-                        entry.subject, expected_version, entry.stream_version
-                    ),
-                )
-                .into());
+                if chain.size().is_multiple_of(4096) {
+                    progress(chain.size());
+                }
             }
-            let stored = alone.merkle_record.map_err(ReadError::from)?;
-            if stored.as_deref().unwrap_or_default() != recomputed.as_slice() {
-                return Err(problem(
-                    seq,
-                    "the Merkle nodes recorded for this leaf differ from the recomputed ones",
-                )
-                .into());
-            }
-            while let Some((size, checkpoint)) = opened.next_if(|(size, _)| *size <= chain.size()) {
-                compare_checkpoint(checkpoint?, size, &chain, origin)?;
-                checked_checkpoints += 1;
-            }
-            if chain.size().is_multiple_of(4096) {
-                progress(chain.size());
-            }
+            chunk.check_count(&index)?;
+        }
+        if let Some(problem) = pairing_problem {
+            return Err(problem.into());
         }
     }
     let size = chain.size();
     progress(size);
     if let Some(item) = checkpoints.next() {
         let (key, _) = item.map_err(ReadError::from)?;
-        let signed = keys::decode_u64(&key[1..]).unwrap_or(u64::MAX);
+        let signed = keys::key_number(&key, keys::CHECKPOINT).unwrap_or(u64::MAX);
         return Err(problem(
             size,
             format!(
@@ -521,26 +591,6 @@ pub fn verify_store(
             ),
         )
         .into());
-    }
-    if merkle_nodes_beyond(tree, size)
-        .map_err(ReadError::from)?
-        .is_some()
-    {
-        return Err(problem(
-            size,
-            "entries from here on are missing: the Merkle index holds their nodes",
-        )
-        .into());
-    }
-    for (prefix, name) in [(keys::ID, "id"), (keys::STREAM, "stream")] {
-        let indexed = tree.scan_prefix([prefix]).count() as u64;
-        if indexed != size {
-            return Err(problem(
-                size,
-                format!("the {name} index holds {indexed} entries but the log has {size}"),
-            )
-            .into());
-        }
     }
     Ok(StoreReport {
         entries: size,
@@ -552,39 +602,6 @@ pub fn verify_store(
 
 /// Entries read and checked per round of [`verify_store`].
 const VERIFY_CHUNK: usize = 4096;
-
-/// What can be checked about one stored entry without its neighbours.
-struct CheckedAlone {
-    /// Parsed and hashed, or why not (stored at the wrong key, malformed).
-    hashed: Result<Hashed, IntegrityProblem>,
-    /// The id and stream indexes describe it.
-    indexes: Result<(), IntegrityProblem>,
-    /// The Merkle record stored for its leaf.
-    merkle_record: Result<Option<sled::IVec>, sled::Error>,
-}
-
-fn check_alone(tree: &sled::Tree, seq: u64, key: &[u8], bytes: &[u8]) -> CheckedAlone {
-    let key_seq = keys::decode_u64(&key[1..]);
-    let hashed = match key_seq {
-        None => Err(problem(seq, "malformed entry key")),
-        Some(key_seq) if key_seq != seq => Err(problem(
-            seq,
-            format!("entry is missing (the next stored entry is at seq {key_seq})"),
-        )),
-        Some(_) => Hashed::of(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}"))),
-    };
-    let indexes = match &hashed {
-        // Only meaningful once the entry is known to be the one at `seq`; reported after the
-        // chain checks, in the same order as a sequential walk.
-        Ok(h) if h.entry.seq == seq => check_indexes(tree, &h.entry, &h.leaf),
-        _ => Ok(()),
-    };
-    CheckedAlone {
-        hashed,
-        indexes,
-        merkle_record: tree.get(keys::merkle_completed(seq)),
-    }
-}
 
 /// How many threads to spread per-entry checking over: one per core (at most 8; 1 if the
 /// platform cannot say). Verification and the auditor's readers share it.

@@ -8,15 +8,20 @@ mod raw_sled;
 use common::{draft, open};
 use events::verify::{verify_store, VerifyStoreError};
 use events::AppendError;
-use raw_sled::open_raw_sled;
+use raw_sled::{edit_entries, edit_index_record, open_raw_sled};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 const ENTRIES: u64 = 40;
 
-fn entry_key(seq: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
+/// Replaces the first `hello` in entry `seq` with `jello`: still canonical JSON, so only the
+/// entry's hash can tell.
+fn change_a_byte(seq: u64) -> impl FnOnce(&mut BTreeMap<u64, Vec<u8>>) {
+    move |entries| {
+        let bytes = entries.get_mut(&seq).unwrap();
+        let at = bytes.windows(5).position(|w| w == b"hello").unwrap();
+        bytes[at] = b'j';
+    }
 }
 
 /// A log of 40 entries written in 8 commits, closed.
@@ -76,12 +81,7 @@ fn untouched_log_verifies() {
 fn one_changed_byte_is_found_at_its_seq() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |t| {
-        let mut bytes = t.get(entry_key(17)).unwrap().unwrap().to_vec();
-        let at = bytes.windows(5).position(|w| w == b"hello").unwrap();
-        bytes[at] = b'j'; // still canonical JSON: only the hash can tell
-        t.insert(entry_key(17), bytes).unwrap();
-    });
+    tamper(dir.path(), |t| edit_entries(t, change_a_byte(17)));
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 17, "{reason}");
 }
@@ -91,9 +91,7 @@ fn a_byte_that_breaks_the_json_is_found_at_its_seq() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        let mut bytes = t.get(entry_key(33)).unwrap().unwrap().to_vec();
-        bytes[0] = b' ';
-        t.insert(entry_key(33), bytes).unwrap();
+        edit_entries(t, |entries| entries.get_mut(&33).unwrap()[0] = b' ')
     });
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 33);
@@ -105,7 +103,9 @@ fn a_deleted_entry_is_found_at_its_seq() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        t.remove(entry_key(21)).unwrap();
+        edit_entries(t, |entries| {
+            entries.remove(&21).unwrap();
+        })
     });
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 21);
@@ -117,10 +117,11 @@ fn two_swapped_entries_are_found_at_the_first() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        let a = t.get(entry_key(12)).unwrap().unwrap();
-        let b = t.get(entry_key(30)).unwrap().unwrap();
-        t.insert(entry_key(12), b).unwrap();
-        t.insert(entry_key(30), a).unwrap();
+        edit_entries(t, |entries| {
+            let a = entries.remove(&12).unwrap();
+            let b = entries.insert(30, a).unwrap();
+            entries.insert(12, b);
+        })
     });
     assert_eq!(first_bad_seq(dir.path()).0, 12);
 }
@@ -130,9 +131,11 @@ fn a_truncated_tail_is_found_where_it_was_cut() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        for seq in 36..ENTRIES {
-            t.remove(entry_key(seq)).unwrap();
-        }
+        edit_entries(t, |entries| {
+            for seq in 36..ENTRIES {
+                entries.remove(&seq).unwrap();
+            }
+        })
     });
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 36);
@@ -146,11 +149,12 @@ fn an_entry_rewritten_and_rechained_is_caught_by_the_merkle_index_and_checkpoint
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        let bytes = t.get(entry_key(39)).unwrap().unwrap().to_vec();
-        let text = String::from_utf8(bytes)
-            .unwrap()
-            .replace("\"alice\"", "\"alicf\"");
-        t.insert(entry_key(39), text.into_bytes()).unwrap();
+        edit_entries(t, |entries| {
+            let text = String::from_utf8(entries[&39].clone())
+                .unwrap()
+                .replace("\"alice\"", "\"alicf\"");
+            entries.insert(39, text.into_bytes());
+        })
     });
     assert_eq!(first_bad_seq(dir.path()).0, 39);
 }
@@ -162,11 +166,8 @@ fn a_forged_merkle_node_is_found_at_the_leaf_that_completed_it() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        let mut key = vec![b'm'];
-        key.extend_from_slice(&23u64.to_be_bytes());
-        let mut nodes = t.get(&key).unwrap().unwrap().to_vec();
-        nodes[40] ^= 1; // level 2 of the subtrees leaf 23 completed
-        t.insert(key, nodes).unwrap();
+        // Level 2 of the subtrees leaf 23 completed.
+        edit_index_record(t, 23, |record| record.nodes[40] ^= 1)
     });
     let log = open(dir.path());
     let Err(VerifyStoreError::Integrity(problem)) = verify_store(&log, log.verifier(), |_| {})
@@ -180,29 +181,25 @@ fn a_forged_merkle_node_is_found_at_the_leaf_that_completed_it() {
 #[test]
 fn a_damaged_index_record_is_found_at_the_entry_it_describes() {
     // Entry 17 is the sixth of stream s/2 (entries 2, 5, 8, 11, 14, 17…): version 5.
-    let mut stream_key = b"ss/2\0".to_vec();
-    stream_key.extend_from_slice(&5u64.to_be_bytes());
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     tamper(dir.path(), |t| {
-        assert!(t.remove(&stream_key).unwrap().is_some());
+        edit_index_record(t, 17, |record| {
+            assert_eq!((record.subject.as_str(), record.stream_version), ("s/2", 5));
+            record.stream_version = 6;
+        })
     });
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 17, "{reason}");
     assert!(reason.contains("stream index"), "{reason}");
 
-    // The id index of entry 29 pointing at entry 28.
+    // The index record giving entry 29 the id of entry 28.
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
+    let mut id_of_28 = None;
     tamper(dir.path(), |t| {
-        let entry: serde_json::Value =
-            serde_json::from_slice(&t.get(entry_key(29)).unwrap().unwrap()).unwrap();
-        let id = uuid::Uuid::parse_str(entry["id"].as_str().unwrap()).unwrap();
-        let mut key = vec![b'i'];
-        key.extend_from_slice(id.as_bytes());
-        let mut value = t.get(&key).unwrap().unwrap().to_vec();
-        value[..8].copy_from_slice(&28u64.to_be_bytes());
-        t.insert(key, value).unwrap();
+        edit_index_record(t, 28, |record| id_of_28 = Some(record.id));
+        edit_index_record(t, 29, |record| record.id = id_of_28.unwrap());
     });
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 29, "{reason}");
@@ -253,14 +250,7 @@ fn problems_in_later_chunks_are_found_at_the_first_bad_seq() {
     let report = verify_store(&log, log.verifier(), |_| {}).unwrap();
     assert_eq!((report.entries, report.checkpoints), (10_000, 20));
     log.close();
-    let change = |seq: u64| {
-        move |t: &sled::Tree| {
-            let mut bytes = t.get(entry_key(seq)).unwrap().unwrap().to_vec();
-            let at = bytes.windows(5).position(|w| w == b"hello").unwrap();
-            bytes[at] = b'j';
-            t.insert(entry_key(seq), bytes).unwrap();
-        }
-    };
+    let change = |seq: u64| move |t: &sled::Tree| edit_entries(t, change_a_byte(seq));
     tamper(dir.path(), change(9_000));
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 9_000, "{reason}");
