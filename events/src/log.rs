@@ -431,8 +431,8 @@ impl NodeSource for StoredNodes<'_> {
         // The subtree (level, index) was completed by its last leaf, whose chunk's index record
         // holds its leaf hash and the nodes it completed.
         let last_leaf = ((index + 1) << level) - 1;
-        let (first, record) = chunk_containing(self.0, keys::CHUNK_INDEX, last_leaf)?
-            .ok_or_else(missing)?;
+        let (first, record) =
+            chunk_containing(self.0, keys::CHUNK_INDEX, last_leaf)?.ok_or_else(missing)?;
         let chunk = ChunkIndex::decode(first, &record).map_err(ReadError::IndexCorrupt)?;
         if last_leaf >= chunk.end() {
             return Err(missing());
@@ -682,12 +682,11 @@ impl Writer {
     }
 
     fn stream_last_version(&self, tentative: &Tentative, subject: &str) -> Option<u64> {
-        tentative.streams.get(subject).copied().or_else(|| {
-            self.index
-                .read()
-                .expect("index lock")
-                .last_version(subject)
-        })
+        tentative
+            .streams
+            .get(subject)
+            .copied()
+            .or_else(|| self.index.read().expect("index lock").last_version(subject))
     }
 
     fn existing(&self, tentative: &Tentative, id: &Uuid) -> Result<Option<Entry>, String> {
@@ -843,6 +842,7 @@ impl Writer {
             return;
         }
         let now = self.clock.now();
+        let entries_in_group = group.iter().map(|r| r.drafts.len()).sum();
         // Each request's time: its own decision time or the clock, never before the last entry.
         let mut last_time = self.head.last_time;
         let mut tentative = Tentative {
@@ -850,8 +850,8 @@ impl Writer {
             last_hash: self.head.last_hash,
             frontier: self.frontier.clone(),
             chunks: Vec::new(),
-            ids: HashMap::new(),
-            streams: HashMap::new(),
+            ids: HashMap::with_capacity(entries_in_group),
+            streams: HashMap::with_capacity(entries_in_group),
         };
         let outcomes: Vec<_> = group
             .into_iter()
@@ -1041,7 +1041,9 @@ fn load_index(tree: &sled::Tree) -> Result<(LogIndex, Option<(u64, String)>), sl
                 index,
                 Some((
                     expected,
-                    format!("entry {expected} is missing: the next index record starts at seq {first}"),
+                    format!(
+                        "entry {expected} is missing: the next index record starts at seq {first}"
+                    ),
                 )),
             ));
         }
@@ -1480,7 +1482,14 @@ impl Log {
     /// # Errors
     /// [`ReadError`] on storage failure or corruption.
     pub fn get_by_id(&self, id: &Uuid) -> Result<Option<Entry>, ReadError> {
-        let seq = self.shared.index.read().expect("index lock").ids.get(id).copied();
+        let seq = self
+            .shared
+            .index
+            .read()
+            .expect("index lock")
+            .ids
+            .get(id)
+            .copied();
         match seq {
             Some(seq) => self.get(seq),
             None => Ok(None),

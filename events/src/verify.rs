@@ -251,7 +251,10 @@ pub(crate) fn check_in_chunk(
         ));
     }
     let Some(indexed) = indexed else {
-        return Err(problem(seq, "the chunk's index record does not list this entry"));
+        return Err(problem(
+            seq,
+            "the chunk's index record does not list this entry",
+        ));
     };
     if indexed.leaf != hashed.leaf {
         return Err(problem(
@@ -314,6 +317,8 @@ pub(crate) struct StoredChunk {
     pub(crate) first: u64,
     pub(crate) entries: sled::IVec,
     pub(crate) index: sled::IVec,
+    /// Where each entry is in `entries`.
+    ranges: Vec<std::ops::Range<usize>>,
 }
 
 impl StoredChunk {
@@ -355,10 +360,12 @@ impl StoredChunk {
                 if !entries.ends_with(b"\n") {
                     return Err(problem(first, "the chunk does not end with a newline"));
                 }
+                let ranges = keys::chunk_entry_ranges(&entries).collect();
                 Ok(Some(Self {
                     first,
                     entries,
                     index,
+                    ranges,
                 }))
             }
         }
@@ -366,20 +373,30 @@ impl StoredChunk {
 
     /// The chunk's index record, decoded.
     pub(crate) fn decode_index(&self) -> Result<ChunkIndex<'_>, IntegrityProblem> {
-        ChunkIndex::decode(self.first, &self.index)
-            .map_err(|e| problem(self.first, format!("the chunk's index record is malformed: {e}")))
+        ChunkIndex::decode(self.first, &self.index).map_err(|e| {
+            problem(
+                self.first,
+                format!("the chunk's index record is malformed: {e}"),
+            )
+        })
+    }
+
+    /// How many entries the chunk holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ranges.len()
     }
 
     /// Each entry's seq (from its position) and bytes.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
-        keys::chunk_entry_ranges(&self.entries)
+        self.ranges
+            .iter()
             .enumerate()
-            .map(|(k, range)| (self.first + k as u64, &self.entries[range]))
+            .map(|(k, range)| (self.first + k as u64, &self.entries[range.clone()]))
     }
 
     /// A problem if the index record lists more entries than the chunk holds.
     pub(crate) fn check_count(&self, index: &ChunkIndex<'_>) -> Result<(), IntegrityProblem> {
-        let stored = keys::chunk_entry_ranges(&self.entries).count() as u64;
+        let stored = self.ranges.len() as u64;
         if (stored as usize) < index.entries.len() {
             return Err(problem(
                 self.first + stored,
@@ -478,7 +495,7 @@ pub fn verify_store(
                 exhausted = true;
                 break;
             };
-            let count = keys::chunk_entry_ranges(&paired.entries).count();
+            let count = paired.len();
             entries_in_round += count;
             expected += count as u64;
             round.push(paired);
@@ -573,7 +590,7 @@ pub fn verify_store(
                     progress(chain.size());
                 }
             }
-            chunk.check_count(&index)?;
+            chunk.check_count(index)?;
         }
         if let Some(problem) = pairing_problem {
             return Err(problem.into());
