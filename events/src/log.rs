@@ -298,6 +298,9 @@ struct Shared {
     node_cache: NodeCache,
     /// The id and stream indexes (the writer adds each group once it is durable).
     index: Arc<RwLock<LogIndex>>,
+    /// The first index record that could not be indexed on open (a repeated id, a stream
+    /// version out of order), as (seq, reason): full verification reports it at that seq.
+    index_problem: Option<(u64, String)>,
 }
 
 /// The id and stream indexes, in memory. Rebuilt on open from the chunks' index records and
@@ -1138,11 +1141,14 @@ impl Log {
         };
         let (index, index_problem) = load_index(&tree)?;
         // Both name the first bad seq they find; the lower one is the first problem.
-        let refusal = [index_problem, check_tail(&tree, size, &origin).err()]
-            .into_iter()
-            .flatten()
-            .min_by_key(|(seq, _)| *seq)
-            .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
+        let refusal = [
+            index_problem.clone(),
+            check_tail(&tree, size, &origin).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(seq, _)| *seq)
+        .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
         let index = Arc::new(RwLock::new(index));
         let (head, frontier) = if refusal.is_some() {
             (
@@ -1211,6 +1217,7 @@ impl Log {
                 writer: Mutex::new(Some(handle)),
                 node_cache: NodeCache::default(),
                 index,
+                index_problem,
                 stats,
             }),
         })
@@ -1643,6 +1650,11 @@ impl Log {
 
     pub(crate) fn tree(&self) -> &sled::Tree {
         &self.shared.tree
+    }
+
+    /// What rebuilding the id and stream indexes on open found wrong, if anything.
+    pub(crate) fn index_problem(&self) -> Option<&(u64, String)> {
+        self.shared.index_problem.as_ref()
     }
 
     /// Bytes sled reports on disk (for metrics).

@@ -464,6 +464,7 @@ pub fn verify_store(
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut checked_checkpoints = 0u64;
     let threads = worker_threads();
+    let index_problem = log.index_problem();
     let mut stored_chunks = tree.scan_prefix([keys::CHUNK]);
     let mut stored_indexes = tree.scan_prefix([keys::CHUNK_INDEX]);
     // The last version seen of every stream: each entry must be its stream's next version.
@@ -580,6 +581,12 @@ pub fn verify_store(
                     )
                     .into());
                 }
+                // Rebuilding the indexes on open checked what no single entry shows: that event
+                // ids are unique across the log (each entry was compared with its index record
+                // above, so the records speak for the entries).
+                if let Some((at, reason)) = index_problem.filter(|(at, _)| *at == seq) {
+                    return Err(problem(*at, reason.clone()).into());
+                }
                 while let Some((size, checkpoint)) =
                     opened.next_if(|(size, _)| *size <= chain.size())
                 {
@@ -598,6 +605,9 @@ pub fn verify_store(
     }
     let size = chain.size();
     progress(size);
+    if let Some((at, reason)) = index_problem {
+        return Err(problem(*at, reason.clone()).into());
+    }
     if let Some(item) = checkpoints.next() {
         let (key, _) = item.map_err(ReadError::from)?;
         let signed = keys::key_number(&key, keys::CHECKPOINT).unwrap_or(u64::MAX);

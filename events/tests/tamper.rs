@@ -264,3 +264,40 @@ fn problems_in_later_chunks_are_found_at_the_first_bad_seq() {
     };
     assert_eq!(problem.seq, 5_000, "{}", problem.reason);
 }
+
+/// An entry given another entry's event id, with its index record made to agree (so the entry
+/// alone looks consistent): rebuilding the id index on open finds the repeated id, full
+/// verification reports it at that seq, and the log refuses writes.
+#[test]
+fn a_repeated_event_id_is_found_at_the_second_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let id_of = |bytes: &[u8]| {
+        let entry: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        entry["id"].as_str().unwrap().to_owned()
+    };
+    let mut forged = None;
+    tamper(dir.path(), |t| {
+        edit_entries(t, |entries| {
+            let (theirs, mine) = (id_of(&entries[&28]), id_of(&entries[&29]));
+            let text = String::from_utf8(entries[&29].clone()).unwrap();
+            let bytes = text.replace(&mine, &theirs).into_bytes();
+            forged = Some((uuid::Uuid::parse_str(&theirs).unwrap(), bytes.clone()));
+            entries.insert(29, bytes);
+        });
+        let (id, bytes) = forged.clone().unwrap();
+        let mut leaf_28 = None;
+        edit_index_record(t, 28, |record| leaf_28 = Some(record.leaf));
+        edit_index_record(t, 29, |record| {
+            record.id = id;
+            record.leaf = events::merkle::leaf_hash(&bytes);
+            // Leaf 29 (0b11101) completes one subtree: leaves 28 and 29.
+            record.nodes = events::merkle::node_hash(&leaf_28.unwrap(), &record.leaf)
+                .0
+                .to_vec();
+        });
+    });
+    let (seq, reason) = first_bad_seq(dir.path());
+    assert_eq!(seq, 29, "{reason}");
+    assert!(reason.contains("repeats event id"), "{reason}");
+}
