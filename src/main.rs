@@ -478,9 +478,13 @@ fn serve(
     if let Some(key) = log.verifier() {
         tracing::info!(%key, "checkpoint verifier key");
     }
-    if let Some(refusal) = log.refusal() {
-        tracing::warn!(%refusal, "the log refuses writes");
-    }
+    // Known once the log's indexes are rebuilt (in the background, so the API is up first).
+    let watching = log.clone();
+    std::thread::spawn(move || {
+        if let Some(refusal) = watching.refusal() {
+            tracing::warn!(%refusal, "the log refuses writes");
+        }
+    });
     gov.with_state(|s| {
         tracing::info!(
             model = s.active_model.as_deref().unwrap_or("none"),

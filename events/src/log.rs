@@ -291,16 +291,50 @@ struct Shared {
     origin: String,
     verifier: Option<NoteVerifier>,
     head: watch::Receiver<Head>,
-    refusal: Option<AppendError>,
+    /// Why the tail check on open refused writes, if it did.
+    tail_refusal: Option<AppendError>,
+    /// The first problem of the tail check and the index rebuild (known once the latter ends).
+    refusal: std::sync::OnceLock<Option<AppendError>>,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Upper Merkle nodes read for proofs (never changed once written, so always valid).
     node_cache: NodeCache,
     /// The id and stream indexes (the writer adds each group once it is durable).
-    index: Arc<RwLock<LogIndex>>,
-    /// The first index record that could not be indexed on open (a repeated id, a stream
-    /// version out of order), as (seq, reason): full verification reports it at that seq.
-    index_problem: Option<(u64, String)>,
+    index: Arc<IndexCell>,
+    /// The thread rebuilding them on open.
+    index_loader: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The id and stream indexes once a thread started at open has rebuilt them from the index
+/// records, so that opening a large log does not wait for it. Whatever needs them (an append,
+/// a read by id or by stream, full verification) waits for that thread.
+#[derive(Default)]
+struct IndexCell(std::sync::OnceLock<LoadedIndex>);
+
+struct LoadedIndex {
+    index: RwLock<LogIndex>,
+    /// The first index record that could not be indexed (a repeated id, a stream version out of
+    /// order), as (seq, reason): the log refuses writes and full verification reports it.
+    problem: Option<(u64, String)>,
+    /// The store could not be read to rebuild it.
+    storage_error: Option<String>,
+}
+
+impl IndexCell {
+    fn wait(&self) -> &LoadedIndex {
+        self.0.wait()
+    }
+
+    /// The indexes, or why they could not be rebuilt.
+    fn ready(&self) -> Result<&RwLock<LogIndex>, ReadError> {
+        let loaded = self.wait();
+        match &loaded.storage_error {
+            Some(e) => Err(ReadError::IndexCorrupt(format!(
+                "the indexes could not be rebuilt: {e}"
+            ))),
+            None => Ok(&loaded.index),
+        }
+    }
 }
 
 /// The id and stream indexes, in memory. Rebuilt on open from the chunks' index records and
@@ -399,6 +433,10 @@ impl Shared {
         // Closing the channel lets the writer finish every queued request, then exit.
         drop(self.sender.lock().expect("sender lock").take());
         if let Some(handle) = self.writer.lock().expect("writer lock").take() {
+            let _ = handle.join();
+        }
+        // It holds the store open until it ends.
+        if let Some(handle) = self.index_loader.lock().expect("loader lock").take() {
             let _ = handle.join();
         }
     }
@@ -577,7 +615,7 @@ struct Writer {
     /// False only in the benchmark that measures what Merkle maintenance costs.
     merkle_maintenance: bool,
     /// Shared with readers; the writer adds each group once it is durable.
-    index: Arc<RwLock<LogIndex>>,
+    index: Arc<IndexCell>,
 }
 
 /// A chunk being assembled (see [`keys::CHUNK`]).
@@ -684,19 +722,32 @@ impl Writer {
         let _ = self.db.flush();
     }
 
+    /// The indexes (rebuilt before the first commit: see [`Writer::commit_group`]).
+    fn index(&self) -> &RwLock<LogIndex> {
+        &self.index.wait().index
+    }
+
     fn stream_last_version(&self, tentative: &Tentative, subject: &str) -> Option<u64> {
-        tentative
-            .streams
-            .get(subject)
-            .copied()
-            .or_else(|| self.index.read().expect("index lock").last_version(subject))
+        tentative.streams.get(subject).copied().or_else(|| {
+            self.index()
+                .read()
+                .expect("index lock")
+                .last_version(subject)
+        })
     }
 
     fn existing(&self, tentative: &Tentative, id: &Uuid) -> Result<Option<Entry>, String> {
         if let Some(e) = tentative.ids.get(id) {
             return Ok(Some(e.clone()));
         }
-        let Some(seq) = self.index.read().expect("index lock").ids.get(id).copied() else {
+        let Some(seq) = self
+            .index()
+            .read()
+            .expect("index lock")
+            .ids
+            .get(id)
+            .copied()
+        else {
             return Ok(None);
         };
         let bytes = stored_entry(&self.tree, seq)
@@ -836,6 +887,16 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
+        if self.failed.is_none() {
+            // The first commit waits for the indexes. Callers are refused before they get here
+            // if rebuilding them found a problem (`Log::refusal`); this is a second guard.
+            let loaded = self.index.wait();
+            if let Some(e) = &loaded.storage_error {
+                self.failed = Some(format!("the indexes could not be rebuilt: {e}"));
+            } else if let Some((seq, reason)) = &loaded.problem {
+                self.failed = Some(format!("seq {seq}: {reason}"));
+            }
+        }
         if let Some(reason) = &self.failed {
             for request in group {
                 let _ = request
@@ -904,7 +965,7 @@ impl Writer {
             };
             self.frontier = tentative.frontier;
             {
-                let mut index = self.index.write().expect("index lock");
+                let mut index = self.index().write().expect("index lock");
                 for (first, record) in &index_records {
                     let chunk = ChunkIndex::decode(*first, record)
                         .expect("the writer decodes the records it just encoded");
@@ -1139,17 +1200,30 @@ impl Log {
                 })
             }
         };
-        let (index, index_problem) = load_index(&tree)?;
-        // Both name the first bad seq they find; the lower one is the first problem.
-        let refusal = [
-            index_problem.clone(),
-            check_tail(&tree, size, &origin).err(),
-        ]
-        .into_iter()
-        .flatten()
-        .min_by_key(|(seq, _)| *seq)
-        .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
-        let index = Arc::new(RwLock::new(index));
+        let index = Arc::new(IndexCell::default());
+        let index_loader = {
+            let (tree, index) = (tree.clone(), Arc::clone(&index));
+            std::thread::Builder::new()
+                .name("trustledger-log-index".into())
+                .spawn(move || {
+                    let loaded = match load_index(&tree) {
+                        Ok((rebuilt, problem)) => LoadedIndex {
+                            index: RwLock::new(rebuilt),
+                            problem,
+                            storage_error: None,
+                        },
+                        Err(e) => LoadedIndex {
+                            index: RwLock::default(),
+                            problem: None,
+                            storage_error: Some(e.to_string()),
+                        },
+                    };
+                    let _ = index.0.set(loaded);
+                })?
+        };
+        let refusal = check_tail(&tree, size, &origin)
+            .err()
+            .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
         let (head, frontier) = if refusal.is_some() {
             (
                 Head {
@@ -1212,12 +1286,13 @@ impl Log {
                 origin,
                 verifier,
                 head: head_rx,
-                refusal,
+                tail_refusal: refusal,
+                refusal: std::sync::OnceLock::new(),
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
                 node_cache: NodeCache::default(),
                 index,
-                index_problem,
+                index_loader: Mutex::new(Some(index_loader)),
                 stats,
             }),
         })
@@ -1233,9 +1308,29 @@ impl Log {
         self.shared.verifier.as_ref()
     }
 
-    /// Why the log refuses writes, if it does (set when the tail check on open failed).
+    /// Why the log refuses writes, if it does: the first problem the tail check on open or the
+    /// rebuilding of the indexes found (so this waits for the latter, as an append would).
     pub fn refusal(&self) -> Option<&AppendError> {
-        self.shared.refusal.as_ref()
+        self.shared
+            .refusal
+            .get_or_init(|| {
+                let loaded = self.shared.index.wait();
+                let from_index = loaded
+                    .problem
+                    .clone()
+                    .map(|(seq, reason)| AppendError::ChainBroken { seq, reason })
+                    .or_else(|| loaded.storage_error.clone().map(AppendError::Storage));
+                // Both name the first bad seq they find; the lower one is the first problem.
+                match (self.shared.tail_refusal.clone(), from_index) {
+                    (
+                        Some(AppendError::ChainBroken { seq: tail_seq, .. }),
+                        Some(earlier @ AppendError::ChainBroken { seq, .. }),
+                    ) if seq < tail_seq => Some(earlier),
+                    (Some(tail), _) => Some(tail),
+                    (None, from_index) => from_index,
+                }
+            })
+            .as_ref()
     }
 
     /// The writer's commit counters since the log was opened.
@@ -1254,7 +1349,7 @@ impl Log {
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Request>, AppendError> {
-        if let Some(refusal) = &self.shared.refusal {
+        if let Some(refusal) = self.refusal() {
             return Err(refusal.clone());
         }
         self.shared
@@ -1465,7 +1560,7 @@ impl Log {
     ) -> Result<Vec<Entry>, ReadError> {
         let size = self.head().size;
         let seqs: Vec<u64> = {
-            let index = self.shared.index.read().expect("index lock");
+            let index = self.shared.index.ready()?.read().expect("index lock");
             let versions = index.streams.get(subject).map_or(&[][..], |v| v.as_slice());
             versions
                 .iter()
@@ -1492,6 +1587,7 @@ impl Log {
         let seq = self
             .shared
             .index
+            .ready()?
             .read()
             .expect("index lock")
             .ids
@@ -1652,9 +1748,10 @@ impl Log {
         &self.shared.tree
     }
 
-    /// What rebuilding the id and stream indexes on open found wrong, if anything.
-    pub(crate) fn index_problem(&self) -> Option<&(u64, String)> {
-        self.shared.index_problem.as_ref()
+    /// What rebuilding the id and stream indexes on open found wrong, if anything (waits for it).
+    pub(crate) fn index_problem(&self) -> Result<Option<&(u64, String)>, ReadError> {
+        self.shared.index.ready()?;
+        Ok(self.shared.index.wait().problem.as_ref())
     }
 
     /// Bytes sled reports on disk (for metrics).

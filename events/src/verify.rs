@@ -464,7 +464,7 @@ pub fn verify_store(
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut checked_checkpoints = 0u64;
     let threads = worker_threads();
-    let index_problem = log.index_problem();
+    let index_problem = log.index_problem()?;
     let mut stored_chunks = tree.scan_prefix([keys::CHUNK]);
     let mut stored_indexes = tree.scan_prefix([keys::CHUNK_INDEX]);
     // The last version seen of every stream: each entry must be its stream's next version.
