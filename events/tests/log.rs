@@ -524,3 +524,30 @@ fn timestamps_in_entries_use_the_pinned_spelling() {
         .unwrap()
         .contains("\"time\":\"2026-02-10T09:00:00.000000Z\""));
 }
+
+/// A store written in storage layout 1 (a key per entry) is refused with an error that says what
+/// to do, and is left as it was.
+#[test]
+fn a_layout_1_store_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("log").unwrap();
+        let mut key = vec![b'e'];
+        key.extend_from_slice(&0u64.to_be_bytes());
+        tree.insert(key, &b"{}"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let refused = Log::open(dir.path(), LogConfig::default()).unwrap_err();
+    assert!(
+        matches!(refused, events::OpenLogError::Layout1),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("trustledger export"),
+        "{refused}"
+    );
+    let db = sled::open(dir.path()).unwrap();
+    let tree = db.open_tree("log").unwrap();
+    assert_eq!(tree.len(), 1, "nothing was written");
+}
