@@ -363,11 +363,18 @@ impl LogIndex {
                 versions.len()
             ));
         }
-        if let Some(earlier) = self.ids.insert(indexed.id, seq) {
-            return Err(format!(
-                "the index record repeats event id {}, already at seq {earlier}",
-                indexed.id
-            ));
+        match self.ids.entry(indexed.id) {
+            // The first entry keeps the id: reads by id stay right on a refused log.
+            std::collections::hash_map::Entry::Occupied(earlier) => {
+                return Err(format!(
+                    "the index record repeats event id {}, already at seq {}",
+                    indexed.id,
+                    earlier.get()
+                ));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(seq);
+            }
         }
         versions.push(seq);
         Ok(())

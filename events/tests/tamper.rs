@@ -300,4 +300,8 @@ fn a_repeated_event_id_is_found_at_the_second_entry() {
     let (seq, reason) = first_bad_seq(dir.path());
     assert_eq!(seq, 29, "{reason}");
     assert!(reason.contains("repeats event id"), "{reason}");
+    // Reads by id on the refused log still find the first entry with that id.
+    let log = open(dir.path());
+    let (id, _) = forged.unwrap();
+    assert_eq!(log.get_by_id(&id).unwrap().unwrap().seq, 28);
 }
