@@ -1050,7 +1050,7 @@ fn open_sled_retrying_lock(path: &Path, cache_bytes: Option<u64>) -> Result<sled
 /// entry its chunk's index record describes and links to the one before; and nothing is stored
 /// beyond them (no chunk, index record or signed checkpoint).
 fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
-    use crate::verify::{check_in_chunk, check_link_origin, StoredChunk};
+    use crate::verify::{check_in_chunk, check_link_origin, ChunkError, PairedChunks};
     let storage = |seq: u64| move |e: sled::Error| (seq, format!("storage: {e}"));
     let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
     let from = chunk_containing(tree, keys::CHUNK, start)
@@ -1064,16 +1064,13 @@ fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, St
             None => return Err((from - 1, "entry is missing".into())),
         }
     };
-    let mut chunks = tree.range(keys::chunk(from)..=keys::chunk(u64::MAX));
-    let mut indexes = tree.range(keys::chunk_index(from)..=keys::chunk_index(u64::MAX));
     let mut expected = from;
     let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
-    loop {
-        let chunk = chunks.next().transpose().map_err(storage(expected))?;
-        let index = indexes.next().transpose().map_err(storage(expected))?;
-        let Some(chunk) = StoredChunk::pair(expected, chunk, index).map_err(problem)? else {
-            break;
-        };
+    for chunk in PairedChunks::from(tree, from) {
+        let chunk = chunk.map_err(|e| match e {
+            ChunkError::Read(e) => storage(expected)(e),
+            ChunkError::Problem(p) => problem(p),
+        })?;
         let index = chunk.decode_index().map_err(problem)?;
         for (k, (seq, bytes)) in chunk.entries().enumerate() {
             let hashed = check_in_chunk(seq, bytes, index.entries.get(k)).map_err(problem)?;

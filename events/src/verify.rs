@@ -321,10 +321,75 @@ pub(crate) struct StoredChunk {
     ranges: Vec<std::ops::Range<usize>>,
 }
 
+/// Why [`PairedChunks`] stopped.
+pub(crate) enum ChunkError {
+    /// The store could not be read.
+    Read(sled::Error),
+    /// A chunk or index record is missing, misplaced or malformed.
+    Problem(IntegrityProblem),
+}
+
+/// The stored chunks from the one starting at seq `from`, each paired with its index record and
+/// checked to start where the one before ended; it stops after the first error. The tail check
+/// on open and [`verify_store`] both walk the store with it.
+pub(crate) struct PairedChunks {
+    chunks: sled::Iter,
+    indexes: sled::Iter,
+    next_seq: u64,
+    done: bool,
+}
+
+impl PairedChunks {
+    pub(crate) fn from(tree: &sled::Tree, from: u64) -> Self {
+        Self {
+            chunks: tree.range(keys::chunk(from)..=keys::chunk(u64::MAX)),
+            indexes: tree.range(keys::chunk_index(from)..=keys::chunk_index(u64::MAX)),
+            next_seq: from,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for PairedChunks {
+    type Item = Result<StoredChunk, ChunkError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let read = self
+            .chunks
+            .next()
+            .transpose()
+            .and_then(|chunk| Ok((chunk, self.indexes.next().transpose()?)));
+        let paired = match read {
+            Ok((chunk, index)) => StoredChunk::pair(self.next_seq, chunk, index),
+            Err(e) => {
+                self.done = true;
+                return Some(Err(ChunkError::Read(e)));
+            }
+        };
+        match paired {
+            Ok(Some(chunk)) => {
+                self.next_seq += chunk.len() as u64;
+                Some(Ok(chunk))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(problem) => {
+                self.done = true;
+                Some(Err(ChunkError::Problem(problem)))
+            }
+        }
+    }
+}
+
 impl StoredChunk {
     /// Pairs the next chunk and index record, which must both start at `expected` (the size
     /// verified so far).
-    pub(crate) fn pair(
+    fn pair(
         expected: u64,
         chunk: Option<(sled::IVec, sled::IVec)>,
         index: Option<(sled::IVec, sled::IVec)>,
@@ -465,8 +530,7 @@ pub fn verify_store(
     let mut checked_checkpoints = 0u64;
     let threads = worker_threads();
     let index_problem = log.index_problem()?;
-    let mut stored_chunks = tree.scan_prefix([keys::CHUNK]);
-    let mut stored_indexes = tree.scan_prefix([keys::CHUNK_INDEX]);
+    let mut stored_chunks = PairedChunks::from(tree, 0);
     // The last version seen of every stream: each entry must be its stream's next version.
     let mut stream_versions: std::collections::HashMap<String, u64> =
         std::collections::HashMap::new();
@@ -478,28 +542,25 @@ pub fn verify_store(
         // problem reported is the first in seq order.
         let mut round: Vec<StoredChunk> = Vec::new();
         let mut entries_in_round = 0usize;
-        let mut expected = chain.size();
         let mut pairing_problem = None;
         while entries_in_round < VERIFY_CHUNK {
-            let chunk = stored_chunks.next().transpose().map_err(ReadError::from)?;
-            let index = stored_indexes.next().transpose().map_err(ReadError::from)?;
-            let paired = match StoredChunk::pair(expected, chunk, index) {
-                Ok(paired) => paired,
+            match stored_chunks.next() {
+                Some(Ok(paired)) => {
+                    entries_in_round += paired.len();
+                    round.push(paired);
+                }
                 // Reported once everything before it has been checked.
-                Err(problem) => {
+                Some(Err(ChunkError::Problem(problem))) => {
                     pairing_problem = Some(problem);
                     exhausted = true;
                     break;
                 }
-            };
-            let Some(paired) = paired else {
-                exhausted = true;
-                break;
-            };
-            let count = paired.len();
-            entries_in_round += count;
-            expected += count as u64;
-            round.push(paired);
+                Some(Err(ChunkError::Read(e))) => return Err(ReadError::from(e).into()),
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
         }
         let decoded: Vec<Result<ChunkIndex<'_>, IntegrityProblem>> =
             round.iter().map(StoredChunk::decode_index).collect();
