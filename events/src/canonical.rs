@@ -120,11 +120,24 @@ fn parse_canonical_by_reencoding(bytes: &[u8]) -> Result<Value, CanonicalError> 
 pub fn check_canonical(bytes: &[u8]) -> Result<(), CanonicalError> {
     let mut checker = Checker { bytes, at: 0 };
     checker.value(0)?;
-    if checker.at == bytes.len() {
-        Ok(())
-    } else {
-        Err(CanonicalError::NotCanonical)
-    }
+    checker.finished()
+}
+
+/// [`check_canonical`] for bytes that must hold an object, calling `member(name, value)` for
+/// each of its own members in order, with the name as it appears between its quotes (escapes
+/// still escaped) and where the member's value sits in `bytes`. Reading an entry's header this
+/// way takes the one pass the canonical check makes anyway, where a JSON parser after it was a
+/// second pass over the whole entry.
+///
+/// # Errors
+/// As [`check_canonical`], also when the bytes hold something other than an object.
+pub(crate) fn check_canonical_object<'a>(
+    bytes: &'a [u8],
+    member: impl FnMut(&'a [u8], std::ops::Range<usize>),
+) -> Result<(), CanonicalError> {
+    let mut checker = Checker { bytes, at: 0 };
+    checker.object(1, member)?;
+    checker.finished()
 }
 
 /// The deepest nesting serde_json parses (its recursion limit is 128, counting the refused
@@ -137,6 +150,14 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
+    fn finished(&self) -> Result<(), CanonicalError> {
+        if self.at == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(CanonicalError::NotCanonical)
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -161,7 +182,7 @@ impl<'a> Checker<'a> {
 
     fn value(&mut self, depth: usize) -> Result<(), CanonicalError> {
         match self.peek().ok_or(CanonicalError::NotCanonical)? {
-            b'{' => self.object(depth + 1),
+            b'{' => self.object(depth + 1, |_, _| {}),
             b'[' => self.array(depth + 1),
             b'"' => self.string().map(|_| ()),
             b't' => self.literal(b"true"),
@@ -207,62 +228,44 @@ impl<'a> Checker<'a> {
         self.expect(b'"')?;
         let start = self.at;
         loop {
-            let byte = self.peek().ok_or(CanonicalError::NotCanonical)?;
-            match byte {
-                b'"' => break,
-                b'\\' => {
-                    let escaped = *self
+            // Up to the next quote or backslash the string is its text as is.
+            let run = find_quote_or_backslash(&self.bytes[self.at..])
+                .ok_or(CanonicalError::NotCanonical)?;
+            check_unescaped_text(&self.bytes[self.at..self.at + run])?;
+            self.at += run;
+            if self.bytes[self.at] == b'"' {
+                break;
+            }
+            let escaped = *self
+                .bytes
+                .get(self.at + 1)
+                .ok_or(CanonicalError::NotCanonical)?;
+            match escaped {
+                b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => self.at += 2,
+                b'u' => {
+                    // Only control characters other than the five with short escapes, as \u00
+                    // and two lowercase hex digits.
+                    let hex = self
                         .bytes
-                        .get(self.at + 1)
+                        .get(self.at + 2..self.at + 6)
                         .ok_or(CanonicalError::NotCanonical)?;
-                    match escaped {
-                        b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => self.at += 2,
-                        b'u' => {
-                            // Only control characters other than the five with short escapes,
-                            // as \u00 and two lowercase hex digits.
-                            let hex = self
-                                .bytes
-                                .get(self.at + 2..self.at + 6)
-                                .ok_or(CanonicalError::NotCanonical)?;
-                            let code = match hex {
-                                [b'0', b'0', high @ (b'0' | b'1'), low] => {
-                                    let low = match low {
-                                        b'0'..=b'9' => low - b'0',
-                                        b'a'..=b'f' => low - b'a' + 10,
-                                        _ => return Err(CanonicalError::NotCanonical),
-                                    };
-                                    (high - b'0') << 4 | low
-                                }
+                    let code = match hex {
+                        [b'0', b'0', high @ (b'0' | b'1'), low] => {
+                            let low = match low {
+                                b'0'..=b'9' => low - b'0',
+                                b'a'..=b'f' => low - b'a' + 10,
                                 _ => return Err(CanonicalError::NotCanonical),
                             };
-                            if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
-                                return Err(CanonicalError::NotCanonical);
-                            }
-                            self.at += 6;
+                            (high - b'0') << 4 | low
                         }
                         _ => return Err(CanonicalError::NotCanonical),
-                    }
-                }
-                0x00..=0x1f => return Err(CanonicalError::NotCanonical),
-                0x20..=0x7f => {
-                    // Plain ASCII runs are most of any entry: skip them in one pass.
-                    self.at += plain_ascii_run(&self.bytes[self.at..]);
-                }
-                _ => {
-                    // A multi-byte UTF-8 sequence: validate it as the standard library does.
-                    let len = match byte {
-                        0xc2..=0xdf => 2,
-                        0xe0..=0xef => 3,
-                        0xf0..=0xf4 => 4,
-                        _ => return Err(CanonicalError::NotCanonical),
                     };
-                    let sequence = self
-                        .bytes
-                        .get(self.at..self.at + len)
-                        .ok_or(CanonicalError::NotCanonical)?;
-                    std::str::from_utf8(sequence).map_err(|_| CanonicalError::NotCanonical)?;
-                    self.at += len;
+                    if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                        return Err(CanonicalError::NotCanonical);
+                    }
+                    self.at += 6;
                 }
+                _ => return Err(CanonicalError::NotCanonical),
             }
         }
         let raw = &self.bytes[start..self.at];
@@ -292,7 +295,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<(), CanonicalError> {
+    /// An object; `member(name, value)` is told of each of its members (not of nested ones).
+    fn object(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&'a [u8], std::ops::Range<usize>),
+    ) -> Result<(), CanonicalError> {
         if depth > DEPTH_MAX {
             return Err(CanonicalError::NotCanonical);
         }
@@ -311,7 +319,9 @@ impl<'a> Checker<'a> {
             }
             previous = Some(name);
             self.expect(b':')?;
+            let start = self.at;
             self.value(depth)?;
+            member(name, start..self.at);
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
@@ -324,41 +334,82 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// The length of the run at the start of `bytes` that a canonical string holds as is: printable
-/// ASCII (0x20–0x7f) other than `"` and `\\`. Eight bytes at a time (the classic SWAR tests
-/// for a byte below a bound, or equal to one): entries are mostly such runs, and a byte at a
-/// time this was the largest single cost of parsing an entry after SHA-256.
-fn plain_ascii_run(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Where the first quote or backslash in `bytes` is. Most strings are short (member names,
+/// header values): a word at a time finds their end before memchr's setup would pay off, and
+/// memchr takes the long ones many bytes at a time. (A byte-at-a-time loop here cost more than
+/// the rest of the canonical check.)
+fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    /// memchr past this many bytes.
+    const SHORT_STRING_BYTES: usize = 32;
+    // The classic test for a zero byte: its lowest flagged byte is always a true hit (a false
+    // one can only follow a true one), so the first match is exact.
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {
         let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        // Control bytes (< 0x20), non-ASCII (high bit), quotes, backslashes. A word with any
-        // (or, after a true hit, a false one) is finished a byte at a time below.
-        let special = (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
-            | (w & HIGHS)
-            | has_zero(w ^ (ONES * u64::from(b'"')))
-            | has_zero(w ^ (ONES * u64::from(b'\\')));
-        if special != 0 {
-            break;
+        let hits = has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
         }
         at += 8;
+        if at >= SHORT_STRING_BYTES {
+            return memchr::memchr2(b'"', b'\\', &bytes[at..]).map(|end| at + end);
+        }
     }
-    at + bytes[at..]
+    bytes[at..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
-        .unwrap_or(bytes.len() - at)
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|end| at + end)
+}
+
+/// Checks a run of a string between escapes (it holds no quote or backslash): canonical text
+/// holds such a run as is, so it must be UTF-8 with no control character below U+0020. Entries
+/// are mostly such runs (checking them a byte at a time was the largest single cost of parsing
+/// an entry after SHA-256), and mostly printable ASCII: one pass a word at a time settles that
+/// case. A multi-byte character never holds a quote or backslash byte, so runs never split one.
+fn check_unescaped_text(run: &[u8]) -> Result<(), CanonicalError> {
+    let printable_ascii = |c: u8| (0x20..0x80).contains(&c);
+    // Eight bytes at a time, no early exit: a byte below 0x20 (the classic test for a byte less
+    // than a bound; it may flag a byte next to a true hit too, but never flags a word without
+    // one) or with its high bit set leaves a high bit in `flagged`.
+    let mut words = run.chunks_exact(8);
+    let mut flagged = 0u64;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        flagged |= (w.wrapping_sub(ONES * 0x20) & !w) | w;
+    }
+    if flagged & HIGHS == 0 && words.remainder().iter().all(|&c| printable_ascii(c)) {
+        return Ok(());
+    }
+    if run.iter().any(|&c| c < 0x20) || std::str::from_utf8(run).is_err() {
+        return Err(CanonicalError::NotCanonical);
+    }
+    Ok(())
 }
 
 /// Orders two member names as they appear between quotes (already checked canonical) by the
 /// UTF-16 code units of what they spell. Names without escapes or non-ASCII, the usual case,
 /// compare as bytes.
 fn compare_raw_names(a: &[u8], b: &[u8]) -> Ordering {
-    let simple = |raw: &[u8]| raw.iter().all(|&c| c != b'\\' && c < 0x80);
-    if simple(a) && simple(b) {
-        return a.cmp(b);
+    // Up to the first difference, plain ASCII on both sides spells the same code units, so that
+    // byte decides (and a name that is a prefix of the other comes first). One pass, no call:
+    // every member of every entry is compared with the one before.
+    let plain = |c: u8| c != b'\\' && c < 0x80;
+    let mut simple = true;
+    for (&x, &y) in a.iter().zip(b) {
+        if !plain(x) || !plain(y) {
+            simple = false;
+            break;
+        }
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    if simple {
+        return a.len().cmp(&b.len());
     }
     let decode = |raw: &[u8]| -> String {
         // Canonical escapes only: quote, backslash, the five short ones and \u00XX.
@@ -603,17 +654,34 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(3000))]
 
             #[test]
-            fn the_word_at_a_time_run_is_the_byte_at_a_time_run(
+            fn strings_end_where_a_byte_at_a_time_search_says(
                 bytes in prop::collection::vec(
-                    prop_oneof![4 => 0x20u8..0x7f, 1 => any::<u8>()],
-                    0..40,
+                    prop_oneof![16 => 0x20u8..0x80, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => any::<u8>()],
+                    0..100,
                 ),
             ) {
-                let reference = bytes
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c))
-                    .unwrap_or(bytes.len());
-                prop_assert_eq!(plain_ascii_run(&bytes), reference);
+                let reference = bytes.iter().position(|&c| c == b'"' || c == b'\\');
+                prop_assert_eq!(find_quote_or_backslash(&bytes), reference);
+            }
+
+            #[test]
+            fn runs_are_checked_as_the_char_at_a_time_rule_says(
+                bytes in prop::collection::vec(
+                    prop_oneof![8 => 0x20u8..0x80, 1 => 0x80u8..=0xff, 1 => 0u8..0x20],
+                    0..40,
+                ).prop_filter("a run holds no quote or backslash", |b| {
+                    !b.contains(&b'"') && !b.contains(&b'\\')
+                }),
+                text in "[^\"\\\\]{0,12}",
+            ) {
+                let reference = |run: &[u8]| {
+                    std::str::from_utf8(run).is_ok_and(|t| t.chars().all(|c| c >= ' '))
+                };
+                prop_assert_eq!(check_unescaped_text(&bytes).is_ok(), reference(&bytes));
+                prop_assert_eq!(
+                    check_unescaped_text(text.as_bytes()).is_ok(),
+                    reference(text.as_bytes())
+                );
             }
 
             #[test]

@@ -47,8 +47,8 @@ mod time;
 pub mod verify;
 
 pub use entry::{
-    lower_hex_digit, Digest, Entry, EventDraft, ExpectedVersion, InvalidDraft, MalformedEntry,
-    Position,
+    lower_hex_digit, Digest, Entry, EntryHeader, EventDraft, ExpectedVersion, InvalidDraft,
+    MalformedEntry, Position,
 };
 pub use log::{
     AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,

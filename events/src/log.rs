@@ -1050,7 +1050,7 @@ fn open_sled_retrying_lock(path: &Path, cache_bytes: Option<u64>) -> Result<sled
 /// entry its chunk's index record describes and links to the one before; and nothing is stored
 /// beyond them (no chunk, index record or signed checkpoint).
 fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
-    use crate::verify::{check_in_chunk, check_link_origin, ChunkError, PairedChunks};
+    use crate::verify::{check_in_chunk, check_link, ChunkError, PairedChunks};
     let storage = |seq: u64| move |e: sled::Error| (seq, format!("storage: {e}"));
     let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
     let from = chunk_containing(tree, keys::CHUNK, start)
@@ -1073,9 +1073,10 @@ fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, St
         })?;
         let index = chunk.decode_index().map_err(problem)?;
         for (k, (seq, bytes)) in chunk.entries().enumerate() {
-            let hashed = check_in_chunk(seq, bytes, index.entries.get(k)).map_err(problem)?;
-            check_link_origin(&hashed.entry, &prev_hash, origin).map_err(problem)?;
-            prev_hash = hashed.hash;
+            let checked =
+                check_in_chunk(seq, bytes, index.entries.get(k), origin).map_err(problem)?;
+            check_link(&checked, &prev_hash).map_err(problem)?;
+            prev_hash = checked.hash;
             expected = seq + 1;
         }
         chunk.check_count(&index).map_err(problem)?;

@@ -3,7 +3,7 @@
 //! ([`verify_store`]).
 
 use crate::checkpoint::{Checkpoint, NoteVerifier};
-use crate::entry::{Digest, Entry};
+use crate::entry::{Digest, Entry, EntryHeader};
 use crate::keys::{self, ChunkIndex, IndexedEntry};
 use crate::log::{Log, ReadError};
 use crate::merkle::{self, Frontier};
@@ -160,48 +160,68 @@ impl ChainVerifier {
     ) -> Result<Entry, IntegrityProblem> {
         let seq = self.next_seq;
         let Hashed { entry, hash, leaf } = hashed;
-        if entry.seq != seq {
-            return Err(problem(
-                seq,
-                format!("expected seq {seq}, found an entry with seq {}", entry.seq),
-            ));
+        match &self.origin {
+            Some(origin) => check_origin(seq, &entry.source, origin)?,
+            None => self.origin = Some(entry.source.clone()),
         }
-        if entry.prev_hash != self.last_hash {
+        self.link_in_order(
+            &CheckedEntry {
+                seq: entry.seq,
+                prev_hash: entry.prev_hash,
+                time: entry.time,
+                hash,
+                leaf,
+            },
+            completed,
+        )?;
+        Ok(entry)
+    }
+
+    /// [`ChainVerifier::link`] for an entry whose source [`check_in_chunk`] has already
+    /// compared with this verifier's origin.
+    pub(crate) fn link_checked(
+        &mut self,
+        checked: &CheckedEntry,
+        completed: impl FnMut(crate::merkle::CompletedNode),
+    ) -> Result<(), IntegrityProblem> {
+        debug_assert!(self.origin.is_some(), "the origin was checked against");
+        self.link_in_order(checked, completed)
+    }
+
+    /// The checks that need the entry before: seq, `prevhash`, time.
+    fn link_in_order(
+        &mut self,
+        checked: &CheckedEntry,
+        completed: impl FnMut(crate::merkle::CompletedNode),
+    ) -> Result<(), IntegrityProblem> {
+        let seq = self.next_seq;
+        if checked.seq != seq {
             return Err(problem(
                 seq,
                 format!(
-                    "prevhash {} does not match the previous entry's hash {}",
-                    entry.prev_hash, self.last_hash
+                    "expected seq {seq}, found an entry with seq {}",
+                    checked.seq
                 ),
             ));
         }
+        check_link(checked, &self.last_hash)?;
         if let Some(last) = self.last_time {
-            if entry.time < last {
-                return Err(problem(
-                    seq,
-                    format!("time {} is before the previous entry's {last}", entry.time),
-                ));
-            }
-        }
-        match &self.origin {
-            Some(origin) if *origin != entry.source => {
+            if checked.time < last {
                 return Err(problem(
                     seq,
                     format!(
-                        "source {:?} is not the log's origin {origin:?}",
-                        entry.source
+                        "time {} is before the previous entry's {last}",
+                        checked.time
                     ),
                 ));
             }
-            Some(_) => {}
-            None => self.origin = Some(entry.source.clone()),
         }
-        self.last_hash = hash;
-        self.last_time = Some(entry.time);
-        self.last_leaf = leaf;
-        self.frontier.push(leaf, completed);
+        self.last_hash = checked.hash;
+        self.last_time = Some(checked.time);
+        self.last_leaf = checked.leaf;
+        self.frontier.push(checked.leaf, completed);
         self.next_seq += 1;
-        Ok(entry)
+        Ok(())
     }
 
     /// Entries checked so far.
@@ -230,17 +250,35 @@ impl ChainVerifier {
     }
 }
 
+/// What checking a stored entry on its own established, and what linking it to the entry
+/// before it needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedEntry {
+    /// The seq the entry says it has.
+    pub(crate) seq: u64,
+    /// Its `prevhash`.
+    pub(crate) prev_hash: Digest,
+    /// Its time.
+    pub(crate) time: Timestamp,
+    /// SHA-256 of its bytes.
+    pub(crate) hash: Digest,
+    /// Its Merkle leaf hash.
+    pub(crate) leaf: Digest,
+}
+
 /// Checks one stored entry without its neighbours: it is the entry that belongs at `seq`
-/// (its position in its chunk), well-formed, and exactly as its chunk's index record describes it
-/// (`indexed`). Shared by the tail check on open and by [`verify_store`], so both name the same
-/// seq for the same damage.
+/// (its position in its chunk), well-formed, from the log's `origin`, and exactly as its chunk's
+/// index record describes it (`indexed`). Shared by the tail check on open and by
+/// [`verify_store`], so both name the same seq for the same damage. It decodes the header only,
+/// borrowed from the bytes: nothing of the entry is kept but what linking needs.
 pub(crate) fn check_in_chunk(
     seq: u64,
     bytes: &[u8],
     indexed: Option<&IndexedEntry<'_>>,
-) -> Result<Hashed, IntegrityProblem> {
-    let hashed = Hashed::of(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
-    let entry = &hashed.entry;
+    origin: &str,
+) -> Result<CheckedEntry, IntegrityProblem> {
+    let entry =
+        EntryHeader::parse(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
     if entry.seq != seq {
         return Err(problem(
             seq,
@@ -256,7 +294,8 @@ pub(crate) fn check_in_chunk(
             "the chunk's index record does not list this entry",
         ));
     };
-    if indexed.leaf != hashed.leaf {
+    let leaf = merkle::leaf_hash(bytes);
+    if indexed.leaf != leaf {
         return Err(problem(
             seq,
             "content differs from the Merkle leaf recorded when it was appended",
@@ -280,32 +319,34 @@ pub(crate) fn check_in_chunk(
             ),
         ));
     }
-    Ok(hashed)
+    check_origin(seq, &entry.source, origin)?;
+    Ok(CheckedEntry {
+        seq,
+        prev_hash: entry.prev_hash,
+        time: entry.time,
+        hash: Digest::of(bytes),
+        leaf,
+    })
 }
 
-/// Checks that `entry` links to the entry before it (for the tail check on open, which starts
-/// mid-log and so has no [`ChainVerifier`]).
-pub(crate) fn check_link_origin(
-    entry: &Entry,
-    prev_hash: &Digest,
-    origin: &str,
-) -> Result<(), IntegrityProblem> {
-    let seq = entry.seq;
-    if entry.prev_hash != *prev_hash {
+fn check_origin(seq: u64, source: &str, origin: &str) -> Result<(), IntegrityProblem> {
+    if source != origin {
         return Err(problem(
             seq,
+            format!("source {source:?} is not the log's origin {origin:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the entry links to the entry before it, whose hash is `prev_hash`.
+pub(crate) fn check_link(entry: &CheckedEntry, prev_hash: &Digest) -> Result<(), IntegrityProblem> {
+    if entry.prev_hash != *prev_hash {
+        return Err(problem(
+            entry.seq,
             format!(
                 "prevhash {} does not match the previous entry's hash {prev_hash}",
                 entry.prev_hash
-            ),
-        ));
-    }
-    if entry.source != origin {
-        return Err(problem(
-            seq,
-            format!(
-                "source {:?} is not the log's origin {origin:?}",
-                entry.source
             ),
         ));
     }
@@ -521,124 +562,238 @@ pub enum VerifyStoreError {
 pub fn verify_store(
     log: &Log,
     verifier: Option<&NoteVerifier>,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<StoreReport, VerifyStoreError> {
     let tree = log.tree();
     let origin = log.origin();
-    let mut chain = ChainVerifier::with_origin(origin);
-    let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
-    let mut checked_checkpoints = 0u64;
-    let threads = worker_threads();
     let index_problem = log.index_problem()?;
+    // Three stages, overlapped. One thread reads the store a round at a time; the checkers
+    // take the rounds as they come, whichever is free, and check each entry on its own
+    // (parsing, hashing, comparing with the index records: most of the work); this thread
+    // links the checked rounds in seq order, so the first problem reported is the first in seq
+    // order. The channels are bounded, so a few rounds per checker are in memory at most.
+    let checkers = worker_threads();
+    std::thread::scope(|scope| {
+        let (to_checkers, read_rounds) = std::sync::mpsc::sync_channel::<(u64, ReadRound)>(1);
+        let (checked, checked_rounds) = std::sync::mpsc::sync_channel(checkers);
+        // Shared, and dropped with the last checker, so that the reader stops then too.
+        let read_rounds = std::sync::Arc::new(std::sync::Mutex::new(read_rounds));
+        for _ in 0..checkers {
+            let (read_rounds, checked) = (std::sync::Arc::clone(&read_rounds), checked.clone());
+            scope.spawn(move || loop {
+                // Held while waiting for the reader: the other checkers are busy or waiting too.
+                let next = read_rounds.lock().expect("no checker panics").recv();
+                let Ok((number, round)) = next else { return };
+                if checked
+                    .send((number, round.check(origin, verifier)))
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        }
+        drop((checked, read_rounds));
+        scope.spawn(move || read_store_in_rounds(tree, &to_checkers));
+        link_rounds(&checked_rounds, tree, origin, index_problem, progress)
+    })
+}
+
+/// Entries per round of [`verify_store`]: small enough that the rounds share out evenly over
+/// the checkers (and the pipeline fills fast), large enough that handing one over costs nothing.
+const VERIFY_ROUND_ENTRIES: usize = 1024;
+
+/// A round of [`verify_store`] as read: consecutive stored chunks and the signed checkpoints
+/// for the sizes they reach.
+struct ReadRound {
+    chunks: Vec<StoredChunk>,
+    checkpoints: Vec<(u64, sled::IVec)>,
+    /// Why reading stopped after this round (reported once its entries are linked).
+    stop: Option<VerifyStoreError>,
+    /// No round follows.
+    last: bool,
+}
+
+/// A round with each entry and checkpoint checked on its own.
+struct CheckedRound {
+    chunks: Vec<StoredChunk>,
+    /// One result per entry of `chunks`, in seq order.
+    entries: Vec<Result<CheckedEntry, IntegrityProblem>>,
+    /// The checkpoints opened and their signatures checked. A busy log signs one per commit (a
+    /// simulated 1.4M-entry history holds 966k), so this is checkers' work too; only the
+    /// comparison with the recomputed root is left to the linking.
+    checkpoints: Vec<(u64, Result<Checkpoint, IntegrityProblem>)>,
+    stop: Option<VerifyStoreError>,
+    last: bool,
+}
+
+impl ReadRound {
+    fn check(self, origin: &str, verifier: Option<&NoteVerifier>) -> CheckedRound {
+        let mut entries = Vec::with_capacity(VERIFY_ROUND_ENTRIES);
+        for chunk in &self.chunks {
+            let index = chunk.decode_index();
+            for (k, (seq, bytes)) in chunk.entries().enumerate() {
+                let indexed = index.as_ref().ok().and_then(|i| i.entries.get(k));
+                entries.push(check_in_chunk(seq, bytes, indexed, origin));
+            }
+        }
+        let checkpoints = self
+            .checkpoints
+            .iter()
+            .map(|(size, note)| {
+                let opened = open_checkpoint(&String::from_utf8_lossy(note), *size, verifier);
+                (*size, opened)
+            })
+            .collect();
+        CheckedRound {
+            chunks: self.chunks,
+            entries,
+            checkpoints,
+            stop: self.stop,
+            last: self.last,
+        }
+    }
+}
+
+/// The first stage of [`verify_store`]: reads the store a round at a time, numbering the rounds
+/// for the checkers, until the store ends, reading fails, or the checkers stop listening.
+fn read_store_in_rounds(
+    tree: &sled::Tree,
+    to_checkers: &std::sync::mpsc::SyncSender<(u64, ReadRound)>,
+) {
     let mut stored_chunks = PairedChunks::from(tree, 0);
-    // The last version seen of every stream: each entry must be its stream's next version.
-    let mut stream_versions: std::collections::HashMap<String, u64> =
-        std::collections::HashMap::new();
-    let mut exhausted = false;
-    while !exhausted {
-        // Chunks are read in order by this thread until a round holds VERIFY_CHUNK entries; the
-        // per-entry work that needs no other entry (parsing, hashing, comparing with the index
-        // record) is shared across the cores; then the round is linked in order, so the first
-        // problem reported is the first in seq order.
-        let mut round: Vec<StoredChunk> = Vec::new();
+    let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
+    let mut round_start = 0u64;
+    for number in 0.. {
+        let mut round = ReadRound {
+            chunks: Vec::new(),
+            checkpoints: Vec::new(),
+            stop: None,
+            last: false,
+        };
         let mut entries_in_round = 0usize;
-        let mut pairing_problem = None;
-        while entries_in_round < VERIFY_CHUNK {
+        while entries_in_round < VERIFY_ROUND_ENTRIES {
             match stored_chunks.next() {
                 Some(Ok(paired)) => {
                     entries_in_round += paired.len();
-                    round.push(paired);
+                    round.chunks.push(paired);
                 }
-                // Reported once everything before it has been checked.
                 Some(Err(ChunkError::Problem(problem))) => {
-                    pairing_problem = Some(problem);
-                    exhausted = true;
+                    round.stop = Some(problem.into());
                     break;
                 }
-                Some(Err(ChunkError::Read(e))) => return Err(ReadError::from(e).into()),
+                Some(Err(ChunkError::Read(e))) => {
+                    round.stop = Some(ReadError::from(e).into());
+                    break;
+                }
                 None => {
-                    exhausted = true;
+                    round.last = true;
                     break;
                 }
             }
         }
-        let decoded: Vec<Result<ChunkIndex<'_>, IntegrityProblem>> =
-            round.iter().map(StoredChunk::decode_index).collect();
-        let items: Vec<(u64, &[u8], Option<&IndexedEntry<'_>>)> = round
-            .iter()
-            .zip(&decoded)
-            .flat_map(|(chunk, index)| {
-                chunk.entries().enumerate().map(move |(k, (seq, bytes))| {
-                    let indexed = index.as_ref().ok().and_then(|i| i.entries.get(k));
-                    (seq, bytes, indexed)
-                })
-            })
-            .collect();
-        let checked = in_parallel(&items, threads, |_, (seq, bytes, indexed)| {
-            check_in_chunk(*seq, bytes, *indexed)
-        });
-        let round_end = chain.size() + items.len() as u64;
-        // The checkpoints this round reaches. A busy log signs one per commit (a simulated
-        // 1.4M-entry history holds 966k), so their signatures are verified across the cores too;
-        // only the comparison with the recomputed root is left to the linking below.
-        let mut notes = Vec::new();
-        while let Some(Ok((key, _))) = checkpoints.peek() {
-            let size = keys::key_number(key, keys::CHECKPOINT)
-                .ok_or_else(|| problem(chain.size(), "malformed checkpoint key"))?;
-            if size > round_end {
-                break;
-            }
-            let (_, note) = checkpoints
-                .next()
-                .expect("peeked")
-                .map_err(ReadError::from)?;
-            notes.push((size, note));
+        round.last |= round.stop.is_some();
+        let round_end = round_start + entries_in_round as u64;
+        loop {
+            let size = match checkpoints.peek() {
+                None => break,
+                Some(Ok((key, _))) => keys::key_number(key, keys::CHECKPOINT),
+                Some(Err(_)) => Some(round_start),
+            };
+            let stop = match size {
+                Some(size) if size > round_end => break,
+                Some(size) => match checkpoints.next().expect("peeked") {
+                    Ok((_, note)) => {
+                        round.checkpoints.push((size, note));
+                        continue;
+                    }
+                    Err(e) => ReadError::from(e).into(),
+                },
+                None => problem(round_start, "malformed checkpoint key").into(),
+            };
+            // A problem found reading chunks comes first: it is at an earlier seq.
+            round.stop.get_or_insert(stop);
+            round.last = true;
+            break;
         }
-        let mut opened = in_parallel(&notes, threads, |_, (size, note)| {
-            (
-                *size,
-                open_checkpoint(&String::from_utf8_lossy(note), *size, verifier),
-            )
-        })
-        .into_iter()
-        .peekable();
-        let mut checked = checked.into_iter();
-        for (chunk, index) in round.iter().zip(&decoded) {
-            let index = index.as_ref().map_err(Clone::clone)?;
-            for _ in chunk.entries() {
+        let last = round.last;
+        if to_checkers.send((number, round)).is_err() || last {
+            return;
+        }
+        round_start = round_end;
+    }
+}
+
+/// The last stage of [`verify_store`]: links the checked rounds in seq order (`prevhash` chain, time order, Merkle tree, stream versions), compares
+/// the stored Merkle nodes and signed checkpoints with the recomputed ones, and gives the verdict.
+fn link_rounds(
+    checked_rounds: &std::sync::mpsc::Receiver<(u64, CheckedRound)>,
+    tree: &sled::Tree,
+    origin: &str,
+    index_problem: Option<&(u64, String)>,
+    mut progress: impl FnMut(u64),
+) -> Result<StoreReport, VerifyStoreError> {
+    let mut chain = ChainVerifier::with_origin(origin);
+    let mut checked_checkpoints = 0u64;
+    // The last version seen of every stream: each entry must be its stream's next version.
+    let mut stream_versions: std::collections::HashMap<String, u64> =
+        std::collections::HashMap::new();
+    // Rounds come back in the order they were finished; each waits here for its turn.
+    let mut finished_early = std::collections::BTreeMap::new();
+    for number in 0u64.. {
+        let round = loop {
+            if let Some(round) = finished_early.remove(&number) {
+                break round;
+            }
+            let (finished, round) = checked_rounds
+                .recv()
+                .expect("the checkers hand back every round read, the last one marked");
+            finished_early.insert(finished, round);
+        };
+        let mut checked = round.entries.into_iter();
+        let mut opened = round.checkpoints.into_iter().peekable();
+        for chunk in &round.chunks {
+            let index = chunk.decode_index()?;
+            let mut recorded_nodes = index.nodes;
+            for (k, _) in chunk.entries().enumerate() {
                 let seq = chain.size();
-                let hashed = checked.next().expect("one result per entry")?;
-                let mut recomputed = Vec::new();
-                let entry = chain.link(hashed, |node| {
+                let entry = checked.next().expect("one result per entry")?;
+                // `check_in_chunk` found the index record to describe this entry.
+                let indexed = &index.entries[k];
+                let mut nodes_match = true;
+                chain.link_checked(&entry, |node| {
                     if node.level > 0 {
-                        recomputed.extend_from_slice(&node.hash.0);
+                        match recorded_nodes.split_first_chunk::<32>() {
+                            Some((recorded, rest)) if *recorded == node.hash.0 => {
+                                recorded_nodes = rest;
+                            }
+                            _ => nodes_match = false,
+                        }
                     }
                 })?;
-                debug_assert_eq!(entry.seq, seq);
-                let expected_version = match stream_versions.get_mut(entry.subject.as_str()) {
+                if !nodes_match {
+                    return Err(problem(
+                        seq,
+                        "the Merkle nodes recorded for this leaf differ from the recomputed ones",
+                    )
+                    .into());
+                }
+                let expected_version = match stream_versions.get_mut(indexed.subject) {
                     Some(last) => {
                         *last += 1;
                         *last
                     }
                     None => {
-                        stream_versions.insert(entry.subject.clone(), 0);
+                        stream_versions.insert(indexed.subject.to_owned(), 0);
                         0
                     }
                 };
-                if entry.stream_version != expected_version {
+                if indexed.stream_version != expected_version {
                     return Err(problem(
                         seq,
                         format!(
                             "stream {} continues at version {}, but this entry says {}",
-                            entry.subject, expected_version, entry.stream_version
+                            indexed.subject, expected_version, indexed.stream_version
                         ),
-                    )
-                    .into());
-                }
-                if index.nodes_of(seq) != recomputed.as_slice() {
-                    return Err(problem(
-                        seq,
-                        "the Merkle nodes recorded for this leaf differ from the recomputed ones",
                     )
                     .into());
                 }
@@ -658,10 +813,13 @@ pub fn verify_store(
                     progress(chain.size());
                 }
             }
-            chunk.check_count(index)?;
+            chunk.check_count(&index)?;
         }
-        if let Some(problem) = pairing_problem {
-            return Err(problem.into());
+        if let Some(stop) = round.stop {
+            return Err(stop);
+        }
+        if round.last {
+            break;
         }
     }
     let size = chain.size();
@@ -669,7 +827,10 @@ pub fn verify_store(
     if let Some((at, reason)) = index_problem {
         return Err(problem(*at, reason.clone()).into());
     }
-    if let Some(item) = checkpoints.next() {
+    let beyond = tree
+        .range(keys::checkpoint(size + 1)..=keys::checkpoint(u64::MAX))
+        .next();
+    if let Some(item) = beyond {
         let (key, _) = item.map_err(ReadError::from)?;
         let signed = keys::key_number(&key, keys::CHECKPOINT).unwrap_or(u64::MAX);
         return Err(problem(
@@ -687,9 +848,6 @@ pub fn verify_store(
         checkpoints: checked_checkpoints,
     })
 }
-
-/// Entries read and checked per round of [`verify_store`].
-const VERIFY_CHUNK: usize = 4096;
 
 /// How many threads to spread per-entry checking over: one per core (at most 8; 1 if the
 /// platform cannot say). Verification and the auditor's readers share it.
