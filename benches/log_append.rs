@@ -4,7 +4,8 @@
 //!   (one entry per call, and batches of 16 per call) vs raw sled inserting the same entry bytes
 //!   with `flush` + `fdatasync` every 1000 records.
 //! - `append_latency/*`: one producer's durable append vs one `fdatasync` of 512 bytes on the same disk.
-//! - `verify/*`: full verification of a 20,000-entry store vs SHA-256 over the same bytes.
+//! - `verify/*`: full verification of a 20,000-entry store vs SHA-256 over the same bytes;
+//!   `verify_one_entry/*`: one entry's header decoding and canonical check vs SHA-256 of it.
 //! - `proof/*`: inclusion proof generation and verification in a large log
 //!   (`TL_BENCH_PROOF_ENTRIES`, default 1,000,000 entries).
 //!
@@ -206,6 +207,23 @@ fn verify(c: &mut Criterion) {
     });
     group.bench_function("floor_sha256_same_bytes", |b| {
         b.iter(|| Sha256::digest(&bytes))
+    });
+    group.finish();
+
+    // Where one entry's share of that goes: decoding its header (which includes the canonical
+    // check) and the canonical check alone, beside one SHA-256 of the same bytes (verification
+    // hashes every entry twice: chain hash and Merkle leaf).
+    let (_, one) = log.iter_bytes(100).next().unwrap().unwrap();
+    let mut group = c.benchmark_group("verify_one_entry");
+    group.throughput(Throughput::Bytes(one.len() as u64));
+    group.bench_function("decode_header", |b| {
+        b.iter(|| events::EntryHeader::parse(std::hint::black_box(&one)).unwrap())
+    });
+    group.bench_function("canonical_check", |b| {
+        b.iter(|| events::canonical::check_canonical(std::hint::black_box(&one)))
+    });
+    group.bench_function("floor_sha256", |b| {
+        b.iter(|| Sha256::digest(std::hint::black_box(&one)))
     });
     group.finish();
 }

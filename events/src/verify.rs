@@ -571,9 +571,16 @@ pub fn verify_store(
     // take the rounds as they come, whichever is free, and check each entry on its own
     // (parsing, hashing, comparing with the index records: most of the work); this thread
     // links the checked rounds in seq order, so the first problem reported is the first in seq
-    // order. The channels are bounded, so a few rounds per checker are in memory at most.
+    // order. A round is read only with a permit, which the linker hands back once it has linked
+    // a round, so at most `ROUNDS_IN_FLIGHT_PER_CHECKER` rounds per checker are in memory
+    // however unevenly the checkers progress.
     let checkers = worker_threads();
     std::thread::scope(|scope| {
+        let in_flight = checkers * ROUNDS_IN_FLIGHT_PER_CHECKER;
+        let (permits, permit) = std::sync::mpsc::sync_channel::<()>(in_flight);
+        for _ in 0..in_flight {
+            permits.send(()).expect("room for every permit");
+        }
         let (to_checkers, read_rounds) = std::sync::mpsc::sync_channel::<(u64, ReadRound)>(1);
         let (checked, checked_rounds) = std::sync::mpsc::sync_channel(checkers);
         // Shared, and dropped with the last checker, so that the reader stops then too.
@@ -593,10 +600,20 @@ pub fn verify_store(
             });
         }
         drop((checked, read_rounds));
-        scope.spawn(move || read_store_in_rounds(tree, &to_checkers));
-        link_rounds(&checked_rounds, tree, origin, index_problem, progress)
+        scope.spawn(move || read_store_in_rounds(tree, &permit, &to_checkers));
+        link_rounds(
+            &checked_rounds,
+            &permits,
+            tree,
+            origin,
+            index_problem,
+            progress,
+        )
     })
 }
+
+/// How many rounds of [`verify_store`] per checker may be read and not yet linked.
+const ROUNDS_IN_FLIGHT_PER_CHECKER: usize = 3;
 
 /// Entries per round of [`verify_store`]: small enough that the rounds share out evenly over
 /// the checkers (and the pipeline fills fast), large enough that handing one over costs nothing.
@@ -658,12 +675,16 @@ impl ReadRound {
 /// for the checkers, until the store ends, reading fails, or the checkers stop listening.
 fn read_store_in_rounds(
     tree: &sled::Tree,
+    permit: &std::sync::mpsc::Receiver<()>,
     to_checkers: &std::sync::mpsc::SyncSender<(u64, ReadRound)>,
 ) {
     let mut stored_chunks = PairedChunks::from(tree, 0);
     let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
     let mut round_start = 0u64;
     for number in 0.. {
+        if permit.recv().is_err() {
+            return; // The linker has stopped.
+        }
         let mut round = ReadRound {
             chunks: Vec::new(),
             checkpoints: Vec::new(),
@@ -727,6 +748,7 @@ fn read_store_in_rounds(
 /// the stored Merkle nodes and signed checkpoints with the recomputed ones, and gives the verdict.
 fn link_rounds(
     checked_rounds: &std::sync::mpsc::Receiver<(u64, CheckedRound)>,
+    permits: &std::sync::mpsc::SyncSender<()>,
     tree: &sled::Tree,
     origin: &str,
     index_problem: Option<&(u64, String)>,
@@ -821,6 +843,8 @@ fn link_rounds(
         if round.last {
             break;
         }
+        // The reader may have finished already; then the permit is not needed.
+        let _ = permits.send(());
     }
     let size = chain.size();
     progress(size);
@@ -856,8 +880,8 @@ pub fn worker_threads() -> usize {
 }
 
 /// `f(index, item)` for every item, the slice split into `threads` contiguous parts each mapped
-/// on its own scoped thread; results in the items' order. (The auditor uses it too, to parse a
-/// store's entries on every core.)
+/// on its own scoped thread; results in the items' order. The auditor parses a store's entries
+/// on every core with it.
 ///
 /// # Panics
 /// If `f` panics.
