@@ -62,6 +62,33 @@ const LOWER_HEX_VALUES: [u8; 256] = {
     table
 };
 
+/// A lowercase hyphenated UUID (the only spelling entries use), decoded; `None` for any other
+/// spelling. One pass through the hex table: every entry's id is read when the log is read or
+/// verified, and parsing any spelling, then re-encoding to compare, cost twice as much.
+fn parse_lowercase_uuid(text: &str) -> Option<Uuid> {
+    let text: &[u8; 36] = text.as_bytes().try_into().ok()?;
+    let mut bytes = [0u8; 16];
+    let mut invalid = 0u8;
+    let mut at = 0;
+    for byte in &mut bytes {
+        // The groups (8-4-4-4-12 digits) are of even length, so no pair spans a hyphen.
+        if matches!(at, 8 | 13 | 18 | 23) {
+            if text[at] != b'-' {
+                return None;
+            }
+            at += 1;
+        }
+        let (high, low) = (
+            LOWER_HEX_VALUES[usize::from(text[at])],
+            LOWER_HEX_VALUES[usize::from(text[at + 1])],
+        );
+        invalid |= high | low;
+        *byte = high << 4 | low;
+        at += 2;
+    }
+    (invalid & !0x0f == 0).then_some(Uuid::from_bytes(bytes))
+}
+
 /// The value of one lowercase hex digit.
 pub fn lower_hex_digit(digit: u8) -> Option<u8> {
     let value = LOWER_HEX_VALUES[usize::from(digit)];
@@ -580,11 +607,7 @@ impl<'a> EntryHeader<'a> {
         {
             return None;
         }
-        let id_text = required(b"id")?;
-        let id = Uuid::parse_str(id_text).ok()?;
-        if id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) != id_text {
-            return None;
-        }
+        let id = parse_lowercase_uuid(required(b"id")?)?;
         let data_at = at[member_slot(b"data").expect("a known member")].clone()?;
         if bytes[data_at.start] != b'{' {
             return None;
@@ -949,6 +972,32 @@ mod tests {
             let text = hex::encode(bytes);
             prop_assert_eq!(Digest::from_hex(&text), Some(Digest(bytes)));
             prop_assert_eq!(Digest::from_hex(&text.to_uppercase()).is_some(), !text.bytes().any(|b| b.is_ascii_alphabetic()));
+        }
+
+        /// Ids read as the reference reads them (parse any spelling, then require it to be the
+        /// lowercase hyphenated one), on well-formed ids and on ids with any byte changed.
+        #[test]
+        fn ids_parse_as_the_uuid_crate_reads_lowercase_hyphenated_text(
+            id in any::<u128>(),
+            at in 0usize..36,
+            byte in any::<u8>(),
+        ) {
+            let reference = |text: &str| {
+                Uuid::parse_str(text)
+                    .ok()
+                    .filter(|u| u.hyphenated().to_string() == text)
+            };
+            let text = Uuid::from_u128(id).hyphenated().to_string();
+            prop_assert_eq!(parse_lowercase_uuid(&text), Some(Uuid::from_u128(id)));
+            let mut edited = text.into_bytes();
+            edited[at] = byte;
+            if let Ok(edited) = String::from_utf8(edited) {
+                prop_assert_eq!(parse_lowercase_uuid(&edited), reference(&edited), "{}", edited);
+            }
+            let upper = Uuid::from_u128(id).hyphenated().to_string().to_uppercase();
+            prop_assert_eq!(parse_lowercase_uuid(&upper), reference(&upper));
+            let simple = Uuid::from_u128(id).simple().to_string();
+            prop_assert_eq!(parse_lowercase_uuid(&simple), None);
         }
 
         /// Any byte but a lowercase hex digit, anywhere, is refused.
