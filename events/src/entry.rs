@@ -192,14 +192,10 @@ fn check_token(field: &'static str, value: &str, max: usize) -> Result<(), Inval
 }
 
 /// Whether `value` holds a character `char::is_control` calls one. Every stored entry's header
-/// tokens are checked when it is read: ASCII text, the usual case, is checked a byte at a time
-/// without decoding characters.
+/// tokens are checked when it is read: printable ASCII, the usual case, is settled in one pass a
+/// byte at a time, and characters are decoded only for text holding some other byte.
 fn has_control_character(value: &str) -> bool {
-    if value.is_ascii() {
-        value.bytes().any(|b| b < 0x20 || b == 0x7f)
-    } else {
-        value.chars().any(char::is_control)
-    }
+    value.bytes().any(|b| !(0x20..0x7f).contains(&b)) && value.chars().any(char::is_control)
 }
 
 fn check_type(value: &str) -> Result<(), InvalidDraft> {
@@ -556,30 +552,28 @@ impl<'a> EntryHeader<'a> {
     /// header's short values; anything unusual (a string with an escape, `null` for an optional
     /// member, any rule broken) is left to the reference, which says precisely what is wrong.
     fn parse_fast(bytes: &'a [u8]) -> Option<Self> {
-        let mut at: [Option<std::ops::Range<usize>>; KNOWN_MEMBERS.len()] = Default::default();
-        let mut unknown = false;
-        canonical::check_canonical_object(bytes, |name, value| match member_slot(name) {
-            Some(slot) => at[slot] = Some(value),
-            None => unknown = true,
-        })
-        .ok()?;
-        if unknown {
-            return None;
-        }
+        // Where each member's value is, and whether it is a string without escapes.
+        let mut at: [Option<(std::ops::Range<usize>, bool)>; KNOWN_MEMBERS.len()] =
+            Default::default();
+        canonical::check_canonical_object_of_known_members(
+            bytes,
+            &KNOWN_MEMBERS,
+            |slot, value, plain_text| at[slot] = Some((value, plain_text)),
+        )?;
         // One check of the whole entry's UTF-8 (the canonical check validated it already, but
         // only this makes it a `str`): a dozen checks of the header's strings cost more.
         let entry_text = std::str::from_utf8(bytes).ok()?;
-        let raw = |member: &[u8]| -> Option<&'a [u8]> {
+        let raw = |member: &[u8]| -> Option<(&'a [u8], bool)> {
             at[member_slot(member).expect("a known member")]
                 .clone()
-                .map(|range| &bytes[range])
+                .map(|(range, plain_text)| (&bytes[range], plain_text))
         };
         // A string without escapes is its own text.
-        let text = |raw: &'a [u8]| -> Option<&'a str> {
-            let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-            if inner.contains(&b'\\') {
+        let text = |(raw, plain_text): (&'a [u8], bool)| -> Option<&'a str> {
+            if !plain_text {
                 return None;
             }
+            let inner = &raw[1..raw.len() - 1];
             let start = inner.as_ptr() as usize - bytes.as_ptr() as usize;
             entry_text.get(start..start + inner.len())
         };
@@ -593,7 +587,7 @@ impl<'a> EntryHeader<'a> {
         // A canonical integer has no leading zero and at most 16 digits; a value that is not
         // all digits is of another type, or negative.
         let natural = |member: &[u8]| -> Option<u64> {
-            let digits = raw(member)?;
+            let (digits, _) = raw(member)?;
             if !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
@@ -608,7 +602,7 @@ impl<'a> EntryHeader<'a> {
             return None;
         }
         let id = parse_lowercase_uuid(required(b"id")?)?;
-        let data_at = at[member_slot(b"data").expect("a known member")].clone()?;
+        let (data_at, _) = at[member_slot(b"data").expect("a known member")].clone()?;
         if bytes[data_at.start] != b'{' {
             return None;
         }
@@ -1232,6 +1226,50 @@ mod tests {
         let mut unknown = well_formed();
         unknown["extra"] = json!("x");
         agree(&canonical::to_canonical_vec(&unknown).unwrap());
+    }
+
+    /// The fast path matches member names where they stand: a name repeated, out of order, or
+    /// spelt almost like a known one gets the reference answer.
+    #[test]
+    fn members_repeated_reordered_or_misnamed_get_the_reference_answer() {
+        let canon = |v: &Value| String::from_utf8(canonical::to_canonical_vec(v).unwrap()).unwrap();
+        let members: Vec<(String, String)> = well_formed()
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| (name.clone(), canon(value)))
+            .collect();
+        let object = |members: &[(String, String)]| {
+            let inner: Vec<String> = members
+                .iter()
+                .map(|(name, value)| format!("\"{name}\":{value}"))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        };
+        agree(object(&members).as_bytes());
+        assert!(Entry::parse(object(&members).as_bytes()).is_ok());
+        for k in 0..members.len() {
+            let mut repeated = members.clone();
+            repeated.insert(k, members[k].clone());
+            agree(object(&repeated).as_bytes());
+            if k + 1 < members.len() {
+                let mut swapped = members.clone();
+                swapped.swap(k, k + 1);
+                agree(object(&swapped).as_bytes());
+            }
+            let name = &members[k].0;
+            let escaped_first = format!("\\u{:04x}{}", u32::from(name.as_bytes()[0]), &name[1..]);
+            for misnamed in [
+                format!("{name}s"),
+                name[..name.len() - 1].to_owned(),
+                name.to_uppercase(),
+                escaped_first,
+            ] {
+                let mut changed = members.clone();
+                changed[k].0 = misnamed;
+                agree(object(&changed).as_bytes());
+            }
+        }
     }
 
     proptest! {
