@@ -613,11 +613,11 @@ pub fn verify_store(
 }
 
 /// How many rounds of [`verify_store`] per checker may be read and not yet linked.
-const ROUNDS_IN_FLIGHT_PER_CHECKER: usize = 8;
+const ROUNDS_IN_FLIGHT_PER_CHECKER: usize = 3;
 
 /// Entries per round of [`verify_store`]: small enough that the rounds share out evenly over
 /// the checkers (and the pipeline fills fast), large enough that handing one over costs nothing.
-const VERIFY_ROUND_ENTRIES: usize = 256;
+const VERIFY_ROUND_ENTRIES: usize = 1024;
 
 /// A round of [`verify_store`] as read: consecutive stored chunks and the signed checkpoints
 /// for the sizes they reach.
