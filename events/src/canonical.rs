@@ -131,8 +131,8 @@ pub fn check_canonical(bytes: &[u8]) -> Result<(), CanonicalError> {
 /// member's place `k` in `names`, where its value sits in `bytes`, and whether that value is a
 /// string without escapes, whose text is then its bytes between the quotes.
 ///
-/// `None` when the bytes are not canonical, and also when they hold a member not in `names`:
-/// callers then take a slower path that says what is wrong (or accepts the unknown member).
+/// `None` when the bytes are not canonical, and also when they hold a member not in `names`
+/// (or one out of order, or twice): callers then take a slower path that says what is wrong.
 pub(crate) fn check_canonical_object_of_known_members(
     bytes: &[u8],
     names: &[&str],
