@@ -77,6 +77,8 @@ pub struct ApiError {
     status: StatusCode,
     kind: &'static str,
     detail: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
@@ -85,6 +87,13 @@ impl ApiError {
             status,
             kind,
             detail: detail.into(),
+            retry_after_secs: None,
+        }
+    }
+    fn unavailable(kind: &'static str, detail: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, detail)
         }
     }
     fn bad_request(detail: impl Into<String>) -> Self {
@@ -104,12 +113,18 @@ impl IntoResponse for ApiError {
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -148,6 +163,17 @@ impl From<CommandError> for ApiError {
                 events::AppendError::IdConflict { .. }
                 | events::AppendError::VersionConflict { .. },
             ) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            CommandError::Busy(_) => Self::unavailable("busy", e.to_string(), 1),
+            CommandError::Unavailable(_)
+            | CommandError::Append(
+                events::AppendError::Storage(_)
+                | events::AppendError::HeadMoved { .. }
+                | events::AppendError::Diverged { .. }
+                | events::AppendError::ChainBroken { .. },
+            ) => {
+                tracing::error!(error = %e, "command not decided");
+                Self::unavailable("unavailable", e.to_string(), 5)
+            }
             other => {
                 tracing::error!(error = %other, "command failed");
                 Self::new(
@@ -270,16 +296,10 @@ async fn execute(
     caller: Principal,
     command: Command,
 ) -> Result<Outcome, ApiError> {
-    let gov = Arc::clone(&state.gov);
-    tokio::task::spawn_blocking(move || gov.execute(&caller, &command))
+    state
+        .gov
+        .submit(&caller, command)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?
         .map_err(ApiError::from)
 }
 

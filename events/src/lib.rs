@@ -9,6 +9,8 @@
 //!   [`checkpoint`] the C2SP signed notes.
 //! - [`verify::ChainVerifier`] checks any copy of the log entry by entry;
 //!   [`verify::verify_store`] checks the store and its indexes.
+//! - [`Log::append_sequenced`] queues entries its caller built against a [`Tip`] (a compare
+//!   and set on the head), for a caller that decides ahead of durability.
 //! - [`Subscription`] follows the log from any seq.
 //!
 //! ```
@@ -42,6 +44,7 @@ pub mod limits;
 mod log;
 pub mod merkle;
 pub mod payloads;
+mod sequenced;
 mod subscribe;
 mod time;
 pub mod verify;
@@ -54,5 +57,6 @@ pub use log::{
     AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,
     OpenLogError, ReadError, READ_ONCE_CACHE_BYTES,
 };
+pub use sequenced::{AppendTicket, Sequenced, Tip};
 pub use subscribe::{SubscribeError, Subscription};
 pub use time::{Clock, ManualClock, ParseTimestampError, SystemClock, Timestamp};

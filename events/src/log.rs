@@ -173,6 +173,27 @@ pub enum AppendError {
     /// The log is closed.
     #[error("the log is closed")]
     Closed,
+    /// A sequenced append expected the log to end elsewhere (an earlier request it was decided
+    /// after was refused or failed): nothing of it was written.
+    #[error("expected the log to hold {expected} entries ending in {expected_hash}, but it holds {actual}")]
+    HeadMoved {
+        /// Size the caller decided against.
+        expected: u64,
+        /// The last hash the caller decided against.
+        expected_hash: Digest,
+        /// The size the writer found.
+        actual: u64,
+    },
+    /// A sequenced append's entry came out differently from the one its caller built and folded.
+    #[error("entry {seq} was built as {written}, not the {expected} its caller folded")]
+    Diverged {
+        /// Its seq.
+        seq: u64,
+        /// The hash the caller built.
+        expected: Digest,
+        /// The hash the writer built.
+        written: Digest,
+    },
 }
 
 /// Where an appended (or already present) entry is.
@@ -274,12 +295,23 @@ pub enum ReadError {
     Proof(#[from] ProofRequestError),
 }
 
-struct Request {
+pub(crate) struct Request {
     /// Checked and encoded by the caller ([`prepare_request`]).
-    drafts: Vec<PreparedDraft>,
+    pub(crate) drafts: Vec<PreparedDraft>,
     /// The time the caller decided at (stamped if not before the last entry), else the clock's.
-    at: Option<Timestamp>,
-    reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+    pub(crate) at: Option<Timestamp>,
+    /// For a sequenced append: where it must land and what it must write.
+    pub(crate) expect: Option<Expectation>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+}
+
+/// What a sequenced append (see [`crate::sequenced`]) must find and write: a compare and set on
+/// the head, then exactly the entries its caller built.
+pub(crate) struct Expectation {
+    /// The size and last hash it was decided after.
+    pub(crate) after: (u64, Digest),
+    /// The hash of each entry, in order, as the caller built it.
+    pub(crate) hashes: Vec<Digest>,
 }
 
 struct Shared {
@@ -303,6 +335,9 @@ struct Shared {
     index: Arc<IndexCell>,
     /// The thread rebuilding them on open.
     index_loader: Mutex<Option<JoinHandle<()>>>,
+    /// Set by tests to make the writer's next commit fail as a storage error would.
+    #[cfg(feature = "fault-injection")]
+    fail_next_commit: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The id and stream indexes once a thread started at open has rebuilt them from the index
@@ -584,7 +619,7 @@ impl DiskSync {
 /// Checks and encodes a request's drafts on the caller's thread (see [`EventDraft::prepare`]):
 /// everything about an entry that does not depend on the log's state, so that the one writer
 /// thread, which every append waits on, spends its time only on what must be serial.
-fn prepare_request(drafts: Vec<EventDraft>) -> Result<Vec<PreparedDraft>, AppendError> {
+pub(crate) fn prepare_request(drafts: Vec<EventDraft>) -> Result<Vec<PreparedDraft>, AppendError> {
     if drafts.is_empty() {
         return Err(AppendError::Empty);
     }
@@ -623,6 +658,8 @@ struct Writer {
     merkle_maintenance: bool,
     /// Shared with readers; the writer adds each group once it is durable.
     index: Arc<IndexCell>,
+    #[cfg(feature = "fault-injection")]
+    fail_next_commit: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A chunk being assembled (see [`keys::CHUNK`]).
@@ -770,12 +807,22 @@ impl Writer {
         &self,
         drafts: &[PreparedDraft],
         time: Timestamp,
+        expect: Option<&Expectation>,
         tentative: &mut Tentative,
     ) -> Result<Vec<Appended>, AppendError> {
         // `prepare_request` refused empty and oversized requests before they were sent.
         debug_assert!(!drafts.is_empty() && drafts.len() <= APPEND_ENTRIES_MAX);
+        if let Some(expect) = expect {
+            if expect.after != (tentative.size, tentative.last_hash) {
+                return Err(AppendError::HeadMoved {
+                    expected: expect.after.0,
+                    expected_hash: expect.after.1,
+                    actual: tentative.size,
+                });
+            }
+        }
         let mut mark = tentative.mark();
-        let outcome = self.add_request(drafts, time, tentative, &mut mark);
+        let outcome = self.add_request(drafts, time, expect, tentative, &mut mark);
         if outcome.is_err() {
             tentative.undo(mark);
         }
@@ -786,6 +833,7 @@ impl Writer {
         &self,
         drafts: &[PreparedDraft],
         time: Timestamp,
+        expect: Option<&Expectation>,
         next: &mut Tentative,
         mark: &mut Mark,
     ) -> Result<Vec<Appended>, AppendError> {
@@ -796,7 +844,8 @@ impl Writer {
                 .existing(next, &draft.id)
                 .map_err(AppendError::Storage)?
             {
-                if !draft.same_content_as(&previous) {
+                // A sequenced append carries new entries only: its caller folded them as new.
+                if expect.is_some() || !draft.same_content_as(&previous) {
                     return Err(AppendError::IdConflict {
                         id: draft.id,
                         seq: previous.seq,
@@ -834,6 +883,15 @@ impl Writer {
             let entry = Entry::build_prepared(prepared, &self.origin, position)
                 .map_err(|source| AppendError::Invalid { index, source })?;
             let hash = entry.hash();
+            if let Some(expected) = expect.and_then(|e| e.hashes.get(index)) {
+                if *expected != hash {
+                    return Err(AppendError::Diverged {
+                        seq: entry.seq,
+                        expected: *expected,
+                        written: hash,
+                    });
+                }
+            }
             // Pair assertion: what is about to be written links to what precedes it.
             assert_eq!(entry.seq, next.size);
             assert_eq!(entry.prev_hash, next.last_hash);
@@ -930,7 +988,12 @@ impl Writer {
                 let wanted = request.at.unwrap_or(now);
                 let time = last_time.map_or(wanted, |last| last.max(wanted));
                 let size_before = tentative.size;
-                let outcome = self.try_request(&request.drafts, time, &mut tentative);
+                let outcome = self.try_request(
+                    &request.drafts,
+                    time,
+                    request.expect.as_ref(),
+                    &mut tentative,
+                );
                 if tentative.size > size_before {
                     last_time = Some(time);
                 }
@@ -1001,6 +1064,13 @@ impl Writer {
     }
 
     fn write_and_sync(&mut self, batch: sled::Batch) -> Result<(), String> {
+        #[cfg(feature = "fault-injection")]
+        if self
+            .fail_next_commit
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err("write: injected storage failure".into());
+        }
         self.tree
             .apply_batch(batch)
             .map_err(|e| format!("write: {e}"))?;
@@ -1264,6 +1334,8 @@ impl Log {
         let (sender, inbox) = mpsc::channel(WRITER_QUEUE_REQUESTS_MAX);
         let verifier = config.signer.as_ref().map(NoteSigner::verifier);
         let stats = Arc::new(CommitStats::default());
+        #[cfg(feature = "fault-injection")]
+        let fail_next_commit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer {
             db: db.clone(),
             tree: tree.clone(),
@@ -1279,6 +1351,8 @@ impl Log {
             index: Arc::clone(&index),
             merkle_maintenance,
             stats: Arc::clone(&stats),
+            #[cfg(feature = "fault-injection")]
+            fail_next_commit: Arc::clone(&fail_next_commit),
         };
         let handle = std::thread::Builder::new()
             .name("trustledger-log-writer".into())
@@ -1298,6 +1372,8 @@ impl Log {
                 node_cache: NodeCache::default(),
                 index,
                 index_loader: Mutex::new(Some(index_loader)),
+                #[cfg(feature = "fault-injection")]
+                fail_next_commit,
                 stats,
             }),
         })
@@ -1343,6 +1419,34 @@ impl Log {
         self.shared.stats.read()
     }
 
+    /// Makes the writer's next commit fail as a storage error would (nothing of it is written,
+    /// and the writer refuses writes from then on, as after a real failure).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_commit_failure(&self) {
+        self.shared
+            .fail_next_commit
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The last version of `subject`'s stream among durable entries (`None`: no entry yet).
+    /// Waits for the indexes to be rebuilt after open.
+    ///
+    /// # Errors
+    /// If the indexes could not be rebuilt.
+    pub fn stream_last_version(&self, subject: &str) -> Result<Option<u64>, ReadError> {
+        Ok(self
+            .shared
+            .index
+            .ready()?
+            .read()
+            .expect("index lock")
+            .last_version(subject))
+    }
+
+    pub(crate) fn sender_for_sequenced(&self) -> Result<mpsc::Sender<Request>, AppendError> {
+        self.sender()
+    }
+
     /// The durable head.
     pub fn head(&self) -> Head {
         *self.shared.head.borrow()
@@ -1379,6 +1483,7 @@ impl Log {
             .send(Request {
                 drafts,
                 at: None,
+                expect: None,
                 reply,
             })
             .await
@@ -1425,7 +1530,12 @@ impl Log {
         let drafts = prepare_request(drafts)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .blocking_send(Request { drafts, at, reply })
+            .blocking_send(Request {
+                drafts,
+                at,
+                expect: None,
+                reply,
+            })
             .map_err(|_| AppendError::Closed)?;
         answer.blocking_recv().map_err(|_| AppendError::Closed)?
     }

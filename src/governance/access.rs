@@ -1,0 +1,115 @@
+//! Who may do what: roles, principals, bearer tokens, and the roles each command needs.
+
+use projections::policy::Command;
+use projections::state::GovernanceState;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// A role a principal may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Auditor,
+    /// Runs the service; records evidence.
+    Operator,
+    /// Submits deployments and records evidence.
+    Submitter,
+    /// The deploy agent: presents artifacts at release.
+    Deployer,
+    /// CAB member duties (votes, exceptions, break-glass, reviews). Membership itself is data.
+    Cab,
+    /// Reports incidents.
+    IncidentReporter,
+    /// Manages models, CAB membership, keys and access.
+    Admin,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Name recorded as the entries' `actor`.
+    pub name: String,
+    /// Roles.
+    pub roles: BTreeSet<Role>,
+}
+
+impl Principal {
+    /// A principal with these roles.
+    pub fn new(name: impl Into<String>, roles: &[Role]) -> Self {
+        Self {
+            name: name.into(),
+            roles: roles.iter().copied().collect(),
+        }
+    }
+}
+
+impl Role {
+    /// Parses a role name as tokens carry it (`incident-reporter`, `cab`, ...).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "auditor" => Self::Auditor,
+            "operator" => Self::Operator,
+            "submitter" => Self::Submitter,
+            "deployer" => Self::Deployer,
+            "cab" => Self::Cab,
+            "incident-reporter" => Self::IncidentReporter,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// The principal the command line acts as when an operator with access to the data directory
+/// creates tokens (file-system access to the data directory is the root of trust).
+pub const CLI_ADMIN: &str = "system:cli";
+
+/// A new random bearer token (`tl_` + 64 hex digits from two v4 UUIDs: 244 random bits) and its
+/// SHA-256 hex (the only form in which it is recorded).
+///
+/// # Panics
+/// If the operating system has no randomness.
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = *Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(Uuid::new_v4().as_bytes())
+        .copied()
+        .collect::<Vec<u8>>()
+        .first_chunk()
+        .expect("32 bytes");
+    let token = format!("tl_{}", hex::encode(bytes));
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    (token, digest)
+}
+
+/// The principal a bearer token authenticates, if it is granted and not revoked. The token is
+/// hashed first, so look-up time does not depend on how much of a guess is right.
+pub fn authenticate(state: &GovernanceState, token: &str) -> Option<Principal> {
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let record = state.access.get(&digest).filter(|a| !a.revoked)?;
+    Some(Principal {
+        name: record.principal.clone(),
+        roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+    })
+}
+
+/// The roles allowed to issue a command (any one suffices).
+pub fn roles_for(command: &Command) -> &'static [Role] {
+    match command {
+        Command::ProposeRiskModel(_) => &[Role::Admin, Role::Cab],
+        Command::ActivateRiskModel { .. }
+        | Command::AddCabMember { .. }
+        | Command::RemoveCabMember { .. }
+        | Command::TrustSigningKey(_)
+        | Command::RevokeSigningKey(_)
+        | Command::GrantAccess(_)
+        | Command::RevokeAccess(_) => &[Role::Admin],
+        Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
+        Command::Submit { .. } => &[Role::Submitter],
+        Command::Release(_) => &[Role::Deployer],
+        Command::ReportIncident(_) | Command::UpdateIncident(_) => &[Role::IncidentReporter],
+        Command::EvaluateMaturity { .. } => &[Role::Operator, Role::Admin, Role::Cab],
+        _ => &[Role::Cab],
+    }
+}

@@ -1,0 +1,164 @@
+//! Projection snapshots of the published state: the current one (rewritten every
+//! [`SNAPSHOT_EVERY_ENTRIES`]) and the retained ones, for time travel.
+
+use super::sequencer::Shared;
+use super::CommandError;
+use events::{Log, Timestamp};
+use projections::snapshot;
+use projections::state::GovernanceState;
+use std::sync::{Mutex, PoisonError};
+
+/// Name under which the governance snapshot is stored.
+pub const SNAPSHOT_NAME: &str = "governance";
+/// Save a snapshot after folding this many entries.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+/// Retained snapshots, for time travel, are stored as `governance@<seq>@<unix micros>` (both
+/// zero-padded to 20 digits, so names sort by seq): a past state is folded from the nearest one
+/// at or before it instead of from genesis.
+pub const RETAINED_SNAPSHOT_PREFIX: &str = "governance@";
+/// The list of retained snapshots' names, one per line, in seq order. Kept apart because
+/// listing the snapshots themselves would read every one of them (sled yields values with keys).
+pub const RETAINED_SNAPSHOT_INDEX: &str = "governance-retained";
+/// Keep a snapshot for time travel at least this many entries apart.
+pub const RETAIN_SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
+
+fn retained_snapshot_name(seq: u64, time: Timestamp) -> String {
+    format!(
+        "{RETAINED_SNAPSHOT_PREFIX}{seq:020}@{:020}",
+        time.unix_micros().max(0)
+    )
+}
+
+/// The (seq, time) a retained snapshot's name says it covers.
+fn parse_retained_snapshot_name(name: &str) -> Option<(u64, Timestamp)> {
+    let (seq, micros) = name
+        .strip_prefix(RETAINED_SNAPSHOT_PREFIX)?
+        .split_once('@')?;
+    Some((
+        seq.parse().ok()?,
+        Timestamp::from_unix_micros(micros.parse().ok()?),
+    ))
+}
+
+/// When the next snapshots are due.
+#[derive(Debug, Default)]
+pub(super) struct SnapshotKeeper(Mutex<Due>);
+
+#[derive(Debug, Default)]
+struct Due {
+    /// Entries folded since the last snapshot was saved.
+    since_snapshot: u64,
+    /// The seq of the latest retained snapshot.
+    last_retained: Option<u64>,
+}
+
+impl SnapshotKeeper {
+    pub(super) fn new(folded: u64, last_retained: Option<u64>) -> Self {
+        Self(Mutex::new(Due {
+            since_snapshot: folded,
+            last_retained,
+        }))
+    }
+
+    fn due(&self) -> std::sync::MutexGuard<'_, Due> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts `entries` newly published, and saves (and retains) a snapshot when one is due.
+    pub(super) fn folded(&self, shared: &Shared, entries: u64) {
+        let mut due = self.due();
+        due.since_snapshot += entries;
+        if due.since_snapshot < SNAPSHOT_EVERY_ENTRIES {
+            return;
+        }
+        let published = shared
+            .published
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(seq) = published.last_seq else {
+            return;
+        };
+        // A failed snapshot only costs a longer start-up or time travel; the entries are durable.
+        let sealed = snapshot::seal(&published, seq);
+        if shared.log.put_snapshot(SNAPSHOT_NAME, &sealed).is_ok() {
+            due.since_snapshot = 0;
+        }
+        let retain = due
+            .last_retained
+            .is_none_or(|last| seq >= last + RETAIN_SNAPSHOT_EVERY_ENTRIES);
+        if retain {
+            let _ = store_retained(&shared.log, &mut due, &published, &sealed);
+        }
+    }
+
+    /// Seals `state` as the stored snapshot. Returns the seq it covers.
+    pub(super) fn save(
+        &self,
+        log: &Log,
+        state: &GovernanceState,
+    ) -> Result<Option<u64>, CommandError> {
+        let Some(seq) = state.last_seq else {
+            return Ok(None);
+        };
+        let mut due = self.due();
+        log.put_snapshot(SNAPSHOT_NAME, &snapshot::seal(state, seq))?;
+        due.since_snapshot = 0;
+        Ok(Some(seq))
+    }
+
+    /// Stores `state` as a retained snapshot. Returns the seq it covers.
+    pub(super) fn retain(
+        &self,
+        log: &Log,
+        state: &GovernanceState,
+    ) -> Result<Option<u64>, CommandError> {
+        let Some(seq) = state.last_seq else {
+            return Ok(None);
+        };
+        let sealed = snapshot::seal(state, seq);
+        store_retained(log, &mut self.due(), state, &sealed)?;
+        Ok(Some(seq))
+    }
+}
+
+/// Stores `sealed` (`state`, sealed) as a retained snapshot, then lists it in the index: a crash
+/// in between leaves an unlisted snapshot, never a listed one that is missing.
+fn store_retained(
+    log: &Log,
+    due: &mut Due,
+    state: &GovernanceState,
+    sealed: &[u8],
+) -> Result<(), CommandError> {
+    let (Some(seq), Some(time)) = (state.last_seq, state.last_time) else {
+        return Ok(());
+    };
+    let name = retained_snapshot_name(seq, time);
+    log.put_snapshot(&name, sealed)?;
+    let mut index = log
+        .get_snapshot(RETAINED_SNAPSHOT_INDEX)?
+        .unwrap_or_default();
+    index.extend_from_slice(name.as_bytes());
+    index.push(b'\n');
+    log.put_snapshot(RETAINED_SNAPSHOT_INDEX, &index)?;
+    due.last_retained = Some(seq);
+    Ok(())
+}
+
+/// The retained snapshots: (name, seq, time), by seq.
+///
+/// # Errors
+/// If the store cannot be read.
+pub fn retained_snapshots(log: &Log) -> Result<Vec<(String, u64, Timestamp)>, CommandError> {
+    let index = log
+        .get_snapshot(RETAINED_SNAPSHOT_INDEX)?
+        .unwrap_or_default();
+    let mut retained: Vec<_> = String::from_utf8_lossy(&index)
+        .lines()
+        .filter_map(|name| {
+            let (seq, time) = parse_retained_snapshot_name(name)?;
+            Some((name.to_owned(), seq, time))
+        })
+        .collect();
+    retained.sort_by_key(|(_, seq, _)| *seq);
+    Ok(retained)
+}
