@@ -17,6 +17,9 @@ use tower::ServiceExt as _;
 use trustledger::api::{app, AppState};
 use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
 
+mod http_client;
+use http_client::{http, json_of};
+
 const ARTIFACT: &[u8] = b"MZ... installer";
 
 struct Api {
@@ -484,45 +487,6 @@ async fn the_seeds_endpoints_answer_with_and_without_the_trailing_slash() {
 }
 
 /// A minimal HTTP/1.1 client over a socket (requests with `Connection: close`).
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = response[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
-            let len =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
-                    .unwrap();
-            if len == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + len]);
-            rest = &rest[line_end + 2 + len + 2..];
-        }
-        body = out;
-    }
-    (status, body)
-}
-
-fn json_of(body: &[u8]) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
-}
-
 /// Reads SSE `id:` lines from a stream until `count` events or the deadline.
 fn read_sse(port: u16, token: &str, last_event_id: Option<u64>, count: usize) -> Vec<u64> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
