@@ -11,7 +11,7 @@ use projections::policy::Command;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use tower::ServiceExt as _;
 use trustledger::api::{app, AppState};
