@@ -5,13 +5,19 @@
 //! token's principal as the entries' `actor` (never a field of the body), and the service checks
 //! each command's roles. Commands run on the blocking pool because an append waits for fsync.
 
+mod error;
+mod extract;
+mod metrics;
+
+pub use error::ApiError;
+pub use extract::{ApiJson, Caller};
+pub use metrics::Metrics;
+use metrics::{count_requests, metrics};
+
 use crate::governance::{
-    authenticate, AsOf, CommandError, Governance, Outcome, Principal, Role, ARTIFACT_BYTES_MAX,
-    SBOM_BYTES_MAX,
+    AsOf, Governance, Outcome, Principal, Role, ARTIFACT_BYTES_MAX, SBOM_BYTES_MAX,
 };
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +27,7 @@ use events::payloads::*;
 use events::Timestamp;
 use futures_util::StreamExt as _;
 use projections::policy::{
-    self, Command, IncidentReport, PresentedRelease, Rejection, SubmitDeployment,
+    self, Command, IncidentReport, PresentedRelease, SubmitDeployment,
 };
 use projections::state::{DeploymentRecord, GovernanceState};
 use projections::{calibration, maturity, views};
@@ -70,215 +76,6 @@ impl AppState {
 
 /// A rendered live status: (last folded seq, strict) and the JSON body.
 type CachedStatus = ((Option<u64>, bool), Arc<str>);
-
-/// An RFC 9457 problem.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    detail: String,
-    /// Seconds after which a retry may succeed (`Retry-After`).
-    retry_after_secs: Option<u32>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            detail: detail.into(),
-            retry_after_secs: None,
-        }
-    }
-    fn unavailable(kind: &'static str, detail: impl Into<String>, retry_after_secs: u32) -> Self {
-        Self {
-            retry_after_secs: Some(retry_after_secs),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, detail)
-        }
-    }
-    fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
-    }
-    fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error");
-        let body = json!({
-            "type": format!("https://trustledger.dev/problems/{}", self.kind),
-            "title": title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        }
-        response
-    }
-}
-
-impl From<CommandError> for ApiError {
-    fn from(e: CommandError) -> Self {
-        match e {
-            CommandError::Unauthorized { .. } => {
-                Self::new(StatusCode::FORBIDDEN, "forbidden-role", e.to_string())
-            }
-            CommandError::Rejected(r) => match r {
-                Rejection::Invalid { .. } => Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid-field",
-                    r.to_string(),
-                ),
-                Rejection::Unknown { .. } => {
-                    Self::new(StatusCode::NOT_FOUND, "not-found", r.to_string())
-                }
-                Rejection::Conflict(_) => {
-                    Self::new(StatusCode::CONFLICT, "conflict", r.to_string())
-                }
-                Rejection::Forbidden(_) => {
-                    Self::new(StatusCode::FORBIDDEN, "forbidden-by-rule", r.to_string())
-                }
-                Rejection::NotAllowed(_) => {
-                    Self::new(StatusCode::CONFLICT, "not-allowed-now", r.to_string())
-                }
-                _ => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", r.to_string()),
-            },
-            CommandError::Append(events::AppendError::Invalid { .. }) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                e.to_string(),
-            ),
-            CommandError::Append(
-                events::AppendError::IdConflict { .. }
-                | events::AppendError::VersionConflict { .. },
-            ) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            CommandError::Busy(_) => Self::unavailable("busy", e.to_string(), 1),
-            CommandError::Unavailable(_)
-            | CommandError::Append(
-                events::AppendError::Storage(_)
-                | events::AppendError::HeadMoved { .. }
-                | events::AppendError::Diverged { .. }
-                | events::AppendError::ChainBroken { .. },
-            ) => {
-                tracing::error!(error = %e, "command not decided");
-                Self::unavailable("unavailable", e.to_string(), 5)
-            }
-            other => {
-                tracing::error!(error = %other, "command failed");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
-impl From<events::ReadError> for ApiError {
-    fn from(e: events::ReadError) -> Self {
-        match e {
-            events::ReadError::Proof(p) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-proof-request",
-                p.to_string(),
-            ),
-            other => {
-                tracing::error!(error = %other, "read failed");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
-/// `Json` whose rejections are problems too.
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-body",
-                e.body_text(),
-            )),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(e.body_text())),
-            Err(JsonRejection::MissingJsonContentType(e)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                e.body_text(),
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
-                    format!("bodies are limited to {JSON_BODY_BYTES_MAX} bytes"),
-                ))
-            }
-            Err(other) => Err(ApiError::bad_request(other.body_text())),
-        }
-    }
-}
-
-/// The authenticated caller.
-pub struct Caller(pub Principal);
-
-impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let unauthorized = |d: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", d);
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("use Authorization: Bearer <token>"))?;
-        state
-            .gov
-            .with_state(|s| authenticate(s, token))
-            .map(Caller)
-            .ok_or_else(|| unauthorized("unknown or revoked token"))
-    }
-}
-
-impl Caller {
-    fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.iter().any(|r| self.0.roles.contains(r)) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden-role",
-                format!("{} needs one of the roles {roles:?}", self.0.name),
-            ))
-        }
-    }
-}
 
 const READERS: &[Role] = &[
     Role::Auditor,
@@ -1653,90 +1450,6 @@ async fn revoke_token(
     execute(&state, caller.0, Command::RevokeAccess(revoke)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-// ----- metrics -----
-
-/// Request counters by (method, route, status) and total handling time by route.
-#[derive(Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    micros: Mutex<BTreeMap<String, (u64, u64)>>,
-}
-
-async fn count_requests(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    if let Ok(mut requests) = state.metrics.requests.lock() {
-        *requests
-            .entry((method, route.clone(), response.status().as_u16()))
-            .or_default() += 1;
-    }
-    if let Ok(mut totals) = state.metrics.micros.lock() {
-        let entry = totals.entry(route).or_default();
-        entry.0 += 1;
-        entry.1 += micros;
-    }
-    response
-}
-
-/// Prometheus text format.
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let head = state.gov.log().head();
-    let _ = writeln!(out, "# HELP trustledger_log_entries Entries in the log.\n# TYPE trustledger_log_entries gauge\ntrustledger_log_entries {}", head.size);
-    let commits = state.gov.log().commit_stats();
-    let _ = writeln!(out, "# HELP trustledger_log_commits_total Group commits since start.\n# TYPE trustledger_log_commits_total counter\ntrustledger_log_commits_total {}", commits.commits);
-    let _ = writeln!(out, "# HELP trustledger_log_committed_entries_total Entries written by them.\n# TYPE trustledger_log_committed_entries_total counter\ntrustledger_log_committed_entries_total {}", commits.entries);
-    let _ = writeln!(
-        out,
-        "# HELP trustledger_log_commit_seconds Time spent writing and syncing commits (append latency).\n# TYPE trustledger_log_commit_seconds summary\ntrustledger_log_commit_seconds_sum {}.{:06}\ntrustledger_log_commit_seconds_count {}",
-        commits.micros / 1_000_000,
-        commits.micros % 1_000_000,
-        commits.commits
-    );
-    let _ = writeln!(out, "# HELP trustledger_log_last_batch_entries Entries in the last group commit.\n# TYPE trustledger_log_last_batch_entries gauge\ntrustledger_log_last_batch_entries {}", commits.last_batch);
-    let folded = state
-        .gov
-        .with_state(|s| s.last_seq.map_or(0, |seq| seq + 1));
-    let _ = writeln!(out, "# HELP trustledger_projection_lag_entries Durable entries not yet folded into the projections.\n# TYPE trustledger_projection_lag_entries gauge\ntrustledger_projection_lag_entries {}", head.size.saturating_sub(folded));
-    let streams = STREAMS_MAX - state.streams.available_permits();
-    let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");
-    let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");
-    if let Ok(requests) = state.metrics.requests.lock() {
-        for ((method, route, status), n) in requests.iter() {
-            let _ = writeln!(out, "trustledger_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
-        }
-    }
-    let _ = writeln!(out, "# HELP trustledger_http_request_duration_seconds Time spent handling requests, by route.\n# TYPE trustledger_http_request_duration_seconds summary");
-    if let Ok(totals) = state.metrics.micros.lock() {
-        for (route, (count, micros)) in totals.iter() {
-            let _ = writeln!(
-                out,
-                "trustledger_http_request_duration_seconds_sum{{route=\"{route}\"}} {}.{:06}",
-                micros / 1_000_000,
-                micros % 1_000_000
-            );
-            let _ = writeln!(
-                out,
-                "trustledger_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
-            );
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-// ----- the route table: the router and /openapi.json are both built from it -----
 
 /// One operation's documentation.
 pub struct Op {
