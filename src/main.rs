@@ -83,6 +83,21 @@ enum Command {
         /// Scheduled evaluations require the Wilson upper bound to meet the rate cap.
         #[arg(long)]
         strict: bool,
+        /// Largest artifact a release may upload, in bytes.
+        #[arg(long, default_value_t = trustledger::governance::ARTIFACT_BYTES_MAX)]
+        artifact_bytes_max: u64,
+        /// Largest SBOM upload, in bytes.
+        #[arg(long, default_value_t = trustledger::governance::SBOM_BYTES_MAX)]
+        sbom_bytes_max: u64,
+        /// Requests per second from one client address (bursts of twice that; 0: no limit).
+        #[arg(long, default_value_t = trustledger::api::Limits::default().rate_per_address)]
+        rate_per_address: u32,
+        /// Requests per second by one principal (bursts of twice that; 0: no limit).
+        #[arg(long, default_value_t = trustledger::api::Limits::default().rate_per_principal)]
+        rate_per_principal: u32,
+        /// Most open connections.
+        #[arg(long, default_value_t = trustledger::api::server::ServerLimits::default().connections_max)]
+        connections_max: usize,
     },
     /// Manage bearer tokens (run while no server holds the data directory).
     Token {
@@ -242,14 +257,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             evaluation_cadence_hours,
             strict,
+            artifact_bytes_max,
+            sbom_bytes_max,
+            rate_per_address,
+            rate_per_principal,
+            connections_max,
         } => {
             let dir = data.unwrap_or_else(data_dir::default_dir);
+            let limits = trustledger::api::Limits {
+                artifact_bytes_max,
+                sbom_bytes_max,
+                rate_per_address,
+                rate_per_principal,
+            };
+            let server_limits = trustledger::api::server::ServerLimits {
+                connections_max,
+                ..Default::default()
+            };
             serve(
                 &dir,
                 data_dir::ServeOptions { key, origin },
                 listen,
-                evaluation_cadence_hours,
-                strict,
+                (evaluation_cadence_hours, strict),
+                (limits, server_limits),
             )
         }
         Command::Token { action } => token(action),
@@ -461,8 +491,11 @@ fn serve(
     dir: &std::path::Path,
     options: data_dir::ServeOptions,
     listen: std::net::SocketAddr,
-    cadence_hours: u32,
-    strict: bool,
+    (cadence_hours, strict): (u32, bool),
+    (limits, server_limits): (
+        trustledger::api::Limits,
+        trustledger::api::server::ServerLimits,
+    ),
 ) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -517,11 +550,11 @@ fn serve(
                 }
             })
         };
-        let app =
-            trustledger::api::app(trustledger::api::AppState::new(std::sync::Arc::clone(&gov)));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let app = trustledger::api::app(trustledger::api::AppState::with_limits(
+            std::sync::Arc::clone(&gov),
+            limits,
+        ));
+        trustledger::api::server::serve(listener, app, server_limits, shutdown_signal()).await?;
         scheduler.abort();
         anyhow::Ok(())
     })?;

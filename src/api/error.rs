@@ -26,7 +26,17 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
-    pub(crate) fn unavailable(kind: &'static str, detail: impl Into<String>, retry_after_secs: u32) -> Self {
+    pub(crate) fn too_many_requests(detail: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", detail)
+        }
+    }
+    pub(crate) fn unavailable(
+        kind: &'static str,
+        detail: impl Into<String>,
+        retry_after_secs: u32,
+    ) -> Self {
         Self {
             retry_after_secs: Some(retry_after_secs),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, detail)
@@ -141,4 +151,3 @@ impl From<events::ReadError> for ApiError {
         }
     }
 }
-

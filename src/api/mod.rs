@@ -7,16 +7,19 @@
 
 mod error;
 mod extract;
+mod guard;
+mod limits;
 mod metrics;
+pub mod server;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, Caller};
+pub use guard::Permissions;
+pub use limits::{Limits, STREAMS_PER_PRINCIPAL_MAX};
 pub use metrics::Metrics;
 use metrics::{count_requests, metrics};
 
-use crate::governance::{
-    AsOf, Governance, Outcome, Principal, Role, ARTIFACT_BYTES_MAX, SBOM_BYTES_MAX,
-};
+use crate::governance::{AsOf, Governance, Outcome, Principal, Role};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -26,9 +29,7 @@ use axum::Router;
 use events::payloads::*;
 use events::Timestamp;
 use futures_util::StreamExt as _;
-use projections::policy::{
-    self, Command, IncidentReport, PresentedRelease, SubmitDeployment,
-};
+use projections::policy::{self, Command, IncidentReport, PresentedRelease, SubmitDeployment};
 use projections::state::{DeploymentRecord, GovernanceState};
 use projections::{calibration, maturity, views};
 use serde::Deserialize;
@@ -38,12 +39,15 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
+use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
 /// Largest JSON request body.
 pub const JSON_BODY_BYTES_MAX: usize = 256 * 1024;
 /// Largest page of a list or of events.
 pub const PAGE_MAX: usize = 1000;
+/// Most past states (`as_of`) rebuilt at once; more get a 503.
+pub const PAST_FOLDS_MAX: usize = 2;
 /// Most concurrent SSE streams.
 pub const STREAMS_MAX: usize = 256;
 /// Most SBOM digests waiting for their release.
@@ -56,20 +60,36 @@ pub struct AppState {
     /// SBOM digests uploaded ahead of a release, by deployment.
     sboms: Mutex<HashMap<Uuid, String>>,
     streams: Arc<Semaphore>,
+    past_folds: Arc<Semaphore>,
     metrics: Metrics,
     /// The live maturity status, by (last folded seq, strict).
     status_cache: Mutex<Option<CachedStatus>>,
+    /// The roles each route needs, from the route table.
+    permissions: Permissions,
+    limits: Limits,
+    rates: limits::Rates,
+    streams_by_principal: limits::StreamsByPrincipal,
 }
 
 impl AppState {
-    /// State over a service.
+    /// State over a service, with the default [`Limits`].
     pub fn new(gov: Arc<Governance>) -> Arc<Self> {
+        Self::with_limits(gov, Limits::default())
+    }
+
+    /// State over a service, with these limits.
+    pub fn with_limits(gov: Arc<Governance>, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
+            limits,
+            rates: limits::Rates::new(&limits),
+            streams_by_principal: limits::StreamsByPrincipal::default(),
             gov,
             sboms: Mutex::new(HashMap::new()),
             streams: Arc::new(Semaphore::new(STREAMS_MAX)),
+            past_folds: Arc::new(Semaphore::new(PAST_FOLDS_MAX)),
             metrics: Metrics::default(),
             status_cache: Mutex::new(None),
+            permissions: Permissions::from_table(&route_table()),
         })
     }
 }
@@ -100,14 +120,22 @@ async fn execute(
         .map_err(ApiError::from)
 }
 
+/// Any RFC 3339 time (`Z` or an offset, 0–9 fractional digits), to the microsecond (finer
+/// digits are dropped, as the log records microseconds).
 fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(text).map_err(|_| {
+    let invalid = || {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-field",
-            format!("{field} must be like 2026-02-10T09:00:00.000000Z"),
+            format!("{field} must be an RFC 3339 time, like 2026-02-10T09:00:00Z or 2026-02-10T10:00:00.5+01:00"),
         )
-    })
+    };
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| invalid())?;
+    let micros = parsed.unix_timestamp_nanos().div_euclid(1000);
+    i64::try_from(micros)
+        .map(Timestamp::from_unix_micros)
+        .map_err(|_| invalid())
 }
 
 /// The state as of `as_of` (a seq or a time), or now.
@@ -127,7 +155,19 @@ impl std::ops::Deref for StateRef<'_> {
     }
 }
 
-fn state_as_of<'a>(
+/// The published state, if it already covers `point` (a point at or after its last entry is
+/// the live state: borrow it rather than have the service copy it).
+fn live_if_covered(state: &Arc<AppState>, point: AsOf) -> Option<StateRef<'_>> {
+    let live = state.gov.read();
+    let covered = match (point, live.last_seq, live.last_time) {
+        (AsOf::Seq(seq), Some(last), _) => last <= seq,
+        (AsOf::Time(time), _, Some(last)) => last <= time,
+        _ => false,
+    };
+    covered.then_some(StateRef::Live(live))
+}
+
+async fn state_as_of<'a>(
     state: &'a Arc<AppState>,
     as_of: Option<&str>,
 ) -> Result<StateRef<'a>, ApiError> {
@@ -138,23 +178,34 @@ fn state_as_of<'a>(
         Ok(seq) => AsOf::Seq(seq),
         Err(_) => AsOf::Time(parse_time("as_of", as_of)?),
     };
-    // A point at or after the live state's last entry is the live state: borrow it rather than
-    // have the service copy it.
-    let live = state.gov.read();
-    let covered = match (point, live.last_seq, live.last_time) {
-        (AsOf::Seq(seq), Some(last), _) => last <= seq,
-        (AsOf::Time(time), _, Some(last)) => last <= time,
-        _ => false,
-    };
-    if covered {
-        return Ok(StateRef::Live(live));
+    if let Some(live) = live_if_covered(state, point) {
+        return Ok(live);
     }
-    drop(live);
-    state
-        .gov
-        .state_as_of(point)
-        .map(|past| StateRef::Past(Box::new(past)))
-        .map_err(ApiError::from)
+    // A past state is folded from the nearest retained snapshot on the blocking pool, a few at
+    // once, so that time travel never holds up the async workers that serve everything else.
+    let permit = Arc::clone(&state.past_folds)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::unavailable(
+                "busy",
+                format!("at most {PAST_FOLDS_MAX} past states are rebuilt at once; retry"),
+                1,
+            )
+        })?;
+    let gov = Arc::clone(&state.gov);
+    let past = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        gov.state_as_of(point)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })??;
+    Ok(StateRef::Past(Box::new(past)))
 }
 
 /// The common `as_of` query parameter.
@@ -166,18 +217,61 @@ struct AsOfQuery {
 /// The state as of `as_of` and the time to judge it at: the log's current time for the live
 /// state (read before the state is borrowed, since it takes the same lock), the state's own
 /// last time for a past one.
-fn state_and_time<'a>(
+async fn state_and_time<'a>(
     state: &'a Arc<AppState>,
     as_of: Option<&str>,
 ) -> Result<(StateRef<'a>, Timestamp), ApiError> {
     let now = as_of.is_none().then(|| state.gov.current_time());
-    let s = state_as_of(state, as_of)?;
+    let s = state_as_of(state, as_of).await?;
     let at = now.unwrap_or_else(|| now_of(&s));
     Ok((s, at))
 }
 
 fn now_of(state: &GovernanceState) -> Timestamp {
     state.last_time.unwrap_or(Timestamp::from_unix_micros(0))
+}
+
+/// Durable entries the published state may lag behind before the service says it is not ready.
+pub const READY_LAG_ENTRIES_MAX: u64 = 10_000;
+
+/// Readiness: whether the service can take commands now.
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
+    let gov = Arc::clone(&state.gov);
+    // The log's own refusal is known once its indexes are rebuilt after open (a wait).
+    let refusal = tokio::task::spawn_blocking(move || {
+        gov.failure()
+            .or_else(|| gov.log().refusal().map(ToString::to_string))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    if let Some(reason) = refusal {
+        return Err(ApiError::unavailable(
+            "not-ready",
+            format!("the log refuses writes: {reason}"),
+            30,
+        ));
+    }
+    let entries = state.gov.log().head().size;
+    let folded = state
+        .gov
+        .with_state(|s| s.last_seq.map_or(0, |seq| seq + 1));
+    let lag = entries.saturating_sub(folded);
+    if lag > READY_LAG_ENTRIES_MAX {
+        return Err(ApiError::unavailable(
+            "not-ready",
+            format!("the projections are {lag} entries behind the log"),
+            5,
+        ));
+    }
+    Ok(axum::Json(
+        json!({"status": "ready", "entries": entries, "projection_lag": lag}),
+    ))
 }
 
 // ----- log: checkpoint, key, proofs -----
@@ -261,7 +355,7 @@ async fn projection_fingerprint(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(LOG_READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     Ok(axum::Json(json!({
         "seq": s.last_seq,
         "fingerprint": projections::snapshot::fingerprint(&s).to_hex(),
@@ -315,6 +409,7 @@ async fn events_stream(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(LOG_READERS)?;
+    let slot = limits::StreamsByPrincipal::open(&state, &caller.0.name)?;
     let permit = Arc::clone(&state.streams)
         .try_acquire_owned()
         .map_err(|_| {
@@ -340,7 +435,7 @@ async fn events_stream(
         .log()
         .subscribe(after.map_or(0, |a| a.saturating_add(1)));
     let stream = futures_util::stream::unfold(
-        (subscription, permit, q),
+        (subscription, (permit, slot), q),
         |(mut sub, permit, q)| async move {
             loop {
                 match sub.next().await {
@@ -399,7 +494,8 @@ async fn get_evidence(
     caller.require(READERS)?;
     // The state keeps what decisions read; the document is read back from its entry, after the
     // state is released (log reads must not hold up commands).
-    let seq = state_as_of(&state, q.as_of.as_deref())?
+    let seq = state_as_of(&state, q.as_of.as_deref())
+        .await?
         .evidence
         .get(&id)
         .map(|e| e.seq)
@@ -507,7 +603,7 @@ async fn list_deployments(
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
     let (records, cab_queue) = {
-        let s = state_as_of(&state, q.as_of.as_deref())?;
+        let s = state_as_of(&state, q.as_of.as_deref()).await?;
         let records: Vec<(Uuid, DeploymentRecord)> = s
             .deployments
             .iter()
@@ -533,7 +629,8 @@ async fn get_deployment(
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let record = state_as_of(&state, q.as_of.as_deref())?
+    let record = state_as_of(&state, q.as_of.as_deref())
+        .await?
         .deployments
         .get(&id)
         .map(Cow::into_owned)
@@ -567,6 +664,15 @@ async fn vote(
     Ok(axum::Json(current_deployment_json(&state, &id)))
 }
 
+/// A 404 problem for an unknown deployment, before an upload to it is read.
+fn require_deployment(state: &AppState, id: &Uuid) -> Result<(), ApiError> {
+    if state.gov.with_state(|s| s.deployments.contains_key(id)) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("unknown deployment {id}")))
+    }
+}
+
 /// Streams a body into SHA-256 under a size limit, never holding it in memory.
 async fn digest_body(body: axum::body::Body, limit: u64) -> Result<(String, u64), ApiError> {
     let mut hasher = Sha256::new();
@@ -594,10 +700,8 @@ async fn upload_sbom(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Deployer])?;
-    if !state.gov.with_state(|s| s.deployments.contains_key(&id)) {
-        return Err(ApiError::not_found(format!("unknown deployment {id}")));
-    }
-    let (sha256, size) = digest_body(body, SBOM_BYTES_MAX).await?;
+    require_deployment(&state, &id)?;
+    let (sha256, size) = digest_body(body, state.limits.sbom_bytes_max).await?;
     let mut pending = state
         .sboms
         .lock()
@@ -624,7 +728,9 @@ async fn release(
     body: axum::body::Body,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(&[Role::Deployer])?;
-    let (artifact_sha256, artifact_size) = digest_body(body, ARTIFACT_BYTES_MAX).await?;
+    require_deployment(&state, &id)?;
+    let (artifact_sha256, artifact_size) =
+        digest_body(body, state.limits.artifact_bytes_max).await?;
     let sbom_sha256 = state
         .sboms
         .lock()
@@ -765,7 +871,7 @@ async fn list_incidents(
             .transpose()?,
         to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
     };
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let all = views::incidents(&s, &filter);
     let page: Vec<Value> = all
         .iter()
@@ -783,7 +889,7 @@ async fn get_incident(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     s.incidents
         .get(&id)
         .map(incident_json)
@@ -841,7 +947,7 @@ async fn status(
 ) -> Result<Response, ApiError> {
     caller.require(READERS)?;
     let strict = q.strict.unwrap_or(false);
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     // The live status is a pure function of the folded state (its time is the last entry's),
     // so it is computed once per log head and strictness, not once per request.
     let live_key = q.as_of.is_none().then_some((s.last_seq, strict));
@@ -919,7 +1025,7 @@ async fn classify(
     Query(q): Query<ClassifyQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let input = policy::ClassifyInput {
         app_name: q.app_name,
         requires_admin: q.requires_admin,
@@ -976,7 +1082,7 @@ async fn calibration_report(
             .transpose()?,
         to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
     };
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let r = calibration::calibrate(&s, &filter);
     let pct = projections::stats::bp_to_percent;
     Ok(axum::Json(json!({
@@ -1022,7 +1128,7 @@ async fn list_members(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     Ok(axum::Json(json!({"members": s.cab_members})))
 }
 
@@ -1034,7 +1140,7 @@ async fn list_models(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let s = state_as_of(&state, q.as_of.as_deref())?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let models: Vec<Value> = s
         .models
         .values()
@@ -1105,7 +1211,7 @@ async fn list_exceptions(
         ));
     }
     let within = i64::from(hours) * 3_600_000_000;
-    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let items: Vec<Value> = views::exceptions(&s, at, within)
         .into_iter()
         .map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()}))
@@ -1191,7 +1297,9 @@ async fn breakglass(
     body: axum::body::Body,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(&[Role::Cab])?;
-    let (artifact_sha256, artifact_size) = digest_body(body, ARTIFACT_BYTES_MAX).await?;
+    require_deployment(&state, &id)?;
+    let (artifact_sha256, artifact_size) =
+        digest_body(body, state.limits.artifact_bytes_max).await?;
     let sbom_sha256 = state
         .sboms
         .lock()
@@ -1254,7 +1362,7 @@ async fn breakglass_reviews(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let open = views::open_breakglass_reviews(&s, at);
     Ok(axum::Json(json!({
         "as_of": at.to_string(),
@@ -1393,7 +1501,7 @@ async fn cab_queue(
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(READERS)?;
-    let (s, at) = state_and_time(&state, q.as_of.as_deref())?;
+    let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let queue = views::cab_queue(&s, at);
     Ok(axum::Json(json!({
         "as_of": at.to_string(),
@@ -1420,9 +1528,10 @@ async fn create_token(
         token_sha256,
     };
     execute(&state, caller.0, Command::GrantAccess(grant)).await?;
-    // The only time the token is ever shown.
+    // The only time the token is ever shown; no cache may keep it.
     Ok((
         StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
         axum::Json(json!({"principal": b.principal, "token": token})),
     )
         .into_response())
@@ -1536,6 +1645,15 @@ fn log_routes() -> Vec<RouteEntry> {
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
             vec![op("get", "Liveness", &[])],
+        ),
+        route(
+            "/readyz",
+            get(readyz),
+            vec![op(
+                "get",
+                "Readiness: 503 while the log refuses writes or the projections lag",
+                &[],
+            )],
         ),
         route(
             "/api/v1/log/checkpoint",
@@ -2098,10 +2216,23 @@ pub fn app(state: Arc<AppState>) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
+            guard::authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
             count_requests,
         ))
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            limits::per_address,
+        ))
+        .layer(axum::middleware::from_fn(guard::problems_only))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }
 

@@ -3,10 +3,10 @@
 use sha2::{Digest as _, Sha256};
 use std::io::Read;
 
-/// Largest artifact the release gate accepts.
-pub const ARTIFACT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
-/// Largest SBOM the release gate accepts.
-pub const SBOM_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest artifact the release gate accepts (the API's default; `serve --artifact-bytes-max`).
+pub const ARTIFACT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Largest SBOM the release gate accepts (the API's default; `serve --sbom-bytes-max`).
+pub const SBOM_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Why streamed bytes could not be digested.
 #[derive(Debug, thiserror::Error)]
