@@ -1,6 +1,7 @@
 //! What each `trustledger` subcommand does, as functions the binary and the tests call.
 
 use crate::data_dir;
+use crate::governance::Governance;
 use anyhow::{bail, Context as _};
 use events::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use events::verify::{verify_store, VerifyStoreError};
@@ -372,4 +373,63 @@ fn backtest_class_json(r: &replay::backtest::ClassResult) -> serde_json::Value {
         "identical": r.identical,
         "incidents_let_through": r.incidents_let_through.iter().map(|(s, n)| (format!("{s:?}"), *n)).collect::<std::collections::BTreeMap<_, _>>(),
     })
+}
+
+/// The principal `serve` grants an admin token to on a log that has no principal yet.
+pub const FIRST_ADMIN: &str = "admin";
+
+/// On a log that has never granted a token, grants one to [`FIRST_ADMIN`] (roles admin and
+/// auditor) and returns it; `None` once any token was ever granted.
+///
+/// # Errors
+/// If the grant cannot be recorded.
+pub fn first_admin_token(gov: &Governance) -> anyhow::Result<Option<String>> {
+    use crate::governance::{new_token, Principal, Role, CLI_ADMIN};
+    if !gov.with_state(|s| s.access.is_empty()) {
+        return Ok(None);
+    }
+    let (token, token_sha256) = new_token();
+    let grant = events::catalogue::access::AccessGranted {
+        principal: FIRST_ADMIN.into(),
+        roles: vec!["admin".into(), "auditor".into()],
+        token_sha256,
+    };
+    gov.execute(
+        &Principal::new(CLI_ADMIN, &[Role::Admin]),
+        &projections::policy::Command::GrantAccess(grant),
+    )?;
+    Ok(Some(token))
+}
+
+/// Creates a token through a running server's API (`POST /api/v1/access/tokens`) with an
+/// admin's token; returns the new token.
+///
+/// # Errors
+/// If the server cannot be reached or refuses (its problem's detail is in the error).
+pub fn create_token_remotely(
+    url: &str,
+    admin_token: &str,
+    principal: &str,
+    roles: &[String],
+) -> anyhow::Result<String> {
+    let endpoint = format!("{}/api/v1/access/tokens", url.trim_end_matches('/'));
+    let body = serde_json::json!({"principal": principal, "roles": roles});
+    let response = ureq::post(&endpoint)
+        .set("Authorization", &format!("Bearer {admin_token}"))
+        .send_json(body);
+    let answer: serde_json::Value = match response {
+        Ok(r) => r.into_json()?,
+        Err(ureq::Error::Status(status, r)) => {
+            let problem: serde_json::Value = r.into_json().unwrap_or_default();
+            anyhow::bail!(
+                "the server refused ({status}): {}",
+                problem["detail"].as_str().unwrap_or("no detail")
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    answer["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the server's answer has no token"))
 }

@@ -33,10 +33,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum TokenAction {
     /// Create a token for a principal; it is printed once and stored only as its SHA-256.
+    /// Either with the data directory (no server may hold it) or through a running server.
     Create {
         /// Data directory.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        data: Option<PathBuf>,
+        /// A running server's URL (with --token, an admin's token).
+        #[arg(long, requires = "token")]
+        url: Option<String>,
+        /// An admin's bearer token, for --url.
         #[arg(long)]
-        data: PathBuf,
+        token: Option<String>,
         /// The principal's name (the entries' actor).
         #[arg(long)]
         principal: String,
@@ -451,10 +458,23 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
     let cli = Principal::new(CLI_ADMIN, &[Role::Admin]);
     match action {
         TokenAction::Create {
-            data,
+            data: None,
+            url: Some(url),
+            token: Some(admin),
             principal,
             roles,
         } => {
+            let token = commands::create_token_remotely(&url, &admin, &principal, &roles)?;
+            eprintln!("token for {principal} (shown once; only its SHA-256 is recorded):");
+            println!("{token}");
+        }
+        TokenAction::Create {
+            data,
+            principal,
+            roles,
+            ..
+        } => {
+            let data = data.ok_or_else(|| anyhow::anyhow!("give --data DIR or --url URL"))?;
             let gov = open_service(&data, &data_dir::ServeOptions::default())?;
             let (token, token_sha256) = new_token();
             let grant = events::catalogue::access::AccessGranted {
@@ -505,6 +525,11 @@ fn serve(
         .init();
     let opening = std::time::Instant::now();
     let gov = std::sync::Arc::new(open_service(dir, &options)?);
+    if let Some(token) = commands::first_admin_token(&gov)? {
+        // A new log has no principal at all: the operator gets one admin token, shown once.
+        eprintln!("a new log: an admin token for principal \"admin\" (shown once; only its SHA-256 is recorded):");
+        println!("{token}");
+    }
     let log = gov.log();
     let open_ms = opening.elapsed().as_millis();
     tracing::info!(origin = log.origin(), data = %dir.display(), entries = log.head().size, opened_from = ?gov.opened_from(), open_ms, "log open");

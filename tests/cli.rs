@@ -86,7 +86,7 @@ fn export_then_verify_with_standard_tools_and_the_cli() {
     let jsonl = std::fs::read(out.join("entries.jsonl")).unwrap();
     let lines: Vec<&[u8]> = jsonl.split(|b| *b == b'\n').collect();
     assert_eq!(lines.len(), 51, "50 lines each ending in \\n");
-    // DESIGN.md §2: `sed -n 2p | tr -d '\n' | sha256sum` is entry 1's hash, which is entry 2's prevhash.
+    // The pinned format: `sed -n 2p | tr -d '\n' | sha256sum` is entry 1's hash, which is entry 2's prevhash.
     let hash1 = hex::encode(Sha256::digest(lines[1]));
     assert!(String::from_utf8_lossy(lines[2]).contains(&format!("\"prevhash\":\"{hash1}\"")));
 
@@ -769,4 +769,89 @@ fn an_unreadable_bundle_is_exit_2_and_the_reason_is_said_once() {
         1,
         "{stderr}"
     );
+}
+
+#[test]
+fn a_new_log_prints_one_admin_token_and_tokens_are_made_through_the_running_server() {
+    use std::io::BufRead as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let admin = first_line.trim().to_owned();
+    assert!(admin.starts_with("tl_"), "{first_line:?}");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No restart: a token is made through the running server with the admin's token.
+    let o = trustledger(&[
+        "token",
+        "create",
+        "--url",
+        &url,
+        "--token",
+        &admin,
+        "--principal",
+        "audrey",
+        "--role",
+        "auditor",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let audrey = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(audrey.starts_with("tl_"));
+    // A forged admin token is refused with the server's reason, and nothing is printed.
+    let o = trustledger(&[
+        "token",
+        "create",
+        "--url",
+        &url,
+        "--token",
+        "tl_forged",
+        "--principal",
+        "eve",
+        "--role",
+        "admin",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    let _ = child.kill();
+    let _ = child.wait();
+    // Stopped, the data directory takes `token create --data` again.
+    let o = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "token",
+            "create",
+            "--data",
+            data.to_str().unwrap(),
+            "--principal",
+            "x",
+            "--role",
+            "auditor",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
 }

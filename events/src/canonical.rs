@@ -1,6 +1,6 @@
 //! RFC 8785 (JCS) canonical JSON for the integer-only profile the log format pins.
 //!
-//! DESIGN.md §2 forbids floating-point numbers anywhere in an entry and bounds integers to
+//! The pinned format forbids floating-point numbers anywhere in an entry and bounds integers to
 //! ±(2^53−1), the range every JSON implementation represents exactly. Under that profile JCS reduces
 //! to: object members sorted by the UTF-16 code units of their names, no insignificant whitespace,
 //! integers in plain decimal, and strings with the minimal ECMAScript escapes. Because no number is

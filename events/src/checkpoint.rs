@@ -1,4 +1,4 @@
-//! C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s with Ed25519 (DESIGN.md §2).
+//! C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s with Ed25519.
 //!
 //! ```text
 //! <origin>\n<size>\n<base64 root>\n

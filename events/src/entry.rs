@@ -1,4 +1,4 @@
-//! The pinned entry format (DESIGN.md §2): a CloudEvents 1.0 structured-mode JSON event,
+//! The pinned entry format: a CloudEvents 1.0 structured-mode JSON event,
 //! serialised canonically per RFC 8785, whose stored bytes are the bytes that are hashed.
 
 use crate::canonical::{self, CanonicalError};

@@ -1,4 +1,4 @@
-//! The governance event catalogue: one typed payload per `trustledger.*` type (DESIGN.md §4).
+//! The governance event catalogue: one typed payload per `trustledger.*` type.
 //!
 //! Every payload is integer- and string-only (no floats): scores are hundredths in `*_centi`
 //! integers and decimal strings, rates are basis points, money is a decimal string. Each type is

@@ -1,4 +1,4 @@
-//! The log's append, read and subscription behaviour (DESIGN.md §2–3, the event-log issue).
+//! The log's append, read and subscription behaviour (the pinned format and the event-log issue).
 
 mod common;
 

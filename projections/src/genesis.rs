@@ -182,7 +182,7 @@ pub fn blast_radius_policy_v1() -> BlastRadiusPolicySet {
     }
 }
 
-/// Maturity levels 0–4 from the seed's table (the table, not the roadmap, per DESIGN.md §5).
+/// Maturity levels 0–4 from the seed's table (the table, not the roadmap, as the design specifies).
 pub fn maturity_levels() -> Vec<MaturityLevel> {
     let level = |level, mode: &str, min_weeks, rate, p1, p2, zero_weeks, t| MaturityLevel {
         level,
