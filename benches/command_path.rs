@@ -1,0 +1,239 @@
+//! The command path on loopback, each figure beside its floor in the same run (a timed run, not
+//! criterion: the figures are throughput ratios and latency percentiles).
+//!
+//! - Floor: the log's own durable appends (`Durability::Fsync`) from 64 producer threads.
+//! - `POST /api/v1/evidence` from 64 keep-alive clients through the hardened server (rate limits
+//!   off), durable: throughput as a ratio of the floor, p50 and p99.
+//! - `GET /api/v1/maturity/status/` from 8 keep-alive clients alone, then while that write load
+//!   runs: throughput ratio and p99.
+//!
+//! Run: `cargo bench --bench command_path`. Bounded: a fixed number of requests per client.
+
+use events::catalogue::access::AccessGranted;
+use events::{Durability, EventDraft, Log, LogConfig, SystemClock};
+use projections::policy::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use trustledger::api::server::{serve, ServerLimits};
+use trustledger::api::{app, AppState, Limits};
+use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
+
+const PRODUCERS: usize = 64;
+const APPENDS_PER_PRODUCER: usize = 200;
+const WRITERS: usize = 64;
+const WRITES_PER_CLIENT: usize = 150;
+const READERS: usize = 8;
+const READS_PER_CLIENT: usize = 1_500;
+
+fn log_floor() -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for p in 0..PRODUCERS {
+            let log = &log;
+            scope.spawn(move || {
+                for n in 0..APPENDS_PER_PRODUCER {
+                    let draft = EventDraft::new(
+                        uuid::Uuid::new_v4(),
+                        "trustledger.bench.appended",
+                        format!("bench/{p}"),
+                        "bench",
+                        format!("c-{p}-{n}"),
+                        serde_json::json!({"n": n, "padding": "x".repeat(600)}),
+                    );
+                    log.append_blocking(draft).unwrap();
+                }
+            });
+        }
+    });
+    (PRODUCERS * APPENDS_PER_PRODUCER) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Client(BufReader<TcpStream>);
+
+impl Client {
+    fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Self(BufReader::new(stream))
+    }
+
+    /// One keep-alive request; returns the status.
+    fn call(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> u16 {
+        let stream = self.0.get_mut();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut line = String::new();
+        self.0.read_line(&mut line).unwrap();
+        let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.0.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.0.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn token(gov: &Governance, principal: &str, role: &str) -> String {
+    let (token, token_sha256) = new_token();
+    let grant = AccessGranted {
+        principal: principal.into(),
+        roles: vec![role.into()],
+        token_sha256,
+    };
+    gov.execute(
+        &Principal::new(CLI_ADMIN, &[Role::Admin]),
+        &Command::GrantAccess(grant),
+    )
+    .unwrap();
+    token
+}
+
+/// Runs `clients` keep-alive clients of `count` requests each; returns (requests/s, latencies).
+fn load(
+    port: u16,
+    clients: usize,
+    count: usize,
+    request: impl Fn(&mut Client) -> u16 + Sync,
+    stop: Option<&AtomicBool>,
+) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let request = &request;
+                scope.spawn(move || {
+                    let mut client = Client::connect(port);
+                    let mut own = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                            break;
+                        }
+                        let t = Instant::now();
+                        let status = request(&mut client);
+                        assert!((200..300).contains(&status), "status {status}");
+                        own.push(t.elapsed());
+                    }
+                    own
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies)
+}
+
+fn main() {
+    let floor = log_floor();
+    let dir = tempfile::tempdir().unwrap();
+    let gov = Arc::new(
+        Governance::open(
+            Log::open(
+                dir.path(),
+                LogConfig {
+                    durability: Durability::Fsync,
+                    ..LogConfig::default()
+                },
+            )
+            .unwrap(),
+            Arc::new(SystemClock),
+            IdSource::Random,
+        )
+        .unwrap(),
+    );
+    let dev = token(&gov, "dev", "submitter");
+    let auditor = token(&gov, "audrey", "auditor");
+    let router = app(AppState::with_limits(
+        Arc::clone(&gov),
+        Limits {
+            rate_per_address: 0,
+            rate_per_principal: 0,
+            ..Limits::default()
+        },
+    ));
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                serve(
+                    listener,
+                    router,
+                    ServerLimits::default(),
+                    std::future::pending(),
+                )
+                .await
+                .unwrap();
+            });
+    });
+    let port = port_rx.recv().unwrap();
+    let evidence = serde_json::json!({
+        "artifacts": [{"name": "app.msi", "sha256": "ab".repeat(32), "size": 10}],
+        "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
+        "generated_by": "ci-bot", "packaged_by": "packager"
+    })
+    .to_string();
+    let write = |c: &mut Client| c.call("POST", "/api/v1/evidence", &dev, evidence.as_bytes());
+    let read = |c: &mut Client| c.call("GET", "/api/v1/maturity/status/", &auditor, b"");
+
+    let (reads_alone, read_lat_alone) = load(port, READERS, READS_PER_CLIENT, read, None);
+    let writing = AtomicBool::new(false);
+    let ((writes, write_lat), (reads_loaded, read_lat_loaded)) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let result = load(port, WRITERS, WRITES_PER_CLIENT, write, None);
+            writing.store(true, Ordering::Relaxed);
+            result
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let reads = load(port, READERS, READS_PER_CLIENT, read, Some(&writing));
+        (writer.join().unwrap(), reads)
+    });
+    println!("log floor: {floor:.0} durable appends/s from {PRODUCERS} producers");
+    println!(
+        "POST /api/v1/evidence, {WRITERS} clients: {writes:.0} req/s = {:.2}x the floor; p50 {:?}, p99 {:?}",
+        writes / floor,
+        percentile(&write_lat, 0.5),
+        percentile(&write_lat, 0.99)
+    );
+    println!(
+        "GET /api/v1/maturity/status/ alone: {reads_alone:.0} req/s, p50 {:?}, p99 {:?}",
+        percentile(&read_lat_alone, 0.5),
+        percentile(&read_lat_alone, 0.99)
+    );
+    println!(
+        "GET /api/v1/maturity/status/ under the write load: {reads_loaded:.0} req/s = {:.2}x alone; p50 {:?}, p99 {:?}",
+        reads_loaded / reads_alone,
+        percentile(&read_lat_loaded, 0.5),
+        percentile(&read_lat_loaded, 0.99)
+    );
+}
