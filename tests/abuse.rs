@@ -9,31 +9,21 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use trustledger::api::server::{serve, ServerLimits};
+use trustledger::api::server::ServerLimits;
 use trustledger::api::{app, AppState, Limits, STREAMS_PER_PRINCIPAL_MAX};
 use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
 
 mod http_client;
-use http_client::{http_with_head, json_of};
+use http_client::{http_with_head, json_of, serve_with};
 
 struct Running {
+    _served: http_client::Served,
     _dir: tempfile::TempDir,
     gov: Arc<Governance>,
     port: u16,
     admin: String,
     dev: String,
     auditor: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 fn token(gov: &Governance, principal: &str, roles: &[&str]) -> String {
@@ -69,31 +59,18 @@ fn running(limits: Limits, server_limits: ServerLimits) -> Running {
     let admin = token(&gov, "ada", &["admin"]);
     let dev = token(&gov, "dev", &["submitter"]);
     let auditor = token(&gov, "audrey", &["auditor"]);
-    let router = app(AppState::with_limits(Arc::clone(&gov), limits));
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                serve(listener, router, server_limits, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-    });
+    let served = serve_with(
+        app(AppState::with_limits(Arc::clone(&gov), limits)),
+        server_limits,
+    );
     Running {
+        port: served.port,
+        _served: served,
         _dir: dir,
         gov,
-        port: port_rx.recv().unwrap(),
         admin,
         dev,
         auditor,
-        stop: Some(stop),
-        thread: Some(thread),
     }
 }
 

@@ -21,8 +21,13 @@ impl Drop for Served {
     }
 }
 
-/// Serves `app` on a loopback port (see [`Served`]).
+/// Serves `app` on a loopback port with the default server limits (see [`Served`]).
 pub fn serve(app: axum::Router) -> Served {
+    serve_with(app, trustledger::api::server::ServerLimits::default())
+}
+
+/// Serves `app` on a loopback port through the service's own hardened server.
+pub fn serve_with(app: axum::Router, limits: trustledger::api::server::ServerLimits) -> Served {
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -31,12 +36,11 @@ pub fn serve(app: axum::Router) -> Served {
             .block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
+                trustledger::api::server::serve(listener, app, limits, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
             });
     });
     Served {
