@@ -12,8 +12,6 @@
 use events::catalogue::access::AccessGranted;
 use events::{Durability, EventDraft, Log, LogConfig, SystemClock};
 use projections::policy::Command;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,30 +51,30 @@ fn log_floor() -> f64 {
     (PRODUCERS * APPENDS_PER_PRODUCER) as f64 / started.elapsed().as_secs_f64()
 }
 
-struct Client(BufReader<TcpStream>);
+/// One keep-alive connection, driven by the load generator's single-threaded runtime (so that
+/// the generator spends as little of the two cores as it can).
+struct Client(tokio::io::BufReader<tokio::net::TcpStream>);
 
 impl Client {
-    fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+    async fn connect(port: u16) -> Self {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
             .unwrap();
-        Self(BufReader::new(stream))
+        stream.set_nodelay(true).unwrap();
+        Self(tokio::io::BufReader::new(stream))
     }
 
-    /// One keep-alive request; returns the status.
-    fn call(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> u16 {
-        let stream = self.0.get_mut();
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
-        stream.write_all(body).unwrap();
+    /// One request (already encoded); returns the status.
+    async fn call(&mut self, request: &[u8]) -> u16 {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        self.0.get_mut().write_all(request).await.unwrap();
         let mut line = String::new();
-        self.0.read_line(&mut line).unwrap();
+        self.0.read_line(&mut line).await.unwrap();
         let status = line.split(' ').nth(1).unwrap().parse().unwrap();
         let mut length = 0usize;
         loop {
             line.clear();
-            self.0.read_line(&mut line).unwrap();
+            self.0.read_line(&mut line).await.unwrap();
             if line == "\r\n" {
                 break;
             }
@@ -85,9 +83,15 @@ impl Client {
             }
         }
         let mut body = vec![0; length];
-        self.0.read_exact(&mut body).unwrap();
+        self.0.read_exact(&mut body).await.unwrap();
         status
     }
+}
+
+fn encode(method: &str, path: &str, token: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    request.extend_from_slice(body);
+    request
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -109,38 +113,39 @@ fn token(gov: &Governance, principal: &str, role: &str) -> String {
     token
 }
 
-/// Runs `clients` keep-alive clients of `count` requests each; returns (requests/s, latencies).
+/// Runs `clients` keep-alive connections of `count` requests each, all on one thread; returns
+/// (requests/s, latencies). Stops early once `stop` is set.
 fn load(
     port: u16,
     clients: usize,
     count: usize,
-    request: impl Fn(&mut Client) -> u16 + Sync,
+    request: &[u8],
     stop: Option<&AtomicBool>,
 ) -> (f64, Vec<Duration>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                let request = &request;
-                scope.spawn(move || {
-                    let mut client = Client::connect(port);
-                    let mut own = Vec::with_capacity(count);
-                    for _ in 0..count {
-                        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                            break;
-                        }
-                        let t = Instant::now();
-                        let status = request(&mut client);
-                        assert!((200..300).contains(&status), "status {status}");
-                        own.push(t.elapsed());
-                    }
-                    own
-                })
-            })
-            .collect();
-        handles
+    let mut latencies: Vec<Duration> = runtime.block_on(async {
+        let tasks = (0..clients).map(|_| async {
+            let mut client = Client::connect(port).await;
+            let mut own = Vec::with_capacity(count);
+            for _ in 0..count {
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    break;
+                }
+                let t = Instant::now();
+                let status = client.call(request).await;
+                assert!((200..300).contains(&status), "status {status}");
+                own.push(t.elapsed());
+            }
+            own
+        });
+        futures_util::future::join_all(tasks)
+            .await
             .into_iter()
-            .flat_map(|h| h.join().unwrap())
+            .flatten()
             .collect()
     });
     let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
@@ -203,19 +208,19 @@ fn main() {
         "generated_by": "ci-bot", "packaged_by": "packager"
     })
     .to_string();
-    let write = |c: &mut Client| c.call("POST", "/api/v1/evidence", &dev, evidence.as_bytes());
-    let read = |c: &mut Client| c.call("GET", "/api/v1/maturity/status/", &auditor, b"");
+    let write = encode("POST", "/api/v1/evidence", &dev, evidence.as_bytes());
+    let read = encode("GET", "/api/v1/maturity/status/", &auditor, b"");
 
-    let (reads_alone, read_lat_alone) = load(port, READERS, READS_PER_CLIENT, read, None);
+    let (reads_alone, read_lat_alone) = load(port, READERS, READS_PER_CLIENT, &read, None);
     let writing = AtomicBool::new(false);
     let ((writes, write_lat), (reads_loaded, read_lat_loaded)) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            let result = load(port, WRITERS, WRITES_PER_CLIENT, write, None);
+            let result = load(port, WRITERS, WRITES_PER_CLIENT, &write, None);
             writing.store(true, Ordering::Relaxed);
             result
         });
         std::thread::sleep(Duration::from_millis(200));
-        let reads = load(port, READERS, READS_PER_CLIENT, read, Some(&writing));
+        let reads = load(port, READERS, READS_PER_CLIENT, &read, Some(&writing));
         (writer.join().unwrap(), reads)
     });
     println!("log floor: {floor:.0} durable appends/s from {PRODUCERS} producers");
