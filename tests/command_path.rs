@@ -359,3 +359,84 @@ fn a_failed_commit_fails_its_callers_and_every_decision_after_it_and_loses_nothi
     )
     .unwrap();
 }
+
+#[test]
+fn an_sbom_uploaded_before_a_restart_is_checked_at_the_release_after_it() {
+    const SBOM: &[u8] = br#"{"bomFormat":"CycloneDX","components":[]}"#;
+    let s = server(Durability::FlushOnlyMayLoseOnPowerFailure);
+    let post = |s: &Server, path: &str, who: &str, body: &[u8]| {
+        let (status, body) = http(s.port, "POST", path, Some(&s.tokens[who]), body);
+        assert!(
+            (200..300).contains(&status),
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        json_of(&body)
+    };
+    let mut evidence = evidence_body();
+    evidence["sbom"] = json!({"format": "CycloneDX-1.5", "sha256": hex::encode(Sha256::digest(SBOM)), "signature": null});
+    let e = post(
+        &s,
+        "/api/v1/evidence",
+        "dev",
+        evidence.to_string().as_bytes(),
+    );
+    let submit = json!({"correlation_id": "sbom-restart", "app_name": "PDF reader", "app_version": "1", "requires_admin": false, "target_user_count": 5, "evidence_id": e["evidence_id"]});
+    let d = post(
+        &s,
+        "/api/v1/deployments",
+        "dev",
+        submit.to_string().as_bytes(),
+    );
+    let id = d["deployment_id"].as_str().unwrap().to_owned();
+    post(
+        &s,
+        &format!("/api/v1/deployments/{id}/votes"),
+        "carol",
+        br#"{"approve":true,"rationale":"ok"}"#,
+    );
+    let (status, body) = http(
+        s.port,
+        "PUT",
+        &format!("/api/v1/deployments/{id}/sbom"),
+        Some(&s.tokens["agent"]),
+        SBOM,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    // The service stops between the upload and the release.
+    let Server {
+        served,
+        dir,
+        gov,
+        tokens,
+        ..
+    } = s;
+    drop(served);
+    drop(gov);
+    let gov = Arc::new(open_governance(
+        dir.path(),
+        Durability::FlushOnlyMayLoseOnPowerFailure,
+    ));
+    let served = serve(app(AppState::new(Arc::clone(&gov))));
+    let s = Server {
+        port: served.port,
+        served,
+        dir,
+        gov,
+        tokens,
+    };
+    let r = post(
+        &s,
+        &format!("/api/v1/deployments/{id}/release"),
+        "agent",
+        ARTIFACT,
+    );
+    let verdict = r.to_string();
+    assert!(
+        verdict.contains(&format!("presented {}", hex::encode(Sha256::digest(SBOM)))),
+        "the release did not see the SBOM uploaded before the restart: {verdict}"
+    );
+    assert!(!verdict.contains("SBOM_HASH_MISMATCH"), "{verdict}");
+    let report = replay::audit::audit_log(s.gov.log(), s.gov.log().verifier(), |_| {}).unwrap();
+    assert!(report.clean(), "{report:?}");
+}

@@ -571,6 +571,24 @@ impl EventPayload for DeploymentReleased {
     const VERSION: u32 = 1;
 }
 
+/// An SBOM presented for a deployment's next release: the digest of the bytes the service
+/// streamed, kept in the log so that a restart between the upload and the release loses
+/// nothing. The next release attempt checks it (and uses it up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomPresented {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// SHA-256 (lowercase hex) of the SBOM bytes streamed.
+    pub sbom_sha256: String,
+    /// Their size.
+    pub size: u64,
+}
+impl EventPayload for SbomPresented {
+    const NAME: &'static str = "deployment.sbom_presented";
+    const VERSION: u32 = 1;
+}
+
 /// Blocked at release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -911,6 +929,7 @@ payloads! {
     DeploymentRejected(DeploymentRejected),
     DeploymentReleased(DeploymentReleased),
     DeploymentReleaseBlocked(DeploymentReleaseBlocked),
+    SbomPresented(SbomPresented),
     ExceptionGranted(ExceptionGranted),
     ExceptionRevoked(ExceptionRevoked),
     BreakglassReleased(BreakglassReleased),

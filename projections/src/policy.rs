@@ -461,6 +461,8 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Present an SBOM (its streamed digest) for a deployment's next release attempt.
+    PresentSbom(SbomPresented),
     /// The release gate.
     Release(PresentedRelease),
     /// Grant an exception.
@@ -1529,6 +1531,22 @@ pub fn decide(
                 ],
                 replay_of: None,
             })
+        }
+        Command::PresentSbom(sbom) => {
+            let d = deployment(state, &sbom.deployment_id)?;
+            if matches!(
+                d.status,
+                DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
+            ) {
+                return Err(Rejection::Conflict(
+                    "deployment was already released".into(),
+                ));
+            }
+            check_hex64("sbom_sha256", &sbom.sbom_sha256)?;
+            Ok(Decision::one(
+                deployment_subject(&sbom.deployment_id),
+                Payload::SbomPresented(sbom.clone()),
+            ))
         }
         Command::Release(presented) => {
             let d = deployment(state, &presented.deployment_id)?;

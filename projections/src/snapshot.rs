@@ -17,7 +17,7 @@ use events::Digest;
 
 /// Bumped whenever `GovernanceState`'s shape or fold semantics change: older snapshots are then
 /// discarded and rebuilt.
-pub const PROJECTION_VERSION: u32 = 5;
+pub const PROJECTION_VERSION: u32 = 6;
 const MAGIC: &[u8; 8] = b"TLSNAP\x00\x01";
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32;
 

@@ -539,6 +539,8 @@ pub struct GovernanceState {
     pub progression_votes: BTreeMap<u32, BTreeSet<String>>,
     /// Bearer tokens by SHA-256 (hex): the principal and roles, while not revoked.
     pub access: BTreeMap<String, AccessRecord>,
+    /// The SBOM digest presented for each deployment's next release attempt, until it is made.
+    pub presented_sboms: BTreeMap<Uuid, String>,
 }
 
 /// A bearer token's grant.
@@ -790,8 +792,12 @@ impl GovernanceState {
                 }
                 touch(self, &p.deployment_id);
             }
+            Payload::SbomPresented(p) => {
+                self.presented_sboms.insert(p.deployment_id, p.sbom_sha256);
+            }
             Payload::DeploymentReleased(DeploymentReleased(v)) => {
                 let id = v.deployment_id;
+                self.presented_sboms.remove(&id);
                 if let Some(d) = self.deployments.get_mut(&id) {
                     d.status = DeploymentStatus::Released;
                     d.released_at = Some(at);
@@ -804,6 +810,7 @@ impl GovernanceState {
                 touch(self, &id);
             }
             Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => {
+                self.presented_sboms.remove(&v.deployment_id);
                 if let Some(d) = self.deployments.get_mut(&v.deployment_id) {
                     d.blocked_releases += 1;
                 }
@@ -828,6 +835,7 @@ impl GovernanceState {
                 }
             }
             Payload::BreakglassReleased(p) => {
+                self.presented_sboms.remove(&p.deployment_id);
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     d.status = DeploymentStatus::BreakglassReleased;
                     d.released_at = Some(at);

@@ -143,6 +143,7 @@ fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
             to: p.to,
             reason: p.reason.clone(),
         },
+        Payload::SbomPresented(p) => Command::PresentSbom(p.clone()),
         Payload::DeploymentReleased(DeploymentReleased(v))
         | Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => {
             Command::Release(PresentedRelease {

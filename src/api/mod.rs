@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -50,15 +50,11 @@ pub const PAGE_MAX: usize = 1000;
 pub const PAST_FOLDS_MAX: usize = 2;
 /// Most concurrent SSE streams.
 pub const STREAMS_MAX: usize = 256;
-/// Most SBOM digests waiting for their release.
-pub const PENDING_SBOMS_MAX: usize = 10_000;
 
 /// What the handlers share.
 pub struct AppState {
     /// The service.
     pub gov: Arc<Governance>,
-    /// SBOM digests uploaded ahead of a release, by deployment.
-    sboms: Mutex<HashMap<Uuid, String>>,
     streams: Arc<Semaphore>,
     past_folds: Arc<Semaphore>,
     metrics: Metrics,
@@ -84,7 +80,6 @@ impl AppState {
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),
             gov,
-            sboms: Mutex::new(HashMap::new()),
             streams: Arc::new(Semaphore::new(STREAMS_MAX)),
             past_folds: Arc::new(Semaphore::new(PAST_FOLDS_MAX)),
             metrics: Metrics::default(),
@@ -664,6 +659,19 @@ async fn vote(
     Ok(axum::Json(current_deployment_json(&state, &id)))
 }
 
+/// The SBOM digest presented for the deployment's next release attempt, if any.
+fn presented_sbom(state: &AppState, id: &Uuid) -> Option<String> {
+    state.gov.with_state(|s| s.presented_sboms.get(id).cloned())
+}
+
+/// The seqs a command appended (empty for an idempotent retry).
+fn appended_seqs(outcome: &Outcome) -> Vec<u64> {
+    match outcome {
+        Outcome::Appended(appended) => appended.iter().map(|a| a.seq).collect(),
+        Outcome::Replayed { .. } => Vec::new(),
+    }
+}
+
 /// A 404 problem for an unknown deployment, before an upload to it is read.
 fn require_deployment(state: &AppState, id: &Uuid) -> Result<(), ApiError> {
     if state.gov.with_state(|s| s.deployments.contains_key(id)) {
@@ -702,21 +710,16 @@ async fn upload_sbom(
     caller.require(&[Role::Deployer])?;
     require_deployment(&state, &id)?;
     let (sha256, size) = digest_body(body, state.limits.sbom_bytes_max).await?;
-    let mut pending = state
-        .sboms
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if pending.len() >= PENDING_SBOMS_MAX && !pending.contains_key(&id) {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too-many-pending",
-            "too many SBOMs waiting for their release",
-        ));
-    }
-    pending.insert(id, sha256.clone());
+    // Recorded in the log, so a restart before the release loses nothing.
+    let presented = SbomPresented {
+        deployment_id: id,
+        sbom_sha256: sha256.clone(),
+        size,
+    };
+    let outcome = execute(&state, caller.0, Command::PresentSbom(presented)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({"sbom_sha256": sha256, "size": size})),
+        axum::Json(json!({"sbom_sha256": sha256, "size": size, "seqs": appended_seqs(&outcome)})),
     )
         .into_response())
 }
@@ -731,11 +734,7 @@ async fn release(
     require_deployment(&state, &id)?;
     let (artifact_sha256, artifact_size) =
         digest_body(body, state.limits.artifact_bytes_max).await?;
-    let sbom_sha256 = state
-        .sboms
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&id);
+    let sbom_sha256 = presented_sbom(&state, &id);
     let outcome = execute(
         &state,
         caller.0,
@@ -1300,11 +1299,7 @@ async fn breakglass(
     require_deployment(&state, &id)?;
     let (artifact_sha256, artifact_size) =
         digest_body(body, state.limits.artifact_bytes_max).await?;
-    let sbom_sha256 = state
-        .sboms
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&id);
+    let sbom_sha256 = presented_sbom(&state, &id);
     let approvers = q
         .approvers
         .split(',')

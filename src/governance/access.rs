@@ -107,7 +107,7 @@ pub fn roles_for(command: &Command) -> &'static [Role] {
         | Command::RevokeAccess(_) => &[Role::Admin],
         Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
         Command::Submit { .. } => &[Role::Submitter],
-        Command::Release(_) => &[Role::Deployer],
+        Command::Release(_) | Command::PresentSbom(_) => &[Role::Deployer],
         Command::ReportIncident(_) | Command::UpdateIncident(_) => &[Role::IncidentReporter],
         Command::EvaluateMaturity { .. } => &[Role::Operator, Role::Admin, Role::Cab],
         _ => &[Role::Cab],
