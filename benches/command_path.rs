@@ -19,6 +19,10 @@ use trustledger::api::server::{serve, ServerLimits};
 use trustledger::api::{app, AppState, Limits};
 use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
 
+// The shipped binary's allocator, so the figures are its figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PRODUCERS: usize = 64;
 const APPENDS_PER_PRODUCER: usize = 200;
 const WRITERS: usize = 64;
