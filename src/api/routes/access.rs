@@ -1,0 +1,82 @@
+//! Bearer tokens: granted (shown once) and revoked.
+
+use crate::api::*;
+
+/// This resource's routes.
+pub(super) fn routes() -> Vec<RouteEntry> {
+    vec![
+        route(
+            "/api/v1/access/tokens",
+            post(create_token),
+            vec![
+                op("post", "Create a bearer token (shown once)", &["admin"]).json(obj(
+                    &[("principal", "string"), ("roles", "strings")],
+                    &["principal", "roles"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/access/tokens/revoke",
+            post(revoke_token),
+            vec![op("post", "Revoke a bearer token", &["admin"]).json(obj(
+                &[
+                    ("principal", "string"),
+                    ("token", "string"),
+                    ("reason", "string"),
+                ],
+                &["principal", "token", "reason"],
+            ))],
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    principal: String,
+    roles: Vec<String>,
+}
+
+async fn create_token(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> Result<Response, ApiError> {
+    let (token, token_sha256) = crate::governance::new_token();
+    let grant = events::catalogue::access::AccessGranted {
+        principal: b.principal.clone(),
+        roles: b.roles,
+        token_sha256,
+    };
+    execute(&state, caller.0, Command::GrantAccess(grant)).await?;
+    // The only time the token is ever shown; no cache may keep it.
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({"principal": b.principal, "token": token})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeTokenBody {
+    principal: String,
+    token: String,
+    reason: String,
+}
+
+async fn revoke_token(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<RevokeTokenBody>,
+) -> Result<StatusCode, ApiError> {
+    let token_sha256 = hex::encode(Sha256::digest(b.token.as_bytes()));
+    let revoke = events::catalogue::access::AccessRevoked {
+        principal: b.principal,
+        token_sha256,
+        reason: b.reason,
+    };
+    execute(&state, caller.0, Command::RevokeAccess(revoke)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

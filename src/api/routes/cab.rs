@@ -1,0 +1,85 @@
+//! The CAB: membership and the review queue.
+
+use crate::api::*;
+
+/// This resource's routes.
+pub(super) fn routes() -> Vec<RouteEntry> {
+    vec![
+        route(
+            "/api/v1/cab/queue",
+            get(cab_queue),
+            vec![op(
+                "get",
+                "Deployments pending the CAB, oldest first",
+                ANY_READER,
+            )
+            .query(AS_OF)],
+        ),
+        route(
+            "/api/v1/cab/members",
+            post(add_member).get(list_members),
+            vec![
+                op("post", "Add a CAB member", &["admin"])
+                    .json(obj(&[("member", "string")], &["member"])),
+                op("get", "CAB members", ANY_READER).query(AS_OF),
+            ],
+        ),
+        route(
+            "/api/v1/cab/members/{member}",
+            axum::routing::delete(remove_member),
+            vec![op("delete", "Remove a CAB member", &["admin"])],
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    member: String,
+}
+
+async fn add_member(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<MemberBody>,
+) -> Result<Response, ApiError> {
+    execute(&state, caller.0, Command::AddCabMember { member: b.member }).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"members": state.gov.with_state(|s| s.cab_members.clone())})),
+    )
+        .into_response())
+}
+
+async fn list_members(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    Ok(axum::Json(json!({"members": s.cab_members})))
+}
+
+async fn remove_member(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(member): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    execute(&state, caller.0, Command::RemoveCabMember { member }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn cab_queue(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<AsOfQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
+    let queue = views::cab_queue(&s, at);
+    Ok(axum::Json(json!({
+        "as_of": at.to_string(),
+        "pending": queue.iter().map(|q| json!({"deployment_id": q.deployment_id, "app_name": q.app_name, "class": q.class.as_str(), "approvals": q.approvals, "quorum": q.quorum, "age_minutes": q.age_minutes})).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,243 @@
+//! Incidents: reports, updates, and the seed's filtered list (with and without the trailing slash).
+
+use crate::api::*;
+
+/// This resource's routes.
+pub(super) fn routes() -> Vec<RouteEntry> {
+    let report = || {
+        obj(
+            &[
+                ("deployment_id", "uuid"),
+                ("severity", "string"),
+                ("incident_date", "string"),
+                ("affected_user_count", "integer"),
+                ("downtime_minutes", "integer"),
+                ("business_impact_usd", "string"),
+                ("preventable", "boolean"),
+                ("preventability_notes", "string"),
+                ("control_improvements", "strings"),
+                ("incident_id", "uuid"),
+            ],
+            &[
+                "deployment_id",
+                "severity",
+                "affected_user_count",
+                "downtime_minutes",
+                "business_impact_usd",
+                "preventable",
+            ],
+        )
+    };
+    const FILTERS: &[(&str, &str)] = &[
+        ("severity", "string"),
+        ("blast_radius", "string"),
+        ("from", "string"),
+        ("to", "string"),
+        ("limit", "integer"),
+        ("offset", "integer"),
+        ("as_of", "string"),
+    ];
+    let both = |path| {
+        route(
+            path,
+            post(report_incident).get(list_incidents),
+            vec![
+                op(
+                    "post",
+                    "Report an incident (the deployment context is looked up)",
+                    &["incident-reporter"],
+                )
+                .json(report()),
+                op("get", "Incidents by severity, class and date", ANY_READER).query(FILTERS),
+            ],
+        )
+    };
+    vec![
+        both("/api/v1/incidents"),
+        both("/api/v1/incidents/"),
+        route(
+            "/api/v1/incidents/{id}",
+            get(get_incident),
+            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
+        ),
+        route(
+            "/api/v1/incidents/{id}/",
+            get(get_incident),
+            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
+        ),
+        route(
+            "/api/v1/incidents/{id}/updates",
+            post(update_incident),
+            vec![
+                op("post", "Correct an incident", &["incident-reporter"]).json(obj(
+                    &[
+                        ("severity", "string"),
+                        ("affected_user_count", "integer"),
+                        ("downtime_minutes", "integer"),
+                        ("business_impact_usd", "string"),
+                        ("preventable", "boolean"),
+                        ("notes", "string"),
+                    ],
+                    &[],
+                )),
+            ],
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentBody {
+    deployment_id: Uuid,
+    severity: Severity,
+    incident_date: Option<String>,
+    affected_user_count: u64,
+    downtime_minutes: u64,
+    business_impact_usd: String,
+    preventable: bool,
+    #[serde(default)]
+    preventability_notes: String,
+    #[serde(default)]
+    control_improvements: Vec<String>,
+    incident_id: Option<Uuid>,
+}
+
+async fn report_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<IncidentBody>,
+) -> Result<Response, ApiError> {
+    let incident_date = match &b.incident_date {
+        Some(t) => parse_time("incident_date", t)?,
+        // Not given: it happened now, by the log's clock.
+        None => state.gov.current_time(),
+    };
+    let incident_id = b.incident_id.unwrap_or_else(|| state.gov.new_id());
+    let report = IncidentReport {
+        incident_id,
+        deployment_id: b.deployment_id,
+        severity: b.severity,
+        incident_date,
+        affected_user_count: b.affected_user_count,
+        downtime_minutes: b.downtime_minutes,
+        business_impact_usd: b.business_impact_usd,
+        preventable: b.preventable,
+        preventability_notes: b.preventability_notes,
+        control_improvements: b.control_improvements,
+    };
+    execute(&state, caller.0, Command::ReportIncident(report)).await?;
+    let body = state
+        .gov
+        .with_state(|s| s.incidents.get(&incident_id).map(incident_json))
+        .unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn incident_json(i: &projections::state::IncidentRecord) -> Value {
+    json!({"incident": i.current, "reporter": i.reporter, "reported_at": i.reported_at.to_string(), "updates": i.updates.len()})
+}
+
+#[derive(Deserialize)]
+struct IncidentQuery {
+    severity: Option<String>,
+    blast_radius: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    as_of: Option<String>,
+}
+
+async fn list_incidents(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<IncidentQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let invalid = |f: &str, m: &str| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            format!("{f}: {m}"),
+        )
+    };
+    let filter = views::IncidentFilter {
+        severity: q
+            .severity
+            .as_deref()
+            .map(|s| Severity::parse(s).ok_or_else(|| invalid("severity", "one of P1, P2, P3, P4")))
+            .transpose()?,
+        blast_radius: q
+            .blast_radius
+            .as_deref()
+            .map(|c| {
+                BlastRadiusClass::parse(c).ok_or_else(|| invalid("blast_radius", "a class name"))
+            })
+            .transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+    };
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    let all = views::incidents(&s, &filter);
+    let page: Vec<Value> = all
+        .iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(100).min(PAGE_MAX))
+        .map(|i| incident_json(i))
+        .collect();
+    Ok(axum::Json(json!({"total": all.len(), "incidents": page})))
+}
+
+async fn get_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<AsOfQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    s.incidents
+        .get(&id)
+        .map(incident_json)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown incident {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentUpdateBody {
+    severity: Option<Severity>,
+    affected_user_count: Option<u64>,
+    downtime_minutes: Option<u64>,
+    business_impact_usd: Option<String>,
+    preventable: Option<bool>,
+    notes: Option<String>,
+}
+
+async fn update_incident(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<IncidentUpdateBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let update = IncidentUpdated {
+        incident_id: id,
+        severity: b.severity,
+        affected_user_count: b.affected_user_count,
+        downtime_minutes: b.downtime_minutes,
+        business_impact_usd: b.business_impact_usd,
+        preventable: b.preventable,
+        notes: b.notes,
+    };
+    execute(&state, caller.0, Command::UpdateIncident(update)).await?;
+    Ok(axum::Json(
+        state
+            .gov
+            .with_state(|s| s.incidents.get(&id).map(incident_json))
+            .unwrap_or(Value::Null),
+    ))
+}

@@ -1,0 +1,55 @@
+//! SBOM signing keys: trusted and revoked.
+
+use crate::api::*;
+
+/// This resource's routes.
+pub(super) fn routes() -> Vec<RouteEntry> {
+    vec![
+        route(
+            "/api/v1/signing-keys",
+            post(trust_key),
+            vec![
+                op("post", "Trust an SBOM signing key", &["admin"]).json(obj(
+                    &[
+                        ("key_id", "string"),
+                        ("public_key_hex", "string"),
+                        ("owner", "string"),
+                    ],
+                    &["key_id", "public_key_hex", "owner"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/signing-keys/{key_id}/revoke",
+            post(revoke_key),
+            vec![op("post", "Revoke an SBOM signing key", &["admin"]).json(reason_schema())],
+        ),
+    ]
+}
+
+async fn trust_key(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(k): ApiJson<SigningKeyTrusted>,
+) -> Result<StatusCode, ApiError> {
+    execute(&state, caller.0, Command::TrustSigningKey(k)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn revoke_key(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> Result<StatusCode, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::RevokeSigningKey(SigningKeyRevoked {
+            key_id,
+            reason: b.reason,
+        }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

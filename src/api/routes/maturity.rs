@@ -1,0 +1,315 @@
+//! Maturity: status, evaluation, progression votes, calibration.
+
+use crate::api::*;
+
+/// This resource's routes.
+pub(super) fn routes() -> Vec<RouteEntry> {
+    let evaluate_op = || {
+        op(
+            "post",
+            "Evaluate the maturity level now",
+            &["operator", "admin", "cab"],
+        )
+        .json(obj(&[("strict", "boolean")], &[]))
+    };
+    let status_op = || {
+        op(
+            "get",
+            "Level, thresholds in force and next-level criteria",
+            ANY_READER,
+        )
+        .query(&[("as_of", "string"), ("strict", "boolean")])
+    };
+    const CLASSIFY: &[(&str, &str)] = &[
+        ("app_name", "string"),
+        ("requires_admin", "boolean"),
+        ("target_user_count", "integer"),
+        ("service_tier", "string"),
+        ("as_of", "string"),
+    ];
+    const CALIBRATION: &[(&str, &str)] = &[
+        ("class", "string"),
+        ("level", "integer"),
+        ("from", "string"),
+        ("to", "string"),
+        ("as_of", "string"),
+    ];
+    vec![
+        route(
+            "/api/v1/maturity/evaluate",
+            post(evaluate),
+            vec![evaluate_op()],
+        ),
+        route(
+            "/api/v1/maturity/evaluate/",
+            post(evaluate),
+            vec![evaluate_op()],
+        ),
+        route("/api/v1/maturity/status", get(status), vec![status_op()]),
+        route("/api/v1/maturity/status/", get(status), vec![status_op()]),
+        route(
+            "/api/v1/maturity/progression",
+            post(vote_progression),
+            vec![
+                op("post", "A CAB member approves progression", &["cab"]).json(obj(
+                    &[
+                        ("to_level", "integer"),
+                        ("approve", "boolean"),
+                        ("rationale", "string"),
+                    ],
+                    &["to_level", "approve", "rationale"],
+                )),
+            ],
+        ),
+        route(
+            "/api/v1/blast-radius/classify",
+            get(classify),
+            vec![op("get", "Classify without recording anything", ANY_READER).query(CLASSIFY)],
+        ),
+        route(
+            "/api/v1/blast-radius/classify/",
+            get(classify),
+            vec![op("get", "Classify without recording anything", ANY_READER).query(CLASSIFY)],
+        ),
+        route(
+            "/api/v1/calibration",
+            get(calibration_report),
+            vec![op("get", "Calibration statistics", ANY_READER).query(CALIBRATION)],
+        ),
+        route(
+            "/api/v1/calibration/",
+            get(calibration_report),
+            vec![op("get", "Calibration statistics", ANY_READER).query(CALIBRATION)],
+        ),
+    ]
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EvaluateBody {
+    #[serde(default)]
+    strict: bool,
+}
+
+async fn evaluate(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    // The body is optional: empty means the defaults.
+    let strict = if body.is_empty() {
+        false
+    } else {
+        serde_json::from_slice::<EvaluateBody>(&body)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-body",
+                    e.to_string(),
+                )
+            })?
+            .strict
+    };
+    execute(&state, caller.0, Command::EvaluateMaturity { strict }).await?;
+    let (evaluation, level) = state
+        .gov
+        .with_state(|s| (s.last_evaluation.clone().map(|e| e.evaluation), s.level));
+    Ok(axum::Json(
+        json!({"evaluation": evaluation, "level_now": level}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    as_of: Option<String>,
+    strict: Option<bool>,
+}
+
+async fn status(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(READERS)?;
+    let strict = q.strict.unwrap_or(false);
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    // The live status is a pure function of the folded state (its time is the last entry's),
+    // so it is computed once per log head and strictness, not once per request.
+    let live_key = q.as_of.is_none().then_some((s.last_seq, strict));
+    let cache = || {
+        state
+            .status_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(key) = live_key {
+        if let Some((cached_key, body)) = cache().as_ref() {
+            if *cached_key == key {
+                return Ok(json_body(body));
+            }
+        }
+    }
+    let at = now_of(&s);
+    let model = s.active_model().map(|m| m.proposal.clone());
+    let thresholds: BTreeMap<&str, Value> = BlastRadiusClass::ALL
+        .iter()
+        .map(|c| {
+            let (_, g) = model.as_ref().map_or((false, None), |m| {
+                let (auto, g) = policy::gate(&s, Uuid::nil(), *c, 0, m);
+                (auto, Some(g))
+            });
+            (c.as_str(), json!({"effective": g.as_ref().map(|g| g.threshold), "model": g.as_ref().map(|g| g.model_threshold), "level": g.as_ref().map(|g| g.level_threshold), "quorum": s.quorum(*c)}))
+        })
+        .collect();
+    // The criteria as they stand now, computed without recording an evaluation.
+    let preview = maturity::evaluate(&s, at, strict);
+    let value = json!({
+        "level": s.level,
+        "mode": s.current_level().map(|l| l.mode.clone()),
+        "since": s.level_since.map(|t| t.to_string()),
+        "as_of_seq": s.last_seq,
+        "risk_model": model.map(|m| m.version),
+        "thresholds": thresholds,
+        "next_level": preview.target_level,
+        "criteria": preview.criteria,
+        "outcome_if_evaluated_now": preview.outcome,
+        "stats": preview.stats,
+        "last_evaluation": s.last_evaluation.as_ref().map(|e| json!({"seq": e.seq, "at": e.at.to_string(), "outcome": e.evaluation.outcome})),
+    });
+    let body: Arc<str> = value.to_string().into();
+    if let Some(key) = live_key {
+        *cache() = Some((key, Arc::clone(&body)));
+    }
+    Ok(json_body(&body))
+}
+
+fn json_body(body: &Arc<str>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ClassifyQuery {
+    app_name: String,
+    #[serde(default)]
+    requires_admin: bool,
+    #[serde(default)]
+    target_user_count: u64,
+    service_tier: Option<String>,
+    as_of: Option<String>,
+}
+
+async fn classify(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ClassifyQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    let input = policy::ClassifyInput {
+        app_name: q.app_name,
+        requires_admin: q.requires_admin,
+        target_user_count: q.target_user_count,
+        cmdb: q
+            .service_tier
+            .map(|t| [("service_tier".to_owned(), t)].into())
+            .unwrap_or_default(),
+    };
+    s.blast_policy
+        .as_ref()
+        .map(|p| {
+            let c = policy::classify(p, &input);
+            json!({"class": c.class.as_str(), "rule": c.rule, "policy_version": c.policy_version, "quorum": s.quorum(c.class)})
+        })
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("no blast-radius policy in force"))
+}
+
+#[derive(Deserialize)]
+struct CalibrationQuery {
+    class: Option<String>,
+    level: Option<u32>,
+    from: Option<String>,
+    to: Option<String>,
+    as_of: Option<String>,
+}
+
+async fn calibration_report(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<CalibrationQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    caller.require(READERS)?;
+    let filter = calibration::CalibrationFilter {
+        class: q
+            .class
+            .as_deref()
+            .map(|c| {
+                BlastRadiusClass::parse(c).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid-field",
+                        "class: a class name",
+                    )
+                })
+            })
+            .transpose()?,
+        level: q.level,
+        from: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+    };
+    let s = state_as_of(&state, q.as_of.as_deref()).await?;
+    let r = calibration::calibrate(&s, &filter);
+    let pct = projections::stats::bp_to_percent;
+    Ok(axum::Json(json!({
+        "deployments": r.deployments,
+        "auto_approved": r.auto_approved,
+        "auto_approval_rate": pct(r.auto_approval_rate_bp),
+        "released": r.released,
+        "change_failure_rate": pct(r.change_failure_rate_bp),
+        "change_failure_wilson_95": [pct(r.change_failure_wilson_bp.0), pct(r.change_failure_wilson_bp.1)],
+        "score_histogram": r.score_histogram,
+        "auc": r.auc_bp.map(|bp| format!("{}.{:04}", bp / 10_000, bp % 10_000)),
+        "confusion": {"true_positive": r.confusion.true_positive, "false_positive": r.confusion.false_positive, "true_negative": r.confusion.true_negative, "false_negative": r.confusion.false_negative},
+        "severity_mix": r.severity_mix.iter().map(|(s, n)| (format!("{s:?}"), *n)).collect::<BTreeMap<_, _>>(),
+        "preventable": r.preventable,
+        "incidents": r.incidents,
+        "review_minutes_median": r.review_minutes_median,
+        "review_minutes_p90": r.review_minutes_p90,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressionBody {
+    to_level: u32,
+    approve: bool,
+    rationale: String,
+}
+
+async fn vote_progression(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    ApiJson(b): ApiJson<ProgressionBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    execute(
+        &state,
+        caller.0,
+        Command::VoteProgression {
+            to_level: b.to_level,
+            approve: b.approve,
+            rationale: b.rationale,
+        },
+    )
+    .await?;
+    Ok(axum::Json(state.gov.with_state(
+        |s| json!({"level": s.level, "progression_votes": s.progression_votes}),
+    )))
+}
