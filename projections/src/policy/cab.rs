@@ -1,0 +1,194 @@
+//! The CAB: membership, votes on deployments, raised classifications.
+
+use super::*;
+
+/// Decides this module's commands.
+pub(super) fn decide(
+    state: &GovernanceState,
+    actor: &str,
+    at: Timestamp,
+    command: &Command,
+) -> Result<Decision, Rejection> {
+    match command {
+        Command::AddCabMember { member } => {
+            check_text("member", member, NAME_BYTES_MAX, true)?;
+            if state.cab_members.contains(member) {
+                return Err(Rejection::Conflict(format!(
+                    "{member} is already a CAB member"
+                )));
+            }
+            Ok(Decision::one(
+                "cab/members".into(),
+                Payload::CabMemberAdded(CabMemberAdded {
+                    member: member.clone(),
+                }),
+            ))
+        }
+        Command::RemoveCabMember { member } => {
+            if !state.cab_members.contains(member) {
+                return Err(Rejection::Unknown {
+                    kind: "CAB member",
+                    id: member.clone(),
+                });
+            }
+            Ok(Decision::one(
+                "cab/members".into(),
+                Payload::CabMemberRemoved(CabMemberRemoved {
+                    member: member.clone(),
+                }),
+            ))
+        }
+        Command::Vote {
+            deployment_id,
+            approve,
+            rationale,
+        } => decide_vote(state, actor, at, *deployment_id, *approve, rationale),
+        Command::RaiseClassification {
+            deployment_id,
+            to,
+            reason,
+        } => {
+            check_text("reason", reason, TEXT_BYTES_MAX, true)?;
+            require_member(state, actor)?;
+            let d = deployment(state, deployment_id)?;
+            if *to <= d.class {
+                return Err(Rejection::NotAllowed(format!(
+                    "a classification can only be raised: {} is not above {}",
+                    to.as_str(),
+                    d.class.as_str()
+                )));
+            }
+            if !matches!(
+                d.status,
+                DeploymentStatus::PendingCab | DeploymentStatus::AutoApproved
+            ) {
+                return Err(Rejection::NotAllowed(format!(
+                    "deployment is {}",
+                    d.status.as_str()
+                )));
+            }
+            let model = state
+                .active_model()
+                .ok_or_else(|| Rejection::NotAllowed("no active risk model".into()))?;
+            let subject = deployment_subject(deployment_id);
+            let (_, mut decision) = gate(
+                state,
+                *deployment_id,
+                *to,
+                d.submitted.score_centi,
+                &model.proposal,
+            );
+            // Raising never loosens: whatever the new threshold says, a raised deployment goes to the CAB.
+            decision.quorum = state.quorum(*to);
+            Ok(Decision {
+                events: vec![
+                    (
+                        subject.clone(),
+                        Payload::ClassificationRaised(ClassificationRaised {
+                            deployment_id: *deployment_id,
+                            from: d.class,
+                            to: *to,
+                            reason: reason.clone(),
+                        }),
+                    ),
+                    (
+                        subject,
+                        Payload::DeploymentRoutedToCab(DeploymentRoutedToCab(decision)),
+                    ),
+                ],
+                replay_of: None,
+            })
+        }
+        _ => unreachable!("policy::decide dispatches only this module's commands here"),
+    }
+}
+
+fn decide_vote(
+    state: &GovernanceState,
+    actor: &str,
+    at: Timestamp,
+    deployment_id: Uuid,
+    approve: bool,
+    rationale: &str,
+) -> Result<Decision, Rejection> {
+    check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
+    let d = deployment(state, &deployment_id)?;
+    require_member(state, actor)?;
+    if d.submitter == actor {
+        return Err(Rejection::Forbidden(
+            "separation of duties: the submitter may not vote on their own deployment".into(),
+        ));
+    }
+    let generated_by_actor = state
+        .evidence
+        .get(&d.submitted.evidence_id)
+        .is_some_and(|e| e.generated_by == actor);
+    if generated_by_actor {
+        return Err(Rejection::Forbidden(
+            "separation of duties: the evidence generator may not vote on this deployment".into(),
+        ));
+    }
+    if d.votes.contains_key(actor) {
+        return Err(Rejection::Conflict(format!(
+            "{actor} already voted on this deployment"
+        )));
+    }
+    if d.status != DeploymentStatus::PendingCab {
+        return Err(Rejection::NotAllowed(format!(
+            "deployment is {}, not pending CAB",
+            d.status.as_str()
+        )));
+    }
+    let subject = deployment_subject(&deployment_id);
+    let mut events = vec![(
+        subject.clone(),
+        Payload::CabVoteCast(CabVoteCast {
+            target: VoteTarget::Deployment { deployment_id },
+            approve,
+            rationale: rationale.to_owned(),
+        }),
+    )];
+    if !approve {
+        events.push((
+            subject,
+            Payload::DeploymentRejected(DeploymentRejected {
+                deployment_id,
+                rejected_by: actor.to_owned(),
+                rationale: rationale.to_owned(),
+            }),
+        ));
+    } else {
+        // A quorum counts distinct approvers who are members now.
+        let approvers: Vec<String> = d
+            .votes
+            .iter()
+            .filter(|(m, (a, _))| *a && state.cab_members.contains(*m))
+            .map(|(m, _)| m.clone())
+            .chain(std::iter::once(actor.to_owned()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if approvers.len() as u64 >= u64::from(state.quorum(d.class)) {
+            let validity_hours = state
+                .blast_policy
+                .as_ref()
+                .map_or(7 * 24, |p| p.approval_validity_hours);
+            let expires_at = Timestamp::from_unix_micros(
+                at.unix_micros() + i64::from(validity_hours) * 3_600_000_000,
+            )
+            .to_string();
+            events.push((
+                subject,
+                Payload::DeploymentApproved(DeploymentApproved {
+                    deployment_id,
+                    approvers,
+                    expires_at,
+                }),
+            ));
+        }
+    }
+    Ok(Decision {
+        events,
+        replay_of: None,
+    })
+}

@@ -1,0 +1,1003 @@
+//! The governance policy: pure decisions over [`GovernanceState`].
+//!
+//! Every function here is a function of (state, actor, time, command): no IO, no clock, no
+//! randomness (new ids arrive inside commands). The service calls [`decide`] and appends what it
+//! returns; the auditor's replay calls the same code to re-derive what was recorded.
+//!
+//! Principle for every control: **tightening is immediate, loosening needs the CAB.**
+
+use crate::state::{DeploymentStatus, EvidenceRecord, GovernanceState, SbomSummary};
+use events::payloads::*;
+use events::{canonical, Digest, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+mod access;
+mod cab;
+mod deployments;
+mod exceptions;
+mod incidents;
+mod models;
+mod progression;
+mod release;
+
+/// Risk factor names, in the order they are recorded.
+pub const FACTORS: [&str; 5] = [
+    "privilege",
+    "reach",
+    "class",
+    "evidence_gaps",
+    "app_history",
+];
+/// Quorum for approving a risk model version.
+pub const MODEL_APPROVAL_QUORUM: usize = 3;
+/// CAB approvers a new blast-radius policy needs (any rule change can lower a classification).
+pub const POLICY_APPROVAL_QUORUM: usize = 3;
+/// Longest approval validity a policy may set.
+pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
+/// Longest an exception may run.
+pub const EXCEPTION_DAYS_MAX: i64 = 90;
+/// A break-glass release must be reviewed within this.
+pub const BREAKGLASS_REVIEW_MICROS: i64 = 72 * 3600 * 1_000_000;
+/// Release-gate checks that can never be waived.
+pub const UNWAIVABLE_CONTROLS: [&str; 2] = ["artifact_hash", "evidence_immutability"];
+/// Release-gate checks, in order.
+pub const RELEASE_CHECKS: [&str; 6] = [
+    "artifact_hash",
+    "evidence_immutability",
+    "sbom_hash",
+    "sbom_signature",
+    "blast_radius",
+    "approval",
+];
+/// Role names a token may carry.
+pub const ROLES: [&str; 7] = [
+    "admin",
+    "auditor",
+    "cab",
+    "deployer",
+    "incident-reporter",
+    "operator",
+    "submitter",
+];
+/// Longest free-text field (rationale, reason, justification).
+pub const TEXT_BYTES_MAX: usize = 4096;
+/// Longest name (app, version, member, key id, control, scope).
+pub const NAME_BYTES_MAX: usize = 256;
+
+/// Why a command was refused. Nothing is written for a refused command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A field is invalid.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Something named does not exist.
+    #[error("unknown {kind} {id}")]
+    Unknown {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The command conflicts with what was recorded (duplicate vote, retried id with other content).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A separation-of-duties or membership rule forbids this actor.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The target is not in a state that allows the command.
+    #[error("not allowed now: {0}")]
+    NotAllowed(String),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Rejection {
+    Rejection::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), Rejection> {
+    if required && value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(invalid(
+            field,
+            format!("is {} bytes, over the limit of {max}", value.len()),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_hex64(field: &'static str, value: &str) -> Result<(), Rejection> {
+    if Digest::from_hex(value).is_none() {
+        return Err(invalid(
+            field,
+            "must be 64 lowercase hex digits (a SHA-256)",
+        ));
+    }
+    Ok(())
+}
+
+/// What `classify` needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassifyInput {
+    /// Application name.
+    pub app_name: String,
+    /// Installs with admin rights.
+    pub requires_admin: bool,
+    /// Target users or machines.
+    pub target_user_count: u64,
+    /// CMDB data (`service_tier`, ...).
+    pub cmdb: BTreeMap<String, String>,
+}
+
+/// Lowercase alphanumeric words of a text.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether `phrase` occurs in `haystack` as whole words.
+fn contains_phrase(haystack: &[String], phrase: &str) -> bool {
+    let needle = words(phrase);
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_slice())
+}
+
+/// Classifies by the first matching rule (rules are data; see the genesis policy).
+pub fn classify(policy: &BlastRadiusPolicySet, input: &ClassifyInput) -> Classification {
+    let app_words = words(&input.app_name);
+    let tier = input
+        .cmdb
+        .get("service_tier")
+        .map(|t| t.trim().to_lowercase());
+    for rule in &policy.rules {
+        let tier_ok = rule.cmdb_tiers.is_empty()
+            || tier
+                .as_ref()
+                .is_some_and(|t| rule.cmdb_tiers.iter().any(|r| r.to_lowercase() == *t));
+        let keyword_ok = rule.keywords.is_empty()
+            || rule.keywords.iter().any(|k| contains_phrase(&app_words, k));
+        let admin_ok = rule
+            .requires_admin
+            .is_none_or(|a| a == input.requires_admin);
+        let users_ok = rule
+            .min_target_users
+            .is_none_or(|m| input.target_user_count >= m);
+        if tier_ok && keyword_ok && admin_ok && users_ok {
+            return Classification {
+                class: rule.class,
+                rule: rule.id.clone(),
+                policy_version: policy.version,
+            };
+        }
+    }
+    Classification {
+        class: BlastRadiusClass::NonCritical,
+        rule: "default".into(),
+        policy_version: policy.version,
+    }
+}
+
+/// Formats hundredths as a decimal string (`4275` → `42.75`).
+pub fn centi_to_decimal(centi: u32) -> String {
+    format!("{}.{:02}", centi / 100, centi % 100)
+}
+
+fn reach_value(users: u64) -> (u32, String) {
+    let value = match users {
+        0..=10 => 10,
+        11..=100 => 30,
+        101..=1000 => 60,
+        1001..=10_000 => 85,
+        _ => 100,
+    };
+    (value, format!("{users} target users"))
+}
+
+fn class_value(class: BlastRadiusClass) -> u32 {
+    match class {
+        BlastRadiusClass::NonCritical => 10,
+        BlastRadiusClass::ProductivityTools => 40,
+        BlastRadiusClass::BusinessCritical => 70,
+        BlastRadiusClass::CriticalInfrastructure => 100,
+    }
+}
+
+/// Derives every factor from facts (never from the submitter's claims about risk).
+pub fn derive_factors(
+    state: &GovernanceState,
+    weights_bp: &BTreeMap<String, u32>,
+    input: &ClassifyInput,
+    class: BlastRadiusClass,
+    evidence: &EvidenceRecord,
+    at: Timestamp,
+) -> Vec<RiskFactor> {
+    let mut gaps = 0u32;
+    let mut gap_notes = Vec::new();
+    match &evidence.sbom {
+        None => {
+            gaps += 60;
+            gap_notes.push("no SBOM");
+        }
+        Some(sbom) => match &sbom.signature {
+            None => {
+                gaps += 30;
+                gap_notes.push("SBOM unsigned");
+            }
+            Some(sig)
+                if !state
+                    .signing_keys
+                    .get(&sig.key_id)
+                    .is_some_and(|k| k.trusted_at(at)) =>
+            {
+                gaps += 30;
+                gap_notes.push("SBOM signed by an untrusted key");
+            }
+            Some(_) => {}
+        },
+    }
+    if evidence.tests_passed == 0 {
+        gaps += 20;
+        gap_notes.push("no passing tests");
+    }
+    if evidence.tests_failed > 0 {
+        gaps += 20;
+        gap_notes.push("failing tests");
+    }
+    if evidence.scan_critical_findings > 0 {
+        gaps += 40;
+        gap_notes.push("critical scan findings");
+    }
+    let history = state
+        .app_history
+        .get(&input.app_name.to_lowercase())
+        .copied()
+        .unwrap_or_default();
+    let history_value = if history.released == 0 {
+        0
+    } else {
+        u32::try_from(
+            (history.with_incident * 100)
+                .div_ceil(history.released)
+                .min(100),
+        )
+        .unwrap_or(100)
+    };
+    let reach = reach_value(input.target_user_count);
+    let values: [(u32, String); 5] = [
+        (
+            if input.requires_admin { 100 } else { 0 },
+            format!("requires_admin={}", input.requires_admin),
+        ),
+        reach,
+        (class_value(class), class.as_str().to_owned()),
+        (
+            gaps.min(100),
+            if gap_notes.is_empty() {
+                "none".to_owned()
+            } else {
+                gap_notes.join(", ")
+            },
+        ),
+        (
+            history_value,
+            format!(
+                "{} of {} past releases had incidents",
+                history.with_incident, history.released
+            ),
+        ),
+    ];
+    FACTORS
+        .iter()
+        .zip(values)
+        .map(|(name, (value, basis))| RiskFactor {
+            name: (*name).to_owned(),
+            value,
+            weight_bp: weights_bp.get(*name).copied().unwrap_or(0),
+            basis,
+        })
+        .collect()
+}
+
+/// The score in hundredths: Σ value × weight_bp / 100 (0–10000 for 0.00–100.00).
+pub fn score_centi(factors: &[RiskFactor]) -> u32 {
+    let total: u64 = factors
+        .iter()
+        .map(|f| u64::from(f.value) * u64::from(f.weight_bp))
+        .sum();
+    u32::try_from(total / 100).unwrap_or(u32::MAX)
+}
+
+/// The gate: effective threshold = min(model's, level's) for the class, CRITICAL always 0;
+/// auto-approve only when the threshold is above 0 and the score is at or below it.
+pub fn gate(
+    state: &GovernanceState,
+    deployment_id: Uuid,
+    class: BlastRadiusClass,
+    score: u32,
+    model: &RiskModelProposed,
+) -> (bool, GateDecision) {
+    let model_threshold = model.thresholds.get(&class).copied().unwrap_or(0);
+    let level_threshold = state
+        .current_level()
+        .and_then(|l| l.thresholds.get(&class).copied())
+        .unwrap_or(0);
+    let threshold = if class == BlastRadiusClass::CriticalInfrastructure {
+        0
+    } else {
+        model_threshold.min(level_threshold)
+    };
+    let auto = threshold > 0 && score <= threshold * 100;
+    let decision = GateDecision {
+        deployment_id,
+        score_centi: score,
+        threshold,
+        model_threshold,
+        level_threshold,
+        model_version: model.version.clone(),
+        maturity_level: state.level,
+        class,
+        quorum: if auto { 0 } else { state.quorum(class) },
+    };
+    (auto, decision)
+}
+
+/// A submission request (also the API's request body: unknown fields are refused, so a
+/// submitter cannot declare a risk score).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitDeployment {
+    /// Idempotency key.
+    pub correlation_id: String,
+    /// Application name.
+    pub app_name: String,
+    /// Application version.
+    pub app_version: String,
+    /// Admin rights.
+    pub requires_admin: bool,
+    /// Target users.
+    pub target_user_count: u64,
+    /// CMDB data.
+    #[serde(default)]
+    pub cmdb: BTreeMap<String, String>,
+    /// Evidence package.
+    pub evidence_id: Uuid,
+}
+
+/// What the release gate was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedRelease {
+    /// Deployment id.
+    pub deployment_id: Uuid,
+    /// SHA-256 of the artifact bytes streamed.
+    pub artifact_sha256: String,
+    /// Their size.
+    pub artifact_size: u64,
+    /// SHA-256 of the SBOM bytes streamed, if any were.
+    pub sbom_sha256: Option<String>,
+}
+
+/// Every command the policy decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Propose a risk model version.
+    ProposeRiskModel(RiskModelProposed),
+    /// A CAB member's vote on a proposed model.
+    VoteRiskModel {
+        /// Version.
+        version: String,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+    },
+    /// Put a model version in force.
+    ActivateRiskModel {
+        /// Version.
+        version: String,
+    },
+    /// Put a new blast-radius policy in force (a CAB member, naming 3 distinct CAB approvers).
+    SetBlastRadiusPolicy(BlastRadiusPolicySet),
+    /// Grant a bearer token (given as its SHA-256) to a principal with roles.
+    GrantAccess(events::catalogue::access::AccessGranted),
+    /// Revoke a bearer token.
+    RevokeAccess(events::catalogue::access::AccessRevoked),
+    /// Add a CAB member.
+    AddCabMember {
+        /// Principal name.
+        member: String,
+    },
+    /// Remove a CAB member.
+    RemoveCabMember {
+        /// Principal name.
+        member: String,
+    },
+    /// Trust an SBOM signing key.
+    TrustSigningKey(SigningKeyTrusted),
+    /// Revoke an SBOM signing key.
+    RevokeSigningKey(SigningKeyRevoked),
+    /// Record an evidence package.
+    RecordEvidence {
+        /// New id.
+        evidence_id: Uuid,
+        /// The document.
+        document: EvidenceDocument,
+    },
+    /// Submit a deployment.
+    Submit {
+        /// New id (used only if this is not a retry).
+        deployment_id: Uuid,
+        /// The request.
+        request: SubmitDeployment,
+    },
+    /// A CAB member's vote on a deployment.
+    Vote {
+        /// Deployment.
+        deployment_id: Uuid,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+    },
+    /// A CAB member raises a deployment's class.
+    RaiseClassification {
+        /// Deployment.
+        deployment_id: Uuid,
+        /// New class (must be higher).
+        to: BlastRadiusClass,
+        /// Why.
+        reason: String,
+    },
+    /// Present an SBOM (its streamed digest) for a deployment's next release attempt.
+    PresentSbom(SbomPresented),
+    /// The release gate.
+    Release(PresentedRelease),
+    /// Grant an exception.
+    GrantException {
+        /// New id.
+        exception_id: Uuid,
+        /// Waived control.
+        control: String,
+        /// Scope.
+        scope: String,
+        /// Reason.
+        reason: String,
+        /// CAB approvers (the actor must be one).
+        approvers: Vec<String>,
+        /// Expiry.
+        expires_at: Timestamp,
+    },
+    /// Revoke an exception.
+    RevokeException {
+        /// Exception.
+        exception_id: Uuid,
+        /// Why.
+        reason: String,
+    },
+    /// Emergency release.
+    Breakglass {
+        /// What was presented.
+        presented: PresentedRelease,
+        /// Why it cannot wait.
+        justification: String,
+        /// Two or more CAB approvers (the actor must be one).
+        approvers: Vec<String>,
+    },
+    /// Report an incident caused by a released deployment.
+    ReportIncident(IncidentReport),
+    /// Correct an incident.
+    UpdateIncident(IncidentUpdated),
+    /// Evaluate the maturity level now.
+    EvaluateMaturity {
+        /// Require the Wilson upper bound, not the point estimate, to meet the rate cap.
+        strict: bool,
+    },
+    /// A CAB member approves (or declines) progressing to a level.
+    VoteProgression {
+        /// The level.
+        to_level: u32,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+    },
+    /// Post-review of a break-glass release.
+    ReviewBreakglass {
+        /// Deployment.
+        deployment_id: Uuid,
+        /// Justified?
+        justified: bool,
+        /// Findings.
+        findings: String,
+    },
+}
+
+/// What an incident reporter states (the deployment context is looked up, never taken from here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentReport {
+    /// New incident id (a retry with the same id and content is a no-op).
+    pub incident_id: Uuid,
+    /// The deployment that caused it.
+    pub deployment_id: Uuid,
+    /// Severity.
+    pub severity: Severity,
+    /// When it happened.
+    pub incident_date: Timestamp,
+    /// Users affected.
+    pub affected_user_count: u64,
+    /// Downtime.
+    pub downtime_minutes: u64,
+    /// Business impact in USD as a decimal string (`12500.00`).
+    pub business_impact_usd: String,
+    /// Preventable by the controls?
+    pub preventable: bool,
+    /// Notes.
+    pub preventability_notes: String,
+    /// Proposed control improvements.
+    pub control_improvements: Vec<String>,
+}
+
+/// CAB approvals needed to progress a maturity level.
+pub const PROGRESSION_QUORUM: usize = 2;
+
+fn regression_event(state: &GovernanceState, reason: String) -> Option<(String, Payload)> {
+    (state.level > 0).then(|| {
+        (
+            "maturity/level".to_owned(),
+            Payload::MaturityLevelChanged(MaturityLevelChanged {
+                from: state.level,
+                to: state.level - 1,
+                reason,
+            }),
+        )
+    })
+}
+
+/// What to append: (subject, payload) in order, as one atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// The events.
+    pub events: Vec<(String, Payload)>,
+    /// For an idempotent retry: the deployment it refers to (nothing to append).
+    pub replay_of: Option<Uuid>,
+}
+
+impl Decision {
+    fn one(subject: String, payload: Payload) -> Self {
+        Self {
+            events: vec![(subject, payload)],
+            replay_of: None,
+        }
+    }
+}
+
+/// Subject of a deployment's stream.
+pub fn deployment_subject(id: &Uuid) -> String {
+    format!("deployment/{id}")
+}
+
+/// SHA-256 of a value's canonical JSON.
+///
+/// # Errors
+/// [`Rejection::Invalid`] naming `field` when the value has no canonical form (an integer beyond
+/// ±(2^53−1), which a client can send in any count field).
+pub fn canonical_sha256<T: serde::Serialize>(
+    field: &'static str,
+    value: &T,
+) -> Result<String, Rejection> {
+    let json = serde_json::to_value(value).map_err(|e| invalid(field, e.to_string()))?;
+    let bytes = canonical::to_canonical_vec(&json).map_err(|e| invalid(field, e.to_string()))?;
+    Ok(Digest::of(&bytes).to_hex())
+}
+
+fn deployment<'a>(
+    state: &'a GovernanceState,
+    id: &Uuid,
+) -> Result<std::borrow::Cow<'a, crate::state::DeploymentRecord>, Rejection> {
+    state.deployments.get(id).ok_or_else(|| Rejection::Unknown {
+        kind: "deployment",
+        id: id.to_string(),
+    })
+}
+
+fn require_member(state: &GovernanceState, actor: &str) -> Result<(), Rejection> {
+    if !state.cab_members.contains(actor) {
+        return Err(Rejection::Forbidden(format!("{actor} is not a CAB member")));
+    }
+    Ok(())
+}
+
+fn distinct_members(
+    state: &GovernanceState,
+    actor: &str,
+    approvers: &[String],
+    at_least: usize,
+) -> Result<Vec<String>, Rejection> {
+    let set: BTreeSet<String> = approvers.iter().cloned().collect();
+    if set.len() != approvers.len() {
+        return Err(invalid("approvers", "an approver is named twice"));
+    }
+    if set.len() < at_least {
+        return Err(invalid(
+            "approvers",
+            format!(
+                "{} distinct CAB approvers needed, {} given",
+                at_least,
+                set.len()
+            ),
+        ));
+    }
+    if !set.contains(actor) {
+        return Err(Rejection::Forbidden(format!(
+            "{actor} must be one of the approvers"
+        )));
+    }
+    if let Some(outsider) = set.iter().find(|a| !state.cab_members.contains(*a)) {
+        return Err(Rejection::Forbidden(format!(
+            "{outsider} is not a CAB member"
+        )));
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// Runs the release checks for `presented` at time `at`.
+pub fn release_checks(
+    state: &GovernanceState,
+    presented: &PresentedRelease,
+    at: Timestamp,
+    require_approval: bool,
+) -> Result<Vec<GateCheck>, Rejection> {
+    let d = deployment(state, &presented.deployment_id)?;
+    let app = d.submitted.app_name.to_lowercase();
+    let scope_deployment = format!("deployment:{}", presented.deployment_id);
+    let waived = |control: &str| {
+        state.exceptions.values().find(|e| {
+            e.granted.control == control
+                && (e.granted.scope.to_lowercase() == app || e.granted.scope == scope_deployment)
+                && e.in_force_at(at)
+        })
+    };
+    let evidence = state.evidence.get(&d.submitted.evidence_id);
+    let evidence = evidence.as_deref();
+    let mut checks = Vec::new();
+    // `result`: Some(pass) for a check that ran, None for one that does not apply.
+    let mut record = |check: &str, result: Option<bool>, code: &str, detail: String| {
+        let pass = result.unwrap_or(true);
+        let exception = if pass || UNWAIVABLE_CONTROLS.contains(&check) {
+            None
+        } else {
+            waived(check)
+        };
+        checks.push(GateCheck {
+            check: check.to_owned(),
+            outcome: match result {
+                None => "SKIPPED",
+                Some(true) => "PASS",
+                Some(false) if exception.is_some() => "WAIVED",
+                Some(false) => "FAIL",
+            }
+            .to_owned(),
+            reason_code: (!pass).then(|| code.to_owned()),
+            detail: match exception {
+                Some(e) => format!(
+                    "{detail}; waived by exception {} until {}",
+                    e.granted.exception_id, e.granted.expires_at
+                ),
+                None => detail,
+            },
+        });
+    };
+    let expected_artifact = evidence.and_then(|e| e.first_artifact.as_ref());
+    let artifact_ok = expected_artifact.is_some_and(|a| {
+        a.sha256.is(&presented.artifact_sha256) && a.size == presented.artifact_size
+    });
+    record(
+        "artifact_hash",
+        Some(artifact_ok),
+        "ARTIFACT_HASH_MISMATCH",
+        format!(
+            "presented {} ({} bytes), evidence lists {}",
+            presented.artifact_sha256,
+            presented.artifact_size,
+            expected_artifact.map_or("nothing".to_owned(), |a| format!(
+                "{} ({} bytes)",
+                a.sha256, a.size
+            ))
+        ),
+    );
+    // A stored document with no canonical form cannot match its recorded hash: tampered.
+    let evidence_ok = evidence.is_some_and(|e| {
+        e.hash_matches_document() && e.evidence_hash.digest() == Some(d.submitted.evidence_hash)
+    });
+    let recomputed = evidence
+        .and_then(|e| e.recomputed_hash)
+        .map(|digest| Digest(digest).to_hex());
+    record(
+        "evidence_immutability",
+        Some(evidence_ok),
+        "EVIDENCE_TAMPERED",
+        format!(
+            "evidence hash at submission {}, recomputed {}",
+            events::Digest(d.submitted.evidence_hash),
+            recomputed.unwrap_or_default()
+        ),
+    );
+    let sbom = evidence.and_then(|e| e.sbom.as_ref());
+    match sbom {
+        None => {
+            record("sbom_hash", None, "", "evidence lists no SBOM".into());
+            record("sbom_signature", None, "", "evidence lists no SBOM".into());
+        }
+        Some(sbom) => {
+            let hash_ok = presented
+                .sbom_sha256
+                .as_deref()
+                .is_some_and(|presented| sbom.sha256.is(presented));
+            record(
+                "sbom_hash",
+                Some(hash_ok),
+                "SBOM_HASH_MISMATCH",
+                format!(
+                    "presented {}, evidence lists {}",
+                    presented.sbom_sha256.as_deref().unwrap_or("no SBOM"),
+                    sbom.sha256
+                ),
+            );
+            let (sig_ok, detail) =
+                verify_sbom_signature(state, sbom, presented.sbom_sha256.as_deref(), at);
+            record(
+                "sbom_signature",
+                Some(sig_ok),
+                "SBOM_SIGNATURE_INVALID",
+                detail,
+            );
+        }
+    }
+    let policy_classes: Vec<BlastRadiusClass> = state
+        .blast_policy
+        .iter()
+        .flat_map(|p| p.classes.iter().map(|c| c.class))
+        .collect();
+    record(
+        "blast_radius",
+        Some(policy_classes.contains(&d.class)),
+        "BLAST_RADIUS_MISSING",
+        format!("class {}", d.class.as_str()),
+    );
+    if require_approval {
+        let (ok, code, detail) = match (d.status, &d.approval) {
+            (DeploymentStatus::AutoApproved, _) => {
+                (true, "", "auto-approved by the gate".to_owned())
+            }
+            (DeploymentStatus::Approved, Some((approvers, expires))) if at < *expires => (
+                true,
+                "",
+                format!("approved by {approvers:?} until {expires}"),
+            ),
+            (DeploymentStatus::Approved, Some((_, expires))) => (
+                false,
+                "APPROVAL_EXPIRED",
+                format!("approval expired at {expires}"),
+            ),
+            (status, _) => (false, "NOT_APPROVED", format!("status {}", status.as_str())),
+        };
+        record("approval", Some(ok), code, detail);
+    }
+    Ok(checks)
+}
+
+fn verify_sbom_signature(
+    state: &GovernanceState,
+    sbom: &SbomSummary,
+    presented: Option<&str>,
+    at: Timestamp,
+) -> (bool, String) {
+    let Some(sig) = &sbom.signature else {
+        return (false, "the SBOM is unsigned".into());
+    };
+    let Some(key) = state.signing_keys.get(&sig.key_id) else {
+        return (false, format!("key {} was never trusted", sig.key_id));
+    };
+    if !key.trusted_at(at) {
+        return (
+            false,
+            format!(
+                "key {} is not trusted at {at} (revoked {:?})",
+                sig.key_id,
+                key.revoked_at.map(|t| t.to_string())
+            ),
+        );
+    }
+    let Some(digest) = presented else {
+        return (false, "no SBOM bytes were presented".into());
+    };
+    if sbom_signature_verifies(&key.public_key_hex, &sig.signature.to_string(), digest) {
+        (true, format!("signed by trusted key {}", sig.key_id))
+    } else {
+        (
+            false,
+            format!("signature does not verify under key {}", sig.key_id),
+        )
+    }
+}
+
+/// Whether `signature_hex` is a valid Ed25519 signature (strict verification) under
+/// `public_key_hex` of the statement [`sbom_signing_message`] makes of `sbom_sha256_hex`. A pure
+/// function of its three arguments; malformed hex is simply not a valid signature.
+pub fn sbom_signature_verifies(
+    public_key_hex: &str,
+    signature_hex: &str,
+    sbom_sha256_hex: &str,
+) -> bool {
+    let question = SignatureQuestion {
+        public_key_hex: public_key_hex.to_owned(),
+        signature_hex: signature_hex.to_owned(),
+        sbom_sha256_hex: sbom_sha256_hex.to_owned(),
+    };
+    if let Some(answer) =
+        SIGNATURE_MEMO.with(|memo| memo.borrow().as_ref().and_then(|memo| memo.take(&question)))
+    {
+        return answer;
+    }
+    question.answer()
+}
+
+/// One Ed25519 verification [`sbom_signature_verifies`] may be asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignatureQuestion {
+    /// The signing key.
+    pub public_key_hex: String,
+    /// The signature.
+    pub signature_hex: String,
+    /// The SBOM digest the signed statement names.
+    pub sbom_sha256_hex: String,
+}
+
+impl SignatureQuestion {
+    /// Verifies, the expensive way (tens of microseconds).
+    pub fn answer(&self) -> bool {
+        let parsed = (|| {
+            let public: [u8; 32] = hex::decode(&self.public_key_hex).ok()?.try_into().ok()?;
+            let signature: [u8; 64] = hex::decode(&self.signature_hex).ok()?.try_into().ok()?;
+            Some((
+                verifying_key(public)?,
+                ed25519_dalek::Signature::from_bytes(&signature),
+            ))
+        })();
+        parsed.is_some_and(|(public, signature)| {
+            public
+                .verify_strict(&sbom_signing_message(&self.sbom_sha256_hex), &signature)
+                .is_ok()
+        })
+    }
+}
+
+/// The decompressed key for `public`, or `None` if it is not a curve point. Kept per thread:
+/// decompression is a field square root, a fifth of a verification, and a log's evidence is
+/// signed by a handful of keys.
+fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+    /// Bounds the cache against a forged log naming a new key on every entry.
+    const KEYS_KEPT: usize = 64;
+    thread_local! {
+        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    KEYS.with(|keys| {
+        if let Some(key) = keys.borrow().get(&public) {
+            return Some(*key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?;
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= KEYS_KEPT {
+            keys.clear();
+        }
+        keys.insert(public, key);
+        Some(key)
+    })
+}
+
+/// Answers to [`SignatureQuestion`]s worked out ahead of time, on other threads, by a caller that
+/// knows which ones the policy is about to ask (the auditor, which reads evidence before the
+/// releases that use it). It only ever holds what [`SignatureQuestion::answer`] returned, so
+/// consulting it changes no decision, only when the work is done.
+#[derive(Debug, Default)]
+pub struct SignatureMemo(std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>);
+
+impl SignatureMemo {
+    /// Works out `question` now and keeps the answer for the policy.
+    pub fn answer_ahead(&self, question: SignatureQuestion) {
+        let answer = question.answer();
+        if let Ok(mut answers) = self.0.lock() {
+            answers.insert(question, answer);
+        }
+    }
+
+    /// The kept answer, removed: each is asked for about once, so the memo stays small.
+    fn take(&self, question: &SignatureQuestion) -> Option<bool> {
+        self.0.lock().ok()?.remove(question)
+    }
+
+    /// Runs `f` with the policy on this thread consulting this memo.
+    pub fn consulted_during<R>(self: &std::sync::Arc<Self>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<std::sync::Arc<SignatureMemo>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SIGNATURE_MEMO.with(|memo| *memo.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(SIGNATURE_MEMO.with(|memo| memo.replace(Some(self.clone()))));
+        f()
+    }
+}
+
+thread_local! {
+    /// The memo [`SignatureMemo::consulted_during`] installed on this thread, if any. A
+    /// thread-local rather than a parameter: it changes no result, and the policy's functions
+    /// stay the pure `(state, command) -> decision` the service and the audit share.
+    static SIGNATURE_MEMO: std::cell::RefCell<Option<std::sync::Arc<SignatureMemo>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decides a command.
+///
+/// # Errors
+/// [`Rejection`] when the command breaks a rule; nothing is to be written then.
+pub fn decide(
+    state: &GovernanceState,
+    actor: &str,
+    at: Timestamp,
+    command: &Command,
+) -> Result<Decision, Rejection> {
+    match command {
+        Command::ProposeRiskModel { .. }
+        | Command::VoteRiskModel { .. }
+        | Command::ActivateRiskModel { .. }
+        | Command::SetBlastRadiusPolicy { .. } => models::decide(state, actor, at, command),
+        Command::GrantAccess { .. }
+        | Command::RevokeAccess { .. }
+        | Command::TrustSigningKey { .. }
+        | Command::RevokeSigningKey { .. } => access::decide(state, command),
+        Command::AddCabMember { .. }
+        | Command::RemoveCabMember { .. }
+        | Command::Vote { .. }
+        | Command::RaiseClassification { .. } => cab::decide(state, actor, at, command),
+        Command::RecordEvidence { .. } | Command::Submit { .. } => {
+            deployments::decide(state, actor, at, command)
+        }
+        Command::PresentSbom { .. }
+        | Command::Release { .. }
+        | Command::Breakglass { .. }
+        | Command::ReviewBreakglass { .. } => release::decide(state, actor, at, command),
+        Command::GrantException { .. } | Command::RevokeException { .. } => {
+            exceptions::decide(state, actor, at, command)
+        }
+        Command::ReportIncident { .. } | Command::UpdateIncident { .. } => {
+            incidents::decide(state, at, command)
+        }
+        Command::EvaluateMaturity { .. } | Command::VoteProgression { .. } => {
+            progression::decide(state, actor, at, command)
+        }
+    }
+}
