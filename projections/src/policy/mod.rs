@@ -12,14 +12,19 @@ use events::{canonical, Digest, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+pub use inverse::command_of;
+
 mod access;
 mod cab;
 mod deployments;
 mod exceptions;
 mod incidents;
+mod inverse;
 mod models;
 mod progression;
 mod release;
+#[cfg(test)]
+mod tests;
 
 /// Risk factor names, in the order they are recorded.
 pub const FACTORS: [&str; 5] = [

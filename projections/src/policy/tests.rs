@@ -1,0 +1,347 @@
+//! The policy on its own: given entries folded in memory (no store), when a command, then these
+//! events or this rejection; and `command_of` inverts `decide` on a decision's first event.
+
+use super::*;
+use crate::genesis::{genesis_events, GENESIS_ACTOR};
+use events::{Entry, Position};
+use proptest::prelude::*;
+
+const ARTIFACT_SHA256: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A state folded from entries built in memory, as the service would have written them.
+struct Given {
+    state: GovernanceState,
+    tip: (u64, Digest),
+    at: Timestamp,
+    next_id: u128,
+}
+
+impl Given {
+    /// Genesis, an admin-made CAB of three (carol, chen, cyril).
+    fn genesis() -> Self {
+        let mut given = Self {
+            state: GovernanceState::new(),
+            tip: (0, Digest::ZERO),
+            at: Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap(),
+            next_id: 1,
+        };
+        given.record(GENESIS_ACTOR, genesis_events());
+        for member in ["carol", "chen", "cyril"] {
+            given.decided(
+                "ada",
+                &Command::AddCabMember {
+                    member: member.into(),
+                },
+            );
+        }
+        given
+    }
+
+    fn id(&mut self) -> Uuid {
+        self.next_id += 1;
+        Uuid::from_u128(self.next_id)
+    }
+
+    /// Folds `events` as entries at the next positions.
+    fn record(&mut self, actor: &str, events: Vec<(String, Payload)>) {
+        for (subject, payload) in events {
+            let id = self.id();
+            let draft = payload.to_draft(id, &subject, actor, "given");
+            let entry = Entry::build(
+                &draft,
+                "test.example/policy",
+                Position {
+                    seq: self.tip.0,
+                    stream_version: 0,
+                    time: self.at,
+                    prev_hash: self.tip.1,
+                },
+            )
+            .unwrap();
+            self.tip = (entry.seq + 1, entry.hash());
+            self.state.apply(&entry);
+        }
+    }
+
+    /// Decides `command` and folds what it decided; panics on a rejection.
+    fn decided(&mut self, actor: &str, command: &Command) -> Vec<(String, Payload)> {
+        let decision = decide(&self.state, actor, self.at, command)
+            .unwrap_or_else(|r| panic!("{command:?} was refused: {r}"));
+        self.record(actor, decision.events.clone());
+        decision.events
+    }
+
+    fn when(&self, actor: &str, command: &Command) -> Result<Decision, Rejection> {
+        decide(&self.state, actor, self.at, command)
+    }
+
+    /// Evidence, a NON_CRITICAL submission and one CAB approval; returns the deployment id.
+    fn approved_deployment(&mut self) -> Uuid {
+        let deployment_id = self.pending_deployment();
+        self.decided(
+            "carol",
+            &Command::Vote {
+                deployment_id,
+                approve: true,
+                rationale: "reviewed".into(),
+            },
+        );
+        deployment_id
+    }
+
+    /// Evidence and a NON_CRITICAL submission waiting for the CAB; returns the deployment id.
+    fn pending_deployment(&mut self) -> Uuid {
+        let evidence_id = self.id();
+        self.decided(
+            "dev",
+            &Command::RecordEvidence {
+                evidence_id,
+                document: document(ARTIFACT_SHA256),
+            },
+        );
+        let deployment_id = self.id();
+        self.decided(
+            "dev",
+            &Command::Submit {
+                deployment_id,
+                request: submission(evidence_id),
+            },
+        );
+        deployment_id
+    }
+}
+
+fn document(artifact_sha256: &str) -> EvidenceDocument {
+    EvidenceDocument {
+        artifacts: vec![Artifact {
+            name: "app.msi".into(),
+            sha256: artifact_sha256.into(),
+            size: 10,
+        }],
+        sbom: None,
+        tests_passed: 10,
+        tests_failed: 0,
+        scan_critical_findings: 0,
+        generated_by: "ci-bot".into(),
+        packaged_by: "packager".into(),
+    }
+}
+
+fn submission(evidence_id: Uuid) -> SubmitDeployment {
+    SubmitDeployment {
+        correlation_id: format!("c-{evidence_id}"),
+        app_name: "PDF reader".into(),
+        app_version: "1".into(),
+        requires_admin: false,
+        target_user_count: 5,
+        cmdb: BTreeMap::new(),
+        evidence_id,
+    }
+}
+
+fn types(events: &[(String, Payload)]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|(_, payload)| match payload {
+            Payload::DeploymentSubmitted(_) => "submitted",
+            Payload::DeploymentRoutedToCab(_) => "routed_to_cab",
+            Payload::DeploymentAutoApproved(_) => "auto_approved",
+            Payload::CabVoteCast(_) => "vote_cast",
+            Payload::DeploymentApproved(_) => "approved",
+            Payload::DeploymentReleased(_) => "released",
+            Payload::DeploymentReleaseBlocked(_) => "release_blocked",
+            Payload::SbomPresented(_) => "sbom_presented",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[test]
+fn at_zero_thresholds_a_submission_goes_to_the_cab() {
+    let mut given = Given::genesis();
+    let evidence_id = given.id();
+    given.decided(
+        "dev",
+        &Command::RecordEvidence {
+            evidence_id,
+            document: document(ARTIFACT_SHA256),
+        },
+    );
+    let deployment_id = given.id();
+    let decision = given
+        .when(
+            "dev",
+            &Command::Submit {
+                deployment_id,
+                request: submission(evidence_id),
+            },
+        )
+        .unwrap();
+    assert_eq!(types(&decision.events), ["submitted", "routed_to_cab"]);
+}
+
+#[test]
+fn a_vote_by_someone_outside_the_cab_is_refused() {
+    let mut given = Given::genesis();
+    let deployment_id = given.approved_deployment();
+    let refused = given.when(
+        "mallory",
+        &Command::Vote {
+            deployment_id,
+            approve: true,
+            rationale: "trust me".into(),
+        },
+    );
+    assert!(
+        matches!(refused, Err(Rejection::Forbidden(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_substituted_artifact_is_blocked_and_the_right_one_released() {
+    let mut given = Given::genesis();
+    let deployment_id = given.approved_deployment();
+    let release = |sha: &str| {
+        Command::Release(PresentedRelease {
+            deployment_id,
+            artifact_sha256: sha.into(),
+            artifact_size: 10,
+            sbom_sha256: None,
+        })
+    };
+    let blocked = given.when("agent", &release(&"b".repeat(64))).unwrap();
+    assert_eq!(types(&blocked.events), ["release_blocked"]);
+    let Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(verdict)) = &blocked.events[0].1
+    else {
+        unreachable!()
+    };
+    assert!(verdict
+        .checks
+        .iter()
+        .any(|c| c.reason_code.as_deref() == Some("ARTIFACT_HASH_MISMATCH")));
+    let released = given.when("agent", &release(ARTIFACT_SHA256)).unwrap();
+    assert_eq!(types(&released.events), ["released"]);
+}
+
+#[test]
+fn an_sbom_is_presented_only_for_a_known_unreleased_deployment_with_a_sha256() {
+    let mut given = Given::genesis();
+    let deployment_id = given.approved_deployment();
+    let present = |id: Uuid, sha: &str| {
+        Command::PresentSbom(SbomPresented {
+            deployment_id: id,
+            sbom_sha256: sha.into(),
+            size: 1,
+        })
+    };
+    assert!(matches!(
+        given.when("agent", &present(Uuid::from_u128(999), ARTIFACT_SHA256)),
+        Err(Rejection::Unknown { .. })
+    ));
+    assert!(matches!(
+        given.when("agent", &present(deployment_id, "not hex")),
+        Err(Rejection::Invalid { .. })
+    ));
+    given.decided(
+        "agent",
+        &Command::Release(PresentedRelease {
+            deployment_id,
+            artifact_sha256: ARTIFACT_SHA256.into(),
+            artifact_size: 10,
+            sbom_sha256: None,
+        }),
+    );
+    assert!(matches!(
+        given.when("agent", &present(deployment_id, ARTIFACT_SHA256)),
+        Err(Rejection::Conflict(_))
+    ));
+}
+
+fn hex64() -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<u8>(), 32).prop_map(hex::encode)
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 ,.-]{1,40}"
+}
+
+/// Commands a decision records as its first event: votes and raised classes on a deployment
+/// waiting for the CAB, evidence, and an SBOM and a release for an approved deployment.
+fn command(pending: Uuid, deployment_id: Uuid) -> impl Strategy<Value = Command> {
+    prop_oneof![
+        (any::<bool>(), text()).prop_map(move |(approve, rationale)| Command::Vote {
+            deployment_id: pending,
+            approve,
+            rationale,
+        }),
+        (hex64(), 1..1_000_000u64, 0..50u64, 0..5u64, text()).prop_map(
+            |(sha, size, passed, critical, generated_by)| Command::RecordEvidence {
+                evidence_id: Uuid::from_u128(77),
+                document: EvidenceDocument {
+                    artifacts: vec![Artifact {
+                        name: "a.msi".into(),
+                        sha256: sha,
+                        size,
+                    }],
+                    tests_passed: passed,
+                    scan_critical_findings: critical,
+                    generated_by,
+                    ..document(ARTIFACT_SHA256)
+                },
+            }
+        ),
+        (hex64(), 1..1_000_000u64).prop_map(move |(sha, size)| Command::PresentSbom(
+            SbomPresented {
+                deployment_id,
+                sbom_sha256: sha,
+                size,
+            }
+        )),
+        (hex64(), 1..1_000_000u64, proptest::option::of(hex64())).prop_map(
+            move |(sha, size, sbom)| Command::Release(PresentedRelease {
+                deployment_id,
+                artifact_sha256: sha,
+                artifact_size: size,
+                sbom_sha256: sbom,
+            })
+        ),
+        (text(), text()).prop_map(move |(reason, to_words)| Command::RaiseClassification {
+            deployment_id: pending,
+            to: if to_words.len() % 2 == 0 {
+                BlastRadiusClass::BusinessCritical
+            } else {
+                BlastRadiusClass::CriticalInfrastructure
+            },
+            reason,
+        }),
+    ]
+}
+
+/// The auditor rebuilds each request from its decision's first event: that must give back
+/// exactly the command decided, for any command of these kinds.
+#[test]
+fn command_of_inverts_decide() {
+    let mut given = Given::genesis();
+    let pending = given.pending_deployment();
+    let deployment_id = given.approved_deployment();
+    let config = ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(&command(pending, deployment_id), |command| {
+            let actor = match &command {
+                Command::Vote { .. } | Command::RaiseClassification { .. } => "chen",
+                Command::RecordEvidence { .. } => "dev",
+                _ => "agent",
+            };
+            let decision = given.when(actor, &command).unwrap();
+            let (_, first) = &decision.events[0];
+            prop_assert_eq!(command_of(first), Ok(Some(command)));
+            Ok(())
+        })
+        .unwrap();
+}
