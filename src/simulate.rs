@@ -484,7 +484,7 @@ impl Sim<'_> {
                 DeploymentReleaseBlocked(v),
             )) = self.last_payload()
             {
-                for check in v.checks.iter().filter(|c| c.outcome == "FAIL") {
+                for check in v.checks.iter().filter(|c| c.outcome == CheckOutcome::Fail) {
                     let code = check.reason_code.clone().unwrap_or_default();
                     *self
                         .report

@@ -532,14 +532,110 @@ impl EventPayload for DeploymentRejected {
     const VERSION: u32 = 1;
 }
 
+/// A release-gate control, recorded by its name (`artifact_hash`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// The artifact presented is the one the evidence lists.
+    ArtifactHash,
+    /// The evidence is as it was when the deployment was submitted.
+    EvidenceImmutability,
+    /// The SBOM presented is the one the evidence lists.
+    SbomHash,
+    /// The SBOM is signed by a key trusted at the time.
+    SbomSignature,
+    /// The class's threshold or quorum is met.
+    BlastRadius,
+    /// The CAB approved (or the score was auto-approvable).
+    Approval,
+}
+
+impl Control {
+    /// Every control, in the order the gate checks them.
+    pub const ALL: [Self; 6] = [
+        Self::ArtifactHash,
+        Self::EvidenceImmutability,
+        Self::SbomHash,
+        Self::SbomSignature,
+        Self::BlastRadius,
+        Self::Approval,
+    ];
+
+    /// Its recorded name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ArtifactHash => "artifact_hash",
+            Self::EvidenceImmutability => "evidence_immutability",
+            Self::SbomHash => "sbom_hash",
+            Self::SbomSignature => "sbom_signature",
+            Self::BlastRadius => "blast_radius",
+            Self::Approval => "approval",
+        }
+    }
+
+    /// The control with this recorded name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Whether an exception may waive it: never the artifact's or the evidence's integrity.
+    pub fn is_waivable(self) -> bool {
+        !matches!(self, Self::ArtifactHash | Self::EvidenceImmutability)
+    }
+}
+
+impl PartialEq<&str> for Control {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one release-gate check came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CheckOutcome {
+    /// It held.
+    Pass,
+    /// It failed: the release is blocked.
+    Fail,
+    /// It failed, and an exception in force waived it.
+    Waived,
+    /// It does not apply (e.g. no SBOM listed).
+    Skipped,
+}
+
+impl CheckOutcome {
+    /// Its recorded name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Fail => "FAIL",
+            Self::Waived => "WAIVED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+}
+
+impl PartialEq<&str> for CheckOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One release-gate check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateCheck {
-    /// Check name, e.g. `artifact_hash`.
-    pub check: String,
-    /// `PASS`, `FAIL`, `WAIVED` or `SKIPPED`.
-    pub outcome: String,
+    /// The control checked.
+    pub check: Control,
+    /// What it came to.
+    pub outcome: CheckOutcome,
     /// Reason code when not PASS, e.g. `ARTIFACT_HASH_MISMATCH`.
     pub reason_code: Option<String>,
     /// What was compared or found.

@@ -378,7 +378,7 @@ fn describe(payload: &Payload) -> String {
             let failed: Vec<String> = v
                 .checks
                 .iter()
-                .filter(|c| c.outcome == "FAIL")
+                .filter(|c| c.outcome == CheckOutcome::Fail)
                 .map(|c| c.reason_code.clone().unwrap_or_default())
                 .collect();
             format!("release blocked ({})", failed.join(", "))

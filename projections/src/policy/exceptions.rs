@@ -20,14 +20,15 @@ pub(super) fn decide(
         } => {
             check_text("reason", reason, TEXT_BYTES_MAX, true)?;
             check_text("scope", scope, NAME_BYTES_MAX, true)?;
-            if UNWAIVABLE_CONTROLS.contains(&control.as_str()) {
-                return Err(invalid(
-                    "control",
-                    format!("{control} is never waivable (artifact and evidence integrity)"),
-                ));
-            }
-            if !RELEASE_CHECKS.contains(&control.as_str()) {
-                return Err(invalid("control", format!("unknown control {control:?}; waivable: sbom_hash, sbom_signature, blast_radius, approval")));
+            match Control::parse(control) {
+                None => return Err(invalid("control", format!("unknown control {control:?}; waivable: sbom_hash, sbom_signature, blast_radius, approval"))),
+                Some(c) if !c.is_waivable() => {
+                    return Err(invalid(
+                        "control",
+                        format!("{control} is never waivable (artifact and evidence integrity)"),
+                    ))
+                }
+                Some(_) => {}
             }
             if *expires_at <= at {
                 return Err(invalid("expires_at", "must be in the future"));

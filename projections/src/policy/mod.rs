@@ -44,17 +44,6 @@ pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
 pub const EXCEPTION_DAYS_MAX: i64 = 90;
 /// A break-glass release must be reviewed within this.
 pub const BREAKGLASS_REVIEW_MICROS: i64 = 72 * 3600 * 1_000_000;
-/// Release-gate checks that can never be waived.
-pub const UNWAIVABLE_CONTROLS: [&str; 2] = ["artifact_hash", "evidence_immutability"];
-/// Release-gate checks, in order.
-pub const RELEASE_CHECKS: [&str; 6] = [
-    "artifact_hash",
-    "evidence_immutability",
-    "sbom_hash",
-    "sbom_signature",
-    "blast_radius",
-    "approval",
-];
 /// Role names a token may carry.
 pub const ROLES: [&str; 7] = [
     "admin",
@@ -677,9 +666,9 @@ pub fn release_checks(
     let d = deployment(state, &presented.deployment_id)?;
     let app = d.submitted.app_name.to_lowercase();
     let scope_deployment = format!("deployment:{}", presented.deployment_id);
-    let waived = |control: &str| {
+    let waived = |control: Control| {
         state.exceptions.values().find(|e| {
-            e.granted.control == control
+            e.granted.control == control.as_str()
                 && (e.granted.scope.to_lowercase() == app || e.granted.scope == scope_deployment)
                 && e.in_force_at(at)
         })
@@ -688,22 +677,21 @@ pub fn release_checks(
     let evidence = evidence.as_deref();
     let mut checks = Vec::new();
     // `result`: Some(pass) for a check that ran, None for one that does not apply.
-    let mut record = |check: &str, result: Option<bool>, code: &str, detail: String| {
+    let mut record = |check: Control, result: Option<bool>, code: &str, detail: String| {
         let pass = result.unwrap_or(true);
-        let exception = if pass || UNWAIVABLE_CONTROLS.contains(&check) {
+        let exception = if pass || !check.is_waivable() {
             None
         } else {
             waived(check)
         };
         checks.push(GateCheck {
-            check: check.to_owned(),
+            check,
             outcome: match result {
-                None => "SKIPPED",
-                Some(true) => "PASS",
-                Some(false) if exception.is_some() => "WAIVED",
-                Some(false) => "FAIL",
-            }
-            .to_owned(),
+                None => CheckOutcome::Skipped,
+                Some(true) => CheckOutcome::Pass,
+                Some(false) if exception.is_some() => CheckOutcome::Waived,
+                Some(false) => CheckOutcome::Fail,
+            },
             reason_code: (!pass).then(|| code.to_owned()),
             detail: match exception {
                 Some(e) => format!(
@@ -719,7 +707,7 @@ pub fn release_checks(
         a.sha256.is(&presented.artifact_sha256) && a.size == presented.artifact_size
     });
     record(
-        "artifact_hash",
+        Control::ArtifactHash,
         Some(artifact_ok),
         "ARTIFACT_HASH_MISMATCH",
         format!(
@@ -740,7 +728,7 @@ pub fn release_checks(
         .and_then(|e| e.recomputed_hash)
         .map(|digest| Digest(digest).to_hex());
     record(
-        "evidence_immutability",
+        Control::EvidenceImmutability,
         Some(evidence_ok),
         "EVIDENCE_TAMPERED",
         format!(
@@ -752,8 +740,13 @@ pub fn release_checks(
     let sbom = evidence.and_then(|e| e.sbom.as_ref());
     match sbom {
         None => {
-            record("sbom_hash", None, "", "evidence lists no SBOM".into());
-            record("sbom_signature", None, "", "evidence lists no SBOM".into());
+            record(Control::SbomHash, None, "", "evidence lists no SBOM".into());
+            record(
+                Control::SbomSignature,
+                None,
+                "",
+                "evidence lists no SBOM".into(),
+            );
         }
         Some(sbom) => {
             let hash_ok = presented
@@ -761,7 +754,7 @@ pub fn release_checks(
                 .as_deref()
                 .is_some_and(|presented| sbom.sha256.is(presented));
             record(
-                "sbom_hash",
+                Control::SbomHash,
                 Some(hash_ok),
                 "SBOM_HASH_MISMATCH",
                 format!(
@@ -773,7 +766,7 @@ pub fn release_checks(
             let (sig_ok, detail) =
                 verify_sbom_signature(state, sbom, presented.sbom_sha256.as_deref(), at);
             record(
-                "sbom_signature",
+                Control::SbomSignature,
                 Some(sig_ok),
                 "SBOM_SIGNATURE_INVALID",
                 detail,
@@ -786,7 +779,7 @@ pub fn release_checks(
         .flat_map(|p| p.classes.iter().map(|c| c.class))
         .collect();
     record(
-        "blast_radius",
+        Control::BlastRadius,
         Some(policy_classes.contains(&d.class)),
         "BLAST_RADIUS_MISSING",
         format!("class {}", d.class.as_str()),
@@ -808,7 +801,7 @@ pub fn release_checks(
             ),
             (status, _) => (false, "NOT_APPROVED", format!("status {}", status.as_str())),
         };
-        record("approval", Some(ok), code, detail);
+        record(Control::Approval, Some(ok), code, detail);
     }
     Ok(checks)
 }

@@ -45,7 +45,10 @@ pub(super) fn decide(
                 artifact_size: presented.artifact_size,
                 sbom_sha256: presented.sbom_sha256.clone(),
             };
-            let blocked = verdict.checks.iter().any(|c| c.outcome == "FAIL");
+            let blocked = verdict
+                .checks
+                .iter()
+                .any(|c| c.outcome == CheckOutcome::Fail);
             let payload = if blocked {
                 Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(verdict))
             } else {
@@ -82,7 +85,7 @@ pub(super) fn decide(
             // Break-glass waives the approval, never integrity.
             if let Some(failed) = checks
                 .iter()
-                .find(|c| c.outcome == "FAIL" && UNWAIVABLE_CONTROLS.contains(&c.check.as_str()))
+                .find(|c| c.outcome == CheckOutcome::Fail && !c.check.is_waivable())
             {
                 return Err(Rejection::NotAllowed(format!(
                     "break-glass cannot bypass {}: {}",
