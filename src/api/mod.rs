@@ -93,16 +93,10 @@ impl AppState {
 /// A rendered live status: (last folded seq, strict) and the JSON body.
 type CachedStatus = ((Option<u64>, bool), Arc<str>);
 
-const READERS: &[Role] = &[
-    Role::Auditor,
-    Role::Operator,
-    Role::Cab,
-    Role::Admin,
-    Role::Submitter,
-    Role::Deployer,
-    Role::IncidentReporter,
-];
-const LOG_READERS: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
+/// Every role: reads of the projections are open to any principal.
+const ANY_READER: &[Role] = &Role::ALL;
+/// The raw log (entries, stream, proofs) is for auditors, operators and admins.
+const LOG_READER: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
 
 async fn execute(
     state: &Arc<AppState>,
@@ -288,12 +282,12 @@ pub struct Op {
     method: &'static str,
     summary: &'static str,
     /// Roles that may call it; empty means public.
-    roles: &'static [&'static str],
+    roles: &'static [Role],
     query: &'static [(&'static str, &'static str)],
     body: Option<Value>,
 }
 
-fn op(method: &'static str, summary: &'static str, roles: &'static [&'static str]) -> Op {
+fn op(method: &'static str, summary: &'static str, roles: &'static [Role]) -> Op {
     Op {
         method,
         summary,
@@ -350,16 +344,6 @@ fn obj(fields: &[(&str, &str)], required: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "required": required})
 }
 
-const ANY_READER: &[&str] = &[
-    "auditor",
-    "operator",
-    "cab",
-    "admin",
-    "submitter",
-    "deployer",
-    "incident-reporter",
-];
-const LOG_READER: &[&str] = &["auditor", "operator", "admin"];
 const AS_OF: &[(&str, &str)] = &[("as_of", "string")];
 
 /// A vote's body.
@@ -472,7 +456,7 @@ pub fn openapi_document() -> Value {
                 ),
                 "parameters": parameters,
                 "responses": {"200": {"description": "OK"}, "201": {"description": "Created"}, "204": {"description": "No content"}, "default": problem},
-                "x-roles": if o.roles.is_empty() { json!("public") } else { json!(o.roles) },
+                "x-roles": if o.roles.is_empty() { json!("public") } else { json!(o.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()) },
             });
             if !o.roles.is_empty() {
                 operation["security"] = json!([{"bearer": []}]);

@@ -1,29 +1,11 @@
 //! Who may do what: roles, principals, bearer tokens, and the roles each command needs.
 
 use projections::policy::Command;
+pub use projections::policy::Role;
 use projections::state::GovernanceState;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
 use uuid::Uuid;
-
-/// A role a principal may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Reads everything, changes nothing.
-    Auditor,
-    /// Runs the service; records evidence.
-    Operator,
-    /// Submits deployments and records evidence.
-    Submitter,
-    /// The deploy agent: presents artifacts at release.
-    Deployer,
-    /// CAB member duties (votes, exceptions, break-glass, reviews). Membership itself is data.
-    Cab,
-    /// Reports incidents.
-    IncidentReporter,
-    /// Manages models, CAB membership, keys and access.
-    Admin,
-}
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,22 +23,6 @@ impl Principal {
             name: name.into(),
             roles: roles.iter().copied().collect(),
         }
-    }
-}
-
-impl Role {
-    /// Parses a role name as tokens carry it (`incident-reporter`, `cab`, ...).
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "auditor" => Self::Auditor,
-            "operator" => Self::Operator,
-            "submitter" => Self::Submitter,
-            "deployer" => Self::Deployer,
-            "cab" => Self::Cab,
-            "incident-reporter" => Self::IncidentReporter,
-            "admin" => Self::Admin,
-            _ => return None,
-        })
     }
 }
 

@@ -17,10 +17,11 @@ pub(super) fn decide(state: &GovernanceState, command: &Command) -> Result<Decis
             if g.roles.is_empty() {
                 return Err(invalid("roles", "at least one role"));
             }
-            if let Some(bad) = g.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+            if let Some(bad) = g.roles.iter().find(|r| Role::parse(r).is_none()) {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
                 return Err(invalid(
                     "roles",
-                    format!("unknown role {bad:?}; roles: {ROLES:?}"),
+                    format!("unknown role {bad:?}; roles: {known:?}"),
                 ));
             }
             if state.access.contains_key(&g.token_sha256) {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 pub use inverse::command_of;
+pub use role::Role;
 
 mod access;
 mod cab;
@@ -23,6 +24,7 @@ mod inverse;
 mod models;
 mod progression;
 mod release;
+mod role;
 #[cfg(test)]
 mod tests;
 
@@ -44,16 +46,6 @@ pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
 pub const EXCEPTION_DAYS_MAX: i64 = 90;
 /// A break-glass release must be reviewed within this.
 pub const BREAKGLASS_REVIEW_MICROS: i64 = 72 * 3600 * 1_000_000;
-/// Role names a token may carry.
-pub const ROLES: [&str; 7] = [
-    "admin",
-    "auditor",
-    "cab",
-    "deployer",
-    "incident-reporter",
-    "operator",
-    "submitter",
-];
 /// Longest free-text field (rationale, reason, justification).
 pub const TEXT_BYTES_MAX: usize = 4096;
 /// Longest name (app, version, member, key id, control, scope).

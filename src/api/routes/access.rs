@@ -9,7 +9,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/access/tokens",
             post(create_token),
             vec![
-                op("post", "Create a bearer token (shown once)", &["admin"]).json(obj(
+                op("post", "Create a bearer token (shown once)", &[Role::Admin]).json(obj(
                     &[("principal", "string"), ("roles", "strings")],
                     &["principal", "roles"],
                 )),
@@ -18,14 +18,16 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/access/tokens/revoke",
             post(revoke_token),
-            vec![op("post", "Revoke a bearer token", &["admin"]).json(obj(
-                &[
-                    ("principal", "string"),
-                    ("token", "string"),
-                    ("reason", "string"),
-                ],
-                &["principal", "token", "reason"],
-            ))],
+            vec![
+                op("post", "Revoke a bearer token", &[Role::Admin]).json(obj(
+                    &[
+                        ("principal", "string"),
+                        ("token", "string"),
+                        ("reason", "string"),
+                    ],
+                    &["principal", "token", "reason"],
+                )),
+            ],
         ),
     ]
 }

@@ -19,7 +19,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/cab/members",
             post(add_member).get(list_members),
             vec![
-                op("post", "Add a CAB member", &["admin"])
+                op("post", "Add a CAB member", &[Role::Admin])
                     .json(obj(&[("member", "string")], &["member"])),
                 op("get", "CAB members", ANY_READER).query(AS_OF),
             ],
@@ -27,7 +27,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/cab/members/{member}",
             axum::routing::delete(remove_member),
-            vec![op("delete", "Remove a CAB member", &["admin"])],
+            vec![op("delete", "Remove a CAB member", &[Role::Admin])],
         ),
     ]
 }
@@ -56,7 +56,7 @@ async fn list_members(
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     Ok(axum::Json(json!({"members": s.cab_members})))
 }
@@ -75,7 +75,7 @@ async fn cab_queue(
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let queue = views::cab_queue(&s, at);
     Ok(axum::Json(json!({

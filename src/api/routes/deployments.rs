@@ -13,7 +13,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 op(
                     "post",
                     "Submit a deployment (classified, scored and gated)",
-                    &["submitter"],
+                    &[Role::Submitter],
                 )
                 .json(obj(
                     &[
@@ -50,7 +50,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/deployments/{id}/votes",
             post(vote),
-            vec![op("post", "A CAB member's vote", &["cab"]).json(vote_schema())],
+            vec![op("post", "A CAB member's vote", &[Role::Cab]).json(vote_schema())],
         ),
         route(
             "/api/v1/deployments/{id}/sbom",
@@ -58,7 +58,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             vec![op(
                 "put",
                 "Upload the SBOM bytes ahead of the release",
-                &["deployer"],
+                &[Role::Deployer],
             )
             .bytes()],
         ),
@@ -68,7 +68,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             vec![op(
                 "post",
                 "The release gate: stream the artifact bytes",
-                &["deployer"],
+                &[Role::Deployer],
             )
             .bytes()],
         ),
@@ -78,7 +78,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             vec![op(
                 "post",
                 "Emergency release without quorum (integrity still checked)",
-                &["cab"],
+                &[Role::Cab],
             )
             .query(&[("justification", "string"), ("approvers", "string")])
             .bytes()],
@@ -87,7 +87,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/deployments/{id}/breakglass/review",
             post(review_breakglass),
             vec![
-                op("post", "Post-review of a break-glass release", &["cab"]).json(obj(
+                op("post", "Post-review of a break-glass release", &[Role::Cab]).json(obj(
                     &[("justified", "boolean"), ("findings", "string")],
                     &["justified", "findings"],
                 )),
@@ -97,7 +97,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/deployments/{id}/classification",
             post(raise_classification),
             vec![
-                op("post", "Raise the blast-radius class", &["cab"]).json(obj(
+                op("post", "Raise the blast-radius class", &[Role::Cab]).json(obj(
                     &[("to", "string"), ("reason", "string")],
                     &["to", "reason"],
                 )),
@@ -189,7 +189,7 @@ async fn list_deployments(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let (records, cab_queue) = {
         let s = state_as_of(&state, q.as_of.as_deref()).await?;
         let records: Vec<(Uuid, DeploymentRecord)> = s
@@ -216,7 +216,7 @@ async fn get_deployment(
     Path(id): Path<Uuid>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let record = state_as_of(&state, q.as_of.as_deref())
         .await?
         .deployments
@@ -433,7 +433,7 @@ async fn breakglass_reviews(
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let open = views::open_breakglass_reviews(&s, at);
     Ok(axum::Json(json!({

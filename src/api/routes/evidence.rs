@@ -11,7 +11,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             vec![op(
                 "post",
                 "Record an evidence package",
-                &["submitter", "operator"],
+                &[Role::Submitter, Role::Operator],
             )
             .json(evidence_schema())],
         ),
@@ -56,7 +56,7 @@ async fn get_evidence(
     Path(id): Path<Uuid>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     // The state keeps what decisions read; the document is read back from its entry, after the
     // state is released (log reads must not hold up commands).
     let seq = state_as_of(&state, q.as_of.as_deref())

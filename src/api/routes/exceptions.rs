@@ -14,7 +14,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 op(
                     "post",
                     "Grant an exception (at most 90 days, two CAB approvers)",
-                    &["cab"],
+                    &[Role::Cab],
                 )
                 .json(obj(
                     &[
@@ -31,7 +31,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/exceptions/{id}/revoke",
             post(revoke_exception),
-            vec![op("post", "Revoke an exception", &["cab"]).json(reason_schema())],
+            vec![op("post", "Revoke an exception", &[Role::Cab]).json(reason_schema())],
         ),
     ]
 }
@@ -47,7 +47,7 @@ async fn list_exceptions(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ExceptionsQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let hours = q.expiring_within_hours.unwrap_or(72);
     if hours > 24 * 3650 {
         return Err(ApiError::new(

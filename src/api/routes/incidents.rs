@@ -45,7 +45,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 op(
                     "post",
                     "Report an incident (the deployment context is looked up)",
-                    &["incident-reporter"],
+                    &[Role::IncidentReporter],
                 )
                 .json(report()),
                 op("get", "Incidents by severity, class and date", ANY_READER).query(FILTERS),
@@ -69,7 +69,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/incidents/{id}/updates",
             post(update_incident),
             vec![
-                op("post", "Correct an incident", &["incident-reporter"]).json(obj(
+                op("post", "Correct an incident", &[Role::IncidentReporter]).json(obj(
                     &[
                         ("severity", "string"),
                         ("affected_user_count", "integer"),
@@ -153,7 +153,7 @@ async fn list_incidents(
     State(state): State<Arc<AppState>>,
     Query(q): Query<IncidentQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let invalid = |f: &str, m: &str| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -198,7 +198,7 @@ async fn get_incident(
     Path(id): Path<Uuid>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     s.incidents
         .get(&id)

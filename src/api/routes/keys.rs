@@ -9,7 +9,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/signing-keys",
             post(trust_key),
             vec![
-                op("post", "Trust an SBOM signing key", &["admin"]).json(obj(
+                op("post", "Trust an SBOM signing key", &[Role::Admin]).json(obj(
                     &[
                         ("key_id", "string"),
                         ("public_key_hex", "string"),
@@ -22,7 +22,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/signing-keys/{key_id}/revoke",
             post(revoke_key),
-            vec![op("post", "Revoke an SBOM signing key", &["admin"]).json(reason_schema())],
+            vec![op("post", "Revoke an SBOM signing key", &[Role::Admin]).json(reason_schema())],
         ),
     ]
 }

@@ -115,7 +115,7 @@ async fn inclusion(
     State(state): State<Arc<AppState>>,
     Query(q): Query<InclusionQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(LOG_READERS)?;
+    caller.require(LOG_READER)?;
     let log = state.gov.log();
     let proof = log.inclusion_proof(q.seq, q.size)?;
     let entry = log
@@ -141,7 +141,7 @@ async fn consistency(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(LOG_READERS)?;
+    caller.require(LOG_READER)?;
     let log = state.gov.log();
     let proof = log.consistency_proof(q.from, q.to)?;
     Ok(axum::Json(json!({
@@ -160,7 +160,7 @@ async fn projection_fingerprint(
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(LOG_READERS)?;
+    caller.require(LOG_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     Ok(axum::Json(json!({
         "seq": s.last_seq,
@@ -191,7 +191,7 @@ async fn events_page(
     State(state): State<Arc<AppState>>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(LOG_READERS)?;
+    caller.require(LOG_READER)?;
     let limit = q.limit.unwrap_or(100).min(PAGE_MAX);
     let from = q.after.map_or(0, |a| a.saturating_add(1));
     let mut body = Vec::new();
@@ -212,7 +212,7 @@ async fn events_stream(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(LOG_READERS)?;
+    caller.require(LOG_READER)?;
     let slot = limits::StreamsByPrincipal::open(&state, &caller.0.name)?;
     let permit = Arc::clone(&state.streams)
         .try_acquire_owned()

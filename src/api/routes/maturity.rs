@@ -8,7 +8,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         op(
             "post",
             "Evaluate the maturity level now",
-            &["operator", "admin", "cab"],
+            &[Role::Operator, Role::Admin, Role::Cab],
         )
         .json(obj(&[("strict", "boolean")], &[]))
     };
@@ -51,7 +51,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/maturity/progression",
             post(vote_progression),
             vec![
-                op("post", "A CAB member approves progression", &["cab"]).json(obj(
+                op("post", "A CAB member approves progression", &[Role::Cab]).json(obj(
                     &[
                         ("to_level", "integer"),
                         ("approve", "boolean"),
@@ -130,7 +130,7 @@ async fn status(
     State(state): State<Arc<AppState>>,
     Query(q): Query<StatusQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let strict = q.strict.unwrap_or(false);
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     // The live status is a pure function of the folded state (its time is the last entry's),
@@ -207,7 +207,7 @@ async fn classify(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ClassifyQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let input = policy::ClassifyInput {
         app_name: q.app_name,
@@ -242,7 +242,7 @@ async fn calibration_report(
     State(state): State<Arc<AppState>>,
     Query(q): Query<CalibrationQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let filter = calibration::CalibrationFilter {
         class: q
             .class

@@ -10,7 +10,12 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             get(list_models).post(propose_model),
             vec![
                 op("get", "Risk model versions", ANY_READER).query(AS_OF),
-                op("post", "Propose a risk model version", &["admin", "cab"]).json(obj(
+                op(
+                    "post",
+                    "Propose a risk model version",
+                    &[Role::Admin, Role::Cab],
+                )
+                .json(obj(
                     &[
                         ("version", "string"),
                         ("mode", "string"),
@@ -36,7 +41,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/risk-models/{version}/votes",
             post(vote_model),
             vec![
-                op("post", "A CAB member's vote on a model", &["cab"]).json(obj(
+                op("post", "A CAB member's vote on a model", &[Role::Cab]).json(obj(
                     &[("approve", "boolean"), ("rationale", "string")],
                     &["approve", "rationale"],
                 )),
@@ -45,7 +50,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/risk-models/{version}/activate",
             post(activate_model),
-            vec![op("post", "Put a model version in force", &["admin"])],
+            vec![op("post", "Put a model version in force", &[Role::Admin])],
         ),
     ]
 }
@@ -55,7 +60,7 @@ async fn list_models(
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(READERS)?;
+    caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let models: Vec<Value> = s
         .models
