@@ -263,7 +263,7 @@ fn hex64() -> impl Strategy<Value = String> {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 ,.-]{1,40}"
+    "[a-zA-Z0-9][a-zA-Z0-9 ,.-]{0,39}"
 }
 
 /// Commands a decision records as its first event: votes and raised classes on a deployment
@@ -330,7 +330,9 @@ fn command_of_inverts_decide() {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    // A fixed seed: the same cases on every run, so CI never meets a case a developer did not.
+    let rng = proptest::test_runner::TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng);
     runner
         .run(&command(pending, deployment_id), |command| {
             let actor = match &command {
