@@ -936,6 +936,59 @@ async fn the_openapi_document_lists_every_served_route_and_only_those() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
+/// Every operation documents its success responses, and every JSON body (request or response)
+/// is a schema generated from a Rust type, kept in the document's components.
+#[test]
+fn every_operation_documents_its_bodies_with_generated_schemas() {
+    let document = trustledger::api::openapi_document();
+    let components = document["components"]["schemas"].as_object().unwrap();
+    let resolve = |schema: &Value| {
+        let reference = schema["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a $ref: {schema}"));
+        let name = reference.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            components.contains_key(name),
+            "{reference} is not in the components"
+        );
+    };
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path} documents no success response"
+            );
+            resolve(&responses["default"]["content"]["application/problem+json"]["schema"]);
+            let bodies = responses
+                .values()
+                .chain(operation.get("requestBody"))
+                .filter_map(|r| r["content"].get("application/json"));
+            for body in bodies {
+                if path != "/openapi.json" {
+                    resolve(&body["schema"]);
+                }
+            }
+        }
+    }
+    // A response schema names the fields the handler's type has.
+    let deployment = &components["DeploymentView"]["properties"];
+    for field in [
+        "deployment_id",
+        "status",
+        "class",
+        "score",
+        "factors",
+        "votes",
+        "history",
+    ] {
+        assert!(
+            deployment.get(field).is_some(),
+            "DeploymentView has no {field}"
+        );
+    }
+}
+
 /// The state keeps only what decisions read of an evidence package; the API reads the document
 /// back from its entry, live and as of any point.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

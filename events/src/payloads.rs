@@ -13,6 +13,7 @@ use uuid::Uuid;
 /// The four blast-radius classes, least to most critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum BlastRadiusClass {
     /// Utilities, optional apps.
     NonCritical,
@@ -52,6 +53,7 @@ impl BlastRadiusClass {
 /// A risk model version's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RiskModelProposed {
     /// Version label, e.g. `1.1`.
     pub version: String,
@@ -234,6 +236,7 @@ impl EventPayload for CabMemberRemoved {
 /// An SBOM signing key is trusted from now on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SigningKeyTrusted {
     /// Key id used in evidence (`key_id` of an SBOM signature).
     pub key_id: String,
@@ -264,6 +267,7 @@ impl EventPayload for SigningKeyRevoked {
 /// An artifact named by an evidence package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Artifact {
     /// File name.
     pub name: String,
@@ -276,6 +280,7 @@ pub struct Artifact {
 /// An SBOM named by an evidence package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Sbom {
     /// Format, e.g. `CycloneDX-1.5`.
     pub format: String,
@@ -288,6 +293,7 @@ pub struct Sbom {
 /// An SBOM signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SbomSignature {
     /// Key id of a trusted signing key.
     pub key_id: String,
@@ -304,6 +310,7 @@ pub fn sbom_signing_message(sbom_sha256_hex: &str) -> Vec<u8> {
 /// The evidence document (its SHA-256 over the canonical JSON is the `evidence_hash`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EvidenceDocument {
     /// The artifacts (at least one).
     pub artifacts: Vec<Artifact>,
@@ -340,6 +347,7 @@ impl EventPayload for EvidenceRecorded {
 /// One derived risk factor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RiskFactor {
     /// Factor name (a key of the model's weights).
     pub name: String,
@@ -406,6 +414,7 @@ impl EventPayload for DeploymentSubmitted {
 /// The gate decision for a submitted deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GateDecision {
     /// Deployment id.
     pub deployment_id: Uuid,
@@ -535,6 +544,7 @@ impl EventPayload for DeploymentRejected {
 /// A release-gate control, recorded by its name (`artifact_hash`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Control {
     /// The artifact presented is the one the evidence lists.
     ArtifactHash,
@@ -599,6 +609,7 @@ impl std::fmt::Display for Control {
 /// What one release-gate check came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum CheckOutcome {
     /// It held.
     Pass,
@@ -631,6 +642,7 @@ impl PartialEq<&str> for CheckOutcome {
 /// One release-gate check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GateCheck {
     /// The control checked.
     pub check: Control,
@@ -645,6 +657,7 @@ pub struct GateCheck {
 /// The release gate's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReleaseVerdict {
     /// Deployment id.
     pub deployment_id: Uuid,
@@ -697,6 +710,7 @@ impl EventPayload for DeploymentReleaseBlocked {
 /// An exception: a named control waived for a scope until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExceptionGranted {
     /// Exception id.
     pub exception_id: Uuid,
@@ -774,6 +788,7 @@ impl EventPayload for BreakglassReviewed {
 
 /// Incident severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Severity {
     /// Critical outage.
     P1,
@@ -801,6 +816,7 @@ impl Severity {
 /// The deployment context of an incident, looked up from the log (never taken from the reporter).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IncidentContext {
     /// Was it auto-approved?
     pub auto_approved: bool,
@@ -823,6 +839,7 @@ pub struct IncidentContext {
 /// An incident linked to a released deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IncidentReported {
     /// Incident id.
     pub incident_id: Uuid,
@@ -879,6 +896,7 @@ impl EventPayload for IncidentUpdated {
 /// One progression criterion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Criterion {
     /// Name, e.g. `min_weeks`.
     pub name: String,
@@ -893,6 +911,7 @@ pub struct Criterion {
 /// Statistics of a maturity evaluation window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WindowStats {
     /// Deployments released in the window.
     pub released: u64,
@@ -919,6 +938,7 @@ pub struct WindowStats {
 /// A maturity evaluation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MaturityEvaluated {
     /// Level at evaluation.
     pub level: u32,

@@ -10,6 +10,7 @@ mod extract;
 mod guard;
 mod limits;
 mod metrics;
+mod openapi;
 mod routes;
 pub mod server;
 
@@ -19,13 +20,15 @@ pub use guard::Permissions;
 pub use limits::{Limits, STREAMS_PER_PRINCIPAL_MAX};
 pub use metrics::Metrics;
 use metrics::{count_requests, metrics};
+use openapi::{op, route};
+pub use openapi::{Op, RouteEntry};
 
 use crate::governance::{AsOf, Governance, Outcome, Principal, Role};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put, MethodRouter};
+use axum::routing::{get, post, put};
 use axum::Router;
 use events::payloads::*;
 use events::Timestamp;
@@ -33,8 +36,8 @@ use futures_util::StreamExt as _;
 use projections::policy::{self, Command, IncidentReport, PresentedRelease, SubmitDeployment};
 use projections::state::{DeploymentRecord, GovernanceState};
 use projections::{calibration, maturity, views};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -225,7 +228,7 @@ fn now_of(state: &GovernanceState) -> Timestamp {
 pub const READY_LAG_ENTRIES_MAX: u64 = 10_000;
 
 /// Readiness: whether the service can take commands now.
-async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Ready>, ApiError> {
     let gov = Arc::clone(&state.gov);
     // The log's own refusal is known once its indexes are rebuilt after open (a wait).
     let refusal = tokio::task::spawn_blocking(move || {
@@ -259,113 +262,53 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Value>,
             5,
         ));
     }
-    Ok(axum::Json(
-        json!({"status": "ready", "entries": entries, "projection_lag": lag}),
-    ))
+    Ok(axum::Json(Ready {
+        status: "ready",
+        entries,
+        projection_lag: lag,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The service takes commands.
+#[derive(Serialize, schemars::JsonSchema)]
+struct Ready {
+    /// `ready`.
+    status: &'static str,
+    /// Entries in the log.
+    entries: u64,
+    /// Durable entries not yet folded.
+    projection_lag: u64,
+}
+
+/// The process is up.
+#[derive(Serialize, schemars::JsonSchema)]
+struct Alive {
+    /// `ok`.
+    status: &'static str,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
     approve: bool,
     rationale: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     reason: String,
 }
 
-/// One operation's documentation.
-pub struct Op {
-    method: &'static str,
-    summary: &'static str,
-    /// Roles that may call it; empty means public.
-    roles: &'static [Role],
-    query: &'static [(&'static str, &'static str)],
-    body: Option<Value>,
-}
-
-fn op(method: &'static str, summary: &'static str, roles: &'static [Role]) -> Op {
-    Op {
-        method,
-        summary,
-        roles,
-        query: &[],
-        body: None,
-    }
-}
-
-impl Op {
-    fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Self {
-        self.query = query;
-        self
-    }
-    fn json(mut self, schema: Value) -> Self {
-        self.body = Some(json!({"application/json": {"schema": schema}}));
-        self
-    }
-    fn bytes(mut self) -> Self {
-        self.body = Some(
-            json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}),
-        );
-        self
-    }
-}
-
-/// A path, what serves it, and how it is documented.
-pub struct RouteEntry {
-    path: &'static str,
-    handler: MethodRouter<Arc<AppState>>,
-    ops: Vec<Op>,
-}
-
-fn route(path: &'static str, handler: MethodRouter<Arc<AppState>>, ops: Vec<Op>) -> RouteEntry {
-    RouteEntry { path, handler, ops }
-}
-
-/// An object schema: (field, JSON type) pairs and the required ones.
-fn obj(fields: &[(&str, &str)], required: &[&str]) -> Value {
-    let properties: serde_json::Map<String, Value> = fields
-        .iter()
-        .map(|(name, kind)| {
-            let schema = match *kind {
-                "uuid" => json!({"type": "string", "format": "uuid"}),
-                "strings" => json!({"type": "array", "items": {"type": "string"}}),
-                "map" => json!({"type": "object", "additionalProperties": {"type": "string"}}),
-                "object" => json!({"type": "object"}),
-                "array" => json!({"type": "array"}),
-                other => json!({"type": other}),
-            };
-            ((*name).to_owned(), schema)
-        })
-        .collect();
-    json!({"type": "object", "properties": properties, "required": required})
-}
-
 const AS_OF: &[(&str, &str)] = &[("as_of", "string")];
-
-/// A vote's body.
-fn vote_schema() -> Value {
-    obj(
-        &[("approve", "boolean"), ("rationale", "string")],
-        &["approve", "rationale"],
-    )
-}
-
-/// A body with only a reason.
-fn reason_schema() -> Value {
-    obj(&[("reason", "string")], &["reason"])
-}
 
 /// The service's own routes: liveness, readiness, metrics and this document.
 fn service_routes() -> Vec<RouteEntry> {
     vec![
         route(
             "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-            vec![op("get", "Liveness", &[])],
+            get(|| async { axum::Json(Alive { status: "ok" }) }),
+            vec![op("get", "Liveness", &[]).returns::<Alive>(200, "Up")],
         ),
         route(
             "/readyz",
@@ -374,17 +317,26 @@ fn service_routes() -> Vec<RouteEntry> {
                 "get",
                 "Readiness: 503 while the log refuses writes or the projections lag",
                 &[],
-            )],
+            )
+            .returns::<Ready>(200, "Ready")],
         ),
         route(
             "/metrics",
             get(metrics),
-            vec![op("get", "Prometheus metrics", &[])],
+            vec![op("get", "Prometheus metrics", &[]).returns_text(
+                200,
+                "Prometheus text format",
+                "text/plain",
+            )],
         ),
         route(
             "/openapi.json",
             get(openapi),
-            vec![op("get", "This document", &[])],
+            vec![op("get", "This document", &[]).returns_text(
+                200,
+                "OpenAPI 3.1",
+                "application/json",
+            )],
         ),
     ]
 }
@@ -427,56 +379,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 /// The OpenAPI 3.1 document, generated from [`route_table`], so it lists exactly what is served.
 pub fn openapi_document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for entry in route_table() {
-        let mut item = serde_json::Map::new();
-        for o in &entry.ops {
-            let mut parameters: Vec<Value> = entry
-                .path
-                .split('/')
-                .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-                .map(|name| {
-                    let schema = if name == "id" {
-                        json!({"type": "string", "format": "uuid"})
-                    } else {
-                        json!({"type": "string"})
-                    };
-                    json!({"name": name, "in": "path", "required": true, "schema": schema})
-                })
-                .collect();
-            parameters.extend(o.query.iter().map(|(name, kind)| json!({"name": name, "in": "query", "required": false, "schema": {"type": kind}})));
-            let problem = json!({"description": "RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
-            let mut operation = json!({
-                "summary": o.summary,
-                "operationId": format!(
-                    "{}_{}{}",
-                    o.method,
-                    entry.path.trim_matches('/').replace(['/', '{', '}', '-', '.'], "_"),
-                    if entry.path.ends_with('/') { "_slash" } else { "" }
-                ),
-                "parameters": parameters,
-                "responses": {"200": {"description": "OK"}, "201": {"description": "Created"}, "204": {"description": "No content"}, "default": problem},
-                "x-roles": if o.roles.is_empty() { json!("public") } else { json!(o.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()) },
-            });
-            if !o.roles.is_empty() {
-                operation["security"] = json!([{"bearer": []}]);
-            }
-            if let Some(body) = &o.body {
-                operation["requestBody"] = json!({"required": true, "content": body});
-            }
-            item.insert(o.method.to_owned(), operation);
-        }
-        paths.insert(entry.path.to_owned(), Value::Object(item));
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "trustledger", "version": env!("CARGO_PKG_VERSION"), "description": "Tamper-evident deployment governance", "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}, "required": ["type", "title", "status", "detail"]}},
-        },
-    })
+    openapi::document(&route_table())
 }
 
 async fn openapi() -> axum::Json<Value> {

@@ -353,6 +353,7 @@ pub fn gate(
 /// submitter cannot declare a risk score).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SubmitDeployment {
     /// Idempotency key.
     pub correlation_id: String,

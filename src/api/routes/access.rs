@@ -9,34 +9,35 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/access/tokens",
             post(create_token),
             vec![
-                op("post", "Create a bearer token (shown once)", &[Role::Admin]).json(obj(
-                    &[("principal", "string"), ("roles", "strings")],
-                    &["principal", "roles"],
-                )),
+                op("post", "Create a bearer token (shown once)", &[Role::Admin])
+                    .body::<TokenBody>()
+                    .returns::<CreatedToken>(201, "The token, shown once"),
             ],
         ),
         route(
             "/api/v1/access/tokens/revoke",
             post(revoke_token),
-            vec![
-                op("post", "Revoke a bearer token", &[Role::Admin]).json(obj(
-                    &[
-                        ("principal", "string"),
-                        ("token", "string"),
-                        ("reason", "string"),
-                    ],
-                    &["principal", "token", "reason"],
-                )),
-            ],
+            vec![op("post", "Revoke a bearer token", &[Role::Admin])
+                .body::<RevokeTokenBody>()
+                .no_content()],
         ),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     principal: String,
     roles: Vec<String>,
+}
+
+/// A new bearer token, shown this once.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct CreatedToken {
+    /// Whose it is.
+    principal: String,
+    /// The token itself (only its SHA-256 is recorded).
+    token: String,
 }
 
 async fn create_token(
@@ -55,12 +56,15 @@ async fn create_token(
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({"principal": b.principal, "token": token})),
+        axum::Json(CreatedToken {
+            principal: b.principal,
+            token,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeTokenBody {
     principal: String,

@@ -15,42 +15,31 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                     "Submit a deployment (classified, scored and gated)",
                     &[Role::Submitter],
                 )
-                .json(obj(
-                    &[
-                        ("correlation_id", "string"),
-                        ("app_name", "string"),
-                        ("app_version", "string"),
-                        ("requires_admin", "boolean"),
-                        ("target_user_count", "integer"),
-                        ("cmdb", "map"),
-                        ("evidence_id", "uuid"),
-                    ],
-                    &[
-                        "correlation_id",
-                        "app_name",
-                        "app_version",
-                        "requires_admin",
-                        "target_user_count",
-                        "evidence_id",
-                    ],
-                )),
-                op("get", "Deployments", ANY_READER).query(&[
-                    ("status", "string"),
-                    ("limit", "integer"),
-                    ("as_of", "string"),
-                ]),
+                .body::<SubmitDeployment>()
+                .returns::<DeploymentView>(201, "Submitted")
+                .returns::<DeploymentView>(200, "A retry of an earlier submission"),
+                op("get", "Deployments", ANY_READER)
+                    .query(&[
+                        ("status", "string"),
+                        ("limit", "integer"),
+                        ("as_of", "string"),
+                    ])
+                    .returns::<Deployments>(200, "A page of deployments"),
             ],
         ),
         route(
             "/api/v1/deployments/{id}",
             get(get_deployment),
             vec![op("get", "A deployment with its history", ANY_READER)
-                .query(&[("as_of", "string")])],
+                .query(&[("as_of", "string")])
+                .returns::<DeploymentView>(200, "The deployment")],
         ),
         route(
             "/api/v1/deployments/{id}/votes",
             post(vote),
-            vec![op("post", "A CAB member's vote", &[Role::Cab]).json(vote_schema())],
+            vec![op("post", "A CAB member's vote", &[Role::Cab])
+                .body::<VoteBody>()
+                .returns::<DeploymentView>(200, "The deployment after the vote")],
         ),
         route(
             "/api/v1/deployments/{id}/sbom",
@@ -60,7 +49,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "Upload the SBOM bytes ahead of the release",
                 &[Role::Deployer],
             )
-            .bytes()],
+            .bytes()
+            .returns::<SbomAccepted>(202, "Recorded for the next release attempt")],
         ),
         route(
             "/api/v1/deployments/{id}/release",
@@ -70,7 +60,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "The release gate: stream the artifact bytes",
                 &[Role::Deployer],
             )
-            .bytes()],
+            .bytes()
+            .returns::<ReleaseOutcome>(200, "The verdict, released or blocked")],
         ),
         route(
             "/api/v1/deployments/{id}/breakglass",
@@ -81,40 +72,126 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 &[Role::Cab],
             )
             .query(&[("justification", "string"), ("approvers", "string")])
-            .bytes()],
+            .bytes()
+            .returns::<DeploymentView>(200, "Released by break-glass")],
         ),
         route(
             "/api/v1/deployments/{id}/breakglass/review",
             post(review_breakglass),
             vec![
-                op("post", "Post-review of a break-glass release", &[Role::Cab]).json(obj(
-                    &[("justified", "boolean"), ("findings", "string")],
-                    &["justified", "findings"],
-                )),
+                op("post", "Post-review of a break-glass release", &[Role::Cab])
+                    .body::<ReviewBody>()
+                    .no_content(),
             ],
         ),
         route(
             "/api/v1/deployments/{id}/classification",
             post(raise_classification),
-            vec![
-                op("post", "Raise the blast-radius class", &[Role::Cab]).json(obj(
-                    &[("to", "string"), ("reason", "string")],
-                    &["to", "reason"],
-                )),
-            ],
+            vec![op("post", "Raise the blast-radius class", &[Role::Cab])
+                .body::<RaiseBody>()
+                .returns::<DeploymentView>(200, "The deployment, back to the CAB")],
         ),
         route(
             "/api/v1/breakglass/reviews",
             get(breakglass_reviews),
-            vec![op("get", "Open and overdue break-glass reviews", ANY_READER).query(AS_OF)],
+            vec![
+                op("get", "Open and overdue break-glass reviews", ANY_READER)
+                    .query(AS_OF)
+                    .returns::<OpenReviews>(200, "The open reviews"),
+            ],
         ),
     ]
 }
 
-/// A deployment as the API shows it. The state keeps what decisions read; the submission's other
-/// details and the types of the history's entries are read back from the log by seq, so callers
-/// render a copied record after releasing the state (log reads must not hold up commands).
-fn deployment_json(log: &events::Log, id: &Uuid, d: &DeploymentRecord) -> Value {
+/// A deployment: its submission, class, score with every factor, gate, votes and history. The
+/// state keeps what decisions read; the submission's other details and the types of the
+/// history's entries are read back from the log by seq, so handlers render a copied record
+/// after releasing the state (log reads must not hold up commands).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct DeploymentView {
+    deployment_id: Uuid,
+    status: &'static str,
+    app_name: String,
+    app_version: Option<String>,
+    submitter: String,
+    submitted_at: String,
+    /// Its blast-radius class.
+    class: &'static str,
+    /// The classification rule that gave the class at submission.
+    classification_rule: Option<String>,
+    /// The score (0–100, two decimals), derived from the factors.
+    score: Option<String>,
+    factors: Option<Vec<RiskFactor>>,
+    model_version: String,
+    gate: Option<GateDecision>,
+    votes: Vec<VoteView>,
+    approval_expires_at: Option<String>,
+    released_at: Option<String>,
+    blocked_releases: u32,
+    incidents: Vec<Uuid>,
+    /// Its entries, in order.
+    history: Vec<HistoryItem>,
+}
+
+/// A CAB member's vote.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct VoteView {
+    member: String,
+    approve: bool,
+    rationale: String,
+}
+
+/// One entry of a deployment's history.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct HistoryItem {
+    seq: u64,
+    /// The entry's type.
+    r#type: String,
+}
+
+/// A page of deployments, and how many wait for the CAB.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Deployments {
+    deployments: Vec<DeploymentView>,
+    cab_queue: usize,
+}
+
+/// An SBOM upload, recorded for the next release attempt.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct SbomAccepted {
+    /// SHA-256 of the bytes received.
+    sbom_sha256: String,
+    size: u64,
+    /// The seqs of the entries that record it.
+    seqs: Vec<u64>,
+}
+
+/// The release gate's verdict.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ReleaseOutcome {
+    released: bool,
+    /// Every check, as recorded (absent for a retry that recorded nothing).
+    checks: Option<Vec<GateCheck>>,
+    deployment: DeploymentView,
+}
+
+/// Break-glass releases waiting for their review.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct OpenReviews {
+    as_of: String,
+    open: Vec<OpenReview>,
+}
+
+/// One break-glass release waiting for its review.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct OpenReview {
+    deployment_id: Uuid,
+    /// When the review is due.
+    due: String,
+    overdue: bool,
+}
+
+fn deployment_view(log: &events::Log, id: &Uuid, d: &DeploymentRecord) -> DeploymentView {
     let history: Vec<events::Entry> = d
         .history
         .iter()
@@ -124,34 +201,50 @@ fn deployment_json(log: &events::Log, id: &Uuid, d: &DeploymentRecord) -> Value 
         Ok(Some(Payload::DeploymentSubmitted(p))) => Some(p),
         _ => None,
     });
-    json!({
-        "deployment_id": id,
-        "status": d.status.as_str(),
-        "app_name": d.submitted.app_name,
-        "app_version": submitted.as_ref().map(|p| &p.app_version),
-        "submitter": d.submitter,
-        "submitted_at": d.submitted_at.to_string(),
-        "class": d.class.as_str(),
-        "classification_rule": submitted.as_ref().map(|p| &p.classification.rule),
-        "score": submitted.as_ref().map(|p| &p.score),
-        "factors": submitted.as_ref().map(|p| &p.factors),
-        "model_version": d.submitted.model_version,
-        "gate": d.gate,
-        "votes": d.votes.iter().map(|(m, (a, r))| json!({"member": m, "approve": a, "rationale": r})).collect::<Vec<_>>(),
-        "approval_expires_at": d.approval.as_ref().map(|(_, t)| t.to_string()),
-        "released_at": d.released_at.map(|t| t.to_string()),
-        "blocked_releases": d.blocked_releases,
-        "incidents": d.incidents,
-        "history": history.iter().map(|e| json!({"seq": e.seq, "type": e.event_type})).collect::<Vec<_>>(),
-    })
+    DeploymentView {
+        deployment_id: *id,
+        status: d.status.as_str(),
+        app_name: d.submitted.app_name.clone(),
+        app_version: submitted.as_ref().map(|p| p.app_version.clone()),
+        submitter: d.submitter.clone(),
+        submitted_at: d.submitted_at.to_string(),
+        class: d.class.as_str(),
+        classification_rule: submitted.as_ref().map(|p| p.classification.rule.clone()),
+        score: submitted.as_ref().map(|p| p.score.clone()),
+        factors: submitted.map(|p| p.factors),
+        model_version: d.submitted.model_version.clone(),
+        gate: d.gate.clone(),
+        votes: d
+            .votes
+            .iter()
+            .map(|(member, (approve, rationale))| VoteView {
+                member: member.clone(),
+                approve: *approve,
+                rationale: rationale.clone(),
+            })
+            .collect(),
+        approval_expires_at: d.approval.as_ref().map(|(_, t)| t.to_string()),
+        released_at: d.released_at.map(|t| t.to_string()),
+        blocked_releases: d.blocked_releases,
+        incidents: d.incidents.clone(),
+        history: history
+            .iter()
+            .map(|e| HistoryItem {
+                seq: e.seq,
+                r#type: e.event_type.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The live record of a deployment, rendered once the state lock is released (`Null` if unknown).
-fn current_deployment_json(state: &AppState, id: &Uuid) -> Value {
-    let record = state
+/// The deployment as it now stands; the caller's command was just decided, so it exists.
+fn current_deployment(state: &AppState, id: &Uuid) -> Result<DeploymentView, ApiError> {
+    state
         .gov
-        .with_state(|s| s.deployments.get(id).map(Cow::into_owned));
-    record.map_or(Value::Null, |d| deployment_json(state.gov.log(), id, &d))
+        .with_state(|s| s.deployments.get(id).map(Cow::into_owned))
+        .map(|d| deployment_view(state.gov.log(), id, &d))
+        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))
 }
 
 async fn submit(
@@ -173,7 +266,7 @@ async fn submit(
         Outcome::Replayed { deployment_id } => (StatusCode::OK, deployment_id),
         Outcome::Appended(_) => (StatusCode::CREATED, deployment_id),
     };
-    let body = current_deployment_json(&state, &id);
+    let body = current_deployment(&state, &id)?;
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -188,7 +281,7 @@ async fn list_deployments(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Deployments>, ApiError> {
     caller.require(ANY_READER)?;
     let (records, cab_queue) = {
         let s = state_as_of(&state, q.as_of.as_deref()).await?;
@@ -201,13 +294,14 @@ async fn list_deployments(
             .collect();
         (records, views::cab_queue(&s, now_of(&s)).len())
     };
-    let items: Vec<Value> = records
+    let deployments = records
         .iter()
-        .map(|(id, d)| deployment_json(state.gov.log(), id, d))
+        .map(|(id, d)| deployment_view(state.gov.log(), id, d))
         .collect();
-    Ok(axum::Json(
-        json!({"deployments": items, "cab_queue": cab_queue}),
-    ))
+    Ok(axum::Json(Deployments {
+        deployments,
+        cab_queue,
+    }))
 }
 
 async fn get_deployment(
@@ -215,7 +309,7 @@ async fn get_deployment(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeploymentView>, ApiError> {
     caller.require(ANY_READER)?;
     let record = state_as_of(&state, q.as_of.as_deref())
         .await?
@@ -223,7 +317,7 @@ async fn get_deployment(
         .get(&id)
         .map(Cow::into_owned)
         .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))?;
-    Ok(axum::Json(deployment_json(state.gov.log(), &id, &record)))
+    Ok(axum::Json(deployment_view(state.gov.log(), &id, &record)))
 }
 
 async fn vote(
@@ -231,7 +325,7 @@ async fn vote(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<VoteBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeploymentView>, ApiError> {
     execute(
         &state,
         caller.0,
@@ -242,7 +336,7 @@ async fn vote(
         },
     )
     .await?;
-    Ok(axum::Json(current_deployment_json(&state, &id)))
+    Ok(axum::Json(current_deployment(&state, &id)?))
 }
 
 /// The SBOM digest presented for the deployment's next release attempt, if any.
@@ -305,7 +399,11 @@ async fn upload_sbom(
     let outcome = execute(&state, caller.0, Command::PresentSbom(presented)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({"sbom_sha256": sha256, "size": size, "seqs": appended_seqs(&outcome)})),
+        axum::Json(SbomAccepted {
+            sbom_sha256: sha256,
+            size,
+            seqs: appended_seqs(&outcome),
+        }),
     )
         .into_response())
 }
@@ -315,7 +413,7 @@ async fn release(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     body: axum::body::Body,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ReleaseOutcome>, ApiError> {
     caller.require(&[Role::Deployer])?;
     require_deployment(&state, &id)?;
     let (artifact_sha256, artifact_size) =
@@ -332,11 +430,7 @@ async fn release(
         }),
     )
     .await?;
-    let record = state
-        .gov
-        .with_state(|s| s.deployments.get(&id).map(Cow::into_owned))
-        .ok_or_else(|| ApiError::not_found(format!("unknown deployment {id}")))?;
-    let verdict = json!({"released": record.released_at.is_some(), "deployment": deployment_json(state.gov.log(), &id, &record)});
+    let deployment = current_deployment(&state, &id)?;
     // The verdict is the entry this request appended (others may have appended since).
     let seq = match outcome {
         Outcome::Appended(appended) => appended.first().map(|a| a.seq),
@@ -353,9 +447,11 @@ async fn release(
             | Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) => Some(v.checks),
             _ => None,
         });
-    Ok(axum::Json(
-        json!({"released": verdict["released"], "checks": checks, "deployment": verdict["deployment"]}),
-    ))
+    Ok(axum::Json(ReleaseOutcome {
+        released: deployment.released_at.is_some(),
+        checks,
+        deployment,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -371,7 +467,7 @@ async fn breakglass(
     Path(id): Path<Uuid>,
     Query(q): Query<BreakglassQuery>,
     body: axum::body::Body,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeploymentView>, ApiError> {
     caller.require(&[Role::Cab])?;
     require_deployment(&state, &id)?;
     let (artifact_sha256, artifact_size) =
@@ -399,10 +495,10 @@ async fn breakglass(
         },
     )
     .await?;
-    Ok(axum::Json(current_deployment_json(&state, &id)))
+    Ok(axum::Json(current_deployment(&state, &id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewBody {
     justified: bool,
@@ -432,17 +528,24 @@ async fn breakglass_reviews(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<OpenReviews>, ApiError> {
     caller.require(ANY_READER)?;
     let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
     let open = views::open_breakglass_reviews(&s, at);
-    Ok(axum::Json(json!({
-        "as_of": at.to_string(),
-        "open": open.iter().map(|(id, due, overdue)| json!({"deployment_id": id, "due": due.to_string(), "overdue": overdue})).collect::<Vec<_>>(),
-    })))
+    Ok(axum::Json(OpenReviews {
+        as_of: at.to_string(),
+        open: open
+            .into_iter()
+            .map(|(deployment_id, due, overdue)| OpenReview {
+                deployment_id,
+                due: due.to_string(),
+                overdue,
+            })
+            .collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RaiseBody {
     to: BlastRadiusClass,
@@ -454,7 +557,7 @@ async fn raise_classification(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<RaiseBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeploymentView>, ApiError> {
     execute(
         &state,
         caller.0,
@@ -465,5 +568,5 @@ async fn raise_classification(
         },
     )
     .await?;
-    Ok(axum::Json(current_deployment_json(&state, &id)))
+    Ok(axum::Json(current_deployment(&state, &id)?))
 }

@@ -13,14 +13,35 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "Record an evidence package",
                 &[Role::Submitter, Role::Operator],
             )
-            .json(evidence_schema())],
+            .body::<EvidenceDocument>()
+            .returns::<Recorded>(201, "Recorded")],
         ),
         route(
             "/api/v1/evidence/{id}",
             get(get_evidence),
-            vec![op("get", "An evidence package", ANY_READER).query(AS_OF)],
+            vec![op("get", "An evidence package", ANY_READER)
+                .query(AS_OF)
+                .returns::<EvidenceView>(200, "The package as recorded")],
         ),
     ]
+}
+
+/// A recorded evidence package's id and canonical hash.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Recorded {
+    evidence_id: Uuid,
+    /// SHA-256 of the document's canonical JSON.
+    evidence_hash: Option<String>,
+}
+
+/// An evidence package, read back as recorded.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct EvidenceView {
+    evidence_id: Uuid,
+    document: EvidenceDocument,
+    evidence_hash: String,
+    /// Who recorded it.
+    recorded_by: Option<String>,
 }
 
 async fn record_evidence(
@@ -45,7 +66,10 @@ async fn record_evidence(
     });
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"evidence_id": evidence_id, "evidence_hash": hash})),
+        axum::Json(Recorded {
+            evidence_id,
+            evidence_hash: hash,
+        }),
     )
         .into_response())
 }
@@ -55,7 +79,7 @@ async fn get_evidence(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     Query(q): Query<AsOfQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<EvidenceView>, ApiError> {
     caller.require(ANY_READER)?;
     // The state keeps what decisions read; the document is read back from its entry, after the
     // state is released (log reads must not hold up commands).
@@ -68,12 +92,12 @@ async fn get_evidence(
     let entry = state.gov.log().get(seq)?;
     match entry.as_ref().map(Payload::decode) {
         Some(Ok(Some(Payload::EvidenceRecorded(recorded)))) if recorded.evidence_id == id => {
-            Ok(axum::Json(json!({
-                "evidence_id": id,
-                "document": recorded.document,
-                "evidence_hash": recorded.evidence_hash,
-                "recorded_by": entry.as_ref().map(|e| &e.actor),
-            })))
+            Ok(axum::Json(EvidenceView {
+                evidence_id: id,
+                document: recorded.document,
+                evidence_hash: recorded.evidence_hash,
+                recorded_by: entry.map(|e| e.actor),
+            }))
         }
         _ => {
             tracing::error!(%id, seq, "the state names an entry that does not record this evidence");
@@ -84,26 +108,4 @@ async fn get_evidence(
             ))
         }
     }
-}
-
-fn evidence_schema() -> Value {
-    obj(
-        &[
-            ("artifacts", "array"),
-            ("sbom", "object"),
-            ("tests_passed", "integer"),
-            ("tests_failed", "integer"),
-            ("scan_critical_findings", "integer"),
-            ("generated_by", "string"),
-            ("packaged_by", "string"),
-        ],
-        &[
-            "artifacts",
-            "tests_passed",
-            "tests_failed",
-            "scan_critical_findings",
-            "generated_by",
-            "packaged_by",
-        ],
-    )
 }

@@ -10,28 +10,23 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             get(list_exceptions).post(grant_exception),
             vec![
                 op("get", "Exceptions with their standing", ANY_READER)
-                    .query(&[("expiring_within_hours", "integer"), ("as_of", "string")]),
+                    .query(&[("expiring_within_hours", "integer"), ("as_of", "string")])
+                    .returns::<Exceptions>(200, "The exceptions"),
                 op(
                     "post",
                     "Grant an exception (at most 90 days, two CAB approvers)",
                     &[Role::Cab],
                 )
-                .json(obj(
-                    &[
-                        ("control", "string"),
-                        ("scope", "string"),
-                        ("reason", "string"),
-                        ("approvers", "strings"),
-                        ("expires_at", "string"),
-                    ],
-                    &["control", "scope", "reason", "approvers", "expires_at"],
-                )),
+                .body::<ExceptionBody>()
+                .returns::<Granted>(201, "Granted"),
             ],
         ),
         route(
             "/api/v1/exceptions/{id}/revoke",
             post(revoke_exception),
-            vec![op("post", "Revoke an exception", &[Role::Cab]).json(reason_schema())],
+            vec![op("post", "Revoke an exception", &[Role::Cab])
+                .body::<ReasonBody>()
+                .no_content()],
         ),
     ]
 }
@@ -42,11 +37,34 @@ struct ExceptionsQuery {
     as_of: Option<String>,
 }
 
+/// Exceptions and where each stands.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Exceptions {
+    /// The time they are judged at.
+    as_of: String,
+    exceptions: Vec<ExceptionView>,
+}
+
+/// One exception.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ExceptionView {
+    /// As granted.
+    exception: ExceptionGranted,
+    /// `ACTIVE`, `EXPIRING`, `EXPIRED` or `REVOKED`.
+    standing: String,
+}
+
+/// A new exception's id.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Granted {
+    exception_id: Uuid,
+}
+
 async fn list_exceptions(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<ExceptionsQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Exceptions>, ApiError> {
     caller.require(ANY_READER)?;
     let hours = q.expiring_within_hours.unwrap_or(72);
     if hours > 24 * 3650 {
@@ -58,16 +76,20 @@ async fn list_exceptions(
     }
     let within = i64::from(hours) * 3_600_000_000;
     let (s, at) = state_and_time(&state, q.as_of.as_deref()).await?;
-    let items: Vec<Value> = views::exceptions(&s, at, within)
+    let exceptions = views::exceptions(&s, at, within)
         .into_iter()
-        .map(|(e, standing)| json!({"exception": e.granted, "standing": format!("{standing:?}").to_uppercase()}))
+        .map(|(e, standing)| ExceptionView {
+            exception: e.granted.clone(),
+            standing: format!("{standing:?}").to_uppercase(),
+        })
         .collect();
-    Ok(axum::Json(
-        json!({"as_of": at.to_string(), "exceptions": items}),
-    ))
+    Ok(axum::Json(Exceptions {
+        as_of: at.to_string(),
+        exceptions,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ExceptionBody {
     control: String,
@@ -97,11 +119,7 @@ async fn grant_exception(
         },
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"exception_id": exception_id})),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, axum::Json(Granted { exception_id })).into_response())
 }
 
 async fn revoke_exception(

@@ -4,30 +4,6 @@ use crate::api::*;
 
 /// This resource's routes.
 pub(super) fn routes() -> Vec<RouteEntry> {
-    let report = || {
-        obj(
-            &[
-                ("deployment_id", "uuid"),
-                ("severity", "string"),
-                ("incident_date", "string"),
-                ("affected_user_count", "integer"),
-                ("downtime_minutes", "integer"),
-                ("business_impact_usd", "string"),
-                ("preventable", "boolean"),
-                ("preventability_notes", "string"),
-                ("control_improvements", "strings"),
-                ("incident_id", "uuid"),
-            ],
-            &[
-                "deployment_id",
-                "severity",
-                "affected_user_count",
-                "downtime_minutes",
-                "business_impact_usd",
-                "preventable",
-            ],
-        )
-    };
     const FILTERS: &[(&str, &str)] = &[
         ("severity", "string"),
         ("blast_radius", "string"),
@@ -47,8 +23,11 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                     "Report an incident (the deployment context is looked up)",
                     &[Role::IncidentReporter],
                 )
-                .json(report()),
-                op("get", "Incidents by severity, class and date", ANY_READER).query(FILTERS),
+                .body::<IncidentBody>()
+                .returns::<IncidentView>(201, "The incident recorded"),
+                op("get", "Incidents by severity, class and date", ANY_READER)
+                    .query(FILTERS)
+                    .returns::<Incidents>(200, "A page of incidents"),
             ],
         )
     };
@@ -58,34 +37,28 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/incidents/{id}",
             get(get_incident),
-            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
+            vec![op("get", "An incident", ANY_READER)
+                .query(AS_OF)
+                .returns::<IncidentView>(200, "The incident")],
         ),
         route(
             "/api/v1/incidents/{id}/",
             get(get_incident),
-            vec![op("get", "An incident", ANY_READER).query(AS_OF)],
+            vec![op("get", "An incident", ANY_READER)
+                .query(AS_OF)
+                .returns::<IncidentView>(200, "The incident")],
         ),
         route(
             "/api/v1/incidents/{id}/updates",
             post(update_incident),
-            vec![
-                op("post", "Correct an incident", &[Role::IncidentReporter]).json(obj(
-                    &[
-                        ("severity", "string"),
-                        ("affected_user_count", "integer"),
-                        ("downtime_minutes", "integer"),
-                        ("business_impact_usd", "string"),
-                        ("preventable", "boolean"),
-                        ("notes", "string"),
-                    ],
-                    &[],
-                )),
-            ],
+            vec![op("post", "Correct an incident", &[Role::IncidentReporter])
+                .body::<IncidentUpdateBody>()
+                .returns::<IncidentView>(200, "The incident as it now stands")],
         ),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct IncidentBody {
     deployment_id: Uuid,
@@ -126,15 +99,43 @@ async fn report_incident(
         control_improvements: b.control_improvements,
     };
     execute(&state, caller.0, Command::ReportIncident(report)).await?;
-    let body = state
-        .gov
-        .with_state(|s| s.incidents.get(&incident_id).map(incident_json))
-        .unwrap_or(Value::Null);
+    let body = current_incident(&state, &incident_id)?;
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
-fn incident_json(i: &projections::state::IncidentRecord) -> Value {
-    json!({"incident": i.current, "reporter": i.reporter, "reported_at": i.reported_at.to_string(), "updates": i.updates.len()})
+/// An incident as it stands (after its corrections).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct IncidentView {
+    incident: IncidentReported,
+    reporter: String,
+    reported_at: String,
+    /// Corrections recorded since.
+    updates: usize,
+}
+
+/// A page of incidents.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Incidents {
+    /// How many match the filters.
+    total: usize,
+    incidents: Vec<IncidentView>,
+}
+
+fn incident_view(i: &projections::state::IncidentRecord) -> IncidentView {
+    IncidentView {
+        incident: i.current.clone(),
+        reporter: i.reporter.clone(),
+        reported_at: i.reported_at.to_string(),
+        updates: i.updates.len(),
+    }
+}
+
+/// The incident as it now stands; the caller's command was just decided, so it exists.
+fn current_incident(state: &AppState, id: &Uuid) -> Result<IncidentView, ApiError> {
+    state
+        .gov
+        .with_state(|s| s.incidents.get(id).map(incident_view))
+        .ok_or_else(|| ApiError::not_found(format!("unknown incident {id}")))
 }
 
 #[derive(Deserialize)]
@@ -152,7 +153,7 @@ async fn list_incidents(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<IncidentQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Incidents>, ApiError> {
     caller.require(ANY_READER)?;
     let invalid = |f: &str, m: &str| {
         ApiError::new(
@@ -183,13 +184,16 @@ async fn list_incidents(
     };
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     let all = views::incidents(&s, &filter);
-    let page: Vec<Value> = all
+    let incidents = all
         .iter()
         .skip(q.offset.unwrap_or(0))
         .take(q.limit.unwrap_or(100).min(PAGE_MAX))
-        .map(|i| incident_json(i))
+        .map(|i| incident_view(i))
         .collect();
-    Ok(axum::Json(json!({"total": all.len(), "incidents": page})))
+    Ok(axum::Json(Incidents {
+        total: all.len(),
+        incidents,
+    }))
 }
 
 async fn get_incident(
@@ -197,17 +201,17 @@ async fn get_incident(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     Query(q): Query<AsOfQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<IncidentView>, ApiError> {
     caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
     s.incidents
         .get(&id)
-        .map(incident_json)
+        .map(incident_view)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown incident {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct IncidentUpdateBody {
     severity: Option<Severity>,
@@ -223,7 +227,7 @@ async fn update_incident(
     State(state): State<Arc<AppState>>,
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<IncidentUpdateBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<IncidentView>, ApiError> {
     let update = IncidentUpdated {
         incident_id: id,
         severity: b.severity,
@@ -234,10 +238,5 @@ async fn update_incident(
         notes: b.notes,
     };
     execute(&state, caller.0, Command::UpdateIncident(update)).await?;
-    Ok(axum::Json(
-        state
-            .gov
-            .with_state(|s| s.incidents.get(&id).map(incident_json))
-            .unwrap_or(Value::Null),
-    ))
+    Ok(axum::Json(current_incident(&state, &id)?))
 }

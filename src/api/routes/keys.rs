@@ -8,21 +8,16 @@ pub(super) fn routes() -> Vec<RouteEntry> {
         route(
             "/api/v1/signing-keys",
             post(trust_key),
-            vec![
-                op("post", "Trust an SBOM signing key", &[Role::Admin]).json(obj(
-                    &[
-                        ("key_id", "string"),
-                        ("public_key_hex", "string"),
-                        ("owner", "string"),
-                    ],
-                    &["key_id", "public_key_hex", "owner"],
-                )),
-            ],
+            vec![op("post", "Trust an SBOM signing key", &[Role::Admin])
+                .body::<SigningKeyTrusted>()
+                .empty(201, "Trusted")],
         ),
         route(
             "/api/v1/signing-keys/{key_id}/revoke",
             post(revoke_key),
-            vec![op("post", "Revoke an SBOM signing key", &[Role::Admin]).json(reason_schema())],
+            vec![op("post", "Revoke an SBOM signing key", &[Role::Admin])
+                .body::<ReasonBody>()
+                .no_content()],
         ),
     ]
 }
@@ -31,9 +26,9 @@ async fn trust_key(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     ApiJson(k): ApiJson<SigningKeyTrusted>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     execute(&state, caller.0, Command::TrustSigningKey(k)).await?;
-    Ok(StatusCode::CREATED)
+    Ok(StatusCode::CREATED.into_response())
 }
 
 async fn revoke_key(

@@ -13,12 +13,17 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "get",
                 "The latest signed checkpoint (C2SP signed note)",
                 &[],
-            )],
+            )
+            .returns_text(200, "The signed note", "text/plain")],
         ),
         route(
             "/api/v1/log/key",
             get(key),
-            vec![op("get", "The checkpoint verifier key", &[])],
+            vec![op("get", "The checkpoint verifier key", &[]).returns_text(
+                200,
+                "The verifier key",
+                "text/plain",
+            )],
         ),
         route(
             "/api/v1/log/proof/inclusion",
@@ -28,7 +33,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "RFC 9162 inclusion proof of entry seq in the tree of size",
                 LOG_READER,
             )
-            .query(&[("seq", "integer"), ("size", "integer")])],
+            .query(&[("seq", "integer"), ("size", "integer")])
+            .returns::<InclusionProof>(200, "The proof")],
         ),
         route(
             "/api/v1/log/proof/consistency",
@@ -38,7 +44,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "RFC 9162 consistency proof from size from to size to",
                 LOG_READER,
             )
-            .query(&[("from", "integer"), ("to", "integer")])],
+            .query(&[("from", "integer"), ("to", "integer")])
+            .returns::<ConsistencyProof>(200, "The proof")],
         ),
         route(
             "/api/v1/projections/fingerprint",
@@ -48,7 +55,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "Fingerprint of the folded projection state as of a seq or time (default: now)",
                 LOG_READER,
             )
-            .query(AS_OF)],
+            .query(AS_OF)
+            .returns::<Fingerprint>(200, "The fingerprint")],
         ),
         route(
             "/api/v1/events",
@@ -63,7 +71,12 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 ("limit", "integer"),
                 ("type", "string"),
                 ("subject", "string"),
-            ])],
+            ])
+            .returns_text(
+                200,
+                "The entries' stored bytes, one per line",
+                "application/jsonl",
+            )],
         ),
         route(
             "/api/v1/events/stream",
@@ -77,9 +90,41 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 ("after", "integer"),
                 ("type", "string"),
                 ("subject", "string"),
-            ])],
+            ])
+            .returns_text(200, "One event per entry", "text/event-stream")],
         ),
     ]
+}
+
+/// An RFC 9162 inclusion proof (hashes in lowercase hex).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct InclusionProof {
+    seq: u64,
+    /// The tree size it is proven against.
+    size: u64,
+    leaf_hash: String,
+    root: String,
+    proof: Vec<String>,
+}
+
+/// An RFC 9162 consistency proof (hashes in lowercase hex).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ConsistencyProof {
+    from: u64,
+    to: u64,
+    from_root: String,
+    to_root: String,
+    proof: Vec<String>,
+}
+
+/// The fingerprint of the folded state, to compare with a rebuild.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Fingerprint {
+    /// The last seq folded.
+    seq: Option<u64>,
+    /// SHA-256 of the state's canonical encoding.
+    fingerprint: String,
+    projection_version: u32,
 }
 
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -114,20 +159,20 @@ async fn inclusion(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<InclusionQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<InclusionProof>, ApiError> {
     caller.require(LOG_READER)?;
     let log = state.gov.log();
     let proof = log.inclusion_proof(q.seq, q.size)?;
     let entry = log
         .get(q.seq)?
         .ok_or_else(|| ApiError::not_found("no such entry"))?;
-    Ok(axum::Json(json!({
-        "seq": q.seq,
-        "size": q.size,
-        "leaf_hash": events::merkle::leaf_hash(entry.bytes()).to_hex(),
-        "root": log.root_at(q.size)?.to_hex(),
-        "proof": proof.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
-    })))
+    Ok(axum::Json(InclusionProof {
+        seq: q.seq,
+        size: q.size,
+        leaf_hash: events::merkle::leaf_hash(entry.bytes()).to_hex(),
+        root: log.root_at(q.size)?.to_hex(),
+        proof: proof.iter().map(|d| d.to_hex()).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -140,17 +185,17 @@ async fn consistency(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<ConsistencyQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ConsistencyProof>, ApiError> {
     caller.require(LOG_READER)?;
     let log = state.gov.log();
     let proof = log.consistency_proof(q.from, q.to)?;
-    Ok(axum::Json(json!({
-        "from": q.from,
-        "to": q.to,
-        "from_root": log.root_at(q.from)?.to_hex(),
-        "to_root": log.root_at(q.to)?.to_hex(),
-        "proof": proof.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
-    })))
+    Ok(axum::Json(ConsistencyProof {
+        from: q.from,
+        to: q.to,
+        from_root: log.root_at(q.from)?.to_hex(),
+        to_root: log.root_at(q.to)?.to_hex(),
+        proof: proof.iter().map(|d| d.to_hex()).collect(),
+    }))
 }
 
 /// The projection fingerprint (a hash of the canonical folded state) as of a seq, or now, so an
@@ -159,14 +204,14 @@ async fn projection_fingerprint(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Fingerprint>, ApiError> {
     caller.require(LOG_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
-    Ok(axum::Json(json!({
-        "seq": s.last_seq,
-        "fingerprint": projections::snapshot::fingerprint(&s).to_hex(),
-        "projection_version": projections::snapshot::PROJECTION_VERSION,
-    })))
+    Ok(axum::Json(Fingerprint {
+        seq: s.last_seq,
+        fingerprint: projections::snapshot::fingerprint(&s).to_hex(),
+        projection_version: projections::snapshot::PROJECTION_VERSION,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -9,67 +9,93 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             "/api/v1/risk-models",
             get(list_models).post(propose_model),
             vec![
-                op("get", "Risk model versions", ANY_READER).query(AS_OF),
+                op("get", "Risk model versions", ANY_READER)
+                    .query(AS_OF)
+                    .returns::<Models>(200, "The versions"),
                 op(
                     "post",
                     "Propose a risk model version",
                     &[Role::Admin, Role::Cab],
                 )
-                .json(obj(
-                    &[
-                        ("version", "string"),
-                        ("mode", "string"),
-                        ("thresholds", "object"),
-                        ("weights_bp", "object"),
-                        ("effective_date", "string"),
-                        ("review_date", "string"),
-                        ("calibration_evidence", "string"),
-                    ],
-                    &[
-                        "version",
-                        "mode",
-                        "thresholds",
-                        "weights_bp",
-                        "effective_date",
-                        "review_date",
-                        "calibration_evidence",
-                    ],
-                )),
+                .body::<RiskModelProposed>()
+                .empty(201, "Proposed"),
             ],
         ),
         route(
             "/api/v1/risk-models/{version}/votes",
             post(vote_model),
-            vec![
-                op("post", "A CAB member's vote on a model", &[Role::Cab]).json(obj(
-                    &[("approve", "boolean"), ("rationale", "string")],
-                    &["approve", "rationale"],
-                )),
-            ],
+            vec![op("post", "A CAB member's vote on a model", &[Role::Cab])
+                .body::<VoteBody>()
+                .returns::<ModelVoted>(200, "The vote's effect")],
         ),
         route(
             "/api/v1/risk-models/{version}/activate",
             post(activate_model),
-            vec![op("post", "Put a model version in force", &[Role::Admin])],
+            vec![op("post", "Put a model version in force", &[Role::Admin])
+                .returns::<ActiveModel>(200, "The version in force")],
         ),
     ]
+}
+
+/// The model versions and which is in force.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Models {
+    /// The version in force.
+    active: Option<String>,
+    /// Every version proposed.
+    models: Vec<ModelView>,
+}
+
+/// One model version.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ModelView {
+    /// The proposal as recorded.
+    model: RiskModelProposed,
+    proposed_by: String,
+    /// Votes by CAB member: approve?
+    votes: BTreeMap<String, bool>,
+    /// The approvers, once a quorum approved it.
+    approved_by: Option<Vec<String>>,
+    /// Whether it is the version in force.
+    active: bool,
+}
+
+/// A model vote's effect.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ModelVoted {
+    version: String,
+    /// The approvers, once a quorum approved it.
+    approved_by: Option<Vec<String>>,
+}
+
+/// The model version in force.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ActiveModel {
+    active: Option<String>,
 }
 
 async fn list_models(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Query(q): Query<AsOfQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<Models>, ApiError> {
     caller.require(ANY_READER)?;
     let s = state_as_of(&state, q.as_of.as_deref()).await?;
-    let models: Vec<Value> = s
+    let models = s
         .models
         .values()
-        .map(|m| json!({"model": m.proposal, "proposed_by": m.proposed_by, "votes": m.votes, "approved_by": m.approved_by, "active": s.active_model.as_deref() == Some(m.proposal.version.as_str())}))
+        .map(|m| ModelView {
+            model: m.proposal.clone(),
+            proposed_by: m.proposed_by.clone(),
+            votes: m.votes.clone(),
+            approved_by: m.approved_by.clone(),
+            active: s.active_model.as_deref() == Some(m.proposal.version.as_str()),
+        })
         .collect();
-    Ok(axum::Json(
-        json!({"active": s.active_model, "models": models}),
-    ))
+    Ok(axum::Json(Models {
+        active: s.active_model.clone(),
+        models,
+    }))
 }
 
 async fn propose_model(
@@ -86,7 +112,7 @@ async fn vote_model(
     State(state): State<Arc<AppState>>,
     Path(version): Path<String>,
     ApiJson(b): ApiJson<VoteBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ModelVoted>, ApiError> {
     execute(
         &state,
         caller.0,
@@ -97,16 +123,22 @@ async fn vote_model(
         },
     )
     .await?;
-    Ok(axum::Json(state.gov.with_state(|s| json!({"version": version, "approved_by": s.models.get(&version).and_then(|m| m.approved_by.clone())}))))
+    let approved_by = state
+        .gov
+        .with_state(|s| s.models.get(&version).and_then(|m| m.approved_by.clone()));
+    Ok(axum::Json(ModelVoted {
+        version,
+        approved_by,
+    }))
 }
 
 async fn activate_model(
     caller: Caller,
     State(state): State<Arc<AppState>>,
     Path(version): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ActiveModel>, ApiError> {
     execute(&state, caller.0, Command::ActivateRiskModel { version }).await?;
-    Ok(axum::Json(
-        json!({"active": state.gov.with_state(|s| s.active_model.clone())}),
-    ))
+    Ok(axum::Json(ActiveModel {
+        active: state.gov.with_state(|s| s.active_model.clone()),
+    }))
 }
