@@ -386,3 +386,68 @@ fn tokens_are_never_cached() {
         "{head}"
     );
 }
+
+#[test]
+fn a_stream_whose_reader_stopped_reading_is_closed_and_its_slot_freed() {
+    let s = running(
+        Limits::default(),
+        ServerLimits {
+            write_stall_timeout: Duration::from_millis(500),
+            ..ServerLimits::default()
+        },
+    );
+    // A reader that subscribes and then never reads again.
+    let mut stalled = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        stalled,
+        "GET /api/v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        s.auditor
+    )
+    .unwrap();
+    let subscribers = || {
+        let (_, _, metrics) = http_with_head(s.port, "GET", "/metrics", None, b"");
+        let metrics = String::from_utf8_lossy(&metrics).into_owned();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("trustledger_stream_subscribers "))
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscribers() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(subscribers(), 1);
+    // About 20 MB of entries, more than the socket buffers on both sides hold.
+    let artifacts: Vec<serde_json::Value> = (0..170)
+        .map(|n| serde_json::json!({"name": format!("{n:0>250}"), "sha256": "ab".repeat(32), "size": 1}))
+        .collect();
+    let body = serde_json::json!({
+        "artifacts": artifacts, "sbom": null, "tests_passed": 1, "tests_failed": 0,
+        "scan_critical_findings": 0, "generated_by": "ci", "packaged_by": "packager"
+    })
+    .to_string();
+    let server_side_closed = || subscribers() == 0;
+    for _ in 0..400 {
+        let (status, _, answer) = http_with_head(
+            s.port,
+            "POST",
+            "/api/v1/evidence",
+            Some(&s.dev),
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+        if server_side_closed() {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server_side_closed() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server_side_closed(),
+        "the stalled stream still holds its slot"
+    );
+    drop(stalled);
+}

@@ -855,6 +855,7 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         text.contains("trustledger_projection_lag_entries 0"),
         "{text}"
     );
+    assert!(text.contains("trustledger_command_queue_depth 0"), "{text}");
     assert!(
         text.contains("trustledger_log_commit_seconds_count "),
         "{text}"

@@ -73,6 +73,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .gov
         .with_state(|s| s.last_seq.map_or(0, |seq| seq + 1));
     let _ = writeln!(out, "# HELP trustledger_projection_lag_entries Durable entries not yet folded into the projections.\n# TYPE trustledger_projection_lag_entries gauge\ntrustledger_projection_lag_entries {}", head.size.saturating_sub(folded));
+    let _ = writeln!(out, "# HELP trustledger_command_queue_depth Commands waiting for the sequencer.\n# TYPE trustledger_command_queue_depth gauge\ntrustledger_command_queue_depth {}", state.gov.queued_commands());
     let streams = STREAMS_MAX - state.streams.available_permits();
     let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");
     let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");

@@ -271,6 +271,13 @@ impl Governance {
         &self.opened_from
     }
 
+    /// Commands waiting for the sequencer.
+    pub fn queued_commands(&self) -> usize {
+        self.commands
+            .as_ref()
+            .map_or(0, |c| COMMAND_QUEUE_MAX - c.capacity())
+    }
+
     /// Why the service refuses commands, once a commit failed (the log refuses writes until it
     /// is reopened).
     pub fn failure(&self) -> Option<String> {
