@@ -488,9 +488,13 @@ fn the_readme_walkthrough_runs() {
     let snapshots = data.join("sled").join("projection-snapshots");
     let snapshot_file = snapshots.join("governance.snapshot");
     let sealed = std::fs::read(&snapshot_file).unwrap();
-    let (seq, mut state) = projections::snapshot::unseal(&sealed).unwrap();
-    state.cab_members.insert("mallory".into());
-    std::fs::write(&snapshot_file, projections::snapshot::seal(&state, seq)).unwrap();
+    let mut opened = projections::snapshot::unseal(&sealed).unwrap();
+    opened.state.cab_members.insert("mallory".into());
+    std::fs::write(
+        &snapshot_file,
+        projections::snapshot::seal(&opened.state, opened.seq, opened.head),
+    )
+    .unwrap();
     let o = trustledger(&["audit", "--data", data.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(

@@ -25,7 +25,10 @@ fn random_histories_fold_to_the_same_fingerprint_twice_and_from_a_snapshot() {
         let at_cut = w.gov.state_as_of(AsOf::Seq(cut)).unwrap();
         w.gov
             .log()
-            .put_snapshot(SNAPSHOT_NAME, &snapshot::seal(&at_cut, cut))
+            .put_snapshot(
+                SNAPSHOT_NAME,
+                &snapshot::seal(&at_cut, cut, w.gov.log().get(cut).unwrap().unwrap().hash()),
+            )
             .unwrap();
         let reopened = Governance::open(
             w.gov.log().clone(),
@@ -168,4 +171,61 @@ fn damaged_or_foreign_snapshots_are_discarded_and_rebuilt() {
         reopen().opened_from(),
         OpenedFrom::Snapshot { .. }
     ));
+}
+
+/// A snapshot copied from another data directory (with a token that exists only there) is
+/// refused, reported, and the state rebuilt from this log: the foreign token grants nothing.
+#[test]
+fn a_snapshot_from_another_log_is_refused_and_its_tokens_grant_nothing() {
+    use events::catalogue::access::AccessGranted;
+    use projections::policy::Command;
+    use trustledger::governance::{authenticate, new_token, Principal, Role, CLI_ADMIN};
+    let ours = random_history(6, 60);
+    let theirs = random_history(7, 60);
+    // Only the other log grants this admin token.
+    let (token, token_sha256) = new_token();
+    theirs
+        .gov
+        .execute(
+            &Principal::new(CLI_ADMIN, &[Role::Admin]),
+            &Command::GrantAccess(AccessGranted {
+                principal: "mallory".into(),
+                roles: vec!["admin".into()],
+                token_sha256,
+            }),
+        )
+        .unwrap();
+    // Make the other log at least as long, so its snapshot's seq exists in ours too.
+    while theirs.gov.log().head().size < ours.gov.log().head().size {
+        theirs.evidence(true);
+    }
+    while ours.gov.log().head().size < theirs.gov.log().head().size {
+        ours.evidence(true);
+    }
+    theirs.gov.save_snapshot().unwrap();
+    let foreign = theirs
+        .gov
+        .log()
+        .get_snapshot(SNAPSHOT_NAME)
+        .unwrap()
+        .unwrap();
+    ours.gov
+        .log()
+        .put_snapshot(SNAPSHOT_NAME, &foreign)
+        .unwrap();
+    let live = ours.gov.fingerprint();
+    let reopened = Governance::open(
+        ours.gov.log().clone(),
+        Arc::new(ours.clock.clone()),
+        IdSource::Random,
+    )
+    .unwrap();
+    match reopened.opened_from() {
+        OpenedFrom::Rebuilt {
+            discarded: Some(reason),
+        } => assert!(reason.contains("another log"), "{reason}"),
+        other => panic!("a foreign snapshot was used: {other:?}"),
+    }
+    assert_eq!(reopened.fingerprint(), live);
+    assert!(reopened.with_state(|s| authenticate(s, &token)).is_none());
 }

@@ -8,7 +8,8 @@
 //!   log to the same seq get the same fingerprint; an auditor compares theirs with the one the
 //!   service reports.
 //! - A **snapshot** is that encoding sealed as
-//!   `MAGIC ‖ projection version (u32 BE) ‖ covered seq (u64 BE) ‖ BLAKE3(encoding) ‖ encoding`.
+//!   `MAGIC ‖ projection version (u32 BE) ‖ covered seq (u64 BE) ‖ SHA-256 of the entry at that
+//!   seq (the log it was folded from) ‖ BLAKE3(encoding) ‖ encoding`.
 //!   A snapshot with another magic, another projection version or a failing checksum is
 //!   refused, and the caller rebuilds from the log: snapshots are a cache, never a source of truth.
 
@@ -17,9 +18,9 @@ use events::Digest;
 
 /// Bumped whenever `GovernanceState`'s shape or fold semantics change: older snapshots are then
 /// discarded and rebuilt.
-pub const PROJECTION_VERSION: u32 = 6;
+pub const PROJECTION_VERSION: u32 = 7;
 const MAGIC: &[u8; 8] = b"TLSNAP\x00\x01";
-const HEADER_BYTES: usize = 8 + 4 + 8 + 32;
+const HEADER_BYTES: usize = 8 + 4 + 8 + 32 + 32;
 
 /// Why a snapshot was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,23 +206,39 @@ mod erased {
     }
 }
 
-/// Seals `state`, which covers the log up to and including `seq`.
-pub fn seal(state: &GovernanceState, seq: u64) -> Vec<u8> {
+/// A snapshot, opened: the state and the log it was folded from.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The last seq it covers.
+    pub seq: u64,
+    /// The hash of the entry at `seq` in the log it was folded from (which names the log's
+    /// origin and, through the chain, every entry before): a snapshot is used only with a log
+    /// whose entry at `seq` has this hash.
+    pub head: Digest,
+    /// The state.
+    pub state: GovernanceState,
+}
+
+/// Seals `state`, which covers the log up to and including `seq`, whose entry there hashes to
+/// `head`.
+pub fn seal(state: &GovernanceState, seq: u64, head: Digest) -> Vec<u8> {
     let body = encode(state);
     let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PROJECTION_VERSION.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&head.0);
     out.extend_from_slice(blake3::hash(&body).as_bytes());
     out.extend_from_slice(&body);
     out
 }
 
-/// Opens a sealed snapshot: the seq it covers and the state.
+/// Opens a sealed snapshot. Whether it belongs to a given log is for the caller to check
+/// against that log's entry at [`Sealed::seq`].
 ///
 /// # Errors
 /// [`SnapshotError`] when anything about it is off.
-pub fn unseal(bytes: &[u8]) -> Result<(u64, GovernanceState), SnapshotError> {
+pub fn unseal(bytes: &[u8]) -> Result<Sealed, SnapshotError> {
     if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
         return Err(SnapshotError::NotASnapshot);
     }
@@ -233,8 +250,9 @@ pub fn unseal(bytes: &[u8]) -> Result<(u64, GovernanceState), SnapshotError> {
         });
     }
     let seq = u64::from_be_bytes(bytes[12..20].try_into().expect("length checked"));
+    let head = Digest(bytes[20..52].try_into().expect("length checked"));
     let body = &bytes[HEADER_BYTES..];
-    if blake3::hash(body).as_bytes() != &bytes[20..52] {
+    if blake3::hash(body).as_bytes() != &bytes[52..84] {
         return Err(SnapshotError::Corrupt);
     }
     let state = decode(body)?;
@@ -245,5 +263,5 @@ pub fn unseal(bytes: &[u8]) -> Result<(u64, GovernanceState), SnapshotError> {
             state.last_seq
         )));
     }
-    Ok((seq, state))
+    Ok(Sealed { seq, head, state })
 }

@@ -528,7 +528,17 @@ pub fn audit_log(
         // dropped: held through the walk, a decoded state of the whole history was most of
         // the audit's memory.
         Some(bytes) => match snapshot::unseal(&bytes) {
-            Ok((seq, state)) => (Some((seq, snapshot::fingerprint(&state))), None),
+            Ok(sealed) if log.get(sealed.seq)?.map(|e| e.hash()) != Some(sealed.head) => (
+                None,
+                Some(format!(
+                    "the stored snapshot was folded from another log (its entry {} differs)",
+                    sealed.seq
+                )),
+            ),
+            Ok(sealed) => (
+                Some((sealed.seq, snapshot::fingerprint(&sealed.state))),
+                None,
+            ),
             Err(e) => (
                 None,
                 Some(format!("the stored snapshot does not unseal: {e}")),

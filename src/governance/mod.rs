@@ -14,7 +14,7 @@ mod snapshots;
 pub use access::{authenticate, new_token, roles_for, Principal, Role, CLI_ADMIN};
 pub use digest::{digest_stream, DigestError, ARTIFACT_BYTES_MAX, SBOM_BYTES_MAX};
 pub use snapshots::{
-    retained_snapshots, RETAINED_SNAPSHOT_INDEX, RETAINED_SNAPSHOT_PREFIX,
+    open_sealed, retained_snapshots, RETAINED_SNAPSHOT_INDEX, RETAINED_SNAPSHOT_PREFIX,
     RETAIN_SNAPSHOT_EVERY_ENTRIES, SNAPSHOT_EVERY_ENTRIES, SNAPSHOT_NAME,
 };
 
@@ -190,7 +190,7 @@ fn stored_snapshot(log: &Log) -> Result<(GovernanceState, OpenedFrom), CommandEr
     let stored = log.get_snapshot(SNAPSHOT_NAME)?;
     let read_ms = reading.elapsed().as_millis();
     let unsealing = std::time::Instant::now();
-    let unsealed = stored.map(|bytes| snapshot::unseal(&bytes));
+    let unsealed = stored.map(|bytes| open_sealed(log, &bytes));
     tracing::debug!(
         read_ms,
         unseal_ms = unsealing.elapsed().as_millis(),
@@ -202,7 +202,10 @@ fn stored_snapshot(log: &Log) -> Result<(GovernanceState, OpenedFrom), CommandEr
         Some(Ok((seq, _))) => rebuilt(Some(format!(
             "the snapshot covers seq {seq}, beyond the log's {head} entries"
         ))),
-        Some(Err(e)) => rebuilt(Some(e.to_string())),
+        Some(Err(reason)) => {
+            tracing::warn!(%reason, "the stored snapshot is not used; the state is rebuilt from the log");
+            rebuilt(Some(reason))
+        }
         None => rebuilt(None),
     })
 }
@@ -468,7 +471,7 @@ impl Governance {
             if !covers(seq, time) {
                 continue;
             }
-            if let Some(Ok((_, state))) = log.get_snapshot(&name)?.map(|b| snapshot::unseal(&b)) {
+            if let Some(Ok((_, state))) = log.get_snapshot(&name)?.map(|b| open_sealed(log, &b)) {
                 start = Some((state, seq));
                 break;
             }

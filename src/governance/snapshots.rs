@@ -40,6 +40,43 @@ fn parse_retained_snapshot_name(name: &str) -> Option<(u64, Timestamp)> {
     ))
 }
 
+/// Seals `state` with the hash of the log's entry at the seq it covers, which ties it to this
+/// log (see [`open_sealed`]).
+fn seal_for(log: &Log, state: &GovernanceState, seq: u64) -> Result<Vec<u8>, CommandError> {
+    let head = log
+        .get(seq)?
+        .ok_or_else(|| {
+            CommandError::Unavailable(format!("the state covers seq {seq}, beyond the log"))
+        })?
+        .hash();
+    Ok(snapshot::seal(state, seq, head))
+}
+
+/// Opens a sealed snapshot if it was folded from this log: the log's entry at the seq it covers
+/// must have the hash it was sealed with (a snapshot copied from another data directory, or one
+/// whose log was rewritten, is refused, so its state is never used).
+///
+/// # Errors
+/// Why it cannot be used.
+pub fn open_sealed(log: &Log, bytes: &[u8]) -> Result<(u64, GovernanceState), String> {
+    let sealed = snapshot::unseal(bytes).map_err(|e| e.to_string())?;
+    let found = log
+        .get(sealed.seq)
+        .map_err(|e| e.to_string())?
+        .map(|entry| entry.hash());
+    match found {
+        Some(hash) if hash == sealed.head => Ok((sealed.seq, sealed.state)),
+        Some(hash) => Err(format!(
+            "the snapshot was folded from another log: it names entry {} as {}, this log's is {hash}",
+            sealed.seq, sealed.head
+        )),
+        None => Err(format!(
+            "the snapshot covers seq {}, beyond the log's entries",
+            sealed.seq
+        )),
+    }
+}
+
 /// When the next snapshots are due.
 #[derive(Debug, Default)]
 pub(super) struct SnapshotKeeper(Mutex<Due>);
@@ -79,7 +116,9 @@ impl SnapshotKeeper {
             return;
         };
         // A failed snapshot only costs a longer start-up or time travel; the entries are durable.
-        let sealed = snapshot::seal(&published, seq);
+        let Ok(sealed) = seal_for(&shared.log, &published, seq) else {
+            return;
+        };
         if shared.log.put_snapshot(SNAPSHOT_NAME, &sealed).is_ok() {
             due.since_snapshot = 0;
         }
@@ -101,7 +140,7 @@ impl SnapshotKeeper {
             return Ok(None);
         };
         let mut due = self.due();
-        log.put_snapshot(SNAPSHOT_NAME, &snapshot::seal(state, seq))?;
+        log.put_snapshot(SNAPSHOT_NAME, &seal_for(log, state, seq)?)?;
         due.since_snapshot = 0;
         Ok(Some(seq))
     }
@@ -115,7 +154,7 @@ impl SnapshotKeeper {
         let Some(seq) = state.last_seq else {
             return Ok(None);
         };
-        let sealed = snapshot::seal(state, seq);
+        let sealed = seal_for(log, state, seq)?;
         store_retained(log, &mut self.due(), state, &sealed)?;
         Ok(Some(seq))
     }
