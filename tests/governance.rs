@@ -828,6 +828,21 @@ fn break_glass_needs_two_approvers_keeps_integrity_and_opens_a_72_hour_review() 
             .execute(&w.cab[0], &glass(b"swapped", &["carol", "chen"])),
     );
     assert!(r.to_string().contains("cannot bypass artifact_hash"), "{r}");
+    // Nor a substituted SBOM: break-glass skips the approval, never an integrity check.
+    let mut wrong_sbom = glass(ARTIFACT, &["carol", "chen"]);
+    if let Command::Breakglass { presented, .. } = &mut wrong_sbom {
+        presented.sbom_sha256 = Some(hex_sha(b"another SBOM"));
+    }
+    let r = rejected(w.gov.execute(&w.cab[0], &wrong_sbom));
+    assert!(r.to_string().contains("cannot bypass sbom_hash"), "{r}");
+    let size = w.size();
+    let mut no_sbom = glass(ARTIFACT, &["carol", "chen"]);
+    if let Command::Breakglass { presented, .. } = &mut no_sbom {
+        presented.sbom_sha256 = None;
+    }
+    let r = rejected(w.gov.execute(&w.cab[0], &no_sbom));
+    assert!(r.to_string().contains("cannot bypass sbom_hash"), "{r}");
+    assert_eq!(w.size(), size, "a refused break-glass wrote something");
     w.gov
         .execute(&w.cab[0], &glass(ARTIFACT, &["carol", "chen"]))
         .unwrap();

@@ -592,6 +592,12 @@ impl Control {
     pub fn is_waivable(self) -> bool {
         !matches!(self, Self::ArtifactHash | Self::EvidenceImmutability)
     }
+
+    /// Whether it checks what is shipped (the artifact, the evidence, the SBOM and its
+    /// signature) rather than who approved it: a break-glass release never bypasses these.
+    pub fn is_integrity(self) -> bool {
+        !matches!(self, Self::BlastRadius | Self::Approval)
+    }
 }
 
 impl PartialEq<&str> for Control {

@@ -82,11 +82,12 @@ pub(super) fn decide(
                 ));
             }
             let checks = release_checks(state, presented, at, false)?;
-            // Break-glass waives the approval, never integrity.
-            if let Some(failed) = checks
-                .iter()
-                .find(|c| c.outcome == CheckOutcome::Fail && !c.check.is_waivable())
-            {
+            // Break-glass waives the approval, never integrity: not the artifact's, the
+            // evidence's, nor the SBOM's hash or signature (even where an exception would).
+            if let Some(failed) = checks.iter().find(|c| {
+                c.check.is_integrity()
+                    && matches!(c.outcome, CheckOutcome::Fail | CheckOutcome::Waived)
+            }) {
                 return Err(Rejection::NotAllowed(format!(
                     "break-glass cannot bypass {}: {}",
                     failed.check, failed.detail
