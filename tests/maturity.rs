@@ -224,6 +224,38 @@ fn a_rate_above_the_current_cap_requires_regression_at_evaluation() {
 }
 
 #[test]
+fn p2_incidents_over_the_levels_cap_require_regression_at_evaluation() {
+    let w = world();
+    released(&w, 40, 4, "PDF reader");
+    evaluate(&w, false);
+    progress(&w, 1);
+    released(&w, 400, 4, "PDF reader");
+    assert_eq!(evaluate(&w, false).outcome, READY_TO_PROGRESS);
+    progress(&w, 2);
+    assert_eq!(w.gov.state().level, 2);
+    // Level 2 allows one P2 in its window; a second, within the rate cap, regresses it.
+    let ids = released(&w, 300, 1, "PDF reader");
+    w.gov
+        .execute(&reporter(), &incident(&w, ids[0], Severity::P2))
+        .unwrap();
+    assert_eq!(
+        evaluate(&w, false).outcome,
+        BLOCKED,
+        "one P2 is within level 2's cap"
+    );
+    w.gov
+        .execute(&reporter(), &incident(&w, ids[1], Severity::P2))
+        .unwrap();
+    let e = evaluate(&w, false);
+    assert!(
+        e.stats.rate_bp <= 100,
+        "the rate alone stays within level 2's cap"
+    );
+    assert_eq!(e.outcome, REGRESSION_REQUIRED);
+    assert_eq!(w.gov.state().level, 1);
+}
+
+#[test]
 fn critical_stays_at_zero_at_every_level() {
     for level in genesis::maturity_levels() {
         assert_eq!(

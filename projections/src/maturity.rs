@@ -1,5 +1,6 @@
 //! The trust-maturity engine: evaluation of the current level's window against the next level's
-//! criteria, and the regression rule (a P1, or the rate above the current level's cap).
+//! criteria, and the regression rule (P1s or P2s over the current level's caps, or the rate
+//! above its cap).
 
 use crate::state::{DeploymentStatus, GovernanceState};
 use crate::stats::{bp_to_percent, rate_bp, wilson_bp};
@@ -116,6 +117,7 @@ pub fn evaluate(state: &GovernanceState, at: Timestamp, strict: bool) -> Maturit
     let regression = state.level > 0
         && current.is_some_and(|c| {
             c.max_p1.is_some_and(|m| stats.p1 > u64::from(m))
+                || c.max_p2.is_some_and(|m| stats.p2 > u64::from(m))
                 || c.max_incident_rate_bp.is_some_and(|m| rate_used > m)
         });
     let next = state.levels.iter().find(|l| l.level == state.level + 1);
