@@ -51,7 +51,7 @@ enum TokenAction {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },
-    /// Revoke a token.
+    /// Revoke a principal's token in force (or the one with --token-sha256).
     Revoke {
         /// Data directory.
         #[arg(long)]
@@ -59,9 +59,9 @@ enum TokenAction {
         /// The principal it belongs to.
         #[arg(long)]
         principal: String,
-        /// The token.
+        /// The token's id (its SHA-256), if not the principal's token in force.
         #[arg(long)]
-        token: String,
+        token_sha256: Option<String>,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -489,12 +489,16 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
         TokenAction::Revoke {
             data,
             principal,
-            token,
+            token_sha256,
             reason,
         } => {
             let gov = open_service(&data, &data_dir::ServeOptions::default())?;
-            let token_sha256 =
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+            let token_sha256 = match token_sha256 {
+                Some(id) => id,
+                None => gov
+                    .with_state(|s| trustledger::governance::token_in_force(s, &principal))
+                    .ok_or_else(|| anyhow::anyhow!("{principal} holds no token in force"))?,
+            };
             let revoke = events::catalogue::access::AccessRevoked {
                 principal,
                 token_sha256,

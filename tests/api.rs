@@ -410,7 +410,19 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
                 },
             )
             .unwrap();
-        grant(&a.gov, "dev", &["cab"])
+        // One token in force per principal: dev's is replaced by one with both roles.
+        let revoke = AccessRevoked {
+            principal: "dev".into(),
+            token_sha256: hex::encode(Sha256::digest(a.tokens["dev"].as_bytes())),
+            reason: "roles change".into(),
+        };
+        a.gov
+            .execute(
+                &Principal::new(CLI_ADMIN, &[Role::Admin]),
+                &Command::RevokeAccess(revoke),
+            )
+            .unwrap();
+        grant(&a.gov, "dev", &["submitter", "cab"])
     });
     let (s, p, _) = a
         .call(
@@ -807,11 +819,26 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        made["token_sha256"].as_str().unwrap(),
+        hex::encode(Sha256::digest(token.as_bytes())),
+        "the token's id is its SHA-256"
+    );
+    // One token in force per principal: a second grant under the same name is refused.
+    let (s, p) = a
+        .post(
+            "/api/v1/access/tokens",
+            "ada",
+            json!({"principal": "auditor-2", "roles": ["admin"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    // Revoked by its principal alone: the raw token is never needed again.
     let (s, _) = a
         .post(
             "/api/v1/access/tokens/revoke",
             "ada",
-            json!({"principal": "auditor-2", "token": token, "reason": "rotated"}),
+            json!({"principal": "auditor-2", "reason": "rotated"}),
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -825,6 +852,14 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, p) = a
+        .post(
+            "/api/v1/access/tokens/revoke",
+            "ada",
+            json!({"principal": "auditor-2", "reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{p}");
 
     // Metrics in Prometheus text format (a fresh router per call here, so it counts itself).
     let response = app(AppState::new(Arc::clone(&a.gov)))

@@ -858,4 +858,22 @@ fn a_new_log_prints_one_admin_token_and_tokens_are_made_through_the_running_serv
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    // Revoked by principal: the raw token is never needed; a second revocation has nothing
+    // in force to revoke.
+    let d = data.to_str().unwrap();
+    let revoke = [
+        "token",
+        "revoke",
+        "--data",
+        d,
+        "--principal",
+        "audrey",
+        "--reason",
+        "left",
+    ];
+    let o = trustledger(&revoke);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = trustledger(&revoke);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no token in force"), "{}", text(&o));
 }

@@ -60,6 +60,16 @@ pub fn authenticate(state: &GovernanceState, token: &str) -> Option<Principal> {
     })
 }
 
+/// The id (SHA-256) of `principal`'s token in force, if it holds one (a principal holds at most
+/// one: the policy refuses a second grant).
+pub fn token_in_force(state: &GovernanceState, principal: &str) -> Option<String> {
+    state
+        .access
+        .iter()
+        .find(|(_, a)| !a.revoked && a.principal == principal)
+        .map(|(sha256, _)| sha256.clone())
+}
+
 /// The roles allowed to issue a command (any one suffices).
 pub fn roles_for(command: &Command) -> &'static [Role] {
     match command {

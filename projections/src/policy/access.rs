@@ -27,6 +27,18 @@ pub(super) fn decide(state: &GovernanceState, command: &Command) -> Result<Decis
             if state.access.contains_key(&g.token_sha256) {
                 return Err(Rejection::Conflict("that token is already granted".into()));
             }
+            // One principal, one token in force: nobody mints a second token under a name that
+            // already acts (and votes) as someone.
+            if state
+                .access
+                .values()
+                .any(|a| !a.revoked && a.principal == g.principal)
+            {
+                return Err(Rejection::Conflict(format!(
+                    "{} already holds a token in force; revoke it first",
+                    g.principal
+                )));
+            }
             let mut grant = g.clone();
             grant.roles.sort();
             grant.roles.dedup();

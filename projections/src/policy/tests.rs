@@ -258,6 +258,33 @@ fn an_sbom_is_presented_only_for_a_known_unreleased_deployment_with_a_sha256() {
     ));
 }
 
+#[test]
+fn a_principal_holds_one_token_in_force() {
+    let mut given = Given::genesis();
+    let grant = |sha: &str| {
+        Command::GrantAccess(events::catalogue::access::AccessGranted {
+            principal: "carol".into(),
+            roles: vec!["cab".into()],
+            token_sha256: sha.into(),
+        })
+    };
+    given.decided("system:cli", &grant(&"1".repeat(64)));
+    // A second token under carol's name would vote as carol.
+    assert!(matches!(
+        given.when("system:cli", &grant(&"2".repeat(64))),
+        Err(Rejection::Conflict(_))
+    ));
+    given.decided(
+        "system:cli",
+        &Command::RevokeAccess(events::catalogue::access::AccessRevoked {
+            principal: "carol".into(),
+            token_sha256: "1".repeat(64),
+            reason: "rotated".into(),
+        }),
+    );
+    given.decided("system:cli", &grant(&"2".repeat(64)));
+}
+
 fn hex64() -> impl Strategy<Value = String> {
     proptest::collection::vec(any::<u8>(), 32).prop_map(hex::encode)
 }

@@ -38,6 +38,8 @@ pub(super) struct CreatedToken {
     principal: String,
     /// The token itself (only its SHA-256 is recorded).
     token: String,
+    /// Its id: the SHA-256, by which it can be revoked.
+    token_sha256: String,
 }
 
 async fn create_token(
@@ -49,7 +51,7 @@ async fn create_token(
     let grant = events::catalogue::access::AccessGranted {
         principal: b.principal.clone(),
         roles: b.roles,
-        token_sha256,
+        token_sha256: token_sha256.clone(),
     };
     execute(&state, caller.0, Command::GrantAccess(grant)).await?;
     // The only time the token is ever shown; no cache may keep it.
@@ -59,6 +61,7 @@ async fn create_token(
         axum::Json(CreatedToken {
             principal: b.principal,
             token,
+            token_sha256,
         }),
     )
         .into_response())
@@ -67,8 +70,11 @@ async fn create_token(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeTokenBody {
+    /// Whose token.
     principal: String,
-    token: String,
+    /// The token's id (its SHA-256, as recorded and as shown at creation). Without it, the
+    /// principal's token in force is revoked. The raw token is never needed.
+    token_sha256: Option<String>,
     reason: String,
 }
 
@@ -77,7 +83,15 @@ async fn revoke_token(
     State(state): State<Arc<AppState>>,
     ApiJson(b): ApiJson<RevokeTokenBody>,
 ) -> Result<StatusCode, ApiError> {
-    let token_sha256 = hex::encode(Sha256::digest(b.token.as_bytes()));
+    let token_sha256 = match b.token_sha256 {
+        Some(id) => id,
+        None => state
+            .gov
+            .with_state(|s| crate::governance::token_in_force(s, &b.principal))
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{} holds no token in force", b.principal))
+            })?,
+    };
     let revoke = events::catalogue::access::AccessRevoked {
         principal: b.principal,
         token_sha256,
