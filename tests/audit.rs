@@ -732,3 +732,49 @@ fn a_served_log_is_checked_page_by_page_against_the_signed_checkpoint() {
         "{problem}"
     );
 }
+
+/// An unreviewed break-glass release whose review fell due is a finding; once reviewed, none.
+#[test]
+fn a_break_glass_release_never_reviewed_is_found() {
+    let w = world();
+    let id = w.submit("Antivirus", true, 9000);
+    w.gov
+        .execute(
+            &w.cab[0],
+            &Command::Breakglass {
+                presented: projections::policy::PresentedRelease {
+                    deployment_id: id,
+                    artifact_sha256: hex_sha(ARTIFACT),
+                    artifact_size: ARTIFACT.len() as u64,
+                    sbom_sha256: Some(hex_sha(SBOM)),
+                },
+                justification: "zero-day actively exploited".into(),
+                approvers: vec!["carol".into(), "chen".into()],
+            },
+        )
+        .unwrap();
+    let entries = |w: &World| -> Vec<Vec<u8>> {
+        w.gov
+            .log()
+            .iter_bytes(0)
+            .map(|r| r.unwrap().1.to_vec())
+            .collect()
+    };
+    assert_eq!(findings(&entries(&w)), vec![], "not yet due");
+    w.clock.advance_micros(4 * DAY);
+    w.submit("PDF reader", false, 3);
+    let found = findings(&entries(&w));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.contains("never reviewed"), "{found:?}");
+    w.gov
+        .execute(
+            &w.cab[2],
+            &Command::ReviewBreakglass {
+                deployment_id: id,
+                justified: true,
+                findings: "late, but the CVE was real".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(findings(&entries(&w)), vec![], "reviewed");
+}

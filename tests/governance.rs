@@ -867,17 +867,32 @@ fn break_glass_needs_two_approvers_keeps_integrity_and_opens_a_72_hour_review() 
         vec![id],
         "overdue reviews are visible"
     );
-    w.gov
-        .execute(
-            &w.cab[2],
-            &Command::ReviewBreakglass {
-                deployment_id: id,
-                justified: true,
-                findings: "CVE confirmed".into(),
-            },
-        )
-        .unwrap();
+    // Until it is reviewed, carol may not break the glass again.
+    let other = w.submit("VPN", true, 9000);
+    let again = Command::Breakglass {
+        presented: PresentedRelease {
+            deployment_id: other,
+            ..presented(ARTIFACT)
+        },
+        justification: "another zero-day".into(),
+        approvers: vec!["carol".into(), "chen".into()],
+    };
+    let r = rejected(w.gov.execute(&w.cab[0], &again));
+    assert!(r.to_string().contains("awaits its review"), "{r}");
+    // Those who broke the glass do not review it.
+    let review = Command::ReviewBreakglass {
+        deployment_id: id,
+        justified: true,
+        findings: "CVE confirmed".into(),
+    };
+    for member in [0, 1] {
+        let r = rejected(w.gov.execute(&w.cab[member], &review));
+        assert!(r.to_string().contains("may not review it"), "{r}");
+    }
+    w.gov.execute(&w.cab[2], &review).unwrap();
     assert!(w.gov.state().overdue_breakglass_reviews(now).is_empty());
+    // Reviewed, carol's next break-glass is hers to make again.
+    assert!(w.gov.execute(&w.cab[0], &again).is_ok());
 }
 
 #[test]

@@ -541,6 +541,8 @@ pub struct GovernanceState {
     pub access: BTreeMap<String, AccessRecord>,
     /// The SBOM digest presented for each deployment's next release attempt, until it is made.
     pub presented_sboms: BTreeMap<Uuid, String>,
+    /// Break-glass releases not yet reviewed: deployment → (who broke the glass, its approvers).
+    pub unreviewed_breakglass: BTreeMap<Uuid, (String, Vec<String>)>,
 }
 
 /// A bearer token's grant.
@@ -836,6 +838,8 @@ impl GovernanceState {
             }
             Payload::BreakglassReleased(p) => {
                 self.presented_sboms.remove(&p.deployment_id);
+                self.unreviewed_breakglass
+                    .insert(p.deployment_id, (actor(), p.approvers.clone()));
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     d.status = DeploymentStatus::BreakglassReleased;
                     d.released_at = Some(at);
@@ -849,6 +853,7 @@ impl GovernanceState {
                 touch(self, &p.deployment_id);
             }
             Payload::BreakglassReviewed(p) => {
+                self.unreviewed_breakglass.remove(&p.deployment_id);
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     if let Some((_, reviewed)) = &mut d.breakglass {
                         *reviewed = Some(p.justified);

@@ -348,6 +348,7 @@ impl Auditor {
     /// decisions that read it were re-derived from nothing, so no verdict is given.
     pub fn finish(mut self) -> Result<DecisionAudit, AuditError> {
         self.finish_pending();
+        self.report_unreviewed_breakglass();
         self.report.fingerprint = Some(snapshot::fingerprint(&self.state));
         crate::spill::check_spill(self.spill.as_deref(), "audit")?;
         // Freeing the state of a million-entry history takes a quarter of a second, and nothing
@@ -355,6 +356,34 @@ impl Auditor {
         let state = std::mem::take(&mut self.state);
         std::thread::spawn(move || drop(state));
         Ok(self.report)
+    }
+}
+
+impl Auditor {
+    /// A break-glass release whose review was due before the log's last entry and never came
+    /// is a finding, at the release's seq.
+    fn report_unreviewed_breakglass(&mut self) {
+        let Some(end) = self.state.last_time else {
+            return;
+        };
+        for (id, (by, _)) in &self.state.unreviewed_breakglass {
+            let Some(d) = self.state.deployments.get(id) else {
+                continue;
+            };
+            if let Some((due, None)) = d.breakglass {
+                if due < end {
+                    self.report.findings.push(Finding {
+                        seq: d.released_seq.unwrap_or_default(),
+                        kind: "breakglass.released".into(),
+                        message: format!(
+                            "{by}'s break-glass release of deployment {id} was never reviewed; \
+                             the review was due at {due}"
+                        ),
+                    });
+                }
+            }
+        }
+        self.report.findings.sort_by_key(|f| f.seq);
     }
 }
 

@@ -75,6 +75,16 @@ pub(super) fn decide(
                     "deployment was already released".into(),
                 ));
             }
+            // Whoever broke the glass and has not had it reviewed may not break it again.
+            if let Some((pending, _)) = state
+                .unreviewed_breakglass
+                .iter()
+                .find(|(_, (by, _))| by == actor)
+            {
+                return Err(Rejection::NotAllowed(format!(
+                    "{actor}'s break-glass release of deployment {pending} awaits its review"
+                )));
+            }
             let approvers = distinct_members(state, actor, approvers, 2)?;
             if approvers.contains(&d.submitter) {
                 return Err(Rejection::Forbidden(
@@ -117,6 +127,14 @@ pub(super) fn decide(
         } => {
             check_text("findings", findings, TEXT_BYTES_MAX, true)?;
             require_member(state, actor)?;
+            // The review is someone else's: not the one who broke the glass, nor an approver.
+            if let Some((by, approvers)) = state.unreviewed_breakglass.get(deployment_id) {
+                if by == actor || approvers.iter().any(|a| a == actor) {
+                    return Err(Rejection::Forbidden(format!(
+                        "{actor} took part in this break-glass release and may not review it"
+                    )));
+                }
+            }
             let d = deployment(state, deployment_id)?;
             match d.breakglass {
                 None => Err(Rejection::NotAllowed(
