@@ -447,6 +447,18 @@ fn calibration_statistics_against_a_hand_count() {
     );
     assert_eq!(report.severity_mix[&Severity::P2], 1);
     assert_eq!((report.preventable, report.incidents), (2, 2));
+    // Both incidents happened in the same week, and both reports named the same control gap.
+    assert_eq!(report.weekly_incidents.values().sum::<u64>(), 2);
+    assert_eq!(
+        report.weekly_incidents.len(),
+        1,
+        "{:?}",
+        report.weekly_incidents
+    );
+    assert_eq!(
+        report.control_gaps,
+        std::collections::BTreeMap::from([("canary ring".to_owned(), 2)])
+    );
     // PDF reader scores 4.00, Slack (PRODUCTIVITY) 10.00: the failed pair (4.00, 10.00) against the
     // clean pair (4.00, 10.00) ranks exactly as chance.
     assert_eq!(report.auc_bp, Some(5000));

@@ -13,6 +13,9 @@
 //!   CAB and an incident = true positive.
 //! - **severity mix** and **preventable share** of incidents linked to them.
 //! - **CAB review time**: submission to the CAB's decision, median and p90, in minutes.
+//! - **weekly incidents**: those incidents by the week they happened (the Monday, UTC, that
+//!   starts it), so a trend shows.
+//! - **control gaps**: the controls incident reports named as improvements, counted.
 
 use crate::state::{DeploymentStatus, GovernanceState};
 use crate::stats::{auc_bp, percentile, rate_bp, wilson_bp};
@@ -81,6 +84,21 @@ pub struct CalibrationReport {
     pub review_minutes_median: Option<i64>,
     /// 90th percentile CAB review time, minutes.
     pub review_minutes_p90: Option<i64>,
+    /// Incidents by the week they happened: its Monday (UTC), `YYYY-MM-DD`.
+    pub weekly_incidents: BTreeMap<String, u64>,
+    /// Controls named as improvements by those incidents' reports, counted.
+    pub control_gaps: BTreeMap<String, u64>,
+}
+
+/// The Monday (UTC) that starts `at`'s week, as `YYYY-MM-DD`.
+fn week_of(at: Timestamp) -> String {
+    const DAY_MICROS: i64 = 86_400_000_000;
+    let days = at.unix_micros().div_euclid(DAY_MICROS);
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    let monday = days - (days + 3).rem_euclid(7);
+    let mut text = Timestamp::from_unix_micros(monday * DAY_MICROS).to_string();
+    text.truncate("YYYY-MM-DD".len());
+    text
 }
 
 /// Computes the statistics for the deployments `filter` selects.
@@ -141,6 +159,13 @@ pub fn calibrate(state: &GovernanceState, filter: &CalibrationFilter) -> Calibra
             if incident.current.preventable {
                 report.preventable += 1;
             }
+            *report
+                .weekly_incidents
+                .entry(week_of(incident.incident_date))
+                .or_default() += 1;
+            for control in &incident.current.control_improvements {
+                *report.control_gaps.entry(control.clone()).or_default() += 1;
+            }
         }
     }
     report.auto_approval_rate_bp = rate_bp(report.auto_approved, report.gated);
@@ -150,4 +175,19 @@ pub fn calibrate(state: &GovernanceState, filter: &CalibrationFilter) -> Calibra
     report.review_minutes_median = percentile(&mut review_minutes, 50);
     report.review_minutes_p90 = percentile(&mut review_minutes, 90);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let week = |text: &str| week_of(Timestamp::parse(text).unwrap());
+        // 2026-02-09 is a Monday.
+        assert_eq!(week("2026-02-09T00:00:00.000000Z"), "2026-02-09");
+        assert_eq!(week("2026-02-15T23:59:59.999999Z"), "2026-02-09");
+        assert_eq!(week("2026-02-16T00:00:00.000000Z"), "2026-02-16");
+        assert_eq!(week("1970-01-01T00:00:00.000000Z"), "1969-12-29");
+    }
 }

@@ -175,6 +175,10 @@ pub(super) struct Calibration {
     incidents: u64,
     review_minutes_median: Option<i64>,
     review_minutes_p90: Option<i64>,
+    /// Incidents by the week they happened (its Monday, UTC).
+    weekly_incidents: BTreeMap<String, u64>,
+    /// Controls named as improvements by incident reports, counted.
+    control_gaps: BTreeMap<String, u64>,
 }
 
 /// Auto-approval against incidents.
@@ -417,6 +421,8 @@ async fn calibration_report(
         incidents: r.incidents,
         review_minutes_median: r.review_minutes_median,
         review_minutes_p90: r.review_minutes_p90,
+        weekly_incidents: r.weekly_incidents,
+        control_gaps: r.control_gaps,
     }))
 }
 
