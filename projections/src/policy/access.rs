@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn decide(state: &GovernanceState, command: &Command) -> Result<Decision, Rejection> {
     match command {
         Command::GrantAccess(g) => {
-            check_text("principal", &g.principal, NAME_BYTES_MAX, true)?;
+            names::check_name("principal", &g.principal, NAME_BYTES_MAX)?;
             if g.principal.starts_with("system:") || g.principal.chars().any(char::is_whitespace) {
                 return Err(invalid(
                     "principal",
@@ -26,6 +26,13 @@ pub(super) fn decide(state: &GovernanceState, command: &Command) -> Result<Decis
             }
             if state.access.contains_key(&g.token_sha256) {
                 return Err(Rejection::Conflict("that token is already granted".into()));
+            }
+            let principals = state.access.values().map(|a| a.principal.as_str());
+            if let Some(other) = names::confusable_with(&g.principal, principals) {
+                return Err(Rejection::Conflict(format!(
+                    "{} looks like the existing principal {other}",
+                    g.principal
+                )));
             }
             // One principal, one token in force: nobody mints a second token under a name that
             // already acts (and votes) as someone.

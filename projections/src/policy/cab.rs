@@ -11,7 +11,17 @@ pub(super) fn decide(
 ) -> Result<Decision, Rejection> {
     match command {
         Command::AddCabMember { member } => {
-            check_text("member", member, NAME_BYTES_MAX, true)?;
+            names::check_name("member", member, NAME_BYTES_MAX)?;
+            let known = state
+                .cab_members
+                .iter()
+                .map(String::as_str)
+                .chain(state.access.values().map(|a| a.principal.as_str()));
+            if let Some(other) = names::confusable_with(member, known) {
+                return Err(Rejection::Conflict(format!(
+                    "{member} looks like {other}, who is already known"
+                )));
+            }
             if state.cab_members.contains(member) {
                 return Err(Rejection::Conflict(format!(
                     "{member} is already a CAB member"

@@ -95,7 +95,7 @@ fn decide_submit(
             request.correlation_id
         )));
     }
-    check_text("app_name", &request.app_name, NAME_BYTES_MAX, true)?;
+    names::check_name("app_name", &request.app_name, NAME_BYTES_MAX)?;
     check_text("app_version", &request.app_version, NAME_BYTES_MAX, true)?;
     if request.cmdb.len() > 64
         || request

@@ -22,6 +22,7 @@ mod exceptions;
 mod incidents;
 mod inverse;
 mod models;
+mod names;
 mod progression;
 mod release;
 mod role;

@@ -285,6 +285,51 @@ fn a_principal_holds_one_token_in_force() {
     given.decided("system:cli", &grant(&"2".repeat(64)));
 }
 
+#[test]
+fn names_that_look_like_a_known_one_are_refused() {
+    let given = Given::genesis();
+    // Cyrillic "а" in place of the Latin one: carol's look-alike.
+    let lookalike = "c\u{0430}rol";
+    assert!(matches!(
+        given.when(
+            "ada",
+            &Command::AddCabMember {
+                member: lookalike.into()
+            }
+        ),
+        Err(Rejection::Conflict(_))
+    ));
+    assert!(matches!(
+        given.when(
+            "ada",
+            &Command::AddCabMember {
+                member: "dora\u{200B}".into()
+            }
+        ),
+        Err(Rejection::Invalid { .. })
+    ));
+    let mut given = given;
+    given.decided(
+        "system:cli",
+        &Command::GrantAccess(events::catalogue::access::AccessGranted {
+            principal: "carol".into(),
+            roles: vec!["cab".into()],
+            token_sha256: "1".repeat(64),
+        }),
+    );
+    assert!(matches!(
+        given.when(
+            "system:cli",
+            &Command::GrantAccess(events::catalogue::access::AccessGranted {
+                principal: "CAROL".into(),
+                roles: vec!["cab".into()],
+                token_sha256: "2".repeat(64),
+            })
+        ),
+        Err(Rejection::Conflict(_))
+    ));
+}
+
 fn hex64() -> impl Strategy<Value = String> {
     proptest::collection::vec(any::<u8>(), 32).prop_map(hex::encode)
 }
