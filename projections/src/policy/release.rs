@@ -11,15 +11,7 @@ pub(super) fn decide(
 ) -> Result<Decision, Rejection> {
     match command {
         Command::PresentSbom(sbom) => {
-            let d = deployment(state, &sbom.deployment_id)?;
-            if matches!(
-                d.status,
-                DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
-            ) {
-                return Err(Rejection::Conflict(
-                    "deployment was already released".into(),
-                ));
-            }
+            unreleased(state, &sbom.deployment_id)?;
             check_hex64("sbom_sha256", &sbom.sbom_sha256)?;
             Ok(Decision::one(
                 deployment_subject(&sbom.deployment_id),
@@ -27,15 +19,7 @@ pub(super) fn decide(
             ))
         }
         Command::Release(presented) => {
-            let d = deployment(state, &presented.deployment_id)?;
-            if matches!(
-                d.status,
-                DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
-            ) {
-                return Err(Rejection::Conflict(
-                    "deployment was already released".into(),
-                ));
-            }
+            unreleased(state, &presented.deployment_id)?;
             check_hex64("artifact_sha256", &presented.artifact_sha256)?;
             let checks = release_checks(state, presented, at, true)?;
             let verdict = ReleaseVerdict {
@@ -66,15 +50,7 @@ pub(super) fn decide(
         } => {
             check_text("justification", justification, TEXT_BYTES_MAX, true)?;
             check_hex64("artifact_sha256", &presented.artifact_sha256)?;
-            let d = deployment(state, &presented.deployment_id)?;
-            if matches!(
-                d.status,
-                DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
-            ) {
-                return Err(Rejection::Conflict(
-                    "deployment was already released".into(),
-                ));
-            }
+            let d = unreleased(state, &presented.deployment_id)?;
             // Whoever broke the glass and has not had it reviewed may not break it again.
             if let Some((pending, _)) = state
                 .unreviewed_breakglass
@@ -155,4 +131,21 @@ pub(super) fn decide(
         }
         _ => unreachable!("policy::decide dispatches only this module's commands here"),
     }
+}
+
+/// The deployment, if it exists and has not been released yet.
+fn unreleased<'a>(
+    state: &'a GovernanceState,
+    id: &Uuid,
+) -> Result<std::borrow::Cow<'a, crate::state::DeploymentRecord>, Rejection> {
+    let d = deployment(state, id)?;
+    if matches!(
+        d.status,
+        DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
+    ) {
+        return Err(Rejection::Conflict(
+            "deployment was already released".into(),
+        ));
+    }
+    Ok(d)
 }
