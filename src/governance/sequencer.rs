@@ -306,18 +306,34 @@ impl Sequencer {
     /// Rebuilds the decision state from the published one (exactly the durable log) after a
     /// failure, once every decision of the failed generation has been answered.
     fn rebuild(&mut self) {
-        self.state = self
-            .shared
-            .published
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         let head = self.shared.log.head();
-        self.tip = Tip {
-            size: head.size,
-            last_hash: head.last_hash,
+        {
+            let mut published = self
+                .shared
+                .published
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Entries this sequencer did not write (none, while it is the log's only writer) are
+            // folded in from the log, so the state and the tip describe the same log.
+            if let Err(e) = super::fold_log(&self.shared.log, &mut published, |e| e.seq < head.size)
+            {
+                tracing::error!(error = %e, "refolding after a failed commit");
+            }
+            self.state = published.clone();
+        }
+        self.tip = match self.state.last_seq {
+            Some(seq) if seq + 1 == head.size => Tip {
+                size: head.size,
+                last_hash: head.last_hash,
+            },
+            // The log could not be read to its head: decide against what was folded, so the
+            // writer refuses (the head moved) rather than a decision being made against a
+            // state that does not describe the log.
+            _ => Tip {
+                size: self.state.last_seq.map_or(0, |s| s + 1),
+                last_hash: events::Digest::ZERO,
+            },
         };
-        debug_assert_eq!(self.state.last_seq.map_or(0, |s| s + 1), head.size);
         self.queued_versions.clear();
         self.generation += 1;
     }
