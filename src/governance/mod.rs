@@ -153,6 +153,7 @@ impl Drop for Governance {
         if let Some(handle) = self.sequencer.take() {
             let _ = handle.join();
         }
+        self.shared.snapshots.wait();
     }
 }
 

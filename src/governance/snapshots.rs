@@ -6,7 +6,7 @@ use super::CommandError;
 use events::{Log, Timestamp};
 use projections::snapshot;
 use projections::state::GovernanceState;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Name under which the governance snapshot is stored.
 pub const SNAPSHOT_NAME: &str = "governance";
@@ -87,6 +87,10 @@ struct Due {
     since_snapshot: u64,
     /// The seq of the latest retained snapshot.
     last_retained: Option<u64>,
+    /// A snapshot is being sealed on its own thread.
+    sealing: bool,
+    /// That thread.
+    sealer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SnapshotKeeper {
@@ -94,6 +98,8 @@ impl SnapshotKeeper {
         Self(Mutex::new(Due {
             since_snapshot: folded,
             last_retained,
+            sealing: false,
+            sealer: None,
         }))
     }
 
@@ -101,32 +107,59 @@ impl SnapshotKeeper {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `entries` newly published, and saves (and retains) a snapshot when one is due.
-    pub(super) fn folded(&self, shared: &Shared, entries: u64) {
-        let mut due = self.due();
-        due.since_snapshot += entries;
-        if due.since_snapshot < SNAPSHOT_EVERY_ENTRIES {
-            return;
+    /// Counts `entries` newly published and, when a snapshot is due, saves (and retains) one
+    /// on a thread of its own from a copy of the published state: sealing and writing a large
+    /// state takes long enough to stall every command if the sequencer waited for it.
+    pub(super) fn folded(&self, shared: &Arc<Shared>, entries: u64) {
+        {
+            let mut due = self.due();
+            due.since_snapshot += entries;
+            if due.since_snapshot < SNAPSHOT_EVERY_ENTRIES || due.sealing {
+                return;
+            }
+            due.sealing = true;
         }
-        let published = shared
+        let state = shared
             .published
             .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(seq) = published.last_seq else {
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let shared = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("trustledger-snapshot".into())
+            .spawn(move || shared.snapshots.seal_and_store(&shared.log, &state));
+        let mut due = self.due();
+        match spawned {
+            Ok(sealer) => due.sealer = Some(sealer),
+            Err(_) => due.sealing = false,
+        }
+    }
+
+    /// Waits for a snapshot being sealed, if one is.
+    pub(super) fn wait(&self) {
+        let sealer = self.due().sealer.take();
+        if let Some(sealer) = sealer {
+            let _ = sealer.join();
+        }
+    }
+
+    /// Saves `state` (and retains it, when one is due); a failure only costs a longer start-up
+    /// or time travel, as the entries are durable.
+    fn seal_and_store(&self, log: &Log, state: &GovernanceState) {
+        let sealed = state.last_seq.map(|seq| (seq, seal_for(log, state, seq)));
+        let mut due = self.due();
+        due.sealing = false;
+        let Some((seq, Ok(sealed))) = sealed else {
             return;
         };
-        // A failed snapshot only costs a longer start-up or time travel; the entries are durable.
-        let Ok(sealed) = seal_for(&shared.log, &published, seq) else {
-            return;
-        };
-        if shared.log.put_snapshot(SNAPSHOT_NAME, &sealed).is_ok() {
-            due.since_snapshot = 0;
+        if log.put_snapshot(SNAPSHOT_NAME, &sealed).is_ok() {
+            due.since_snapshot = due.since_snapshot.saturating_sub(SNAPSHOT_EVERY_ENTRIES);
         }
         let retain = due
             .last_retained
             .is_none_or(|last| seq >= last + RETAIN_SNAPSHOT_EVERY_ENTRIES);
         if retain {
-            let _ = store_retained(&shared.log, &mut due, &published, &sealed);
+            let _ = store_retained(log, &mut due, state, &sealed);
         }
     }
 
