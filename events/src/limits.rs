@@ -1,7 +1,9 @@
 //! Every bound the log enforces, in one place (TigerStyle: put a limit on everything).
 
-/// Largest stored entry, in canonical bytes.
-pub const ENTRY_BYTES_MAX: usize = 64 * 1024;
+/// Largest stored entry, in canonical bytes: 2^16 − 1, because a C2SP `tlog-tiles` entry bundle
+/// frames each entry with a 16-bit big-endian length, so no larger entry could be served as a
+/// tile.
+pub const ENTRY_BYTES_MAX: usize = u16::MAX as usize;
 /// Most entries one append call may carry (they are committed atomically, all or none).
 pub const APPEND_ENTRIES_MAX: usize = 1024;
 /// Most entries the writer commits in one group (one sled batch, one flush, one fsync).

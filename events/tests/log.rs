@@ -551,3 +551,34 @@ fn a_layout_1_store_is_refused_and_left_untouched() {
     let tree = db.open_tree("log").unwrap();
     assert_eq!(tree.len(), 1, "nothing was written");
 }
+
+/// An entry may be 65,535 bytes (what a C2SP tile's 16-bit length can frame), not one more.
+#[test]
+fn an_entry_is_at_most_65535_bytes() {
+    use events::{Digest, Entry, Position, Timestamp};
+    let build = |padding: usize| {
+        let draft = EventDraft::new(
+            uuid::Uuid::from_u128(1),
+            "trustledger.test.sized",
+            "sized/1",
+            "tester",
+            "corr",
+            serde_json::json!({"p": "x".repeat(padding)}),
+        );
+        let position = Position {
+            seq: 0,
+            stream_version: 0,
+            time: Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap(),
+            prev_hash: Digest::ZERO,
+        };
+        Entry::build(&draft, "test.example/log", position)
+    };
+    let overhead = build(0).unwrap().bytes().len();
+    let largest = build(65_535 - overhead).unwrap();
+    assert_eq!(largest.bytes().len(), 65_535);
+    assert_eq!(Entry::parse(largest.bytes()).unwrap(), largest);
+    assert!(
+        build(65_536 - overhead).is_err(),
+        "65,536 bytes were accepted"
+    );
+}
