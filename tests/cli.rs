@@ -141,8 +141,32 @@ fn bundle_tampering_is_detected() {
     let o = verify_bundle(&changed, &["--key", key]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        text(&o).contains("seq 13"),
-        "the next entry's prevhash exposes entry 12: {}",
+        text(&o).contains("seq 12") && text(&o).contains("entry 12 was altered"),
+        "entry 13's prevhash exposes entry 12, and entry 14 confirms entry 13: {}",
+        text(&o)
+    );
+
+    // An edit of entry 20's own prevhash: entry 21 does not confirm entry 20, so the damage is
+    // reported at 20, not at 19.
+    let relinked = tampered_copy(tmp.path(), &out, "relinked", |b| {
+        let line_start = b
+            .split(|c| *c == b'\n')
+            .take(20)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let at = line_start
+            + b[line_start..]
+                .windows(12)
+                .position(|w| w == b"\"prevhash\":\"")
+                .unwrap()
+            + 12;
+        b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+    });
+    let o = verify_bundle(&relinked, &["--key", key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("seq 20") && !text(&o).contains("altered"),
+        "{}",
         text(&o)
     );
 

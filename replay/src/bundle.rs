@@ -152,6 +152,32 @@ fn read_text(path: &Path) -> Result<String, BundleError> {
     })
 }
 
+/// Entry `n` (in `problem`) names a `prevhash` other than entry `n − 1`'s hash. If the next line
+/// records entry `n`'s hash (`hash`) as its `prevhash`, entry `n` is as the log wrote it and entry
+/// `n − 1` is the one altered: the problem is reported there. Otherwise it stays at `n`.
+fn attribute_broken_link<X>(
+    problem: IntegrityProblem,
+    hash: events::Digest,
+    next: &Line<X>,
+) -> IntegrityProblem {
+    match next {
+        Line::Prepared(hashed, _) if hashed.entry.prev_hash == hash && problem.seq > 0 => {
+            let altered = problem.seq - 1;
+            IntegrityProblem {
+                seq: altered,
+                reason: format!(
+                    "entry {altered} was altered: its hash is not the prevhash entry {} records, \
+                     and entry {} confirms entry {}",
+                    problem.seq,
+                    problem.seq + 1,
+                    problem.seq
+                ),
+            }
+        }
+        _ => problem,
+    }
+}
+
 /// Verifies a bundle: every entry (canonical form, contiguous seqs, `prevhash` chain, time order,
 /// one origin), the Merkle root against the signed checkpoint, the signature, and optionally that
 /// an earlier checkpoint is a prefix. Streams `entries.jsonl`: memory does not grow with its length.
@@ -215,8 +241,26 @@ pub fn check_bundle<X: Send>(
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
     let mut earlier_root = earlier.as_ref().map(|c| RootAt::new(c.size));
     let mut invalid = None;
+    // An entry whose `prevhash` does not match the entry before: held for one line, to see
+    // which of the two was altered (see `attribute_broken_link`).
+    let mut broken_link: Option<(IntegrityProblem, events::Digest)> = None;
     read_lines_prepared(file, prepare, |line| {
+        if let Some((problem, hash)) = broken_link.take() {
+            invalid = Some(attribute_broken_link(problem, hash, &line));
+            return Ok(ControlFlow::Break(()));
+        }
         let seq = chain.size();
+        let mut link_breaks = None;
+        if let Line::Prepared(hashed, _) = &line {
+            // Only a broken `prevhash` is held: the seq and the origin are the entry's own.
+            if seq > 0
+                && hashed.entry.seq == seq
+                && Some(hashed.entry.source.as_str()) == chain.origin()
+                && hashed.entry.prev_hash != chain.last_hash()
+            {
+                link_breaks = Some(hashed.hash);
+            }
+        }
         let linked = match line {
             Line::Io(source) => return Err(source),
             Line::Unterminated(len) => Err(IntegrityProblem {
@@ -237,6 +281,10 @@ pub fn check_bundle<X: Send>(
             }
         };
         if let Err(problem) = linked {
+            if let Some(hash) = link_breaks.filter(|_| problem.seq == seq) {
+                broken_link = Some((problem, hash));
+                return Ok(ControlFlow::Continue(()));
+            }
             // An entry of another origin is reported as such, with its seq.
             invalid = Some(problem);
             return Ok(ControlFlow::Break(()));
@@ -253,6 +301,10 @@ pub fn check_bundle<X: Send>(
         path: entries_path.clone(),
         source,
     })?;
+    if let Some((problem, _)) = broken_link {
+        // The last entry: nothing after it says which of the two was altered.
+        invalid.get_or_insert(problem);
+    }
     if let Some(problem) = invalid {
         return Ok(Err(problem.into()));
     }
