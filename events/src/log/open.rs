@@ -1,0 +1,102 @@
+//! What opening a store does before the log takes writes: take sled's lock, and check the tail.
+
+use super::*;
+
+/// How long `Log::open` keeps retrying when another handle still holds sled's directory lock.
+pub(super) const LOCK_RETRY_MS_MAX: u64 = 2_000;
+
+/// Opens sled, retrying briefly on a held lock: sled's IO threads can outlive the last handle of
+/// a log that was just closed (in this process or one that just exited) by a few milliseconds.
+pub(super) fn open_sled_retrying_lock(
+    path: &Path,
+    cache_bytes: Option<u64>,
+) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut config = sled::Config::new();
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
+        let result = config
+            .path(path)
+            // The writer flushes (and fsyncs) every commit itself; sled's periodic flusher
+            // would only add a background thread.
+            .flush_every_ms(None)
+            .open();
+        match result {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_millis(LOCK_RETRY_MS_MAX) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Checks the log's last entries (at least the last group: every chunk holding one of the
+/// last [`TAIL_VERIFY_ENTRIES`]) as full verification does, except for Merkle nodes: each is the
+/// entry its chunk's index record describes and links to the one before; and nothing is stored
+/// beyond them (no chunk, index record or signed checkpoint).
+pub(super) fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
+    use crate::verify::{check_in_chunk, check_link, ChunkError, PairedChunks};
+    let storage = |seq: u64| move |e: sled::Error| (seq, format!("storage: {e}"));
+    let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
+    let from = chunk_containing(tree, keys::CHUNK, start)
+        .map_err(storage(start))?
+        .map_or(0, |(first, _)| first);
+    let mut prev_hash = if from == 0 {
+        Digest::ZERO
+    } else {
+        match stored_entry(tree, from - 1).map_err(storage(from - 1))? {
+            Some(bytes) => Digest::of(&bytes),
+            None => return Err((from - 1, "entry is missing".into())),
+        }
+    };
+    let mut expected = from;
+    let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
+    for chunk in PairedChunks::from(tree, from) {
+        let chunk = chunk.map_err(|e| match e {
+            ChunkError::Read(e) => storage(expected)(e),
+            ChunkError::Problem(p) => problem(p),
+        })?;
+        let index = chunk.decode_index().map_err(problem)?;
+        for (k, (seq, bytes)) in chunk.entries().enumerate() {
+            let checked =
+                check_in_chunk(seq, bytes, index.entries.get(k), origin).map_err(problem)?;
+            check_link(&checked, &prev_hash).map_err(problem)?;
+            prev_hash = checked.hash;
+            expected = seq + 1;
+        }
+        chunk.check_count(&index).map_err(problem)?;
+    }
+    if expected != size {
+        return Err((expected, "entry is missing".into()));
+    }
+    if let Some(Ok((key, _))) = tree.scan_prefix([keys::CHECKPOINT]).next_back() {
+        if keys::key_number(&key, keys::CHECKPOINT).is_some_and(|signed| signed > size) {
+            return Err((
+                size,
+                "entries from here on are missing (a signed checkpoint covers them)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn valid_origin(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.len() <= URI_BYTES_MAX
+        && !origin.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !origin.contains('+')
+}
+
+pub(super) fn random_origin() -> String {
+    let mut bytes = [0u8; 8];
+    // Falls back to a time-derived suffix only if the OS has no randomness at all.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes = (SystemClock.now().unix_micros() as u64).to_be_bytes();
+    }
+    format!("trustledger.local/log/{}", hex::encode(bytes))
+}
