@@ -165,14 +165,23 @@ fn main() {
         .collect();
     barrier.wait();
     std::thread::sleep(Duration::from_millis(300)); // let every stream reach the live tail
+    let keys: Vec<String> = (0..APPENDS)
+        .map(|k| {
+            projections::vote_statement::key_from_label(&format!("member-{k}"))
+                .public_key()
+                .to_openssh()
+                .unwrap()
+        })
+        .collect();
     let mut sent = Vec::new();
-    for k in 0..APPENDS {
+    for (k, key) in keys.iter().enumerate() {
         let started = Instant::now();
         let appended = gov
             .execute(
                 &cli,
                 &Command::AddCabMember {
                     member: format!("member-{k}"),
+                    ssh_key: Some(key.clone()),
                 },
             )
             .unwrap();

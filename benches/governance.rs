@@ -3,6 +3,9 @@
 //! - `release_gate/*`: the whole release gate for one approved deployment, artifact hashing
 //!   excluded: the policy's checks alone, and checks + the durable append of the verdict
 //!   (beside one `fdatasync`, the floor of any durable decision).
+//! - `cab_vote/*`: a CAB vote decided and durably appended, signed (SSHSIG verified under the
+//!   member's key) and unsigned, on a log that accepts both (one begun before signed votes were
+//!   required): what the signature check adds to a vote's latency.
 //! - `artifact_hashing/*`: `digest_stream` (256 KiB chunks, never buffering the artifact) vs
 //!   SHA-256 over the same 64 MiB already in memory.
 //!
@@ -12,7 +15,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ed25519_dalek::Signer as _;
 use events::payloads::*;
 use events::{Clock as _, Durability, Log, LogConfig, ManualClock, Timestamp};
+use projections::genesis;
 use projections::policy::{self, Command, PresentedRelease, SubmitDeployment};
+use projections::vote_statement;
 use sha2::{Digest as _, Sha256};
 use std::io::Write as _;
 use std::sync::Arc;
@@ -36,7 +41,9 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-fn setup(durability: Durability) -> Setup {
+/// `signed_votes`: `false` begins the log the way logs were begun before votes were signed
+/// (genesis without `cab.signed_votes_required`), so that unsigned votes are accepted too.
+fn setup(durability: Durability, signed_votes: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap());
     let log = Log::open(
@@ -48,12 +55,29 @@ fn setup(durability: Durability) -> Setup {
         },
     )
     .unwrap();
+    if !signed_votes {
+        let drafts = genesis::genesis_events()
+            .iter()
+            .filter(|(_, p)| !matches!(p, Payload::SignedVotesRequired(_)))
+            .enumerate()
+            .map(|(k, (subject, payload))| {
+                payload.to_draft(
+                    uuid::Uuid::from_u128(k as u128 + 1),
+                    subject,
+                    genesis::GENESIS_ACTOR,
+                    "genesis",
+                )
+            })
+            .collect();
+        log.append_batch_blocking(drafts).unwrap();
+    }
     let gov = Governance::open(log, Arc::new(clock.clone()), IdSource::Seeded(1)).unwrap();
     let admin = Principal::new("ada", &[Role::Admin]);
     gov.execute(
         &admin,
         &Command::AddCabMember {
             member: "carol".into(),
+            ssh_key: Some(carols_key().public_key().to_openssh().unwrap()),
         },
     )
     .unwrap();
@@ -110,9 +134,13 @@ fn setup(durability: Durability) -> Setup {
     }
 }
 
+fn carols_key() -> ssh_key::PrivateKey {
+    vote_statement::key_from_label("carol")
+}
+
 impl Setup {
-    /// A freshly submitted and approved deployment (not timed).
-    fn approved(&self) -> PresentedRelease {
+    /// A freshly submitted deployment waiting for the CAB (not timed).
+    fn pending(&self) -> uuid::Uuid {
         self.n.set(self.n.get() + 1);
         let evidence_id = *self
             .gov
@@ -138,16 +166,38 @@ impl Setup {
                 },
             )
             .unwrap();
-        self.gov
-            .execute(
-                &self.cab,
-                &Command::Vote {
-                    deployment_id: id,
-                    approve: true,
-                    rationale: "ok".into(),
-                },
-            )
-            .unwrap();
+        id
+    }
+
+    /// Carol's approval of `id`, signed or not.
+    fn vote(&self, id: uuid::Uuid, signed: bool) -> Command {
+        let at = self.gov.current_time();
+        let subject = id.to_string();
+        let signature = signed.then(|| {
+            self.gov
+                .with_state(|s| {
+                    policy::sign_vote(
+                        s,
+                        &carols_key(),
+                        (vote_statement::Kind::Deployment, &subject),
+                        (true, "ok"),
+                        at,
+                    )
+                })
+                .unwrap()
+        });
+        Command::Vote {
+            deployment_id: id,
+            approve: true,
+            rationale: "ok".into(),
+            signature,
+        }
+    }
+
+    /// A freshly submitted and approved deployment (not timed).
+    fn approved(&self) -> PresentedRelease {
+        let id = self.pending();
+        self.gov.execute(&self.cab, &self.vote(id, true)).unwrap();
         PresentedRelease {
             deployment_id: id,
             artifact_sha256: hex_sha(ARTIFACT),
@@ -162,7 +212,7 @@ fn release_gate(c: &mut Criterion) {
     group
         .sample_size(100)
         .measurement_time(Duration::from_secs(8));
-    let s = setup(Durability::Fsync);
+    let s = setup(Durability::Fsync, true);
     let presented = s.approved();
     let state = s.gov.state();
     let at = s.clock.now();
@@ -189,6 +239,35 @@ fn release_gate(c: &mut Criterion) {
     group.finish();
 }
 
+fn cab_vote(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cab_vote");
+    group
+        .sample_size(100)
+        .measurement_time(Duration::from_secs(8));
+    let s = setup(Durability::Fsync, false);
+    for signed in [false, true] {
+        let name = if signed { "signed" } else { "unsigned" };
+        let id = s.pending();
+        let vote = s.vote(id, signed);
+        let state = s.gov.state();
+        let at = s.gov.current_time();
+        group.bench_function(format!("{name}_decide_only"), |b| {
+            b.iter(|| policy::decide(&state, "carol", at, &vote).unwrap());
+        });
+        group.bench_function(format!("{name}_decided_and_durable"), |b| {
+            b.iter_batched(
+                || {
+                    let id = s.pending();
+                    s.vote(id, signed)
+                },
+                |vote| s.gov.execute(&s.cab, &vote).unwrap(),
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
 fn artifact_hashing(c: &mut Criterion) {
     let mut group = c.benchmark_group("artifact_hashing");
     let data: Vec<u8> = (0..64u32 * 1024 * 1024)
@@ -206,5 +285,5 @@ fn artifact_hashing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, release_gate, artifact_hashing);
+criterion_group!(benches, release_gate, cab_vote, artifact_hashing);
 criterion_main!(benches);

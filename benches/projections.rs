@@ -39,10 +39,12 @@ fn build(dir: &std::path::Path, deployments: u64) -> ManualClock {
     let dev = Principal::new("dev", &[Role::Submitter]);
     let agent = Principal::new("agent", &[Role::Deployer]);
     let cab = Principal::new("carol", &[Role::Cab]);
+    let carol = projections::vote_statement::key_from_label("carol");
     gov.execute(
         &admin,
         &Command::AddCabMember {
             member: "carol".into(),
+            ssh_key: Some(carol.public_key().to_openssh().unwrap()),
         },
     )
     .unwrap();
@@ -97,12 +99,26 @@ fn build(dir: &std::path::Path, deployments: u64) -> ManualClock {
             },
         )
         .unwrap();
+        let subject = id.to_string();
+        let at = gov.current_time();
+        let signature = gov
+            .with_state(|s| {
+                projections::policy::sign_vote(
+                    s,
+                    &carol,
+                    (projections::vote_statement::Kind::Deployment, &subject),
+                    (true, "ok"),
+                    at,
+                )
+            })
+            .unwrap();
         gov.execute(
             &cab,
             &Command::Vote {
                 deployment_id: id,
                 approve: true,
                 rationale: "ok".into(),
+                signature: Some(signature),
             },
         )
         .unwrap();

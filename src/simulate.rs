@@ -15,8 +15,11 @@ use ed25519_dalek::Signer as _;
 use events::payloads::*;
 use events::{Clock as _, ManualClock, Timestamp};
 use projections::maturity::READY_TO_PROGRESS;
-use projections::policy::{Command, IncidentReport, PresentedRelease, SubmitDeployment};
+use projections::policy::{
+    self, Command, IncidentReport, PresentedRelease, SignedVote, SubmitDeployment,
+};
 use projections::state::DeploymentStatus;
+use projections::vote_statement;
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -295,6 +298,25 @@ impl Sim<'_> {
 
     fn cab(&self, i: usize) -> Principal {
         Principal::new(CAB[i % CAB.len()], &[Role::Cab])
+    }
+
+    /// Member `i`'s key: derived from their name, so that a simulation signs reproducibly.
+    fn cab_key(i: usize) -> ssh_key::PrivateKey {
+        vote_statement::key_from_label(CAB[i % CAB.len()])
+    }
+
+    /// Member `i`'s signature on a vote, against the state as it is now.
+    fn sign(
+        &self,
+        i: usize,
+        target: (vote_statement::Kind, &str),
+        approve: bool,
+        rationale: &str,
+    ) -> Result<SignedVote, CommandError> {
+        let at = self.clock.now();
+        Ok(self.gov.with_state(|s| {
+            policy::sign_vote(s, &Self::cab_key(i), target, (approve, rationale), at)
+        })?)
     }
 
     fn row(&mut self) -> &mut WeekRow {
@@ -636,12 +658,16 @@ impl Sim<'_> {
         );
         self.execute(&self.admin.clone(), &Command::ProposeRiskModel(model))?;
         for k in [0usize, 2, 4] {
+            let rationale = "backtest reviewed";
+            let signature =
+                self.sign(k, (vote_statement::Kind::RiskModel, "1.2"), true, rationale)?;
             self.execute(
                 &self.cab(k),
                 &Command::VoteRiskModel {
                     version: "1.2".into(),
                     approve: true,
-                    rationale: "backtest reviewed".into(),
+                    rationale: rationale.into(),
+                    signature: Some(signature),
                 },
             )?;
         }
@@ -693,11 +719,16 @@ pub fn run(
         spike_week: (config.weeks * 3 / 4).max(2),
         model_proposed: false,
     };
-    for member in CAB {
+    for (i, member) in CAB.iter().enumerate() {
+        let key = Sim::cab_key(i)
+            .public_key()
+            .to_openssh()
+            .expect("an Ed25519 key encodes");
         sim.execute(
             &sim.admin.clone(),
             &Command::AddCabMember {
-                member: member.into(),
+                member: (*member).into(),
+                ssh_key: Some(key),
             },
         )?;
     }
@@ -750,15 +781,21 @@ pub fn run(
                     .with_state(|s| s.deployments.get(&deployment).map(|d| d.status))
                     .expect("submitted");
                 if status == DeploymentStatus::PendingCab {
-                    sim.execute(
-                        &sim.cab(member),
-                        &Command::Vote {
-                            deployment_id: deployment,
-                            approve,
-                            rationale: rationale.into(),
-                        },
-                    )
-                    .map(|_| ())
+                    let subject = deployment.to_string();
+                    let target = (vote_statement::Kind::Deployment, subject.as_str());
+                    sim.sign(member, target, approve, rationale)
+                        .and_then(|signature| {
+                            sim.execute(
+                                &sim.cab(member),
+                                &Command::Vote {
+                                    deployment_id: deployment,
+                                    approve,
+                                    rationale: rationale.into(),
+                                    signature: Some(signature),
+                                },
+                            )
+                        })
+                        .map(|_| ())
                 } else {
                     Ok(())
                 }
@@ -773,16 +810,24 @@ pub fn run(
                 progress(week);
                 r
             }
-            Action::Progress { to_level, member } => sim
-                .execute(
-                    &sim.cab(member),
-                    &Command::VoteProgression {
-                        to_level,
-                        approve: true,
-                        rationale: "criteria met".into(),
-                    },
-                )
-                .map(|_| ()),
+            Action::Progress { to_level, member } => {
+                let rationale = "criteria met";
+                let subject = to_level.to_string();
+                let target = (vote_statement::Kind::MaturityProgression, subject.as_str());
+                sim.sign(member, target, true, rationale)
+                    .and_then(|signature| {
+                        sim.execute(
+                            &sim.cab(member),
+                            &Command::VoteProgression {
+                                to_level,
+                                approve: true,
+                                rationale: rationale.into(),
+                                signature: Some(signature),
+                            },
+                        )
+                    })
+                    .map(|_| ())
+            }
         };
         match result {
             // A rule refusing a command is part of the story (a late vote, a stale progression).

@@ -7,7 +7,8 @@ use events::catalogue::access::{AccessGranted, AccessRevoked};
 use events::checkpoint::{Checkpoint, NoteSigner};
 use events::{Log, LogConfig, ManualClock, Timestamp};
 use http_body_util::BodyExt as _;
-use projections::policy::Command;
+use projections::policy::{self, Command};
+use projections::vote_statement::{key_from_label, Kind};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -96,6 +97,7 @@ fn api() -> Api {
         &Principal::new("ada", &[Role::Admin]),
         &Command::AddCabMember {
             member: "carol".into(),
+            ssh_key: Some(key_line("carol")),
         },
     )
     .unwrap();
@@ -167,6 +169,24 @@ impl Api {
     fn size(&self) -> u64 {
         self.gov.log().head().size
     }
+    /// A vote's body, signed now by `member` (with their key, derived from their name).
+    fn vote_body(
+        &self,
+        member: &str,
+        target: (Kind, &str),
+        approve: bool,
+        rationale: &str,
+    ) -> Value {
+        let at = self.gov.current_time();
+        let signed = self
+            .gov
+            .with_state(|s| {
+                policy::sign_vote(s, &key_from_label(member), target, (approve, rationale), at)
+            })
+            .unwrap();
+        json!({"approve": approve, "rationale": rationale,
+               "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig}})
+    }
     async fn as_token(
         &self,
         token: &str,
@@ -177,6 +197,11 @@ impl Api {
         self.call(method, uri, Some(token), Body::from(body.to_string()), true)
             .await
     }
+}
+
+/// `member`'s public key line: their key is derived from their name (`key_from_label`).
+fn key_line(member: &str) -> String {
+    key_from_label(member).public_key().to_openssh().unwrap()
 }
 
 fn evidence_body() -> Value {
@@ -407,6 +432,7 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
                 &admin,
                 &Command::AddCabMember {
                     member: "dev".into(),
+                    ssh_key: Some(key_line("dev")),
                 },
             )
             .unwrap();
@@ -429,7 +455,10 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
             Method::POST,
             &format!("/api/v1/deployments/{id}/votes"),
             Some(&both),
-            Body::from(json!({"approve": true, "rationale": "mine"}).to_string()),
+            Body::from(
+                a.vote_body("dev", (Kind::Deployment, &id), true, "mine")
+                    .to_string(),
+            ),
             true,
         )
         .await;
@@ -564,7 +593,9 @@ fn a_real_server_runs_the_workflow_serves_verifiable_proofs_and_resumable_stream
         "POST",
         &format!("/api/v1/deployments/{id}/votes"),
         Some(&t("carol")),
-        br#"{"approve":true,"rationale":"reviewed"}"#,
+        a.vote_body("carol", (Kind::Deployment, &id), true, "reviewed")
+            .to_string()
+            .as_bytes(),
     );
     assert_eq!(s, 200);
     let (s, r) = http(
@@ -728,7 +759,13 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         let admin = Principal::new("ada", &[Role::Admin]);
         for m in ["chen", "cyril"] {
             a.gov
-                .execute(&admin, &Command::AddCabMember { member: m.into() })
+                .execute(
+                    &admin,
+                    &Command::AddCabMember {
+                        member: m.into(),
+                        ssh_key: Some(key_line(m)),
+                    },
+                )
                 .unwrap();
         }
         a
@@ -752,14 +789,14 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         StatusCode::CONFLICT,
         "loosening needs the CAB first: {p}"
     );
-    for token in [a.tokens["carol"].clone(), chen.clone(), cyril.clone()] {
+    for (member, token) in [
+        ("carol", a.tokens["carol"].clone()),
+        ("chen", chen.clone()),
+        ("cyril", cyril.clone()),
+    ] {
+        let body = a.vote_body(member, (Kind::RiskModel, "1.2"), true, "backtest reviewed");
         let (s, v, _) = a
-            .as_token(
-                &token,
-                Method::POST,
-                "/api/v1/risk-models/1.2/votes",
-                json!({"approve": true, "rationale": "backtest reviewed"}),
-            )
+            .as_token(&token, Method::POST, "/api/v1/risk-models/1.2/votes", body)
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }

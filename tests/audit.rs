@@ -268,7 +268,8 @@ fn evidence_recorded_with_another_hash_is_found_and_so_is_its_release() {
         let other_hash = json!("ab".repeat(32));
         v[recorded]["data"]["evidence_hash"] = other_hash.clone();
         v[submitted]["data"]["evidence_hash"] = other_hash;
-        expected = vec![recorded as u64, released as u64];
+        let voted = find(v, "cab.vote_cast", deployment);
+        expected = vec![recorded as u64, voted as u64, released as u64];
     });
     let found = findings(&forged);
     assert_eq!(
@@ -276,7 +277,9 @@ fn evidence_recorded_with_another_hash_is_found_and_so_is_its_release() {
         expected,
         "{found:?}"
     );
-    assert!(found[1].1.contains("EVIDENCE_TAMPERED"), "{found:?}");
+    // The member signed the evidence hash they saw, not the forged one.
+    assert!(found[1].1.contains("does not verify"), "{found:?}");
+    assert!(found[2].1.contains("EVIDENCE_TAMPERED"), "{found:?}");
 }
 
 #[test]

@@ -4,8 +4,9 @@
 use events::catalogue::access::AccessGranted;
 use events::checkpoint::NoteSigner;
 use events::{Durability, Log, LogConfig, SystemClock};
-use projections::policy::Command;
+use projections::policy::{self, Command};
 use projections::state::GovernanceState;
+use projections::vote_statement::{key_from_label, Kind};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,6 +67,7 @@ fn server(durability: Durability) -> Server {
         &cli,
         &Command::AddCabMember {
             member: "carol".into(),
+            ssh_key: Some(key_from_label("carol").public_key().to_openssh().unwrap()),
         },
     )
     .unwrap();
@@ -77,6 +79,27 @@ fn server(durability: Durability) -> Server {
         gov,
         tokens,
     }
+}
+
+/// Carol's vote approving deployment `id`, signed now with her key (derived from her name).
+fn carols_vote(s: &Server, id: &str) -> Vec<u8> {
+    let at = s.gov.current_time();
+    let signed = s
+        .gov
+        .with_state(|state| {
+            policy::sign_vote(
+                state,
+                &key_from_label("carol"),
+                (Kind::Deployment, id),
+                (true, "reviewed"),
+                at,
+            )
+        })
+        .unwrap();
+    json!({"approve": true, "rationale": "reviewed",
+           "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig}})
+    .to_string()
+    .into_bytes()
 }
 
 fn evidence_body() -> Value {
@@ -117,7 +140,7 @@ fn one_client(s: &Server, n: usize) -> Acknowledged {
     let (status, v) = post(
         &format!("/api/v1/deployments/{id}/votes"),
         "carol",
-        br#"{"approve":true,"rationale":"reviewed"}"#,
+        &carols_vote(s, &id),
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&v));
     ack.voted = true;
@@ -393,7 +416,7 @@ fn an_sbom_uploaded_before_a_restart_is_checked_at_the_release_after_it() {
         &s,
         &format!("/api/v1/deployments/{id}/votes"),
         "carol",
-        br#"{"approve":true,"rationale":"ok"}"#,
+        &carols_vote(&s, &id),
     );
     let (status, body) = http(
         s.port,

@@ -328,6 +328,7 @@ fn quorum_counts_distinct_members_and_any_rejection_rejects() {
             deployment_id: third,
             approve: true,
             rationale: "lgtm".into(),
+            signature: None,
         },
     ));
     assert!(matches!(r, Rejection::Forbidden(ref m) if m.contains("not a CAB member")));
@@ -337,15 +338,19 @@ fn quorum_counts_distinct_members_and_any_rejection_rejects() {
             &w.admin,
             &Command::AddCabMember {
                 member: "ci-bot".into(),
+                ssh_key: Some(key_line("ci-bot")),
             },
         )
         .unwrap();
+    let subject = third.to_string();
+    let signature = w.sign("ci-bot", (Kind::Deployment, &subject), true, "lgtm");
     let r = rejected(w.gov.execute(
         &generator,
         &Command::Vote {
             deployment_id: third,
             approve: true,
             rationale: "lgtm".into(),
+            signature: Some(signature),
         },
     ));
     assert!(matches!(r, Rejection::Forbidden(ref m) if m.contains("evidence generator")));
@@ -600,10 +605,16 @@ fn risk_models_tighten_at_once_and_loosen_only_with_three_cab_approvals() {
         ),
         "loosening needs the CAB"
     );
-    let vote = |_member: usize| Command::VoteRiskModel {
+    let vote = |member: usize| Command::VoteRiskModel {
         version: "1.2".into(),
         approve: true,
         rationale: "backtest attached".into(),
+        signature: Some(w.sign(
+            &w.cab[member].name,
+            (Kind::RiskModel, "1.2"),
+            true,
+            "backtest attached",
+        )),
     };
     assert!(
         matches!(
@@ -763,6 +774,7 @@ fn bad_input_is_refused_with_a_precise_error_and_nothing_written() {
             deployment_id: Uuid::nil(),
             approve: true,
             rationale: "x".into(),
+            signature: None,
         },
     );
     assert!(matches!(r, Err(CommandError::Unauthorized { .. })));

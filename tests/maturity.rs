@@ -72,6 +72,12 @@ fn progress(w: &World, to_level: u32) {
                     to_level,
                     approve: true,
                     rationale: "evidence reviewed".into(),
+                    signature: Some(w.sign(
+                        &w.cab[member].name,
+                        (Kind::MaturityProgression, &to_level.to_string()),
+                        true,
+                        "evidence reviewed",
+                    )),
                 },
             )
             .unwrap();
@@ -131,6 +137,14 @@ fn progression_needs_two_cab_approvals_of_a_ready_evaluation() {
                 to_level: 1,
                 approve: true,
                 rationale: "ok".into(),
+                signature: w.gov.with_state(|s| s.last_evaluation.is_some()).then(|| {
+                    w.sign(
+                        &w.cab[member].name,
+                        (Kind::MaturityProgression, "1"),
+                        true,
+                        "ok",
+                    )
+                }),
             },
         )
     };
@@ -153,7 +167,8 @@ fn progression_needs_two_cab_approvals_of_a_ready_evaluation() {
             &Command::VoteProgression {
                 to_level: 1,
                 approve: true,
-                rationale: "x".into()
+                rationale: "x".into(),
+                signature: None,
             }
         )),
         Rejection::Forbidden(_)
@@ -377,6 +392,12 @@ fn calibration_statistics_against_a_hand_count() {
                     version: "1.2".into(),
                     approve: true,
                     rationale: "backtested".into(),
+                    signature: Some(w.sign(
+                        &w.cab[member].name,
+                        (Kind::RiskModel, "1.2"),
+                        true,
+                        "backtested",
+                    )),
                 },
             )
             .unwrap();

@@ -215,10 +215,32 @@ impl EventPayload for MaturityLevelChanged {
 pub struct CabMemberAdded {
     /// The member's principal name.
     pub member: String,
+    /// The key their votes are signed with (absent only on logs that never required signed
+    /// votes; such a member registers one before voting on a log that does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<MemberKey>,
 }
 impl EventPayload for CabMemberAdded {
     const NAME: &'static str = "cab.member_added";
-    const VERSION: u32 = 1;
+    // v2 added `ssh_key`; a v1 payload is a v2 payload without it.
+    const VERSION: u32 = 2;
+
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        match from {
+            1 => Ok(data),
+            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
+        }
+    }
+}
+
+/// A CAB member's OpenSSH Ed25519 public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberKey {
+    /// The key as an `authorized_keys` line without its comment (`ssh-ed25519 AAAA...`).
+    pub public_key: String,
+    /// Its fingerprint (`SHA256:` and unpadded base64, as `ssh-keygen -l` prints it).
+    pub fingerprint: String,
 }
 
 /// A principal left the CAB.
@@ -503,9 +525,79 @@ pub struct CabVoteCast {
     pub approve: bool,
     /// The member's rationale.
     pub rationale: String,
+    /// The member's SSH signature over the vote's statement (absent only on logs that never
+    /// required signed votes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<VoteSignature>,
 }
 impl EventPayload for CabVoteCast {
     const NAME: &'static str = "cab.vote_cast";
+    // v2 added `signature`; a v1 payload is a v2 payload without it.
+    const VERSION: u32 = 2;
+
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        match from {
+            1 => Ok(data),
+            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
+        }
+    }
+}
+
+/// What a member signed: the parts of a vote's statement the vote itself does not hold, and the
+/// signature (see `projections::vote_statement` for the statement's exact bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteSignature {
+    /// What the member approved or rejected, as they saw it (lowercase hex SHA-256): the
+    /// deployment's evidence hash, the risk model's digest, or the maturity evaluation's digest.
+    pub digest: String,
+    /// When the member signed (entry time spelling).
+    pub signed_at: String,
+    /// The key's fingerprint (`SHA256:` and unpadded base64, as `ssh-keygen -l` prints it).
+    pub key_fingerprint: String,
+    /// The armored SSHSIG (`-----BEGIN SSH SIGNATURE-----` ...), namespace `trustledger-vote`.
+    pub sshsig: String,
+}
+
+/// A CAB member's OpenSSH Ed25519 key is in force from this entry on, replacing any earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabMemberKeyRegistered {
+    /// The member.
+    pub member: String,
+    /// The key.
+    pub ssh_key: MemberKey,
+}
+impl EventPayload for CabMemberKeyRegistered {
+    const NAME: &'static str = "cab.member_key_registered";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB member's key is revoked from this entry on, and can never be registered again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabMemberKeyRevoked {
+    /// The member.
+    pub member: String,
+    /// The key's fingerprint.
+    pub fingerprint: String,
+    /// Why.
+    pub reason: String,
+}
+impl EventPayload for CabMemberKeyRevoked {
+    const NAME: &'static str = "cab.member_key_revoked";
+    const VERSION: u32 = 1;
+}
+
+/// From this entry on, every CAB vote must carry its member's SSH signature. Never undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedVotesRequired {
+    /// The SSHSIG namespace votes are signed in (`trustledger-vote`).
+    pub namespace: String,
+}
+impl EventPayload for SignedVotesRequired {
+    const NAME: &'static str = "cab.signed_votes_required";
     const VERSION: u32 = 1;
 }
 
@@ -1039,6 +1131,9 @@ payloads! {
     MaturityLevelChanged(MaturityLevelChanged),
     CabMemberAdded(CabMemberAdded),
     CabMemberRemoved(CabMemberRemoved),
+    CabMemberKeyRegistered(CabMemberKeyRegistered),
+    CabMemberKeyRevoked(CabMemberKeyRevoked),
+    SignedVotesRequired(SignedVotesRequired),
     SigningKeyTrusted(SigningKeyTrusted),
     SigningKeyRevoked(SigningKeyRevoked),
     EvidenceRecorded(EvidenceRecorded),

@@ -262,5 +262,11 @@ pub fn genesis_events() -> Vec<(String, Payload)> {
                 levels: maturity_levels(),
             }),
         ),
+        (
+            "cab/members".into(),
+            Payload::SignedVotesRequired(SignedVotesRequired {
+                namespace: crate::vote_statement::NAMESPACE.into(),
+            }),
+        ),
     ]
 }

@@ -19,5 +19,6 @@ pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod views;
+pub mod vote_statement;
 
 pub use events;

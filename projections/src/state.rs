@@ -543,6 +543,14 @@ pub struct GovernanceState {
     pub presented_sboms: BTreeMap<Uuid, String>,
     /// Break-glass releases not yet reviewed: deployment → (who broke the glass, its approvers).
     pub unreviewed_breakglass: BTreeMap<Uuid, (String, Vec<String>)>,
+    /// The log's origin (every entry's `source`), which signed votes name.
+    pub origin: String,
+    /// Each CAB member's SSH key in force.
+    pub member_keys: BTreeMap<String, MemberKey>,
+    /// Fingerprints of member keys revoked (never registered again).
+    pub revoked_member_keys: BTreeSet<String>,
+    /// Whether every vote must be signed by its member's key in force.
+    pub signed_votes_required: bool,
 }
 
 /// A bearer token's grant.
@@ -637,6 +645,10 @@ impl GovernanceState {
         self.last_seq = Some(entry.seq);
         self.last_time = Some(entry.time);
         self.level_since.get_or_insert(entry.time);
+        if self.origin.is_empty() {
+            // Every entry names the log's origin; the first one folded sets it.
+            self.origin.clone_from(&entry.source);
+        }
         let payload = match decoded {
             Ok(Some(p)) => p,
             Ok(None) => return,
@@ -680,11 +692,29 @@ impl GovernanceState {
                 self.progression_votes.clear();
             }
             Payload::CabMemberAdded(p) => {
+                if let Some(key) = p.ssh_key {
+                    self.member_keys.insert(p.member.clone(), key);
+                }
                 self.cab_members.insert(p.member);
             }
             Payload::CabMemberRemoved(p) => {
+                self.member_keys.remove(&p.member);
                 self.cab_members.remove(&p.member);
             }
+            Payload::CabMemberKeyRegistered(p) => {
+                self.member_keys.insert(p.member, p.ssh_key);
+            }
+            Payload::CabMemberKeyRevoked(p) => {
+                if self
+                    .member_keys
+                    .get(&p.member)
+                    .is_some_and(|k| k.fingerprint == p.fingerprint)
+                {
+                    self.member_keys.remove(&p.member);
+                }
+                self.revoked_member_keys.insert(p.fingerprint);
+            }
+            Payload::SignedVotesRequired(_) => self.signed_votes_required = true,
             Payload::SigningKeyTrusted(p) => {
                 self.signing_keys.insert(
                     p.key_id,

@@ -287,11 +287,37 @@ struct Alive {
     status: &'static str,
 }
 
+/// A CAB member's vote.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
+    /// `true` approves, `false` rejects.
     approve: bool,
+    /// Why.
     rationale: String,
+    /// The member's SSH signature over the vote's statement: required on every log that
+    /// requires signed votes (every new log). `GET /api/v1/cab/vote-statement` gives the bytes.
+    #[serde(default)]
+    signature: Option<SignatureBody>,
+}
+
+/// A member's SSH signature over a vote's statement.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SignatureBody {
+    /// The statement's `signed-at` (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC).
+    signed_at: String,
+    /// The armored signature `ssh-keygen -Y sign -n trustledger-vote` writes.
+    sshsig: String,
+}
+
+impl SignatureBody {
+    fn into_signed_vote(self) -> policy::SignedVote {
+        policy::SignedVote {
+            signed_at: self.signed_at,
+            sshsig: self.sshsig,
+        }
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -80,7 +80,9 @@ pub fn roles_for(command: &Command) -> &'static [Role] {
         | Command::TrustSigningKey(_)
         | Command::RevokeSigningKey(_)
         | Command::GrantAccess(_)
-        | Command::RevokeAccess(_) => &[Role::Admin],
+        | Command::RevokeAccess(_)
+        | Command::RequireSignedVotes => &[Role::Admin],
+        Command::RevokeMemberKey { .. } => &[Role::Admin, Role::Cab],
         Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
         Command::Submit { .. } => &[Role::Submitter],
         Command::Release(_) | Command::PresentSbom(_) => &[Role::Deployer],

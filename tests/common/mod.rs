@@ -6,8 +6,11 @@ use ed25519_dalek::Signer as _;
 use events::payloads::*;
 use events::Clock as _;
 use events::{Durability, Log, LogConfig, ManualClock, Timestamp};
-use projections::policy::{Command, IncidentReport, PresentedRelease, Rejection, SubmitDeployment};
+use projections::policy::{
+    self, Command, IncidentReport, PresentedRelease, Rejection, SignedVote, SubmitDeployment,
+};
 use projections::state::DeploymentStatus;
+pub use projections::vote_statement::{key_from_label, Kind};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +20,11 @@ use trustledger::governance::{
 use uuid::Uuid;
 
 pub const DAY: i64 = 86_400_000_000;
+
+/// `member`'s public key line: their key is derived from their name (`key_from_label`).
+pub fn key_line(member: &str) -> String {
+    key_from_label(member).public_key().to_openssh().unwrap()
+}
 
 pub struct World {
     pub _dir: tempfile::TempDir,
@@ -57,6 +65,7 @@ pub fn world() -> World {
             &admin,
             &Command::AddCabMember {
                 member: member.name.clone(),
+                ssh_key: Some(key_line(&member.name)),
             },
         )
         .unwrap();
@@ -158,14 +167,51 @@ impl World {
     }
 
     pub fn vote(&self, member: usize, id: Uuid, approve: bool) -> Result<Outcome, CommandError> {
+        let subject = id.to_string();
+        // An unknown deployment has no statement to sign: the vote goes unsigned, to be refused.
+        let signature = self.try_sign(
+            &self.cab[member].name,
+            (Kind::Deployment, &subject),
+            approve,
+            "reviewed",
+        );
         self.gov.execute(
             &self.cab[member],
             &Command::Vote {
                 deployment_id: id,
                 approve,
                 rationale: "reviewed".into(),
+                signature,
             },
         )
+    }
+
+    /// `member`'s signature (with their key, derived from their name) on a vote, now.
+    pub fn sign(
+        &self,
+        member: &str,
+        target: (Kind, &str),
+        approve: bool,
+        rationale: &str,
+    ) -> SignedVote {
+        self.try_sign(member, target, approve, rationale)
+            .expect("a known subject")
+    }
+
+    /// [`World::sign`], or `None` for an unknown subject.
+    pub fn try_sign(
+        &self,
+        member: &str,
+        target: (Kind, &str),
+        approve: bool,
+        rationale: &str,
+    ) -> Option<SignedVote> {
+        let at = self.gov.current_time();
+        self.gov
+            .with_state(|s| {
+                policy::sign_vote(s, &key_from_label(member), target, (approve, rationale), at)
+            })
+            .ok()
     }
 
     pub fn release(

@@ -1,6 +1,7 @@
 //! The CAB: membership, votes on deployments, raised classifications.
 
 use super::*;
+use crate::vote_statement::Kind;
 
 /// Decides this module's commands.
 pub(super) fn decide(
@@ -10,7 +11,7 @@ pub(super) fn decide(
     command: &Command,
 ) -> Result<Decision, Rejection> {
     match command {
-        Command::AddCabMember { member } => {
+        Command::AddCabMember { member, ssh_key } => {
             names::check_name("member", member, NAME_BYTES_MAX)?;
             let known = state
                 .cab_members
@@ -27,10 +28,21 @@ pub(super) fn decide(
                     "{member} is already a CAB member"
                 )));
             }
+            let ssh_key = match ssh_key {
+                Some(line) => Some(signed_votes::member_key(state, member, line)?),
+                None if state.signed_votes_required => {
+                    return Err(invalid(
+                        "ssh_key",
+                        "required: this log requires signed votes, so a member joins with the OpenSSH Ed25519 public key they sign with",
+                    ))
+                }
+                None => None,
+            };
             Ok(Decision::one(
                 "cab/members".into(),
                 Payload::CabMemberAdded(CabMemberAdded {
                     member: member.clone(),
+                    ssh_key,
                 }),
             ))
         }
@@ -52,7 +64,16 @@ pub(super) fn decide(
             deployment_id,
             approve,
             rationale,
-        } => decide_vote(state, actor, at, *deployment_id, *approve, rationale),
+            signature,
+        } => decide_vote(
+            state,
+            actor,
+            at,
+            *deployment_id,
+            *approve,
+            rationale,
+            signature.as_ref(),
+        ),
         Command::RaiseClassification {
             deployment_id,
             to,
@@ -120,6 +141,7 @@ fn decide_vote(
     deployment_id: Uuid,
     approve: bool,
     rationale: &str,
+    signature: Option<&SignedVote>,
 ) -> Result<Decision, Rejection> {
     check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
     let d = deployment(state, &deployment_id)?;
@@ -149,6 +171,19 @@ fn decide_vote(
             d.status.as_str()
         )));
     }
+    let signature = signed_votes::check(
+        state,
+        actor,
+        at,
+        signed_votes::VoteSubject {
+            kind: Kind::Deployment,
+            subject: deployment_id.to_string(),
+            digest: hex::encode(d.submitted.evidence_hash),
+            approve,
+            rationale,
+        },
+        signature,
+    )?;
     let subject = deployment_subject(&deployment_id);
     let mut events = vec![(
         subject.clone(),
@@ -156,6 +191,7 @@ fn decide_vote(
             target: VoteTarget::Deployment { deployment_id },
             approve,
             rationale: rationale.to_owned(),
+            signature,
         }),
     )];
     if !approve {

@@ -21,7 +21,18 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
         Payload::BlastRadiusPolicySet(p) => Command::SetBlastRadiusPolicy(p.clone()),
         Payload::CabMemberAdded(p) => Command::AddCabMember {
             member: p.member.clone(),
+            ssh_key: p.ssh_key.as_ref().map(|k| k.public_key.clone()),
         },
+        Payload::CabMemberKeyRegistered(p) => Command::RegisterMemberKey {
+            member: p.member.clone(),
+            ssh_key: p.ssh_key.public_key.clone(),
+        },
+        Payload::CabMemberKeyRevoked(p) => Command::RevokeMemberKey {
+            member: p.member.clone(),
+            fingerprint: p.fingerprint.clone(),
+            reason: p.reason.clone(),
+        },
+        Payload::SignedVotesRequired(_) => Command::RequireSignedVotes,
         Payload::CabMemberRemoved(p) => Command::RemoveCabMember {
             member: p.member.clone(),
         },
@@ -48,16 +59,19 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
                 deployment_id: *deployment_id,
                 approve: p.approve,
                 rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
             },
             VoteTarget::RiskModel { version } => Command::VoteRiskModel {
                 version: version.clone(),
                 approve: p.approve,
                 rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
             },
             VoteTarget::MaturityProgression { to_level } => Command::VoteProgression {
                 to_level: *to_level,
                 approve: p.approve,
                 rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
             },
         },
         Payload::ClassificationRaised(p) => Command::RaiseClassification {

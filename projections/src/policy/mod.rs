@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub use inverse::command_of;
 pub use role::Role;
+pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 
 mod access;
 mod cab;
@@ -26,6 +27,7 @@ mod names;
 mod progression;
 mod release;
 mod role;
+mod signed_votes;
 #[cfg(test)]
 mod tests;
 
@@ -400,6 +402,8 @@ pub enum Command {
         approve: bool,
         /// Rationale.
         rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
     /// Put a model version in force.
     ActivateRiskModel {
@@ -416,7 +420,27 @@ pub enum Command {
     AddCabMember {
         /// Principal name.
         member: String,
+        /// The member's OpenSSH Ed25519 public key (required when votes must be signed).
+        ssh_key: Option<String>,
     },
+    /// A member registers the key their votes are signed with from now on.
+    RegisterMemberKey {
+        /// The member (only they may).
+        member: String,
+        /// The OpenSSH Ed25519 public key line.
+        ssh_key: String,
+    },
+    /// Revoke a member's key in force (the member or an admin).
+    RevokeMemberKey {
+        /// The member.
+        member: String,
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// Why.
+        reason: String,
+    },
+    /// Require every vote from now on to be signed (never undone).
+    RequireSignedVotes,
     /// Remove a CAB member.
     RemoveCabMember {
         /// Principal name.
@@ -448,6 +472,8 @@ pub enum Command {
         approve: bool,
         /// Rationale.
         rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
     /// A CAB member raises a deployment's class.
     RaiseClassification {
@@ -510,6 +536,8 @@ pub enum Command {
         approve: bool,
         /// Rationale.
         rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
     /// Post-review of a break-glass release.
     ReviewBreakglass {
@@ -971,6 +999,9 @@ pub fn decide(
         | Command::RevokeAccess { .. }
         | Command::TrustSigningKey { .. }
         | Command::RevokeSigningKey { .. } => access::decide(state, command),
+        Command::RegisterMemberKey { .. }
+        | Command::RevokeMemberKey { .. }
+        | Command::RequireSignedVotes => signed_votes::decide(state, actor, command),
         Command::AddCabMember { .. }
         | Command::RemoveCabMember { .. }
         | Command::Vote { .. }

@@ -27,6 +27,7 @@ pub(super) fn decide(
             version,
             approve,
             rationale,
+            signature,
         } => {
             check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
             let model = state
@@ -52,6 +53,19 @@ pub(super) fn decide(
                     "model {version} is already approved"
                 )));
             }
+            let signature = signed_votes::check(
+                state,
+                actor,
+                at,
+                signed_votes::VoteSubject {
+                    kind: crate::vote_statement::Kind::RiskModel,
+                    subject: version.clone(),
+                    digest: vote_digest(state, crate::vote_statement::Kind::RiskModel, version)?,
+                    approve: *approve,
+                    rationale,
+                },
+                signature.as_ref(),
+            )?;
             let subject = format!("risk_model/{version}");
             let mut events = vec![(
                 subject.clone(),
@@ -61,6 +75,7 @@ pub(super) fn decide(
                     },
                     approve: *approve,
                     rationale: rationale.clone(),
+                    signature,
                 }),
             )];
             let approvers: Vec<String> = model

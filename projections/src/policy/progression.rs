@@ -32,7 +32,15 @@ pub(super) fn decide(
             to_level,
             approve,
             rationale,
-        } => decide_progression(state, actor, *to_level, *approve, rationale),
+            signature,
+        } => decide_progression(
+            state,
+            actor,
+            at,
+            *to_level,
+            (*approve, rationale),
+            signature.as_ref(),
+        ),
         _ => unreachable!("policy::decide dispatches only this module's commands here"),
     }
 }
@@ -40,9 +48,10 @@ pub(super) fn decide(
 fn decide_progression(
     state: &GovernanceState,
     actor: &str,
+    at: Timestamp,
     to_level: u32,
-    approve: bool,
-    rationale: &str,
+    (approve, rationale): (bool, &str),
+    signature: Option<&SignedVote>,
 ) -> Result<Decision, Rejection> {
     check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
     require_member(state, actor)?;
@@ -78,6 +87,19 @@ fn decide_progression(
             "{actor} already approved progression to {to_level}"
         )));
     }
+    let signature = signed_votes::check(
+        state,
+        actor,
+        at,
+        signed_votes::VoteSubject {
+            kind: crate::vote_statement::Kind::MaturityProgression,
+            subject: to_level.to_string(),
+            digest: crate::vote_statement::canonical_digest(&evaluation.evaluation),
+            approve,
+            rationale,
+        },
+        signature,
+    )?;
     let subject = "maturity/level".to_owned();
     let mut events = vec![(
         subject.clone(),
@@ -85,6 +107,7 @@ fn decide_progression(
             target: VoteTarget::MaturityProgression { to_level },
             approve,
             rationale: rationale.to_owned(),
+            signature,
         }),
     )];
     let approvers: Vec<String> = voted

@@ -6,6 +6,14 @@ use crate::genesis::{genesis_events, GENESIS_ACTOR};
 use events::{Entry, Position};
 use proptest::prelude::*;
 
+/// `member`'s public key line (their key is derived from their name: see `key_from_label`).
+fn public_line(member: &str) -> String {
+    crate::vote_statement::key_from_label(member)
+        .public_key()
+        .to_openssh()
+        .unwrap()
+}
+
 const ARTIFACT_SHA256: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// A state folded from entries built in memory, as the service would have written them.
@@ -31,10 +39,39 @@ impl Given {
                 "ada",
                 &Command::AddCabMember {
                     member: member.into(),
+                    ssh_key: Some(public_line(member)),
                 },
             );
         }
         given
+    }
+
+    /// `member`'s vote on a deployment, signed now with their key.
+    fn vote(&self, member: &str, deployment_id: Uuid, approve: bool, rationale: &str) -> Command {
+        Command::Vote {
+            deployment_id,
+            approve,
+            rationale: rationale.into(),
+            signature: Some(self.signature(member, deployment_id, approve, rationale)),
+        }
+    }
+
+    fn signature(
+        &self,
+        member: &str,
+        deployment_id: Uuid,
+        approve: bool,
+        rationale: &str,
+    ) -> SignedVote {
+        let subject = deployment_id.to_string();
+        sign_vote(
+            &self.state,
+            &crate::vote_statement::key_from_label(member),
+            (crate::vote_statement::Kind::Deployment, &subject),
+            (approve, rationale),
+            self.at,
+        )
+        .unwrap()
     }
 
     fn id(&mut self) -> Uuid {
@@ -80,11 +117,7 @@ impl Given {
         let deployment_id = self.pending_deployment();
         self.decided(
             "carol",
-            &Command::Vote {
-                deployment_id,
-                approve: true,
-                rationale: "reviewed".into(),
-            },
+            &self.vote("carol", deployment_id, true, "reviewed"),
         );
         deployment_id
     }
@@ -186,11 +219,7 @@ fn a_vote_by_someone_outside_the_cab_is_refused() {
     let deployment_id = given.approved_deployment();
     let refused = given.when(
         "mallory",
-        &Command::Vote {
-            deployment_id,
-            approve: true,
-            rationale: "trust me".into(),
-        },
+        &given.vote("carol", deployment_id, true, "trust me"),
     );
     assert!(
         matches!(refused, Err(Rejection::Forbidden(_))),
@@ -294,7 +323,8 @@ fn names_that_look_like_a_known_one_are_refused() {
         given.when(
             "ada",
             &Command::AddCabMember {
-                member: lookalike.into()
+                member: lookalike.into(),
+                ssh_key: Some(public_line("dora")),
             }
         ),
         Err(Rejection::Conflict(_))
@@ -303,7 +333,8 @@ fn names_that_look_like_a_known_one_are_refused() {
         given.when(
             "ada",
             &Command::AddCabMember {
-                member: "dora\u{200B}".into()
+                member: "dora\u{200B}".into(),
+                ssh_key: Some(public_line("dora")),
             }
         ),
         Err(Rejection::Invalid { .. })
@@ -346,6 +377,7 @@ fn command(pending: Uuid, deployment_id: Uuid) -> impl Strategy<Value = Command>
             deployment_id: pending,
             approve,
             rationale,
+            signature: None,
         }),
         (hex64(), 1..1_000_000u64, 0..50u64, 0..5u64, text()).prop_map(
             |(sha, size, passed, critical, generated_by)| Command::RecordEvidence {
@@ -412,10 +444,199 @@ fn command_of_inverts_decide() {
                 Command::RecordEvidence { .. } => "dev",
                 _ => "agent",
             };
+            let command = match command {
+                Command::Vote {
+                    deployment_id,
+                    approve,
+                    rationale,
+                    ..
+                } => given.vote(actor, deployment_id, approve, &rationale),
+                other => other,
+            };
             let decision = given.when(actor, &command).unwrap();
             let (_, first) = &decision.events[0];
             prop_assert_eq!(command_of(first), Ok(Some(command)));
             Ok(())
         })
         .unwrap();
+}
+
+/// Signs `statement` with `member`'s key, as a client that built it itself would.
+fn signed_over(member: &str, statement: &crate::vote_statement::Statement<'_>) -> SignedVote {
+    SignedVote {
+        signed_at: statement.signed_at.to_owned(),
+        sshsig: statement
+            .sign(&crate::vote_statement::key_from_label(member))
+            .unwrap(),
+    }
+}
+
+#[test]
+fn a_vote_needs_its_members_signature_over_exactly_its_statement() {
+    let mut given = Given::genesis();
+    let id = given.pending_deployment();
+    let other = given.pending_deployment();
+    let vote = |signature| Command::Vote {
+        deployment_id: id,
+        approve: true,
+        rationale: "reviewed".into(),
+        signature,
+    };
+    let forbidden = |r: Result<Decision, Rejection>| matches!(r, Err(Rejection::Forbidden(_)));
+    // Unsigned.
+    assert!(matches!(
+        given.when("chen", &vote(None)),
+        Err(Rejection::Invalid {
+            field: "signature",
+            ..
+        })
+    ));
+    // Signed by another member's key.
+    let by_carol = given.signature("carol", id, true, "reviewed");
+    assert!(forbidden(given.when("chen", &vote(Some(by_carol)))));
+    // Over another statement: another rationale, the other decision, another deployment.
+    let other_rationale = given.signature("chen", id, true, "looks fine");
+    assert!(forbidden(given.when("chen", &vote(Some(other_rationale)))));
+    let rejecting = given.signature("chen", id, false, "reviewed");
+    assert!(forbidden(given.when("chen", &vote(Some(rejecting)))));
+    let replayed = given.signature("chen", other, true, "reviewed");
+    assert!(forbidden(given.when("chen", &vote(Some(replayed)))));
+    // For another log.
+    let subject = id.to_string();
+    let digest = vote_digest(
+        &given.state,
+        crate::vote_statement::Kind::Deployment,
+        &subject,
+    )
+    .unwrap();
+    let signed_at = given.at.to_string();
+    let statement = crate::vote_statement::Statement {
+        kind: crate::vote_statement::Kind::Deployment,
+        origin: "other.example/log",
+        subject: &subject,
+        digest: &digest,
+        approve: true,
+        rationale: "reviewed",
+        signed_at: &signed_at,
+    };
+    assert!(forbidden(
+        given.when("chen", &vote(Some(signed_over("chen", &statement))))
+    ));
+    // The same statement for this log is accepted.
+    let here = crate::vote_statement::Statement {
+        origin: "test.example/policy",
+        ..statement
+    };
+    given.decided("chen", &vote(Some(signed_over("chen", &here))));
+}
+
+#[test]
+fn a_stale_or_future_signature_is_refused() {
+    let mut given = Given::genesis();
+    let id = given.pending_deployment();
+    let at = given.at;
+    for (offset_minutes, accepted) in [(-16, false), (-14, true), (3, false), (1, true)] {
+        given.at = Timestamp::from_unix_micros(at.unix_micros() + offset_minutes * 60_000_000);
+        let signature = given.signature("chen", id, true, "reviewed");
+        given.at = at;
+        let decided = given.when(
+            "chen",
+            &Command::Vote {
+                deployment_id: id,
+                approve: true,
+                rationale: "reviewed".into(),
+                signature: Some(signature),
+            },
+        );
+        assert_eq!(
+            decided.is_ok(),
+            accepted,
+            "{offset_minutes} min: {decided:?}"
+        );
+    }
+}
+
+#[test]
+fn keys_are_each_members_own_and_revoked_keys_never_return() {
+    let mut given = Given::genesis();
+    let register = |member: &str, key_of: &str| Command::RegisterMemberKey {
+        member: member.into(),
+        ssh_key: public_line(key_of),
+    };
+    // Only the member registers their key, and never someone else's.
+    assert!(matches!(
+        given.when("ada", &register("chen", "chen-new")),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert!(matches!(
+        given.when("chen", &register("chen", "carol")),
+        Err(Rejection::Conflict(_))
+    ));
+    assert!(matches!(
+        given.when(
+            "chen",
+            &Command::RegisterMemberKey {
+                member: "chen".into(),
+                ssh_key: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDJ".into(),
+            }
+        ),
+        Err(Rejection::Invalid { .. })
+    ));
+    assert!(matches!(
+        given.when(
+            "ada",
+            &Command::AddCabMember {
+                member: "dora".into(),
+                ssh_key: None,
+            }
+        ),
+        Err(Rejection::Invalid {
+            field: "ssh_key",
+            ..
+        })
+    ));
+    // Revoked: chen cannot vote, and the key never comes back.
+    let fingerprint = given.state.member_keys["chen"].fingerprint.clone();
+    given.decided(
+        "chen",
+        &Command::RevokeMemberKey {
+            member: "chen".into(),
+            fingerprint,
+            reason: "laptop lost".into(),
+        },
+    );
+    let id = given.pending_deployment();
+    let vote = given.vote("chen", id, true, "reviewed");
+    assert!(matches!(
+        given.when("chen", &vote),
+        Err(Rejection::Forbidden(_))
+    ));
+    assert!(matches!(
+        given.when("chen", &register("chen", "chen")),
+        Err(Rejection::Forbidden(_))
+    ));
+    // A new key of chen's own: votes signed with it count, with the old one they do not.
+    given.decided("chen", &register("chen", "chen-new"));
+    assert!(matches!(
+        given.when("chen", &vote),
+        Err(Rejection::Forbidden(_))
+    ));
+    let subject = id.to_string();
+    let signature = sign_vote(
+        &given.state,
+        &crate::vote_statement::key_from_label("chen-new"),
+        (crate::vote_statement::Kind::Deployment, &subject),
+        (true, "reviewed"),
+        given.at,
+    )
+    .unwrap();
+    given.decided(
+        "chen",
+        &Command::Vote {
+            deployment_id: id,
+            approve: true,
+            rationale: "reviewed".into(),
+            signature: Some(signature),
+        },
+    );
 }

@@ -333,6 +333,7 @@ async fn vote(
             deployment_id: id,
             approve: b.approve,
             rationale: b.rationale,
+            signature: b.signature.map(SignatureBody::into_signed_vote),
         },
     )
     .await?;

@@ -432,6 +432,9 @@ struct ProgressionBody {
     to_level: u32,
     approve: bool,
     rationale: String,
+    /// The member's SSH signature over the vote's statement (see `VoteBody`).
+    #[serde(default)]
+    signature: Option<SignatureBody>,
 }
 
 async fn vote_progression(
@@ -446,6 +449,7 @@ async fn vote_progression(
             to_level: b.to_level,
             approve: b.approve,
             rationale: b.rationale,
+            signature: b.signature.map(SignatureBody::into_signed_vote),
         },
     )
     .await?;

@@ -120,6 +120,7 @@ async fn vote_model(
             version: version.clone(),
             approve: b.approve,
             rationale: b.rationale,
+            signature: b.signature.map(SignatureBody::into_signed_vote),
         },
     )
     .await?;
