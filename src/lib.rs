@@ -10,3 +10,4 @@ pub mod commands;
 pub mod data_dir;
 pub mod governance;
 pub mod simulate;
+pub mod vote_client;

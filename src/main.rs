@@ -69,7 +69,51 @@ enum TokenAction {
 }
 
 #[derive(Subcommand)]
+enum VoteOn {
+    /// A deployment waiting for the CAB.
+    Deployment {
+        /// The deployment's id.
+        id: uuid::Uuid,
+    },
+    /// A proposed risk model version.
+    RiskModel {
+        /// The version.
+        version: String,
+    },
+    /// Progression to the next maturity level (after a READY_TO_PROGRESS evaluation).
+    Progression {
+        /// The level to progress to.
+        to_level: u32,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Cast a CAB vote signed with your own SSH key: the statement the service offers is checked,
+    /// shown on stderr, signed (in-process, or by ssh-keygen for a passphrase-protected key or
+    /// one in the agent) and posted.
+    Vote {
+        /// The service's URL.
+        #[arg(long)]
+        url: String,
+        /// Your bearer token [default: $TRUSTLEDGER_TOKEN].
+        #[arg(long, env = "TRUSTLEDGER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Your OpenSSH Ed25519 key (the private key file, or its .pub when the agent holds it).
+        #[arg(long)]
+        key: PathBuf,
+        /// Approve.
+        #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+        approve: bool,
+        /// Reject.
+        #[arg(long)]
+        reject: bool,
+        /// Why (its SHA-256 is in the signed statement).
+        #[arg(long)]
+        rationale: String,
+        #[command(subcommand)]
+        on: VoteOn,
+    },
     /// Open (creating on first start) the data directory and its signing key, and hold it.
     Serve {
         /// Data directory [default: $TRUSTLEDGER_DATA or ./trustledger-data].
@@ -290,6 +334,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Token { action } => token(action),
+        Command::Vote {
+            url,
+            token,
+            key,
+            approve,
+            reject: _,
+            rationale,
+            on,
+        } => {
+            use projections::vote_statement::Kind;
+            let (kind, subject) = match on {
+                VoteOn::Deployment { id } => (Kind::Deployment, id.to_string()),
+                VoteOn::RiskModel { version } => (Kind::RiskModel, version),
+                VoteOn::Progression { to_level } => {
+                    (Kind::MaturityProgression, to_level.to_string())
+                }
+            };
+            let ballot = trustledger::vote_client::Ballot {
+                kind,
+                subject,
+                approve,
+                rationale,
+            };
+            let (recorded, statement) =
+                trustledger::vote_client::vote(&url, &token, &key, &ballot)?;
+            eprint!("signed and recorded:\n{statement}");
+            println!("{recorded}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify {
             data,
             bundle,

@@ -781,3 +781,35 @@ fn a_break_glass_release_never_reviewed_is_found() {
         .unwrap();
     assert_eq!(findings(&entries(&w)), vec![], "reviewed");
 }
+
+/// Whoever holds the data directory and the log's key can re-chain and re-sign the whole log,
+/// but cannot sign as a CAB member: a vote given to another member, or stripped of its
+/// signature, is found at its seq.
+#[test]
+fn a_vote_whose_actor_was_changed_or_signature_stripped_is_found_in_a_resigned_log() {
+    let s = scripted();
+    for strip in [false, true] {
+        let mut expected = 0;
+        let forged = forge(&s.entries, |v| {
+            let vote = v
+                .iter()
+                .position(|e| e["type"] == "trustledger.cab.vote_cast")
+                .unwrap();
+            assert_eq!(v[vote]["actor"], "carol");
+            if strip {
+                v[vote]["data"].as_object_mut().unwrap().remove("signature");
+            } else {
+                v[vote]["actor"] = json!("cyril");
+            }
+            expected = vote as u64;
+        });
+        let found = findings(&forged);
+        assert_eq!(found.first().map(|f| f.0), Some(expected), "{found:?}");
+        let why = if strip {
+            "requires every vote to carry"
+        } else {
+            "not by the key in force"
+        };
+        assert!(found[0].1.contains(why), "{found:?}");
+    }
+}

@@ -281,6 +281,18 @@ async fn vote_statement(
             "rationale_sha256 must be 64 lowercase hex digits",
         ));
     }
+    // The subject as the policy spells it (a lowercase hyphenated id, a level without zeros).
+    let subject = match kind {
+        Kind::Deployment => Uuid::parse_str(&q.subject)
+            .map(|id| id.to_string())
+            .map_err(|_| ApiError::bad_request("subject must be a deployment id"))?,
+        Kind::MaturityProgression => q
+            .subject
+            .parse::<u32>()
+            .map(|level| level.to_string())
+            .map_err(|_| ApiError::bad_request("subject must be a maturity level"))?,
+        Kind::RiskModel => q.subject,
+    };
     let signed_at = match q.signed_at {
         Some(t) => Timestamp::parse(&t)
             .map_err(|_| ApiError::bad_request("signed_at must be YYYY-MM-DDTHH:MM:SS.ffffffZ"))?,
@@ -289,12 +301,12 @@ async fn vote_statement(
     .to_string();
     let (origin, digest) = state
         .gov
-        .with_state(|s| policy::vote_digest(s, kind, &q.subject).map(|d| (s.origin.clone(), d)))
+        .with_state(|s| policy::vote_digest(s, kind, &subject).map(|d| (s.origin.clone(), d)))
         .map_err(|r| ApiError::from(crate::governance::CommandError::from(r)))?;
     let statement = vote_statement::Statement {
         kind,
         origin: &origin,
-        subject: &q.subject,
+        subject: &subject,
         digest: &digest,
         approve: q.approve,
         rationale: "",
