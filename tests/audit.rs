@@ -813,3 +813,34 @@ fn a_vote_whose_actor_was_changed_or_signature_stripped_is_found_in_a_resigned_l
         assert!(found[0].1.contains(why), "{found:?}");
     }
 }
+
+/// A forged vote that reached no quorum on its own still does not count: the approval an honest
+/// vote then completes with it is found short of its quorum.
+#[test]
+fn an_approval_reached_with_a_forged_vote_is_found_short_of_its_quorum() {
+    let w = world();
+    let id = w.submit("SAP GUI", false, 50); // BUSINESS_CRITICAL: quorum 2
+    w.vote(0, id, true).unwrap();
+    w.vote(1, id, true).unwrap();
+    let entries: Vec<Vec<u8>> = w
+        .gov
+        .log()
+        .iter_bytes(0)
+        .map(|r| r.unwrap().1.to_vec())
+        .collect();
+    let mut expected = Vec::new();
+    let forged = forge(&entries, |v| {
+        let forged_vote = find(v, "cab.vote_cast", id);
+        v[forged_vote]["actor"] = json!("cyril");
+        let approved = find(v, "deployment.approved", id);
+        v[approved]["data"]["approvers"] = json!(["chen", "cyril"]);
+        expected = vec![forged_vote as u64, approved as u64];
+    });
+    let found = findings(&forged);
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        expected,
+        "{found:?}"
+    );
+    assert!(found[1].1.contains("deployment.approved"), "{found:?}");
+}

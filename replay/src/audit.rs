@@ -220,6 +220,12 @@ impl Auditor {
             *self.report.decisions.entry(kind.clone()).or_default() += 1;
             derived_exactly = self.rederive(&group, cause, payload, &kind);
         }
+        // A vote counts only if the rules accept it as recorded (its signature verifies under
+        // the member's key then in force): an unfounded one is left out of the state, so that
+        // an approval it helped reach is found short of its quorum where it was recorded.
+        if !derived_exactly && matches!(cause_payload, Some(Payload::CabVoteCast(_))) {
+            return;
+        }
         for (entry, payload) in group {
             match payload {
                 // The rules just derived this very entry from its document, hash included.
