@@ -80,6 +80,11 @@ enum VoteOn {
         /// The version.
         version: String,
     },
+    /// A proposed exception.
+    Exception {
+        /// The exception's id.
+        id: uuid::Uuid,
+    },
     /// Progression to the next maturity level (after a READY_TO_PROGRESS evaluation).
     Progression {
         /// The level to progress to.
@@ -347,6 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (kind, subject) = match on {
                 VoteOn::Deployment { id } => (Kind::Deployment, id.to_string()),
                 VoteOn::RiskModel { version } => (Kind::RiskModel, version),
+                VoteOn::Exception { id } => (Kind::Exception, id.to_string()),
                 VoteOn::Progression { to_level } => {
                     (Kind::MaturityProgression, to_level.to_string())
                 }

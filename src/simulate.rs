@@ -529,19 +529,33 @@ impl Sim<'_> {
                 && attempts == 0
                 && self.rng.chance_bp(5_000)
             {
-                // The vendor ships unsigned SBOMs: the CAB grants a short exception for this deployment.
-                let grant = Command::GrantException {
-                    exception_id: self.gov.new_id(),
+                // The vendor ships unsigned SBOMs: one CAB member proposes a short exception for
+                // this deployment, and two others grant it with their signed votes.
+                let exception_id = self.gov.new_id();
+                let proposal = Command::ProposeException {
+                    exception_id,
                     control: "sbom_signature".into(),
                     scope: format!("deployment:{deployment}"),
                     reason: "vendor SBOM is unsigned; signed SBOM promised for the next release"
                         .into(),
-                    approvers: vec![CAB[0].into(), CAB[1].into()],
                     expires_at: Timestamp::from_unix_micros(
                         self.clock.now().unix_micros() + 7 * DAY,
                     ),
                 };
-                self.execute(&self.cab(0), &grant)?;
+                self.execute(&self.cab(0), &proposal)?;
+                let subject = exception_id.to_string();
+                for member in [1, 2] {
+                    let rationale = "vendor confirmed; integrity checks still apply";
+                    let target = (vote_statement::Kind::Exception, subject.as_str());
+                    let signature = self.sign(member, target, true, rationale)?;
+                    let vote = Command::VoteException {
+                        exception_id,
+                        approve: true,
+                        rationale: rationale.into(),
+                        signature: Some(signature),
+                    };
+                    self.execute(&self.cab(member), &vote)?;
+                }
                 self.schedule(at, Action::Release { deployment });
             }
             // Otherwise the deployment is abandoned: a failed integrity control is not retried blindly.

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 /// What the member votes on.
 #[derive(Debug, Clone)]
 pub struct Ballot {
-    /// Deployment, risk model or maturity progression.
+    /// Deployment, risk model, maturity progression or exception.
     pub kind: Kind,
     /// Deployment id, model version or target level.
     pub subject: String,
@@ -33,6 +33,7 @@ impl Ballot {
         let path = match self.kind {
             Kind::Deployment => format!("/api/v1/deployments/{}/votes", self.subject),
             Kind::RiskModel => format!("/api/v1/risk-models/{}/votes", self.subject),
+            Kind::Exception => format!("/api/v1/exceptions/{}/votes", self.subject),
             Kind::MaturityProgression => {
                 let level: u32 = self.subject.parse().unwrap_or(u32::MAX);
                 extra.insert("to_level".into(), level.into());

@@ -814,9 +814,38 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
         events::Clock::now(&a.clock).unix_micros() + 24 * 3_600_000_000,
     )
     .to_string();
-    let (s, v, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "sbom_signature", "scope": "slack", "reason": "vendor", "approvers": ["carol", "chen"], "expires_at": expires})).await;
+    // Proposed by carol, granted by chen's and cyril's signed votes.
+    let (s, v, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "sbom_signature", "scope": "slack", "reason": "vendor", "expires_at": expires})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, _, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "artifact_hash", "scope": "slack", "reason": "x", "approvers": ["carol", "chen"], "expires_at": expires})).await;
+    assert_eq!(v["status"], "PROPOSED", "{v}");
+    let exception_id = v["exception_id"].as_str().unwrap().to_owned();
+    let (_, list) = a.get("/api/v1/exceptions", "ada").await;
+    assert_eq!(list["open_proposals"][0]["proposed_by"], "carol", "{list}");
+    let (s, v, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "sbom_signature", "scope": "slack", "reason": "vendor", "approvers": ["carol", "chen"], "expires_at": expires})).await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "naming approvers grants nothing: {v}"
+    );
+    for (member, token) in [("chen", chen.clone()), ("cyril", cyril.clone())] {
+        let body = a.vote_body(
+            member,
+            (Kind::Exception, &exception_id),
+            true,
+            "vendor confirmed",
+        );
+        let path = format!("/api/v1/exceptions/{exception_id}/votes");
+        let (s, v, _) = a.as_token(&token, Method::POST, &path, body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, list) = a.get("/api/v1/exceptions", "ada").await;
+    assert_eq!(list["open_proposals"], json!([]), "{list}");
+    assert_eq!(
+        list["exceptions"][0]["exception"]["approvers"],
+        json!(["chen", "cyril"]),
+        "{list}"
+    );
+    let (s, _, _) = a.as_token(&a.tokens["carol"], Method::POST, "/api/v1/exceptions", json!({"control": "artifact_hash", "scope": "slack", "reason": "x", "expires_at": expires})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     // Found by schemathesis: a huge window overflowed into a dropped connection.
     let (s, p) = a

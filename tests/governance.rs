@@ -478,56 +478,39 @@ fn exceptions_waive_only_waivable_controls_and_only_until_they_expire() {
         .unwrap();
     w.vote(0, id, true).unwrap();
     let now = w.gov.state().last_time.unwrap();
-    let grant =
-        |control: &str, expires_at: Timestamp, approvers: &[&str]| Command::GrantException {
-            exception_id: w.gov.new_id(),
-            control: control.into(),
-            scope: "pdf reader".into(),
-            reason: "vendor ships unsigned SBOMs until Q2".into(),
-            approvers: approvers.iter().map(|a| (*a).to_owned()).collect(),
-            expires_at,
-        };
     let in_days = |d: i64| Timestamp::from_unix_micros(now.unix_micros() + d * DAY);
+    let propose = |control: &str, expires_at: Timestamp| {
+        w.exception(0, &[], (control, "pdf reader"), expires_at)
+    };
     let before = w.size();
-    for (command, needle) in [
+    for (result, needle) in [
+        (propose("artifact_hash", in_days(10)), "never waivable"),
         (
-            grant("artifact_hash", in_days(10), &["carol", "chen"]),
+            propose("evidence_immutability", in_days(10)),
             "never waivable",
         ),
-        (
-            grant("evidence_immutability", in_days(10), &["carol", "chen"]),
-            "never waivable",
-        ),
-        (
-            grant("sbom_signature", in_days(91), &["carol", "chen"]),
-            "at most 90 days",
-        ),
-        (
-            grant("sbom_signature", in_days(-1), &["carol", "chen"]),
-            "in the future",
-        ),
-        (
-            grant("sbom_signature", in_days(10), &["carol"]),
-            "2 distinct",
-        ),
-        (
-            grant("sbom_signature", in_days(10), &["carol", "mallory"]),
-            "not a CAB member",
-        ),
-        (
-            grant("no_such_control", in_days(10), &["carol", "chen"]),
-            "unknown control",
-        ),
+        (propose("sbom_signature", in_days(91)), "at most 90 days"),
+        (propose("sbom_signature", in_days(-1)), "in the future"),
+        (propose("no_such_control", in_days(10)), "unknown control"),
     ] {
-        let r = rejected(w.gov.execute(&w.cab[0], &command));
+        let r = rejected(result);
         assert!(r.to_string().contains(needle), "{r} should say {needle}");
     }
-    assert_eq!(w.size(), before, "refused grants write nothing");
-    w.gov
-        .execute(
-            &w.cab[0],
-            &grant("sbom_signature", in_days(2), &["carol", "chen"]),
-        )
+    // Naming approvers is the old way: on this log each approver votes.
+    let direct = Command::GrantException {
+        exception_id: w.gov.new_id(),
+        control: "sbom_signature".into(),
+        scope: "pdf reader".into(),
+        reason: "x".into(),
+        approvers: vec!["carol".into(), "chen".into()],
+        expires_at: in_days(2),
+    };
+    assert!(matches!(
+        rejected(w.gov.execute(&w.cab[0], &direct)),
+        Rejection::NotAllowed(_)
+    ));
+    assert_eq!(w.size(), before, "refused proposals write nothing");
+    w.exception(0, &[1, 2], ("sbom_signature", "pdf reader"), in_days(2))
         .unwrap();
     w.release(id, ARTIFACT, Some(SBOM)).unwrap();
     let Payload::DeploymentReleased(DeploymentReleased(v)) = w.last_payload() else {
@@ -978,4 +961,71 @@ fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
         24 * 3_600_000_000,
         "the policy's 24-hour validity"
     );
+}
+
+/// The first insider attack: a CAB member who also submits asks for an exception waiving
+/// approval of their own CRITICAL_INFRASTRUCTURE deployment. Naming approvers grants nothing;
+/// the proposer never counts, the submitter never approves, and only two other members' signed
+/// votes, before the proposal expires, grant it.
+#[test]
+fn an_exception_for_your_own_deployment_needs_two_other_members_signed_votes() {
+    let w = world();
+    let carol_submits = Principal::new("carol", &[Role::Submitter, Role::Cab]);
+    let evidence = w.evidence(true);
+    let id = w.gov.new_id();
+    w.gov
+        .execute(
+            &carol_submits,
+            &Command::Submit {
+                deployment_id: id,
+                request: w.request("Windows Update", true, 9_000, evidence),
+            },
+        )
+        .unwrap();
+    assert_eq!(w.status(id), DeploymentStatus::PendingCab);
+    let scope = format!("deployment:{id}");
+    let expires = Timestamp::from_unix_micros(w.clock.now().unix_micros() + 10 * DAY);
+    // carol proposes; she may not approve her own proposal.
+    let mine = w.exception(0, &[], ("approval", &scope), expires).unwrap();
+    assert!(matches!(
+        rejected(w.vote_exception(0, mine, true)),
+        Rejection::Forbidden(ref m) if m.contains("proposer")
+    ));
+    // chen proposes for carol's deployment; carol, the submitter, may not approve it either.
+    let theirs = w.exception(1, &[], ("approval", &scope), expires).unwrap();
+    assert!(matches!(
+        rejected(w.vote_exception(0, theirs, true)),
+        Rejection::Forbidden(ref m) if m.contains("submitter")
+    ));
+    // One other member's approval is not a quorum: the release is blocked on approval.
+    w.vote_exception(2, mine, true).unwrap();
+    w.release(id, ARTIFACT, Some(SBOM)).unwrap();
+    let Payload::DeploymentReleaseBlocked(DeploymentReleaseBlocked(v)) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert_eq!(check(&v, "approval").outcome, "FAIL");
+    // A rejection closes a proposal; a vote after the proposal expires is refused.
+    w.vote_exception(2, theirs, false).unwrap();
+    assert!(matches!(
+        rejected(w.vote_exception(3, theirs, true)),
+        Rejection::NotAllowed(ref m) if m.contains("rejected")
+    ));
+    let late = w.exception(1, &[], ("approval", &scope), expires).unwrap();
+    w.clock.advance_micros(3 * DAY + 1);
+    assert!(matches!(
+        rejected(w.vote_exception(2, late, true)),
+        Rejection::NotAllowed(ref m) if m.contains("expired")
+    ));
+    // A second other member's signed approval grants it, naming exactly those two.
+    let mine_again = w.exception(0, &[3], ("approval", &scope), expires).unwrap();
+    w.vote_exception(4, mine_again, true).unwrap();
+    let Payload::ExceptionGranted(granted) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert_eq!(granted.approvers, ["cass", "cora"]);
+    w.release(id, ARTIFACT, Some(SBOM)).unwrap();
+    let Payload::DeploymentReleased(DeploymentReleased(v)) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert_eq!(check(&v, "approval").outcome, "WAIVED");
 }

@@ -595,15 +595,13 @@ fn read_models_answer_as_of_the_logs_time() {
     );
     assert!(none.is_empty());
 
-    let grant = Command::GrantException {
-        exception_id: w.gov.new_id(),
-        control: "sbom_signature".into(),
-        scope: "slack".into(),
-        reason: "vendor".into(),
-        approvers: vec!["carol".into(), "chen".into()],
-        expires_at: Timestamp::from_unix_micros(now.unix_micros() + 2 * DAY),
-    };
-    w.gov.execute(&w.cab[0], &grant).unwrap();
+    w.exception(
+        0,
+        &[1, 2],
+        ("sbom_signature", "slack"),
+        Timestamp::from_unix_micros(now.unix_micros() + 2 * DAY),
+    )
+    .unwrap();
     let standing = |at: i64| {
         views::exceptions(
             &w.gov.state(),

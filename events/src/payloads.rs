@@ -513,6 +513,11 @@ pub enum VoteTarget {
         /// The level to progress to.
         to_level: u32,
     },
+    /// A proposed exception.
+    Exception {
+        /// Its id.
+        exception_id: Uuid,
+    },
 }
 
 /// A CAB member's vote.
@@ -825,6 +830,30 @@ pub struct ExceptionGranted {
 }
 impl EventPayload for ExceptionGranted {
     const NAME: &'static str = "exception.granted";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB member proposed an exception; it is granted when its quorum of other members approve
+/// it, each with their own signed vote, before the proposal expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ExceptionProposed {
+    /// Exception id.
+    pub exception_id: Uuid,
+    /// The control to waive (a release-gate check name, e.g. `sbom_signature`).
+    pub control: String,
+    /// Scope: an app name, or `deployment:<id>`.
+    pub scope: String,
+    /// Why.
+    pub reason: String,
+    /// When the exception, once granted, expires (entry time spelling).
+    pub expires_at: String,
+    /// Votes after this are refused (entry time spelling).
+    pub proposal_expires_at: String,
+}
+impl EventPayload for ExceptionProposed {
+    const NAME: &'static str = "exception.proposed";
     const VERSION: u32 = 1;
 }
 
@@ -1147,6 +1176,7 @@ payloads! {
     DeploymentReleased(DeploymentReleased),
     DeploymentReleaseBlocked(DeploymentReleaseBlocked),
     SbomPresented(SbomPresented),
+    ExceptionProposed(ExceptionProposed),
     ExceptionGranted(ExceptionGranted),
     ExceptionRevoked(ExceptionRevoked),
     BreakglassReleased(BreakglassReleased),

@@ -477,6 +477,19 @@ impl ExceptionRecord {
     }
 }
 
+/// A proposed exception and the votes on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionProposal {
+    /// The proposal.
+    pub proposal: ExceptionProposed,
+    /// Who proposed it (never counts towards its quorum).
+    pub proposed_by: String,
+    /// Votes after this are refused.
+    pub proposal_expires_at: Timestamp,
+    /// Votes by CAB member: approve?
+    pub votes: BTreeMap<String, bool>,
+}
+
 /// Releases and incident-linked releases of one app (the "past incident rate" factor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppHistory {
@@ -551,6 +564,8 @@ pub struct GovernanceState {
     pub revoked_member_keys: BTreeSet<String>,
     /// Whether every vote must be signed by its member's key in force.
     pub signed_votes_required: bool,
+    /// Exception proposals, open or decided.
+    pub exception_proposals: BTreeMap<Uuid, ExceptionProposal>,
 }
 
 /// A bearer token's grant.
@@ -800,6 +815,11 @@ impl GovernanceState {
                         m.votes.insert(actor(), p.approve);
                     }
                 }
+                VoteTarget::Exception { exception_id } => {
+                    if let Some(e) = self.exception_proposals.get_mut(&exception_id) {
+                        e.votes.insert(actor(), p.approve);
+                    }
+                }
                 VoteTarget::MaturityProgression { to_level } => {
                     if p.approve {
                         self.progression_votes
@@ -847,6 +867,19 @@ impl GovernanceState {
                     d.blocked_releases += 1;
                 }
                 touch(self, &v.deployment_id);
+            }
+            Payload::ExceptionProposed(p) => {
+                if let Some(proposal_expires_at) = parse_time(&p.proposal_expires_at) {
+                    self.exception_proposals.insert(
+                        p.exception_id,
+                        ExceptionProposal {
+                            proposal: p,
+                            proposed_by: actor(),
+                            proposal_expires_at,
+                            votes: BTreeMap::new(),
+                        },
+                    );
+                }
             }
             Payload::ExceptionGranted(p) => {
                 if let Some(expires_at) = parse_time(&p.expires_at) {

@@ -8,8 +8,8 @@
 //! ```text
 //! trustledger-vote-v1
 //! origin: <the log's origin>
-//! kind: deployment | risk_model | maturity_progression
-//! subject: <deployment id | model version | target level>
+//! kind: deployment | risk_model | maturity_progression | exception
+//! subject: <deployment id | model version | target level | exception id>
 //! digest: <lowercase hex SHA-256 of what is approved>
 //! decision: approve | reject
 //! rationale-sha256: <lowercase hex SHA-256 of the rationale's UTF-8 bytes>
@@ -40,6 +40,8 @@ pub enum Kind {
     RiskModel,
     /// Progression to a maturity level (subject: the level; digest: the evaluation's digest).
     MaturityProgression,
+    /// A proposed exception (subject: its id; digest: [`canonical_digest`] of the proposal).
+    Exception,
 }
 
 impl Kind {
@@ -49,7 +51,20 @@ impl Kind {
             Self::Deployment => "deployment",
             Self::RiskModel => "risk_model",
             Self::MaturityProgression => "maturity_progression",
+            Self::Exception => "exception",
         }
+    }
+
+    /// The kind a statement names, by its name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Deployment,
+            Self::RiskModel,
+            Self::MaturityProgression,
+            Self::Exception,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 

@@ -186,6 +186,53 @@ impl World {
         )
     }
 
+    /// Member `proposer` proposes an exception; then each of `approvers` approves it with a
+    /// signed vote. Returns its id, or the first refusal.
+    pub fn exception(
+        &self,
+        proposer: usize,
+        approvers: &[usize],
+        (control, scope): (&str, &str),
+        expires_at: Timestamp,
+    ) -> Result<Uuid, CommandError> {
+        let exception_id = self.gov.new_id();
+        self.gov.execute(
+            &self.cab[proposer],
+            &Command::ProposeException {
+                exception_id,
+                control: control.into(),
+                scope: scope.into(),
+                reason: "vendor ships unsigned SBOMs until Q2".into(),
+                expires_at,
+            },
+        )?;
+        for &member in approvers {
+            self.vote_exception(member, exception_id, true)?;
+        }
+        Ok(exception_id)
+    }
+
+    /// Member `member`'s signed vote on a proposed exception.
+    pub fn vote_exception(
+        &self,
+        member: usize,
+        exception_id: Uuid,
+        approve: bool,
+    ) -> Result<Outcome, CommandError> {
+        let subject = exception_id.to_string();
+        let name = &self.cab[member].name;
+        let signature = self.try_sign(name, (Kind::Exception, &subject), approve, "agreed");
+        self.gov.execute(
+            &self.cab[member],
+            &Command::VoteException {
+                exception_id,
+                approve,
+                rationale: "agreed".into(),
+                signature,
+            },
+        )
+    }
+
     /// `member`'s signature (with their key, derived from their name) on a vote, now.
     pub fn sign(
         &self,
@@ -258,7 +305,7 @@ impl World {
     }
 }
 
-pub fn rejected(result: Result<Outcome, CommandError>) -> Rejection {
+pub fn rejected<T: std::fmt::Debug>(result: Result<T, CommandError>) -> Rejection {
     match result {
         Err(CommandError::Rejected(r)) => r,
         other => panic!("expected a rejection, got {other:?}"),

@@ -67,6 +67,12 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
                 rationale: p.rationale.clone(),
                 signature: p.signature.as_ref().map(SignedVote::of),
             },
+            VoteTarget::Exception { exception_id } => Command::VoteException {
+                exception_id: *exception_id,
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
+            },
             VoteTarget::MaturityProgression { to_level } => Command::VoteProgression {
                 to_level: *to_level,
                 approve: p.approve,
@@ -97,6 +103,14 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
             approvers: p.approvers.clone(),
             expires_at: parse_time(&p.expires_at)
                 .ok_or("exception.granted with an unreadable expiry")?,
+        },
+        Payload::ExceptionProposed(p) => Command::ProposeException {
+            exception_id: p.exception_id,
+            control: p.control.clone(),
+            scope: p.scope.clone(),
+            reason: p.reason.clone(),
+            expires_at: parse_time(&p.expires_at)
+                .ok_or("exception.proposed with an unreadable expiry")?,
         },
         Payload::ExceptionRevoked(p) => Command::RevokeException {
             exception_id: p.exception_id,

@@ -45,6 +45,10 @@ pub const MODEL_APPROVAL_QUORUM: usize = 3;
 pub const POLICY_APPROVAL_QUORUM: usize = 3;
 /// Longest approval validity a policy may set.
 pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
+/// Approvers, other than its proposer, an exception needs.
+pub const EXCEPTION_QUORUM: usize = 2;
+/// How long a proposal takes votes.
+pub const PROPOSAL_MICROS: i64 = 72 * 3600 * 1_000_000;
 /// Longest an exception may run.
 pub const EXCEPTION_DAYS_MAX: i64 = 90;
 /// A break-glass release must be reviewed within this.
@@ -502,6 +506,30 @@ pub enum Command {
         approvers: Vec<String>,
         /// Expiry.
         expires_at: Timestamp,
+    },
+    /// Propose an exception (a CAB member), to be granted by others' signed votes.
+    ProposeException {
+        /// New id.
+        exception_id: Uuid,
+        /// The control to waive.
+        control: String,
+        /// Scope: an app name, or `deployment:<id>`.
+        scope: String,
+        /// Reason.
+        reason: String,
+        /// When the exception, once granted, expires.
+        expires_at: Timestamp,
+    },
+    /// A CAB member's vote on a proposed exception.
+    VoteException {
+        /// The proposal.
+        exception_id: Uuid,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
     /// Revoke an exception.
     RevokeException {
@@ -1013,9 +1041,10 @@ pub fn decide(
         | Command::Release { .. }
         | Command::Breakglass { .. }
         | Command::ReviewBreakglass { .. } => release::decide(state, actor, at, command),
-        Command::GrantException { .. } | Command::RevokeException { .. } => {
-            exceptions::decide(state, actor, at, command)
-        }
+        Command::GrantException { .. }
+        | Command::ProposeException { .. }
+        | Command::VoteException { .. }
+        | Command::RevokeException { .. } => exceptions::decide(state, actor, at, command),
         Command::ReportIncident { .. } | Command::UpdateIncident { .. } => {
             incidents::decide(state, at, command)
         }

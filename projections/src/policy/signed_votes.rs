@@ -56,6 +56,14 @@ pub fn vote_digest(
             .get(subject)
             .map(|m| vote_statement::canonical_digest(&m.proposal))
             .ok_or_else(|| unknown("risk model")),
+        Kind::Exception => {
+            let id = Uuid::parse_str(subject).map_err(|_| unknown("exception proposal"))?;
+            state
+                .exception_proposals
+                .get(&id)
+                .map(|e| vote_statement::canonical_digest(&e.proposal))
+                .ok_or_else(|| unknown("exception proposal"))
+        }
         Kind::MaturityProgression => state
             .last_evaluation
             .as_ref()

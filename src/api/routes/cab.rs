@@ -266,16 +266,12 @@ async fn vote_statement(
     Query(q): Query<StatementQuery>,
 ) -> Result<axum::Json<VoteStatement>, ApiError> {
     caller.require(ANY_READER)?;
-    let kind = match q.kind.as_str() {
-        "deployment" => Kind::Deployment,
-        "risk_model" => Kind::RiskModel,
-        "maturity_progression" => Kind::MaturityProgression,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "kind {other:?} is not deployment, risk_model or maturity_progression"
-            )))
-        }
-    };
+    let kind = Kind::parse(&q.kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "kind {:?} is not deployment, risk_model, maturity_progression or exception",
+            q.kind
+        ))
+    })?;
     if events::Digest::from_hex(&q.rationale_sha256).is_none() {
         return Err(ApiError::bad_request(
             "rationale_sha256 must be 64 lowercase hex digits",
@@ -283,9 +279,9 @@ async fn vote_statement(
     }
     // The subject as the policy spells it (a lowercase hyphenated id, a level without zeros).
     let subject = match kind {
-        Kind::Deployment => Uuid::parse_str(&q.subject)
+        Kind::Deployment | Kind::Exception => Uuid::parse_str(&q.subject)
             .map(|id| id.to_string())
-            .map_err(|_| ApiError::bad_request("subject must be a deployment id"))?,
+            .map_err(|_| ApiError::bad_request("subject must be an id"))?,
         Kind::MaturityProgression => q
             .subject
             .parse::<u32>()
