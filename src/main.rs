@@ -80,6 +80,11 @@ enum VoteOn {
         /// The version.
         version: String,
     },
+    /// The review of a break-glass release (--approve: the emergency was justified).
+    BreakglassReview {
+        /// The deployment released by break-glass.
+        id: uuid::Uuid,
+    },
     /// A proposed exception.
     Exception {
         /// The exception's id.
@@ -353,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 VoteOn::Deployment { id } => (Kind::Deployment, id.to_string()),
                 VoteOn::RiskModel { version } => (Kind::RiskModel, version),
                 VoteOn::Exception { id } => (Kind::Exception, id.to_string()),
+                VoteOn::BreakglassReview { id } => (Kind::BreakglassReview, id.to_string()),
                 VoteOn::Progression { to_level } => {
                     (Kind::MaturityProgression, to_level.to_string())
                 }

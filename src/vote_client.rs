@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 /// What the member votes on.
 #[derive(Debug, Clone)]
 pub struct Ballot {
-    /// Deployment, risk model, maturity progression or exception.
+    /// What is voted on.
     pub kind: Kind,
     /// Deployment id, model version or target level.
     pub subject: String,
@@ -34,6 +34,9 @@ impl Ballot {
             Kind::Deployment => format!("/api/v1/deployments/{}/votes", self.subject),
             Kind::RiskModel => format!("/api/v1/risk-models/{}/votes", self.subject),
             Kind::Exception => format!("/api/v1/exceptions/{}/votes", self.subject),
+            Kind::BreakglassReview => {
+                format!("/api/v1/deployments/{}/breakglass/votes", self.subject)
+            }
             Kind::MaturityProgression => {
                 let level: u32 = self.subject.parse().unwrap_or(u32::MAX);
                 extra.insert("to_level".into(), level.into());

@@ -736,26 +736,11 @@ fn a_served_log_is_checked_page_by_page_against_the_signed_checkpoint() {
     );
 }
 
-/// An unreviewed break-glass release whose review fell due is a finding; once reviewed, none.
+/// An unreviewed break-glass release whose review fell due is a finding; one reviewed by its
+/// quorum in time is not, and a review vote after the window is refused.
 #[test]
 fn a_break_glass_release_never_reviewed_is_found() {
     let w = world();
-    let id = w.submit("Antivirus", true, 9000);
-    w.gov
-        .execute(
-            &w.cab[0],
-            &Command::Breakglass {
-                presented: projections::policy::PresentedRelease {
-                    deployment_id: id,
-                    artifact_sha256: hex_sha(ARTIFACT),
-                    artifact_size: ARTIFACT.len() as u64,
-                    sbom_sha256: Some(hex_sha(SBOM)),
-                },
-                justification: "zero-day actively exploited".into(),
-                approvers: vec!["carol".into(), "chen".into()],
-            },
-        )
-        .unwrap();
     let entries = |w: &World| -> Vec<Vec<u8>> {
         w.gov
             .log()
@@ -763,23 +748,26 @@ fn a_break_glass_release_never_reviewed_is_found() {
             .map(|r| r.unwrap().1.to_vec())
             .collect()
     };
+    let reviewed = w.submit("Antivirus", true, 9000);
+    w.breakglass(0, reviewed).unwrap();
+    for member in [1, 2, 3] {
+        w.review(member, reviewed, true).unwrap();
+    }
+    let forgotten = w.submit("VPN", true, 9000);
+    w.breakglass(4, forgotten).unwrap();
     assert_eq!(findings(&entries(&w)), vec![], "not yet due");
     w.clock.advance_micros(4 * DAY);
     w.submit("PDF reader", false, 3);
     let found = findings(&entries(&w));
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].1.contains("never reviewed"), "{found:?}");
-    w.gov
-        .execute(
-            &w.cab[2],
-            &Command::ReviewBreakglass {
-                deployment_id: id,
-                justified: true,
-                findings: "late, but the CVE was real".into(),
-            },
-        )
-        .unwrap();
-    assert_eq!(findings(&entries(&w)), vec![], "reviewed");
+    assert!(
+        found[0].1.contains("cass's break-glass release") && found[0].1.contains("never reviewed"),
+        "{found:?}"
+    );
+    assert!(rejected(w.review(1, forgotten, true))
+        .to_string()
+        .contains("review window closed"));
+    assert_eq!(findings(&entries(&w)).len(), 1);
 }
 
 /// Whoever holds the data directory and the log's key can re-chain and re-sign the whole log,

@@ -518,6 +518,11 @@ pub enum VoteTarget {
         /// Its id.
         exception_id: Uuid,
     },
+    /// The review of a break-glass release (`approve`: the emergency was justified).
+    BreakglassReview {
+        /// The deployment released by break-glass.
+        deployment_id: Uuid,
+    },
 }
 
 /// A CAB member's vote.

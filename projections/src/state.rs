@@ -566,6 +566,8 @@ pub struct GovernanceState {
     pub signed_votes_required: bool,
     /// Exception proposals, open or decided.
     pub exception_proposals: BTreeMap<Uuid, ExceptionProposal>,
+    /// Review votes on break-glass releases not yet reviewed: member → justified?
+    pub breakglass_review_votes: BTreeMap<Uuid, BTreeMap<String, bool>>,
 }
 
 /// A bearer token's grant.
@@ -815,6 +817,13 @@ impl GovernanceState {
                         m.votes.insert(actor(), p.approve);
                     }
                 }
+                VoteTarget::BreakglassReview { deployment_id } => {
+                    self.breakglass_review_votes
+                        .entry(deployment_id)
+                        .or_default()
+                        .insert(actor(), p.approve);
+                    touch(self, &deployment_id);
+                }
                 VoteTarget::Exception { exception_id } => {
                     if let Some(e) = self.exception_proposals.get_mut(&exception_id) {
                         e.votes.insert(actor(), p.approve);
@@ -917,6 +926,7 @@ impl GovernanceState {
             }
             Payload::BreakglassReviewed(p) => {
                 self.unreviewed_breakglass.remove(&p.deployment_id);
+                self.breakglass_review_votes.remove(&p.deployment_id);
                 if let Some(d) = self.deployments.get_mut(&p.deployment_id) {
                     if let Some((_, reviewed)) = &mut d.breakglass {
                         *reviewed = Some(p.justified);

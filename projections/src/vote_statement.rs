@@ -8,7 +8,7 @@
 //! ```text
 //! trustledger-vote-v1
 //! origin: <the log's origin>
-//! kind: deployment | risk_model | maturity_progression | exception
+//! kind: deployment | risk_model | maturity_progression | exception | breakglass_review
 //! subject: <deployment id | model version | target level | exception id>
 //! digest: <lowercase hex SHA-256 of what is approved>
 //! decision: approve | reject
@@ -42,6 +42,9 @@ pub enum Kind {
     MaturityProgression,
     /// A proposed exception (subject: its id; digest: [`canonical_digest`] of the proposal).
     Exception,
+    /// The review of a break-glass release (subject: the deployment id; digest: its evidence
+    /// hash; `approve`: the emergency was justified).
+    BreakglassReview,
 }
 
 impl Kind {
@@ -52,6 +55,7 @@ impl Kind {
             Self::RiskModel => "risk_model",
             Self::MaturityProgression => "maturity_progression",
             Self::Exception => "exception",
+            Self::BreakglassReview => "breakglass_review",
         }
     }
 
@@ -62,6 +66,7 @@ impl Kind {
             Self::RiskModel,
             Self::MaturityProgression,
             Self::Exception,
+            Self::BreakglassReview,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

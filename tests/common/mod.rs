@@ -233,6 +233,50 @@ impl World {
         )
     }
 
+    /// Member `member` breaks the glass for `id`, presenting the right artifact and SBOM.
+    pub fn breakglass(&self, member: usize, id: Uuid) -> Result<Outcome, CommandError> {
+        self.gov.execute(
+            &self.cab[member],
+            &Command::Breakglass {
+                presented: PresentedRelease {
+                    deployment_id: id,
+                    artifact_sha256: hex_sha(ARTIFACT),
+                    artifact_size: ARTIFACT.len() as u64,
+                    sbom_sha256: Some(hex_sha(SBOM)),
+                },
+                justification: "zero-day actively exploited".into(),
+                approvers: Vec::new(),
+            },
+        )
+    }
+
+    /// Member `member`'s signed review of the break-glass release of `id`.
+    pub fn review(
+        &self,
+        member: usize,
+        id: Uuid,
+        justified: bool,
+    ) -> Result<Outcome, CommandError> {
+        let subject = id.to_string();
+        let name = &self.cab[member].name;
+        let findings = "CVE confirmed";
+        let signature = self.try_sign(
+            name,
+            (Kind::BreakglassReview, &subject),
+            justified,
+            findings,
+        );
+        self.gov.execute(
+            &self.cab[member],
+            &Command::VoteBreakglassReview {
+                deployment_id: id,
+                justified,
+                findings: findings.into(),
+                signature,
+            },
+        )
+    }
+
     /// `member`'s signature (with their key, derived from their name) on a vote, now.
     pub fn sign(
         &self,

@@ -67,6 +67,12 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
                 rationale: p.rationale.clone(),
                 signature: p.signature.as_ref().map(SignedVote::of),
             },
+            VoteTarget::BreakglassReview { deployment_id } => Command::VoteBreakglassReview {
+                deployment_id: *deployment_id,
+                justified: p.approve,
+                findings: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
+            },
             VoteTarget::Exception { exception_id } => Command::VoteException {
                 exception_id: *exception_id,
                 approve: p.approve,

@@ -17,6 +17,7 @@ pub use role::Role;
 pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 
 mod access;
+mod breakglass;
 mod cab;
 mod deployments;
 mod exceptions;
@@ -544,7 +545,8 @@ pub enum Command {
         presented: PresentedRelease,
         /// Why it cannot wait.
         justification: String,
-        /// Two or more CAB approvers (the actor must be one).
+        /// Only on a log begun before signed votes: two or more CAB approvers (the actor must
+        /// be one). Empty on every other log.
         approvers: Vec<String>,
     },
     /// Report an incident caused by a released deployment.
@@ -575,6 +577,17 @@ pub enum Command {
         justified: bool,
         /// Findings.
         findings: String,
+    },
+    /// A CAB member's signed review vote on a break-glass release.
+    VoteBreakglassReview {
+        /// Deployment.
+        deployment_id: Uuid,
+        /// Was the emergency justified?
+        justified: bool,
+        /// Findings (the vote's rationale).
+        findings: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
 }
 
@@ -1037,10 +1050,12 @@ pub fn decide(
         Command::RecordEvidence { .. } | Command::Submit { .. } => {
             deployments::decide(state, actor, at, command)
         }
-        Command::PresentSbom { .. }
-        | Command::Release { .. }
-        | Command::Breakglass { .. }
-        | Command::ReviewBreakglass { .. } => release::decide(state, actor, at, command),
+        Command::PresentSbom { .. } | Command::Release { .. } => {
+            release::decide(state, at, command)
+        }
+        Command::Breakglass { .. }
+        | Command::ReviewBreakglass { .. }
+        | Command::VoteBreakglassReview { .. } => breakglass::decide(state, actor, at, command),
         Command::GrantException { .. }
         | Command::ProposeException { .. }
         | Command::VoteException { .. }

@@ -46,7 +46,7 @@ pub fn vote_digest(
         id: subject.to_owned(),
     };
     match kind {
-        Kind::Deployment => {
+        Kind::Deployment | Kind::BreakglassReview => {
             let id = Uuid::parse_str(subject).map_err(|_| unknown("deployment"))?;
             let d = deployment(state, &id)?;
             Ok(hex::encode(d.submitted.evidence_hash))

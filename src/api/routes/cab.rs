@@ -268,7 +268,7 @@ async fn vote_statement(
     caller.require(ANY_READER)?;
     let kind = Kind::parse(&q.kind).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "kind {:?} is not deployment, risk_model, maturity_progression or exception",
+            "kind {:?} is not deployment, risk_model, maturity_progression, exception or breakglass_review",
             q.kind
         ))
     })?;
@@ -279,7 +279,7 @@ async fn vote_statement(
     }
     // The subject as the policy spells it (a lowercase hyphenated id, a level without zeros).
     let subject = match kind {
-        Kind::Deployment | Kind::Exception => Uuid::parse_str(&q.subject)
+        Kind::Deployment | Kind::Exception | Kind::BreakglassReview => Uuid::parse_str(&q.subject)
             .map(|id| id.to_string())
             .map_err(|_| ApiError::bad_request("subject must be an id"))?,
         Kind::MaturityProgression => q

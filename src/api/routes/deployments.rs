@@ -68,7 +68,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             post(breakglass).layer(DefaultBodyLimit::disable()),
             vec![op(
                 "post",
-                "Emergency release without quorum (integrity still checked)",
+                "Emergency release without quorum (integrity still checked); a quorum of other members reviews it within 72 hours",
                 &[Role::Cab],
             )
             .query(&[("justification", "string"), ("approvers", "string")])
@@ -83,6 +83,17 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                     .body::<ReviewBody>()
                     .no_content(),
             ],
+        ),
+        route(
+            "/api/v1/deployments/{id}/breakglass/votes",
+            post(vote_breakglass_review),
+            vec![op(
+                "post",
+                "A CAB member's signed review of a break-glass release (approve: it was justified)",
+                &[Role::Cab],
+            )
+            .body::<VoteBody>()
+            .returns::<DeploymentView>(200, "The deployment")],
         ),
         route(
             "/api/v1/deployments/{id}/classification",
@@ -458,7 +469,9 @@ async fn release(
 #[derive(Deserialize)]
 struct BreakglassQuery {
     justification: String,
-    /// Comma-separated CAB approvers (the caller among them).
+    /// Only on a log begun before signed votes: comma-separated CAB approvers (the caller
+    /// among them).
+    #[serde(default)]
     approvers: String,
 }
 
@@ -523,6 +536,22 @@ async fn review_breakglass(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn vote_breakglass_review(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<Uuid>,
+    ApiJson(b): ApiJson<VoteBody>,
+) -> Result<axum::Json<DeploymentView>, ApiError> {
+    let command = Command::VoteBreakglassReview {
+        deployment_id: id,
+        justified: b.approve,
+        findings: b.rationale,
+        signature: b.signature.map(SignatureBody::into_signed_vote),
+    };
+    execute(&state, caller.0, command).await?;
+    Ok(axum::Json(current_deployment(&state, &id)?))
 }
 
 async fn breakglass_reviews(
