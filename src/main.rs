@@ -85,6 +85,11 @@ enum VoteOn {
         /// The deployment released by break-glass.
         id: uuid::Uuid,
     },
+    /// A proposed application registry change.
+    RegistryChange {
+        /// The proposal's id.
+        id: uuid::Uuid,
+    },
     /// A proposed exception.
     Exception {
         /// The exception's id.
@@ -358,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 VoteOn::Deployment { id } => (Kind::Deployment, id.to_string()),
                 VoteOn::RiskModel { version } => (Kind::RiskModel, version),
                 VoteOn::Exception { id } => (Kind::Exception, id.to_string()),
+                VoteOn::RegistryChange { id } => (Kind::RegistryChange, id.to_string()),
                 VoteOn::BreakglassReview { id } => (Kind::BreakglassReview, id.to_string()),
                 VoteOn::Progression { to_level } => {
                     (Kind::MaturityProgression, to_level.to_string())

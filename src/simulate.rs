@@ -319,6 +319,61 @@ impl Sim<'_> {
         })?)
     }
 
+    /// The organisation's own applications that the genesis registry does not list: one member
+    /// proposes each entry, three others approve it with signed votes.
+    fn register_local_apps(&self) -> Result<(), CommandError> {
+        use BlastRadiusClass::*;
+        for (app_id, name, tier, criticality, expected_reach) in [
+            (
+                "payroll-client",
+                "Payroll Client",
+                "Tier2",
+                BusinessCritical,
+                200,
+            ),
+            (
+                "teams",
+                "Microsoft Teams",
+                "Tier3",
+                ProductivityTools,
+                1_000,
+            ),
+            ("chrome", "Google Chrome", "Tier3", ProductivityTools, 1_000),
+            ("7-zip", "7-Zip", "Tier3", NonCritical, 100),
+            ("notepad-plus-plus", "Notepad++", "Tier3", NonCritical, 50),
+            ("vlc", "VLC Player", "Tier3", NonCritical, 100),
+        ] {
+            let proposal_id = self.gov.new_id();
+            let entry = AppEntry {
+                app_id: app_id.into(),
+                display_names: vec![name.into()],
+                service_tier: tier.into(),
+                criticality,
+                expected_reach,
+            };
+            self.execute(
+                &self.cab(0),
+                &Command::ProposeRegistryChange { proposal_id, entry },
+            )?;
+            let subject = proposal_id.to_string();
+            for member in [1, 2, 3] {
+                let rationale = "in the CMDB; owner confirmed";
+                let target = (vote_statement::Kind::RegistryChange, subject.as_str());
+                let signature = self.sign(member, target, true, rationale)?;
+                self.execute(
+                    &self.cab(member),
+                    &Command::VoteRegistryChange {
+                        proposal_id,
+                        approve: true,
+                        rationale: rationale.into(),
+                        signature: Some(signature),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     fn row(&mut self) -> &mut WeekRow {
         let week = self.current_week;
         &mut self.report.weeks[usize::try_from(week.saturating_sub(1)).unwrap_or(0)]
@@ -746,6 +801,7 @@ pub fn run(
             },
         )?;
     }
+    sim.register_local_apps()?;
     let public = hex::encode(sim.sbom_key.verifying_key().as_bytes());
     sim.execute(
         &sim.admin.clone(),

@@ -489,11 +489,40 @@ async fn the_seeds_endpoints_answer_with_and_without_the_trailing_slash() {
             c["rule"].as_str(),
             c["quorum"].as_u64()
         ),
-        (
-            Some("BUSINESS_CRITICAL"),
-            Some("business-keywords"),
-            Some(2)
+        (Some("BUSINESS_CRITICAL"), Some("registry:sap"), Some(2))
+    );
+    // The second insider attack: the submitter's word (no admin rights, ten users) cannot move
+    // a registered OS update out of its class; an unregistered app is classified by the rules
+    // and said to be unregistered.
+    let (_, c) = a
+        .get(
+            "/api/v1/blast-radius/classify/?app_name=Windows%20Update&requires_admin=false&target_user_count=10",
+            "ada",
         )
+        .await;
+    assert_eq!(c["class"], "CRITICAL_INFRASTRUCTURE", "{c}");
+    assert_eq!(c["registered_app"], "windows-update", "{c}");
+    let (_, c) = a
+        .get(
+            "/api/v1/blast-radius/classify/?app_name=Wind%D0%BEws%20%20UPDATE&requires_admin=false&target_user_count=10",
+            "ada",
+        )
+        .await;
+    assert_eq!(
+        c["class"], "CRITICAL_INFRASTRUCTURE",
+        "a look-alike name matches: {c}"
+    );
+    let (_, c) = a
+        .get("/api/v1/blast-radius/classify/?app_name=Tetris", "ada")
+        .await;
+    assert_eq!(
+        (c["class"].as_str(), c["registered_app"].is_null()),
+        (Some("NON_CRITICAL"), true),
+        "{c}"
+    );
+    assert!(
+        c["sources"].as_str().unwrap().contains("unregistered"),
+        "{c}"
     );
     let (_, status) = a.get("/api/v1/maturity/status/", "ada").await;
     assert_eq!(status["level"], 0);

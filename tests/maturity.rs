@@ -371,13 +371,12 @@ fn incidents_take_their_context_from_the_log_and_bad_reports_write_nothing() {
     assert_eq!(w.gov.state().app_history["slack"].with_incident, 1);
 }
 
-#[test]
-fn calibration_statistics_against_a_hand_count() {
-    let w = world();
+/// Earns level 1, then approves and activates a model that auto-approves NON_CRITICAL up to 30.
+fn level_one_with_a_model_that_auto_approves(w: &World) {
     // Earn level 1, then approve and activate a model that auto-approves NON_CRITICAL up to 30.
-    released(&w, 40, 4, "PDF reader");
-    evaluate(&w, false);
-    progress(&w, 1);
+    released(w, 40, 4, "PDF reader");
+    evaluate(w, false);
+    progress(w, 1);
     let mut model = genesis::risk_model_v1_1();
     model.version = "1.2".into();
     model.thresholds.insert(BlastRadiusClass::NonCritical, 30);
@@ -410,6 +409,88 @@ fn calibration_statistics_against_a_hand_count() {
             },
         )
         .unwrap();
+}
+
+/// An application the registry does not know is never auto-approved, whatever its score; once
+/// the CAB registers it (three other members' signed votes), it is.
+#[test]
+fn an_unregistered_app_is_never_auto_approved_until_the_cab_registers_it() {
+    let w = world();
+    level_one_with_a_model_that_auto_approves(&w);
+    w.clock.advance_micros(HOUR);
+    let id = w.submit("Tetris", false, 3);
+    assert_eq!(
+        w.status(id),
+        projections::state::DeploymentStatus::PendingCab
+    );
+    let Payload::DeploymentRoutedToCab(DeploymentRoutedToCab(gate)) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert!(
+        gate.score_centi <= gate.threshold * 100,
+        "the score alone would pass"
+    );
+    let classification = w.submitted(id).classification;
+    assert_eq!(classification.registered_app, None);
+    assert!(
+        classification
+            .sources
+            .unwrap()
+            .contains("UNREGISTERED_APPLICATION"),
+        "the submission says why"
+    );
+    let proposal_id = w.gov.new_id();
+    let entry = AppEntry {
+        app_id: "tetris".into(),
+        display_names: vec!["Tetris".into()],
+        service_tier: "Tier3".into(),
+        criticality: BlastRadiusClass::NonCritical,
+        expected_reach: 10,
+    };
+    w.gov
+        .execute(
+            &w.cab[0],
+            &Command::ProposeRegistryChange { proposal_id, entry },
+        )
+        .unwrap();
+    let vote = |member: usize| {
+        let subject = proposal_id.to_string();
+        let name = &w.cab[member].name;
+        w.gov.execute(
+            &w.cab[member],
+            &Command::VoteRegistryChange {
+                proposal_id,
+                approve: true,
+                rationale: "in the CMDB".into(),
+                signature: w.try_sign(name, (Kind::RegistryChange, &subject), true, "in the CMDB"),
+            },
+        )
+    };
+    assert!(
+        matches!(rejected(vote(0)), Rejection::Forbidden(_)),
+        "the proposer"
+    );
+    vote(1).unwrap();
+    vote(2).unwrap();
+    assert!(w.submit("Tetris", false, 4) != id);
+    assert_eq!(
+        w.status(w.submit("Tetris", false, 5)),
+        projections::state::DeploymentStatus::PendingCab,
+        "two approvals are not the registry's quorum of three"
+    );
+    vote(3).unwrap();
+    assert!(matches!(w.last_payload(), Payload::AppRegistered(_)));
+    let now_registered = w.submit("Tetris", false, 6);
+    assert_eq!(
+        w.status(now_registered),
+        projections::state::DeploymentStatus::AutoApproved
+    );
+}
+
+#[test]
+fn calibration_statistics_against_a_hand_count() {
+    let w = world();
+    level_one_with_a_model_that_auto_approves(&w);
 
     // At level 1: two auto-approved PDF readers (one later fails), two CAB-routed Slack releases
     // (one later fails), one Slack still pending.

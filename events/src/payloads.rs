@@ -387,10 +387,72 @@ pub struct RiskFactor {
 pub struct Classification {
     /// The class.
     pub class: BlastRadiusClass,
-    /// The rule id (`default` if none matched).
+    /// The rule id (`default` if none matched), or `registry:<app id>` when the application
+    /// registry set the class.
     pub rule: String,
     /// Policy version used.
     pub policy_version: u32,
+    /// On a log with an application registry: the registered app the name matched, or `None`
+    /// for an unregistered app (classified by the rules, never auto-approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_app: Option<String>,
+    /// On a log with an application registry: where each input came from, e.g.
+    /// `class: registry (CRITICAL_INFRASTRUCTURE); rules on the submitter's inputs: NON_CRITICAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<String>,
+}
+
+/// An application in the registry: the facts that classify it, which the submitter cannot change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AppEntry {
+    /// Stable id, e.g. `windows-update`.
+    pub app_id: String,
+    /// The names a submission may use for it (matched case-insensitively, whitespace collapsed,
+    /// and by look: a confusable spelling matches too).
+    pub display_names: Vec<String>,
+    /// CMDB service tier: `Tier0` to `Tier3`.
+    pub service_tier: String,
+    /// Business criticality: the least class it is ever given.
+    pub criticality: BlastRadiusClass,
+    /// Machines or users it normally reaches (the reach used is the larger of this and the
+    /// submission's).
+    pub expected_reach: u64,
+}
+
+/// An application's registry entry is in force from this entry on (written at genesis, and when
+/// a registry change reaches its quorum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRegistered {
+    /// The entry.
+    pub entry: AppEntry,
+    /// The distinct CAB members whose signed votes approved it (empty at genesis).
+    pub approvers: Vec<String>,
+    /// The proposal that set it (absent at genesis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal_id: Option<Uuid>,
+}
+impl EventPayload for AppRegistered {
+    const NAME: &'static str = "app_registry.entry_set";
+    const VERSION: u32 = 1;
+}
+
+/// A CAB member proposed a registry entry (new, or replacing the one with its id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryChangeProposed {
+    /// Proposal id.
+    pub proposal_id: Uuid,
+    /// The entry proposed.
+    pub entry: AppEntry,
+    /// Votes after this are refused (entry time spelling).
+    pub proposal_expires_at: String,
+}
+impl EventPayload for RegistryChangeProposed {
+    const NAME: &'static str = "app_registry.change_proposed";
+    const VERSION: u32 = 1;
 }
 
 /// A deployment was submitted, classified and scored.
@@ -430,7 +492,15 @@ pub struct DeploymentSubmitted {
 }
 impl EventPayload for DeploymentSubmitted {
     const NAME: &'static str = "deployment.submitted";
-    const VERSION: u32 = 1;
+    // v2 added the classification's `registered_app` and `sources`; v1 is v2 without them.
+    const VERSION: u32 = 2;
+
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        match from {
+            1 => Ok(data),
+            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
+        }
+    }
 }
 
 /// The gate decision for a submitted deployment.
@@ -522,6 +592,11 @@ pub enum VoteTarget {
     BreakglassReview {
         /// The deployment released by break-glass.
         deployment_id: Uuid,
+    },
+    /// A proposed application registry change.
+    RegistryChange {
+        /// The proposal.
+        proposal_id: Uuid,
     },
 }
 
@@ -1168,6 +1243,8 @@ payloads! {
     CabMemberKeyRegistered(CabMemberKeyRegistered),
     CabMemberKeyRevoked(CabMemberKeyRevoked),
     SignedVotesRequired(SignedVotesRequired),
+    AppRegistered(AppRegistered),
+    RegistryChangeProposed(RegistryChangeProposed),
     SigningKeyTrusted(SigningKeyTrusted),
     SigningKeyRevoked(SigningKeyRevoked),
     EvidenceRecorded(EvidenceRecorded),

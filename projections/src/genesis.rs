@@ -1,6 +1,7 @@
 //! The configuration a new log starts with (the seed's "Feb 10 configuration"): risk model v1.1
 //! GREENFIELD_CONSERVATIVE (every threshold 0), the four blast-radius classes with quorum
-//! 3/2/1/1 and their classification rules, and maturity levels 0–4 from the seed's table.
+//! 3/2/1/1 and their classification rules, maturity levels 0–4 from the seed's table, signed
+//! votes required, and the application registry's first entries.
 //! All of it is data that later CAB-governed events can change.
 
 use events::payloads::*;
@@ -239,6 +240,80 @@ pub fn maturity_levels() -> Vec<MaturityLevel> {
     ]
 }
 
+/// The application registry a new log starts with: the design's examples of each class.
+pub fn app_registry_v1() -> Vec<AppEntry> {
+    use BlastRadiusClass::*;
+    let entry = |app_id: &str, names: &[&str], tier: &str, criticality, reach| AppEntry {
+        app_id: app_id.into(),
+        display_names: list(names),
+        service_tier: tier.into(),
+        criticality,
+        expected_reach: reach,
+    };
+    vec![
+        entry(
+            "windows-update",
+            &["Windows Update", "Microsoft Windows Update"],
+            "Tier0",
+            CriticalInfrastructure,
+            20_000,
+        ),
+        entry(
+            "antivirus",
+            &["Antivirus", "Antivirus Definitions"],
+            "Tier0",
+            CriticalInfrastructure,
+            20_000,
+        ),
+        entry(
+            "vpn",
+            &["VPN", "VPN Client", "Cisco AnyConnect VPN"],
+            "Tier1",
+            CriticalInfrastructure,
+            8_000,
+        ),
+        entry(
+            "pki",
+            &["PKI", "PKI Enrollment Agent"],
+            "Tier0",
+            CriticalInfrastructure,
+            2_000,
+        ),
+        entry("sap", &["SAP", "SAP GUI"], "Tier2", BusinessCritical, 3_000),
+        entry(
+            "salesforce",
+            &["Salesforce", "Salesforce Desktop"],
+            "Tier2",
+            BusinessCritical,
+            2_500,
+        ),
+        entry(
+            "trading-platform",
+            &["Trading Platform"],
+            "Tier2",
+            BusinessCritical,
+            400,
+        ),
+        entry(
+            "ms-office",
+            &["MS Office", "Microsoft Office"],
+            "Tier2",
+            ProductivityTools,
+            1_000,
+        ),
+        entry("slack", &["Slack"], "Tier3", ProductivityTools, 500),
+        entry("zoom", &["Zoom"], "Tier3", ProductivityTools, 500),
+        entry("pdf-reader", &["PDF reader"], "Tier3", NonCritical, 10),
+        entry(
+            "screen-recorder",
+            &["Screen recorder"],
+            "Tier3",
+            NonCritical,
+            5,
+        ),
+    ]
+}
+
 /// The genesis entries, as (subject, payload), in order.
 pub fn genesis_events() -> Vec<(String, Payload)> {
     let model = risk_model_v1_1();
@@ -269,4 +344,16 @@ pub fn genesis_events() -> Vec<(String, Payload)> {
             }),
         ),
     ]
+    .into_iter()
+    .chain(app_registry_v1().into_iter().map(|entry| {
+        (
+            format!("app_registry/{}", entry.app_id),
+            Payload::AppRegistered(AppRegistered {
+                entry,
+                approvers: Vec::new(),
+                proposal_id: None,
+            }),
+        )
+    }))
+    .collect()
 }

@@ -477,6 +477,21 @@ impl ExceptionRecord {
     }
 }
 
+/// A proposed registry change and the votes on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryProposal {
+    /// The proposal.
+    pub proposal: RegistryChangeProposed,
+    /// Who proposed it (never counts towards its quorum).
+    pub proposed_by: String,
+    /// Votes after this are refused.
+    pub proposal_expires_at: Timestamp,
+    /// Votes by CAB member: approve?
+    pub votes: BTreeMap<String, bool>,
+    /// Whether its quorum approved it.
+    pub applied: bool,
+}
+
 /// A proposed exception and the votes on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionProposal {
@@ -568,6 +583,12 @@ pub struct GovernanceState {
     pub exception_proposals: BTreeMap<Uuid, ExceptionProposal>,
     /// Review votes on break-glass releases not yet reviewed: member → justified?
     pub breakglass_review_votes: BTreeMap<Uuid, BTreeMap<String, bool>>,
+    /// The application registry: entries by app id (empty on logs begun before it).
+    pub app_registry: BTreeMap<String, AppEntry>,
+    /// Registry app id by name key (`policy::names::app_key` of each display name).
+    pub app_names: BTreeMap<String, String>,
+    /// Registry change proposals, open or decided.
+    pub registry_proposals: BTreeMap<Uuid, RegistryProposal>,
 }
 
 /// A bearer token's grant.
@@ -824,6 +845,11 @@ impl GovernanceState {
                         .insert(actor(), p.approve);
                     touch(self, &deployment_id);
                 }
+                VoteTarget::RegistryChange { proposal_id } => {
+                    if let Some(r) = self.registry_proposals.get_mut(&proposal_id) {
+                        r.votes.insert(actor(), p.approve);
+                    }
+                }
                 VoteTarget::Exception { exception_id } => {
                     if let Some(e) = self.exception_proposals.get_mut(&exception_id) {
                         e.votes.insert(actor(), p.approve);
@@ -876,6 +902,38 @@ impl GovernanceState {
                     d.blocked_releases += 1;
                 }
                 touch(self, &v.deployment_id);
+            }
+            Payload::AppRegistered(p) => {
+                if let Some(old) = self.app_registry.get(&p.entry.app_id) {
+                    for name in &old.display_names {
+                        self.app_names.remove(&crate::policy::names::app_key(name));
+                    }
+                }
+                for name in &p.entry.display_names {
+                    self.app_names
+                        .insert(crate::policy::names::app_key(name), p.entry.app_id.clone());
+                }
+                if let Some(r) = p
+                    .proposal_id
+                    .and_then(|id| self.registry_proposals.get_mut(&id))
+                {
+                    r.applied = true;
+                }
+                self.app_registry.insert(p.entry.app_id.clone(), p.entry);
+            }
+            Payload::RegistryChangeProposed(p) => {
+                if let Some(proposal_expires_at) = parse_time(&p.proposal_expires_at) {
+                    self.registry_proposals.insert(
+                        p.proposal_id,
+                        RegistryProposal {
+                            proposal: p,
+                            proposed_by: actor(),
+                            proposal_expires_at,
+                            votes: BTreeMap::new(),
+                            applied: false,
+                        },
+                    );
+                }
             }
             Payload::ExceptionProposed(p) => {
                 if let Some(proposal_expires_at) = parse_time(&p.proposal_expires_at) {

@@ -8,8 +8,9 @@
 //! ```text
 //! trustledger-vote-v1
 //! origin: <the log's origin>
-//! kind: deployment | risk_model | maturity_progression | exception | breakglass_review
-//! subject: <deployment id | model version | target level | exception id>
+//! kind: deployment | risk_model | maturity_progression | exception | breakglass_review |
+//!       registry_change
+//! subject: <deployment id | model version | target level | exception or proposal id>
 //! digest: <lowercase hex SHA-256 of what is approved>
 //! decision: approve | reject
 //! rationale-sha256: <lowercase hex SHA-256 of the rationale's UTF-8 bytes>
@@ -45,6 +46,9 @@ pub enum Kind {
     /// The review of a break-glass release (subject: the deployment id; digest: its evidence
     /// hash; `approve`: the emergency was justified).
     BreakglassReview,
+    /// A proposed application registry change (subject: the proposal id; digest:
+    /// [`canonical_digest`] of the proposal).
+    RegistryChange,
 }
 
 impl Kind {
@@ -56,6 +60,7 @@ impl Kind {
             Self::MaturityProgression => "maturity_progression",
             Self::Exception => "exception",
             Self::BreakglassReview => "breakglass_review",
+            Self::RegistryChange => "registry_change",
         }
     }
 
@@ -67,6 +72,7 @@ impl Kind {
             Self::MaturityProgression,
             Self::Exception,
             Self::BreakglassReview,
+            Self::RegistryChange,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

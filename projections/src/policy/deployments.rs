@@ -133,7 +133,7 @@ fn decide_submit(
         target_user_count: request.target_user_count,
         cmdb: request.cmdb.clone(),
     };
-    let classification = classify(policy, &input);
+    let classification = registry::classify_submission(state, policy, &input);
     let factors = derive_factors(
         state,
         &model.proposal.weights_bp,
@@ -143,13 +143,21 @@ fn decide_submit(
         at,
     );
     let score = score_centi(&factors);
-    let (auto, decision) = gate(
+    let (auto, mut decision) = gate(
         state,
         deployment_id,
         classification.class,
         score,
         &model.proposal,
     );
+    // An application the registry does not know is classified by the rules but never
+    // auto-approved: its class rests on the submitter's word alone. (The submission records
+    // why: its classification names no registered app, and its sources say so.)
+    let unregistered = !state.app_registry.is_empty() && classification.registered_app.is_none();
+    let auto = auto && !unregistered;
+    if unregistered {
+        decision.quorum = state.quorum(classification.class);
+    }
     let subject = deployment_subject(&deployment_id);
     let submitted = DeploymentSubmitted {
         deployment_id,

@@ -73,6 +73,12 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
                 findings: p.rationale.clone(),
                 signature: p.signature.as_ref().map(SignedVote::of),
             },
+            VoteTarget::RegistryChange { proposal_id } => Command::VoteRegistryChange {
+                proposal_id: *proposal_id,
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
+            },
             VoteTarget::Exception { exception_id } => Command::VoteException {
                 exception_id: *exception_id,
                 approve: p.approve,
@@ -110,6 +116,15 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
             expires_at: parse_time(&p.expires_at)
                 .ok_or("exception.granted with an unreadable expiry")?,
         },
+        Payload::RegistryChangeProposed(p) => Command::ProposeRegistryChange {
+            proposal_id: p.proposal_id,
+            entry: p.entry.clone(),
+        },
+        Payload::AppRegistered(p) if p.proposal_id.is_none() => {
+            return Err(
+                "application registry entries without a proposal are only written at genesis",
+            )
+        }
         Payload::ExceptionProposed(p) => Command::ProposeException {
             exception_id: p.exception_id,
             control: p.control.clone(),
@@ -157,7 +172,8 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
         Payload::MaturityLevelsDefined(_) => {
             return Err("maturity levels are only defined at genesis")
         }
-        Payload::DeploymentAutoApproved(_)
+        Payload::AppRegistered(_)
+        | Payload::DeploymentAutoApproved(_)
         | Payload::DeploymentRoutedToCab(_)
         | Payload::DeploymentApproved(_)
         | Payload::DeploymentRejected(_)

@@ -24,8 +24,9 @@ mod exceptions;
 mod incidents;
 mod inverse;
 mod models;
-mod names;
+pub mod names;
 mod progression;
+pub mod registry;
 mod release;
 mod role;
 mod signed_votes;
@@ -46,6 +47,9 @@ pub const MODEL_APPROVAL_QUORUM: usize = 3;
 pub const POLICY_APPROVAL_QUORUM: usize = 3;
 /// Longest approval validity a policy may set.
 pub const APPROVAL_VALIDITY_HOURS_MAX: u32 = 90 * 24;
+/// Why a submission that the score would auto-approve goes to the CAB: its application is not
+/// in the registry.
+pub const UNREGISTERED_APPLICATION: &str = "UNREGISTERED_APPLICATION";
 /// Approvers, other than its proposer, an exception needs.
 pub const EXCEPTION_QUORUM: usize = 2;
 /// How long a proposal takes votes.
@@ -183,6 +187,8 @@ pub fn classify(policy: &BlastRadiusPolicySet, input: &ClassifyInput) -> Classif
                 class: rule.class,
                 rule: rule.id.clone(),
                 policy_version: policy.version,
+                registered_app: None,
+                sources: None,
             };
         }
     }
@@ -190,6 +196,8 @@ pub fn classify(policy: &BlastRadiusPolicySet, input: &ClassifyInput) -> Classif
         class: BlastRadiusClass::NonCritical,
         rule: "default".into(),
         policy_version: policy.version,
+        registered_app: None,
+        sources: None,
     }
 }
 
@@ -577,6 +585,24 @@ pub enum Command {
         justified: bool,
         /// Findings.
         findings: String,
+    },
+    /// Propose an application registry entry (new, or replacing the one with its id).
+    ProposeRegistryChange {
+        /// New id.
+        proposal_id: Uuid,
+        /// The entry.
+        entry: AppEntry,
+    },
+    /// A CAB member's vote on a registry change.
+    VoteRegistryChange {
+        /// The proposal.
+        proposal_id: Uuid,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
     },
     /// A CAB member's signed review vote on a break-glass release.
     VoteBreakglassReview {
@@ -1056,6 +1082,9 @@ pub fn decide(
         Command::Breakglass { .. }
         | Command::ReviewBreakglass { .. }
         | Command::VoteBreakglassReview { .. } => breakglass::decide(state, actor, at, command),
+        Command::ProposeRegistryChange { .. } | Command::VoteRegistryChange { .. } => {
+            registry::decide(state, actor, at, command)
+        }
         Command::GrantException { .. }
         | Command::ProposeException { .. }
         | Command::VoteException { .. }

@@ -70,6 +70,12 @@ fn looks(name: &str) -> String {
     unicode_security::skeleton(&name.to_lowercase()).collect()
 }
 
+/// The key an application name is looked up by in the registry: its whitespace collapsed, then
+/// what it looks like, so that a confusable or differently cased spelling finds the entry.
+pub fn app_key(name: &str) -> String {
+    looks(&name.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// A name among `existing` that differs from `name` but looks like it (same skeleton).
 pub(super) fn confusable_with<'a>(
     name: &str,

@@ -56,6 +56,14 @@ pub fn vote_digest(
             .get(subject)
             .map(|m| vote_statement::canonical_digest(&m.proposal))
             .ok_or_else(|| unknown("risk model")),
+        Kind::RegistryChange => {
+            let id = Uuid::parse_str(subject).map_err(|_| unknown("registry proposal"))?;
+            state
+                .registry_proposals
+                .get(&id)
+                .map(|r| vote_statement::canonical_digest(&r.proposal))
+                .ok_or_else(|| unknown("registry proposal"))
+        }
         Kind::Exception => {
             let id = Uuid::parse_str(subject).map_err(|_| unknown("exception proposal"))?;
             state

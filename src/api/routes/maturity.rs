@@ -148,10 +148,17 @@ pub(super) struct LastEvaluation {
 #[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct Classified {
     class: &'static str,
-    /// The rule that decided it.
+    /// The rule that decided it (`registry:<app id>` when the registry did).
     rule: String,
     policy_version: u32,
     quorum: u32,
+    /// The registered application the name matched (absent: unregistered, never auto-approved;
+    /// or a log without a registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_app: Option<String>,
+    /// Where each input came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<String>,
 }
 
 /// The calibration report (rates as percentages with two decimals).
@@ -340,12 +347,14 @@ async fn classify(
     s.blast_policy
         .as_ref()
         .map(|p| {
-            let c = policy::classify(p, &input);
+            let c = policy::registry::classify_submission(&s, p, &input);
             Classified {
                 class: c.class.as_str(),
                 quorum: s.quorum(c.class),
                 rule: c.rule,
                 policy_version: c.policy_version,
+                registered_app: c.registered_app,
+                sources: c.sources,
             }
         })
         .map(axum::Json)

@@ -15,6 +15,7 @@ mod keys;
 mod log;
 mod maturity;
 mod models;
+mod registry;
 
 /// Every resource's routes.
 pub(super) fn all() -> Vec<RouteEntry> {
@@ -29,6 +30,7 @@ pub(super) fn all() -> Vec<RouteEntry> {
         keys::routes(),
         cab::routes(),
         access::routes(),
+        registry::routes(),
     ]
     .into_iter()
     .flatten()
