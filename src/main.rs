@@ -85,6 +85,11 @@ enum VoteOn {
         /// The deployment released by break-glass.
         id: uuid::Uuid,
     },
+    /// A proposed change to the CAB's membership or blast-radius policy.
+    Change {
+        /// The proposal's id.
+        id: uuid::Uuid,
+    },
     /// A proposed application registry change.
     RegistryChange {
         /// The proposal's id.
@@ -364,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 VoteOn::RiskModel { version } => (Kind::RiskModel, version),
                 VoteOn::Exception { id } => (Kind::Exception, id.to_string()),
                 VoteOn::RegistryChange { id } => (Kind::RegistryChange, id.to_string()),
+                VoteOn::Change { id } => (Kind::Change, id.to_string()),
                 VoteOn::BreakglassReview { id } => (Kind::BreakglassReview, id.to_string()),
                 VoteOn::Progression { to_level } => {
                     (Kind::MaturityProgression, to_level.to_string())

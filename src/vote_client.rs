@@ -34,6 +34,7 @@ impl Ballot {
             Kind::Deployment => format!("/api/v1/deployments/{}/votes", self.subject),
             Kind::RiskModel => format!("/api/v1/risk-models/{}/votes", self.subject),
             Kind::Exception => format!("/api/v1/exceptions/{}/votes", self.subject),
+            Kind::Change => format!("/api/v1/cab/proposals/{}/votes", self.subject),
             Kind::RegistryChange => {
                 format!("/api/v1/registry/proposals/{}/votes", self.subject)
             }

@@ -333,15 +333,15 @@ fn quorum_counts_distinct_members_and_any_rejection_rejects() {
     ));
     assert!(matches!(r, Rejection::Forbidden(ref m) if m.contains("not a CAB member")));
     let generator = Principal::new("ci-bot", &[Role::Cab]);
-    w.gov
-        .execute(
-            &w.admin,
-            &Command::AddCabMember {
-                member: "ci-bot".into(),
-                ssh_key: Some(key_line("ci-bot")),
-            },
-        )
-        .unwrap();
+    w.change(
+        0,
+        &[1, 2, 3],
+        ProposedChange::AddMember {
+            member: "ci-bot".into(),
+            ssh_key: key_line("ci-bot"),
+        },
+    )
+    .unwrap();
     let subject = third.to_string();
     let signature = w.sign("ci-bot", (Kind::Deployment, &subject), true, "lgtm");
     let r = rejected(w.gov.execute(
@@ -929,28 +929,42 @@ fn blast_radius_rules_change_only_with_three_cab_approvers_and_take_effect() {
             min_target_users: None,
         },
     );
-    let set = |p: &BlastRadiusPolicySet, approvers: &[&str]| {
-        let mut p = p.clone();
-        p.approvers = approvers.iter().map(|a| (*a).to_owned()).collect();
-        w.gov.execute(&w.cab[0], &Command::SetBlastRadiusPolicy(p))
-    };
+    let propose =
+        |p: &BlastRadiusPolicySet| w.change(0, &[], ProposedChange::BlastRadiusPolicy(p.clone()));
     let before = w.size();
-    assert!(rejected(set(&next, &["carol", "chen"]))
-        .to_string()
-        .contains("3 distinct"));
+    // Naming approvers is the old way: on this log the CAB votes.
+    let mut named = next.clone();
+    named.approvers = vec!["carol".into(), "chen".into(), "cyril".into()];
+    assert!(matches!(
+        rejected(
+            w.gov
+                .execute(&w.cab[0], &Command::SetBlastRadiusPolicy(named))
+        ),
+        Rejection::NotAllowed(_)
+    ));
     let mut skipped = next.clone();
     skipped.version = 3;
-    assert!(rejected(set(&skipped, &["carol", "chen", "cyril"]))
+    assert!(rejected(propose(&skipped))
         .to_string()
         .contains("next version"));
     let mut zero = next.clone();
     zero.classes[0].quorum = 0;
-    assert!(rejected(set(&zero, &["carol", "chen", "cyril"]))
-        .to_string()
-        .contains("quorum 0"));
+    assert!(rejected(propose(&zero)).to_string().contains("quorum 0"));
     assert_eq!(w.size(), before);
 
-    set(&next, &["carol", "chen", "cyril"]).unwrap();
+    let id = propose(&next).unwrap();
+    w.vote_change(1, id, true).unwrap();
+    w.vote_change(2, id, true).unwrap();
+    assert_eq!(
+        w.gov.state().blast_policy.unwrap().version,
+        1,
+        "two approvals are not three"
+    );
+    w.vote_change(3, id, true).unwrap();
+    let Payload::BlastRadiusPolicySet(set) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert_eq!(set.approvers, ["chen", "cora", "cyril"]);
     let id = w.submit("PDF reader", false, 3);
     let d = w
         .gov
@@ -1042,4 +1056,58 @@ fn an_exception_for_your_own_deployment_needs_two_other_members_signed_votes() {
         panic!("{:?}", w.last_payload())
     };
     assert_eq!(check(&v, "approval").outcome, "WAIVED");
+}
+
+/// An admin seats the CAB only until it first votes; after that a member joins or leaves only
+/// when three other members approve with signed votes, and nobody votes on their own removal.
+#[test]
+fn once_the_cab_has_voted_only_its_signed_votes_change_its_membership() {
+    let w = world();
+    let id = w.submit("PDF reader", false, 3);
+    w.vote(0, id, true).unwrap();
+    let stuffed = Command::AddCabMember {
+        member: "mallory".into(),
+        ssh_key: Some(key_line("mallory")),
+    };
+    assert!(matches!(
+        rejected(w.gov.execute(&w.admin, &stuffed)),
+        Rejection::NotAllowed(ref m) if m.contains("proposal")
+    ));
+    let remove = Command::RemoveCabMember {
+        member: "carol".into(),
+    };
+    assert!(matches!(
+        rejected(w.gov.execute(&w.admin, &remove)),
+        Rejection::NotAllowed(_)
+    ));
+    let dora = ProposedChange::AddMember {
+        member: "dora".into(),
+        ssh_key: key_line("dora"),
+    };
+    let proposal = w.change(0, &[1, 2], dora).unwrap();
+    assert!(!w.gov.state().cab_members.contains("dora"), "two of three");
+    assert!(matches!(
+        rejected(w.vote_change(0, proposal, true)),
+        Rejection::Forbidden(_)
+    ));
+    w.vote_change(3, proposal, true).unwrap();
+    assert!(w.gov.state().cab_members.contains("dora"));
+    let out = w
+        .change(
+            1,
+            &[],
+            ProposedChange::RemoveMember {
+                member: "carol".into(),
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        rejected(w.vote_change(0, out, true)),
+        Rejection::Forbidden(ref m) if m.contains("own removal")
+    ));
+    for member in [2, 3, 4] {
+        w.vote_change(member, out, true).unwrap();
+    }
+    assert!(!w.gov.state().cab_members.contains("carol"));
+    assert!(!w.gov.state().member_keys.contains_key("carol"));
 }

@@ -108,6 +108,7 @@ impl EventPayload for RiskModelActivated {
 /// One class's gate parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClassSpec {
     /// The class.
     pub class: BlastRadiusClass,
@@ -120,6 +121,7 @@ pub struct ClassSpec {
 /// A classification rule: all present conditions must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClassificationRule {
     /// Stable rule id recorded with every classification it makes.
     pub id: String,
@@ -142,6 +144,7 @@ pub struct ClassificationRule {
 /// The blast-radius policy in force: classes and ordered rules (first match wins).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BlastRadiusPolicySet {
     /// Policy version, increasing.
     pub version: u32,
@@ -439,6 +442,43 @@ impl EventPayload for AppRegistered {
     const VERSION: u32 = 1;
 }
 
+/// A change to the CAB or its policy that the CAB approves with signed votes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum ProposedChange {
+    /// A new member, with the key they will sign with.
+    AddMember {
+        /// Their principal name.
+        member: String,
+        /// Their OpenSSH Ed25519 public key line.
+        ssh_key: String,
+    },
+    /// A member leaves.
+    RemoveMember {
+        /// Their principal name.
+        member: String,
+    },
+    /// A new blast-radius policy (its `approvers` are set from the votes).
+    BlastRadiusPolicy(BlastRadiusPolicySet),
+}
+
+/// A CAB member proposed a change to the CAB or its policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeProposed {
+    /// Proposal id.
+    pub proposal_id: Uuid,
+    /// The change.
+    pub change: ProposedChange,
+    /// Votes after this are refused (entry time spelling).
+    pub proposal_expires_at: String,
+}
+impl EventPayload for ChangeProposed {
+    const NAME: &'static str = "cab.change_proposed";
+    const VERSION: u32 = 1;
+}
+
 /// A CAB member proposed a registry entry (new, or replacing the one with its id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -592,6 +632,11 @@ pub enum VoteTarget {
     BreakglassReview {
         /// The deployment released by break-glass.
         deployment_id: Uuid,
+    },
+    /// A proposed change to the CAB or its policy.
+    Change {
+        /// The proposal.
+        proposal_id: Uuid,
     },
     /// A proposed application registry change.
     RegistryChange {
@@ -1245,6 +1290,7 @@ payloads! {
     SignedVotesRequired(SignedVotesRequired),
     AppRegistered(AppRegistered),
     RegistryChangeProposed(RegistryChangeProposed),
+    ChangeProposed(ChangeProposed),
     SigningKeyTrusted(SigningKeyTrusted),
     SigningKeyRevoked(SigningKeyRevoked),
     EvidenceRecorded(EvidenceRecorded),

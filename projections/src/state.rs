@@ -477,20 +477,37 @@ impl ExceptionRecord {
     }
 }
 
-/// A proposed registry change and the votes on it.
+/// A proposal the CAB votes on, and the votes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryProposal {
-    /// The proposal.
-    pub proposal: RegistryChangeProposed,
+pub struct Proposal<P> {
+    /// The proposal as recorded.
+    pub proposal: P,
     /// Who proposed it (never counts towards its quorum).
     pub proposed_by: String,
     /// Votes after this are refused.
     pub proposal_expires_at: Timestamp,
     /// Votes by CAB member: approve?
     pub votes: BTreeMap<String, bool>,
-    /// Whether its quorum approved it.
+    /// Whether its quorum approved it and it took effect.
     pub applied: bool,
 }
+
+impl<P> Proposal<P> {
+    fn new(proposal: P, proposed_by: String, proposal_expires_at: Timestamp) -> Self {
+        Self {
+            proposal,
+            proposed_by,
+            proposal_expires_at,
+            votes: BTreeMap::new(),
+            applied: false,
+        }
+    }
+}
+
+/// A proposed registry change and the votes on it.
+pub type RegistryProposal = Proposal<RegistryChangeProposed>;
+/// A proposed change to the CAB or its policy and the votes on it.
+pub type ChangeProposal = Proposal<ChangeProposed>;
 
 /// A proposed exception and the votes on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -589,6 +606,11 @@ pub struct GovernanceState {
     pub app_names: BTreeMap<String, String>,
     /// Registry change proposals, open or decided.
     pub registry_proposals: BTreeMap<Uuid, RegistryProposal>,
+    /// Proposed changes to the CAB or its policy, open or decided.
+    pub change_proposals: BTreeMap<Uuid, ChangeProposal>,
+    /// Whether any CAB vote has been recorded: from then on the CAB's membership changes only
+    /// by its own signed votes.
+    pub cab_has_voted: bool,
 }
 
 /// A bearer token's grant.
@@ -636,6 +658,27 @@ impl GovernanceState {
         let hash = events::Digest::from_hex(&recorded.evidence_hash).map(|d| d.0);
         self.fold(entry, Ok(Some(Payload::EvidenceRecorded(recorded))), hash);
         self.settle_touched();
+    }
+
+    /// Marks the open change proposals that `payload` carries out as applied.
+    fn mark_applied(&mut self, payload: &Payload) {
+        let carried_out = |change: &ProposedChange| match (payload, change) {
+            (Payload::CabMemberAdded(p), ProposedChange::AddMember { member, .. }) => {
+                p.member == *member
+            }
+            (Payload::CabMemberRemoved(p), ProposedChange::RemoveMember { member }) => {
+                p.member == *member
+            }
+            (Payload::BlastRadiusPolicySet(p), ProposedChange::BlastRadiusPolicy(q)) => {
+                p.version == q.version
+            }
+            _ => false,
+        };
+        for proposal in self.change_proposals.values_mut() {
+            if !proposal.applied && carried_out(&proposal.proposal.change) {
+                proposal.applied = true;
+            }
+        }
     }
 
     /// Hands deployments that have settled, and their evidence, to `store` from now on (those
@@ -696,6 +739,10 @@ impl GovernanceState {
             }
         };
         let at = entry.time;
+        if matches!(payload, Payload::CabVoteCast(_)) {
+            self.cab_has_voted = true;
+        }
+        self.mark_applied(&payload);
         // Cloned only where a record keeps it: most entries do not.
         let actor = || entry.actor.clone();
         let touch = |state: &mut Self, id: &Uuid| {
@@ -845,6 +892,11 @@ impl GovernanceState {
                         .insert(actor(), p.approve);
                     touch(self, &deployment_id);
                 }
+                VoteTarget::Change { proposal_id } => {
+                    if let Some(c) = self.change_proposals.get_mut(&proposal_id) {
+                        c.votes.insert(actor(), p.approve);
+                    }
+                }
                 VoteTarget::RegistryChange { proposal_id } => {
                     if let Some(r) = self.registry_proposals.get_mut(&proposal_id) {
                         r.votes.insert(actor(), p.approve);
@@ -922,17 +974,17 @@ impl GovernanceState {
                 self.app_registry.insert(p.entry.app_id.clone(), p.entry);
             }
             Payload::RegistryChangeProposed(p) => {
-                if let Some(proposal_expires_at) = parse_time(&p.proposal_expires_at) {
-                    self.registry_proposals.insert(
-                        p.proposal_id,
-                        RegistryProposal {
-                            proposal: p,
-                            proposed_by: actor(),
-                            proposal_expires_at,
-                            votes: BTreeMap::new(),
-                            applied: false,
-                        },
-                    );
+                if let Some(expires) = parse_time(&p.proposal_expires_at) {
+                    let id = p.proposal_id;
+                    self.registry_proposals
+                        .insert(id, Proposal::new(p, actor(), expires));
+                }
+            }
+            Payload::ChangeProposed(p) => {
+                if let Some(expires) = parse_time(&p.proposal_expires_at) {
+                    let id = p.proposal_id;
+                    self.change_proposals
+                        .insert(id, Proposal::new(p, actor(), expires));
                 }
             }
             Payload::ExceptionProposed(p) => {

@@ -9,7 +9,7 @@
 //! trustledger-vote-v1
 //! origin: <the log's origin>
 //! kind: deployment | risk_model | maturity_progression | exception | breakglass_review |
-//!       registry_change
+//!       registry_change | change
 //! subject: <deployment id | model version | target level | exception or proposal id>
 //! digest: <lowercase hex SHA-256 of what is approved>
 //! decision: approve | reject
@@ -49,6 +49,9 @@ pub enum Kind {
     /// A proposed application registry change (subject: the proposal id; digest:
     /// [`canonical_digest`] of the proposal).
     RegistryChange,
+    /// A proposed change to the CAB's membership or policy (subject: the proposal id; digest:
+    /// [`canonical_digest`] of the proposal).
+    Change,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Self::Exception => "exception",
             Self::BreakglassReview => "breakglass_review",
             Self::RegistryChange => "registry_change",
+            Self::Change => "change",
         }
     }
 
@@ -73,6 +77,7 @@ impl Kind {
             Self::Exception,
             Self::BreakglassReview,
             Self::RegistryChange,
+            Self::Change,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

@@ -212,6 +212,49 @@ impl World {
         Ok(exception_id)
     }
 
+    /// Member `proposer` proposes a change to the CAB or its policy; then each of `approvers`
+    /// approves it with a signed vote. Returns its id, or the first refusal.
+    pub fn change(
+        &self,
+        proposer: usize,
+        approvers: &[usize],
+        change: ProposedChange,
+    ) -> Result<Uuid, CommandError> {
+        let proposal_id = self.gov.new_id();
+        self.gov.execute(
+            &self.cab[proposer],
+            &Command::ProposeChange {
+                proposal_id,
+                change,
+            },
+        )?;
+        for &member in approvers {
+            self.vote_change(member, proposal_id, true)?;
+        }
+        Ok(proposal_id)
+    }
+
+    /// Member `member`'s signed vote on a proposed change.
+    pub fn vote_change(
+        &self,
+        member: usize,
+        proposal_id: Uuid,
+        approve: bool,
+    ) -> Result<Outcome, CommandError> {
+        let subject = proposal_id.to_string();
+        let name = &self.cab[member].name;
+        let signature = self.try_sign(name, (Kind::Change, &subject), approve, "agreed");
+        self.gov.execute(
+            &self.cab[member],
+            &Command::VoteChange {
+                proposal_id,
+                approve,
+                rationale: "agreed".into(),
+                signature,
+            },
+        )
+    }
+
     /// Member `member`'s signed vote on a proposed exception.
     pub fn vote_exception(
         &self,

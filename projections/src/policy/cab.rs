@@ -12,22 +12,8 @@ pub(super) fn decide(
 ) -> Result<Decision, Rejection> {
     match command {
         Command::AddCabMember { member, ssh_key } => {
-            names::check_name("member", member, NAME_BYTES_MAX)?;
-            let known = state
-                .cab_members
-                .iter()
-                .map(String::as_str)
-                .chain(state.access.values().map(|a| a.principal.as_str()));
-            if let Some(other) = names::confusable_with(member, known) {
-                return Err(Rejection::Conflict(format!(
-                    "{member} looks like {other}, who is already known"
-                )));
-            }
-            if state.cab_members.contains(member) {
-                return Err(Rejection::Conflict(format!(
-                    "{member} is already a CAB member"
-                )));
-            }
+            require_seating(state)?;
+            check_new_member(state, member)?;
             let ssh_key = match ssh_key {
                 Some(line) => Some(signed_votes::member_key(state, member, line)?),
                 None if state.signed_votes_required => {
@@ -47,6 +33,7 @@ pub(super) fn decide(
             ))
         }
         Command::RemoveCabMember { member } => {
+            require_seating(state)?;
             if !state.cab_members.contains(member) {
                 return Err(Rejection::Unknown {
                     kind: "CAB member",
@@ -132,6 +119,39 @@ pub(super) fn decide(
         }
         _ => unreachable!("policy::decide dispatches only this module's commands here"),
     }
+}
+
+/// An admin seats the CAB directly only until it first votes (on a log that requires signed
+/// votes); from then on its membership changes only by its own signed votes.
+fn require_seating(state: &GovernanceState) -> Result<(), Rejection> {
+    if state.signed_votes_required && state.cab_has_voted {
+        return Err(Rejection::NotAllowed(
+            "the CAB has voted: its membership now changes only by a proposal (POST /api/v1/cab/proposals) that three other members approve with signed votes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `member` can join: a visible NFC name, not a look-alike of a known principal, not a
+/// member already.
+pub(super) fn check_new_member(state: &GovernanceState, member: &str) -> Result<(), Rejection> {
+    names::check_name("member", member, NAME_BYTES_MAX)?;
+    let known = state
+        .cab_members
+        .iter()
+        .map(String::as_str)
+        .chain(state.access.values().map(|a| a.principal.as_str()));
+    if let Some(other) = names::confusable_with(member, known) {
+        return Err(Rejection::Conflict(format!(
+            "{member} looks like {other}, who is already known"
+        )));
+    }
+    if state.cab_members.contains(member) {
+        return Err(Rejection::Conflict(format!(
+            "{member} is already a CAB member"
+        )));
+    }
+    Ok(())
 }
 
 fn decide_vote(

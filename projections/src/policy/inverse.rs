@@ -73,6 +73,12 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
                 findings: p.rationale.clone(),
                 signature: p.signature.as_ref().map(SignedVote::of),
             },
+            VoteTarget::Change { proposal_id } => Command::VoteChange {
+                proposal_id: *proposal_id,
+                approve: p.approve,
+                rationale: p.rationale.clone(),
+                signature: p.signature.as_ref().map(SignedVote::of),
+            },
             VoteTarget::RegistryChange { proposal_id } => Command::VoteRegistryChange {
                 proposal_id: *proposal_id,
                 approve: p.approve,
@@ -115,6 +121,10 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
             approvers: p.approvers.clone(),
             expires_at: parse_time(&p.expires_at)
                 .ok_or("exception.granted with an unreadable expiry")?,
+        },
+        Payload::ChangeProposed(p) => Command::ProposeChange {
+            proposal_id: p.proposal_id,
+            change: p.change.clone(),
         },
         Payload::RegistryChangeProposed(p) => Command::ProposeRegistryChange {
             proposal_id: p.proposal_id,

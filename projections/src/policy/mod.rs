@@ -12,6 +12,7 @@ use events::{canonical, Digest, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+pub use changes::CHANGE_QUORUM;
 pub use inverse::command_of;
 pub use role::Role;
 pub use signed_votes::{sign_vote, vote_digest, SignedVote};
@@ -19,6 +20,7 @@ pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 mod access;
 mod breakglass;
 mod cab;
+mod changes;
 mod deployments;
 mod exceptions;
 mod incidents;
@@ -26,6 +28,7 @@ mod inverse;
 mod models;
 pub mod names;
 mod progression;
+mod proposals;
 pub mod registry;
 mod release;
 mod role;
@@ -586,6 +589,24 @@ pub enum Command {
         /// Findings.
         findings: String,
     },
+    /// Propose a change to the CAB's membership or its blast-radius policy.
+    ProposeChange {
+        /// New id.
+        proposal_id: Uuid,
+        /// The change.
+        change: ProposedChange,
+    },
+    /// A CAB member's vote on a proposed change.
+    VoteChange {
+        /// The proposal.
+        proposal_id: Uuid,
+        /// Approve?
+        approve: bool,
+        /// Rationale.
+        rationale: String,
+        /// The member's signature over the vote's statement.
+        signature: Option<SignedVote>,
+    },
     /// Propose an application registry entry (new, or replacing the one with its id).
     ProposeRegistryChange {
         /// New id.
@@ -1082,6 +1103,9 @@ pub fn decide(
         Command::Breakglass { .. }
         | Command::ReviewBreakglass { .. }
         | Command::VoteBreakglassReview { .. } => breakglass::decide(state, actor, at, command),
+        Command::ProposeChange { .. } | Command::VoteChange { .. } => {
+            changes::decide(state, actor, at, command)
+        }
         Command::ProposeRegistryChange { .. } | Command::VoteRegistryChange { .. } => {
             registry::decide(state, actor, at, command)
         }

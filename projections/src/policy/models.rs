@@ -150,6 +150,27 @@ fn decide_blast_policy(
     actor: &str,
     p: &BlastRadiusPolicySet,
 ) -> Result<Decision, Rejection> {
+    if state.signed_votes_required {
+        return Err(Rejection::NotAllowed(
+            "on this log a blast-radius policy is proposed (POST /api/v1/cab/proposals) and put in force by three other members' signed votes".into(),
+        ));
+    }
+    check_blast_policy(state, p)?;
+    let approvers = distinct_members(state, actor, &p.approvers, POLICY_APPROVAL_QUORUM)?;
+    let mut policy = p.clone();
+    policy.approvers = approvers;
+    Ok(Decision::one(
+        "blast_radius/policy".into(),
+        Payload::BlastRadiusPolicySet(policy),
+    ))
+}
+
+/// A policy's own rules: the next version, each class once with a quorum of 1–9, distinct rule
+/// ids with real keywords, an approval validity within bounds.
+pub(super) fn check_blast_policy(
+    state: &GovernanceState,
+    p: &BlastRadiusPolicySet,
+) -> Result<(), Rejection> {
     let current = state.blast_policy.as_ref().map_or(0, |c| c.version);
     if p.version != current + 1 {
         return Err(invalid(
@@ -205,13 +226,7 @@ fn decide_blast_policy(
             format!("must be 1–{APPROVAL_VALIDITY_HOURS_MAX}"),
         ));
     }
-    let approvers = distinct_members(state, actor, &p.approvers, POLICY_APPROVAL_QUORUM)?;
-    let mut policy = p.clone();
-    policy.approvers = approvers;
-    Ok(Decision::one(
-        "blast_radius/policy".into(),
-        Payload::BlastRadiusPolicySet(policy),
-    ))
+    Ok(())
 }
 
 fn check_model(p: &RiskModelProposed) -> Result<(), Rejection> {

@@ -4,7 +4,6 @@
 //! the submitter declares (a submitter can raise a class, never lower it).
 
 use super::*;
-use crate::state::RegistryProposal;
 use crate::vote_statement::Kind;
 
 /// Approvers, other than its proposer, a registry change needs (any change can lower a class).
@@ -102,10 +101,7 @@ pub(super) fn decide(
                 Payload::RegistryChangeProposed(RegistryChangeProposed {
                     proposal_id: *proposal_id,
                     entry: entry.clone(),
-                    proposal_expires_at: Timestamp::from_unix_micros(
-                        at.unix_micros() + PROPOSAL_MICROS,
-                    )
-                    .to_string(),
+                    proposal_expires_at: proposals::expiry(at).to_string(),
                 }),
             ))
         }
@@ -125,7 +121,7 @@ pub(super) fn decide(
                         id: proposal_id.to_string(),
                     })?;
             require_member(state, actor)?;
-            check_open(proposal, actor, at)?;
+            proposals::check_open(proposal, actor, at)?;
             let signature = signed_votes::check(
                 state,
                 actor,
@@ -151,15 +147,7 @@ pub(super) fn decide(
                     signature,
                 }),
             )];
-            let approvers: Vec<String> = proposal
-                .votes
-                .iter()
-                .filter(|(m, a)| **a && state.cab_members.contains(*m))
-                .map(|(m, _)| m.clone())
-                .chain(approve.then(|| actor.to_owned()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let approvers = proposals::approvers(state, proposal, actor, *approve);
             if *approve && approvers.len() >= REGISTRY_QUORUM {
                 // The entry is checked again against the registry as it is now.
                 check_entry(state, &proposal.proposal.entry)?;
@@ -179,35 +167,6 @@ pub(super) fn decide(
         }
         _ => unreachable!("policy::decide dispatches only this module's commands here"),
     }
-}
-
-/// Whether `actor` may vote on `proposal` now.
-fn check_open(proposal: &RegistryProposal, actor: &str, at: Timestamp) -> Result<(), Rejection> {
-    if proposal.proposed_by == actor {
-        return Err(Rejection::Forbidden(
-            "the proposer of a registry change never approves it".into(),
-        ));
-    }
-    if proposal.applied {
-        return Err(Rejection::NotAllowed(
-            "the change is already applied".into(),
-        ));
-    }
-    if proposal.votes.values().any(|approved| !approved) {
-        return Err(Rejection::NotAllowed("the change was rejected".into()));
-    }
-    if at >= proposal.proposal_expires_at {
-        return Err(Rejection::NotAllowed(format!(
-            "the proposal expired at {}",
-            proposal.proposal_expires_at
-        )));
-    }
-    if proposal.votes.contains_key(actor) {
-        return Err(Rejection::Conflict(format!(
-            "{actor} already voted on this change"
-        )));
-    }
-    Ok(())
 }
 
 /// An entry's own rules: an id, visible names that no other entry uses, a known tier.

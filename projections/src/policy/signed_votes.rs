@@ -56,6 +56,14 @@ pub fn vote_digest(
             .get(subject)
             .map(|m| vote_statement::canonical_digest(&m.proposal))
             .ok_or_else(|| unknown("risk model")),
+        Kind::Change => {
+            let id = Uuid::parse_str(subject).map_err(|_| unknown("proposal"))?;
+            state
+                .change_proposals
+                .get(&id)
+                .map(|c| vote_statement::canonical_digest(&c.proposal))
+                .ok_or_else(|| unknown("proposal"))
+        }
         Kind::RegistryChange => {
             let id = Uuid::parse_str(subject).map_err(|_| unknown("registry proposal"))?;
             state

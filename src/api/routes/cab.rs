@@ -268,7 +268,7 @@ async fn vote_statement(
     caller.require(ANY_READER)?;
     let kind = Kind::parse(&q.kind).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "kind {:?} is not deployment, risk_model, maturity_progression, exception, breakglass_review or registry_change",
+            "kind {:?} is not deployment, risk_model, maturity_progression, exception, breakglass_review, registry_change or change",
             q.kind
         ))
     })?;
@@ -279,11 +279,13 @@ async fn vote_statement(
     }
     // The subject as the policy spells it (a lowercase hyphenated id, a level without zeros).
     let subject = match kind {
-        Kind::Deployment | Kind::Exception | Kind::BreakglassReview | Kind::RegistryChange => {
-            Uuid::parse_str(&q.subject)
-                .map(|id| id.to_string())
-                .map_err(|_| ApiError::bad_request("subject must be an id"))?
-        }
+        Kind::Deployment
+        | Kind::Exception
+        | Kind::BreakglassReview
+        | Kind::RegistryChange
+        | Kind::Change => Uuid::parse_str(&q.subject)
+            .map(|id| id.to_string())
+            .map_err(|_| ApiError::bad_request("subject must be an id"))?,
         Kind::MaturityProgression => q
             .subject
             .parse::<u32>()

@@ -15,6 +15,7 @@ mod keys;
 mod log;
 mod maturity;
 mod models;
+mod proposals;
 mod registry;
 
 /// Every resource's routes.
@@ -31,6 +32,7 @@ pub(super) fn all() -> Vec<RouteEntry> {
         cab::routes(),
         access::routes(),
         registry::routes(),
+        proposals::routes(),
     ]
     .into_iter()
     .flatten()
