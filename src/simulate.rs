@@ -699,7 +699,8 @@ impl Sim<'_> {
         }
         let today = self.clock.now().to_string();
         model.effective_date = today[..10].to_owned();
-        model.review_date = Timestamp::from_unix_micros(self.clock.now().unix_micros() + 30 * DAY)
+        // Reviewed quarterly: past its review date a model auto-approves nothing.
+        model.review_date = Timestamp::from_unix_micros(self.clock.now().unix_micros() + 90 * DAY)
             .to_string()[..10]
             .to_owned();
         let candidate = replay::backtest::Candidate {

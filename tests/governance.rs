@@ -212,7 +212,7 @@ fn the_gate_auto_approves_only_under_both_thresholds_and_never_critical() {
         (BlastRadiusClass::NonCritical, 10),
     ]
     .into();
-    let id = Uuid::nil();
+    let id = (Uuid::nil(), w.gov.current_time());
     let (auto, g) = policy::gate(&state, id, BlastRadiusClass::NonCritical, 1000, &model);
     assert!(auto, "10.00 ≤ min(10, 30)");
     assert_eq!(

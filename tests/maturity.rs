@@ -377,8 +377,15 @@ fn level_one_with_a_model_that_auto_approves(w: &World) {
     released(w, 40, 4, "PDF reader");
     evaluate(w, false);
     progress(w, 1);
+    loosened_model(w, "1.2", "2026-06-30");
+}
+
+/// Proposes `version` (NON_CRITICAL up to 30, reviewed by `review_date`), has three members
+/// approve it with signed votes, and activates it.
+fn loosened_model(w: &World, version: &str, review_date: &str) {
     let mut model = genesis::risk_model_v1_1();
-    model.version = "1.2".into();
+    model.version = version.into();
+    model.review_date = review_date.into();
     model.thresholds.insert(BlastRadiusClass::NonCritical, 30);
     w.gov
         .execute(&w.admin, &Command::ProposeRiskModel(model))
@@ -388,12 +395,12 @@ fn level_one_with_a_model_that_auto_approves(w: &World) {
             .execute(
                 &w.cab[member],
                 &Command::VoteRiskModel {
-                    version: "1.2".into(),
+                    version: version.into(),
                     approve: true,
                     rationale: "backtested".into(),
                     signature: Some(w.sign(
                         &w.cab[member].name,
-                        (Kind::RiskModel, "1.2"),
+                        (Kind::RiskModel, version),
                         true,
                         "backtested",
                     )),
@@ -405,10 +412,45 @@ fn level_one_with_a_model_that_auto_approves(w: &World) {
         .execute(
             &w.admin,
             &Command::ActivateRiskModel {
-                version: "1.2".into(),
+                version: version.into(),
             },
         )
         .unwrap();
+}
+
+/// Past its review date a model auto-approves nothing, until the CAB approves a renewed one.
+#[test]
+fn a_model_past_its_review_date_auto_approves_nothing_until_renewed() {
+    let w = world();
+    level_one_with_a_model_that_auto_approves(&w);
+    w.clock.advance_micros(HOUR);
+    assert_eq!(
+        w.status(w.submit("PDF reader", false, 3)),
+        projections::state::DeploymentStatus::AutoApproved
+    );
+    let review = Timestamp::parse("2026-06-30T23:59:59.000000Z").unwrap();
+    w.clock.set(review);
+    assert_eq!(
+        w.status(w.submit("PDF reader", false, 4)),
+        projections::state::DeploymentStatus::AutoApproved,
+        "the review date itself is still in force"
+    );
+    w.clock.advance_micros(HOUR);
+    let lapsed = w.submit("PDF reader", false, 5);
+    assert_eq!(
+        w.status(lapsed),
+        projections::state::DeploymentStatus::PendingCab
+    );
+    let Payload::DeploymentRoutedToCab(DeploymentRoutedToCab(gate)) = w.last_payload() else {
+        panic!("{:?}", w.last_payload())
+    };
+    assert_eq!((gate.model_threshold, gate.threshold), (0, 0));
+    loosened_model(&w, "1.3", "2026-09-30");
+    assert_eq!(
+        w.status(w.submit("PDF reader", false, 6)),
+        projections::state::DeploymentStatus::AutoApproved,
+        "renewed"
+    );
 }
 
 /// An application the registry does not know is never auto-approved, whatever its score; once

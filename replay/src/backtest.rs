@@ -208,8 +208,13 @@ impl Backtester {
                 if let Some(levels) = &candidate.levels {
                     view.levels.clone_from(levels);
                 }
-                let (auto, _) =
-                    policy::gate(&view, s.deployment_id, class, score, &candidate.model);
+                let (auto, _) = policy::gate(
+                    &view,
+                    (s.deployment_id, entry.time),
+                    class,
+                    score,
+                    &candidate.model,
+                );
                 self.tried
                     .insert(s.deployment_id, Tried { class, auto, score });
             }

@@ -91,7 +91,7 @@ pub(super) fn decide(
             let subject = deployment_subject(deployment_id);
             let (_, mut decision) = gate(
                 state,
-                *deployment_id,
+                (*deployment_id, at),
                 *to,
                 d.submitted.score_centi,
                 &model.proposal,

@@ -145,7 +145,7 @@ fn decide_submit(
     let score = score_centi(&factors);
     let (auto, mut decision) = gate(
         state,
-        deployment_id,
+        (deployment_id, at),
         classification.class,
         score,
         &model.proposal,

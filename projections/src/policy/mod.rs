@@ -338,12 +338,19 @@ pub fn score_centi(factors: &[RiskFactor]) -> u32 {
 /// auto-approve only when the threshold is above 0 and the score is at or below it.
 pub fn gate(
     state: &GovernanceState,
-    deployment_id: Uuid,
+    (deployment_id, at): (Uuid, Timestamp),
     class: BlastRadiusClass,
     score: u32,
     model: &RiskModelProposed,
 ) -> (bool, GateDecision) {
-    let model_threshold = model.thresholds.get(&class).copied().unwrap_or(0);
+    // Past its review date a model auto-approves nothing until a CAB-approved version renews
+    // it (on logs begun with signed votes; older logs keep the rules they were written under).
+    let lapsed = state.signed_votes_required && model_lapsed(model, at);
+    let model_threshold = if lapsed {
+        0
+    } else {
+        model.thresholds.get(&class).copied().unwrap_or(0)
+    };
     let level_threshold = state
         .current_level()
         .and_then(|l| l.thresholds.get(&class).copied())
@@ -366,6 +373,13 @@ pub fn gate(
         quorum: if auto { 0 } else { state.quorum(class) },
     };
     (auto, decision)
+}
+
+/// Whether `at` is past the end of `model`'s review date (an unreadable date is past).
+pub fn model_lapsed(model: &RiskModelProposed, at: Timestamp) -> bool {
+    Timestamp::parse(&format!("{}T00:00:00.000000Z", model.review_date)).map_or(true, |day| {
+        at.unix_micros() >= day.unix_micros() + 86_400_000_000
+    })
 }
 
 /// A submission request (also the API's request body: unknown fields are refused, so a

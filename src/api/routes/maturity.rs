@@ -271,7 +271,7 @@ async fn status(
         .map(|c| {
             let g = model
                 .as_ref()
-                .map(|m| policy::gate(&s, Uuid::nil(), *c, 0, m).1);
+                .map(|m| policy::gate(&s, (Uuid::nil(), at), *c, 0, m).1);
             let threshold = ClassThreshold {
                 effective: g.as_ref().map(|g| g.threshold),
                 model: g.as_ref().map(|g| g.model_threshold),
