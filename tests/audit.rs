@@ -776,7 +776,7 @@ fn a_break_glass_release_never_reviewed_is_found() {
 #[test]
 fn a_vote_whose_actor_was_changed_or_signature_stripped_is_found_in_a_resigned_log() {
     let s = scripted();
-    for strip in [false, true] {
+    for forgery in ["actor", "signature stripped", "rationale"] {
         let mut expected = 0;
         let forged = forge(&s.entries, |v| {
             let vote = v
@@ -784,21 +784,27 @@ fn a_vote_whose_actor_was_changed_or_signature_stripped_is_found_in_a_resigned_l
                 .position(|e| e["type"] == "trustledger.cab.vote_cast")
                 .unwrap();
             assert_eq!(v[vote]["actor"], "carol");
-            if strip {
-                v[vote]["data"].as_object_mut().unwrap().remove("signature");
-            } else {
-                v[vote]["actor"] = json!("cyril");
+            match forgery {
+                "actor" => v[vote]["actor"] = json!("cyril"),
+                "signature stripped" => {
+                    v[vote]["data"].as_object_mut().unwrap().remove("signature");
+                }
+                _ => v[vote]["data"]["rationale"] = json!("rubber-stamped"),
             }
             expected = vote as u64;
         });
         let found = findings(&forged);
-        assert_eq!(found.first().map(|f| f.0), Some(expected), "{found:?}");
-        let why = if strip {
-            "requires every vote to carry"
-        } else {
-            "not by the key in force"
+        assert_eq!(
+            found.first().map(|f| f.0),
+            Some(expected),
+            "{forgery}: {found:?}"
+        );
+        let why = match forgery {
+            "actor" => "not by the key in force",
+            "signature stripped" => "requires every vote to carry",
+            _ => "does not verify",
         };
-        assert!(found[0].1.contains(why), "{found:?}");
+        assert!(found[0].1.contains(why), "{forgery}: {found:?}");
     }
 }
 

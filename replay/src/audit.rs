@@ -118,9 +118,18 @@ pub struct SignatureForesight {
 }
 
 impl SignatureForesight {
-    /// Notes a decoded payload: remembers trusted keys, answers ahead for signed evidence.
-    pub fn look_at(&self, payload: &Payload) {
+    /// Notes a decoded payload: remembers trusted keys, answers ahead for signed evidence and
+    /// signed votes (whose statement names the log's origin, `entry.source`).
+    pub fn look_at(&self, entry: &Entry, payload: &Payload) {
         match payload {
+            Payload::CabVoteCast(vote) => {
+                if let Some(statement) = vote_statement_of(&entry.source, vote) {
+                    let signature = vote.signature.as_ref().map(|s| s.sshsig.clone());
+                    if let Some(sshsig) = signature {
+                        self.memo.answer_vote_ahead(sshsig, statement);
+                    }
+                }
+            }
             Payload::SigningKeyTrusted(key) => {
                 if let Ok(mut keys) = self.keys.write() {
                     keys.entry(key.key_id.clone())
@@ -152,6 +161,39 @@ impl SignatureForesight {
             _ => {}
         }
     }
+}
+
+/// The statement a recorded vote says its member signed, if it carries a signature.
+fn vote_statement_of(origin: &str, vote: &CabVoteCast) -> Option<String> {
+    use projections::vote_statement::{Kind, Statement};
+    let signature = vote.signature.as_ref()?;
+    let (kind, subject) = match &vote.target {
+        VoteTarget::Deployment { deployment_id } => (Kind::Deployment, deployment_id.to_string()),
+        VoteTarget::RiskModel { version } => (Kind::RiskModel, version.clone()),
+        VoteTarget::MaturityProgression { to_level } => {
+            (Kind::MaturityProgression, to_level.to_string())
+        }
+        VoteTarget::Exception { exception_id } => (Kind::Exception, exception_id.to_string()),
+        VoteTarget::BreakglassReview { deployment_id } => {
+            (Kind::BreakglassReview, deployment_id.to_string())
+        }
+        VoteTarget::RegistryChange { proposal_id } => {
+            (Kind::RegistryChange, proposal_id.to_string())
+        }
+        VoteTarget::Change { proposal_id } => (Kind::Change, proposal_id.to_string()),
+    };
+    Some(
+        Statement {
+            kind,
+            origin,
+            subject: &subject,
+            digest: &signature.digest,
+            approve: vote.approve,
+            rationale: &vote.rationale,
+            signed_at: &signature.signed_at,
+        }
+        .to_text(),
+    )
 }
 
 impl Auditor {
@@ -505,7 +547,7 @@ pub fn audit_bundle(
     let decode = |entry: &Entry| {
         let decoded = Payload::decode(entry);
         if let Ok(Some(payload)) = &decoded {
-            foresight.look_at(payload);
+            foresight.look_at(entry, payload);
         }
         decoded
     };
@@ -626,7 +668,7 @@ fn parse_in_parallel(
         let entry = Entry::parse(bytes).map_err(|e| e.to_string())?;
         let decoded = Payload::decode(&entry);
         if let Ok(Some(payload)) = &decoded {
-            foresight.look_at(payload);
+            foresight.look_at(&entry, payload);
         }
         Ok((entry, decoded))
     };

@@ -1045,20 +1045,40 @@ fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
 /// releases that use it). It only ever holds what [`SignatureQuestion::answer`] returned, so
 /// consulting it changes no decision, only when the work is done.
 #[derive(Debug, Default)]
-pub struct SignatureMemo(std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>);
+pub struct SignatureMemo {
+    sbom: std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>,
+    /// Vote signatures: (armored SSHSIG, statement) → whether it verifies under its own key.
+    votes: std::sync::Mutex<std::collections::HashMap<(String, String), bool>>,
+}
 
 impl SignatureMemo {
     /// Works out `question` now and keeps the answer for the policy.
     pub fn answer_ahead(&self, question: SignatureQuestion) {
         let answer = question.answer();
-        if let Ok(mut answers) = self.0.lock() {
+        if let Ok(mut answers) = self.sbom.lock() {
             answers.insert(question, answer);
+        }
+    }
+
+    /// Works out now whether `sshsig` verifies over `statement` under the key it names, and
+    /// keeps the answer for the policy (which still checks that key is the member's).
+    pub fn answer_vote_ahead(&self, sshsig: String, statement: String) {
+        let answer = crate::vote_statement::verifies_under_its_own_key(&sshsig, &statement);
+        if let Ok(mut answers) = self.votes.lock() {
+            answers.insert((sshsig, statement), answer);
         }
     }
 
     /// The kept answer, removed: each is asked for about once, so the memo stays small.
     fn take(&self, question: &SignatureQuestion) -> Option<bool> {
-        self.0.lock().ok()?.remove(question)
+        self.sbom.lock().ok()?.remove(question)
+    }
+
+    fn take_vote(&self, sshsig: &str, statement: &str) -> Option<bool> {
+        self.votes
+            .lock()
+            .ok()?
+            .remove(&(sshsig.to_owned(), statement.to_owned()))
     }
 
     /// Runs `f` with the policy on this thread consulting this memo.
@@ -1080,6 +1100,16 @@ thread_local! {
     /// stay the pure `(state, command) -> decision` the service and the audit share.
     static SIGNATURE_MEMO: std::cell::RefCell<Option<std::sync::Arc<SignatureMemo>>> =
         const { std::cell::RefCell::new(None) };
+}
+
+/// A vote signature's answer worked out ahead on another thread, if the memo installed on this
+/// thread has it.
+pub(crate) fn vote_answer_ahead(sshsig: &str, statement: &str) -> Option<bool> {
+    SIGNATURE_MEMO.with(|memo| {
+        memo.borrow()
+            .as_ref()
+            .and_then(|memo| memo.take_vote(sshsig, statement))
+    })
 }
 
 /// Decides a command.
