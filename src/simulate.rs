@@ -789,6 +789,17 @@ pub fn run(
         spike_week: (config.weeks * 3 / 4).max(2),
         model_proposed: false,
     };
+    // Everyone acts with a token granted in the log, as through the API (the audit finds an
+    // actor who held none); the tokens are revoked when the simulation ends.
+    let tokens = simulated_tokens(config.seed);
+    for (principal, roles, token_sha256) in &tokens {
+        let grant = events::catalogue::access::AccessGranted {
+            principal: principal.clone(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            token_sha256: token_sha256.clone(),
+        };
+        sim.execute(&system_cli(), &Command::GrantAccess(grant))?;
+    }
     for (i, member) in CAB.iter().enumerate() {
         let key = Sim::cab_key(i)
             .public_key()
@@ -957,8 +968,44 @@ pub fn run(
         }
         row.level = level;
     }
+    for (principal, _, token_sha256) in tokens {
+        let revoke = events::catalogue::access::AccessRevoked {
+            principal,
+            token_sha256,
+            reason: "the simulation ended".into(),
+        };
+        sim.execute(&system_cli(), &Command::RevokeAccess(revoke))?;
+    }
     sim.report.entries = gov.log().head().size;
     Ok(sim.report)
+}
+
+fn system_cli() -> Principal {
+    Principal::new(crate::governance::CLI_ADMIN, &[Role::Admin])
+}
+
+/// The simulation's principals, their roles, and a token id for each: derived from the seed so
+/// that a simulation is reproducible (its tokens are revoked when it ends, so a derivable token
+/// never opens a served simulated log).
+fn simulated_tokens(seed: u64) -> Vec<(String, Vec<&'static str>, String)> {
+    let developers = (1..=8).map(|n| (format!("dev-{n}"), vec!["submitter"]));
+    let members = CAB.iter().map(|m| ((*m).to_owned(), vec!["cab"]));
+    [
+        ("ada".to_owned(), vec!["admin"]),
+        ("deploy-agent".to_owned(), vec!["deployer"]),
+        ("sre-oncall".to_owned(), vec!["incident-reporter"]),
+        ("ops".to_owned(), vec!["operator"]),
+    ]
+    .into_iter()
+    .chain(developers)
+    .chain(members)
+    .map(|(principal, roles)| {
+        let id = hex::encode(Sha256::digest(format!(
+            "trustledger simulation {seed} token of {principal}"
+        )));
+        (principal, roles, id)
+    })
+    .collect()
 }
 
 impl std::fmt::Display for SimulationReport {

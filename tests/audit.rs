@@ -310,7 +310,7 @@ fn a_level_change_without_cab_approval_is_found() {
 fn a_vote_by_a_non_member_and_an_approval_by_the_submitter_are_found() {
     let s = scripted();
     for (deployment, actor, needle) in [
-        (s.half_approved, "mallory", "not a CAB member"),
+        (s.half_approved, "mallory", "held no token"),
         (s.submitted_by_member, "carol", "submitter"),
     ] {
         let mut at = 0;
@@ -837,4 +837,22 @@ fn an_approval_reached_with_a_forged_vote_is_found_short_of_its_quorum() {
         "{found:?}"
     );
     assert!(found[1].1.contains("deployment.approved"), "{found:?}");
+}
+
+/// Whoever holds the log key can record a decision under any name, but not a token: an actor
+/// who held no grant with a role that may issue the command is found at its seq.
+#[test]
+fn an_actor_without_a_granted_role_is_found() {
+    let s = scripted();
+    let mut at = 0;
+    let forged = forge(&s.entries, |v| {
+        at = v
+            .iter()
+            .position(|e| e["type"] == "trustledger.deployment.released")
+            .unwrap();
+        v[at]["actor"] = json!("chen"); // a CAB member, not a deployer
+    });
+    let found = findings(&forged);
+    assert_eq!(found.first().map(|f| f.0), Some(at as u64), "{found:?}");
+    assert!(found[0].1.contains("chen held no token"), "{found:?}");
 }

@@ -307,6 +307,22 @@ impl Auditor {
                     return false;
                 }
             };
+            if !policy::holds_role_for(&self.state, &cause.actor, &command) {
+                let roles: Vec<&str> = policy::roles_for(&command)
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect();
+                self.finding(
+                    cause.seq,
+                    kind,
+                    format!(
+                        "{} held no token granting a role that may issue it ({}) at that time",
+                        cause.actor,
+                        roles.join(", ")
+                    ),
+                );
+                return false;
+            }
             let decide = || policy::decide(&self.state, &cause.actor, cause.time, &command);
             let decided = match &self.signatures {
                 Some(memo) => memo.consulted_during(decide),

@@ -1,7 +1,6 @@
 //! Who may do what: roles, principals, bearer tokens, and the roles each command needs.
 
-use projections::policy::Command;
-pub use projections::policy::Role;
+pub use projections::policy::{roles_for, Role};
 use projections::state::GovernanceState;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeSet;
@@ -26,9 +25,7 @@ impl Principal {
     }
 }
 
-/// The principal the command line acts as when an operator with access to the data directory
-/// creates tokens (file-system access to the data directory is the root of trust).
-pub const CLI_ADMIN: &str = "system:cli";
+pub use projections::policy::CLI_ADMIN;
 
 /// A new random bearer token (`tl_` + 64 hex digits from two v4 UUIDs: 244 random bits) and its
 /// SHA-256 hex (the only form in which it is recorded).
@@ -68,26 +65,4 @@ pub fn token_in_force(state: &GovernanceState, principal: &str) -> Option<String
         .iter()
         .find(|(_, a)| !a.revoked && a.principal == principal)
         .map(|(sha256, _)| sha256.clone())
-}
-
-/// The roles allowed to issue a command (any one suffices).
-pub fn roles_for(command: &Command) -> &'static [Role] {
-    match command {
-        Command::ProposeRiskModel(_) => &[Role::Admin, Role::Cab],
-        Command::ActivateRiskModel { .. }
-        | Command::AddCabMember { .. }
-        | Command::RemoveCabMember { .. }
-        | Command::TrustSigningKey(_)
-        | Command::RevokeSigningKey(_)
-        | Command::GrantAccess(_)
-        | Command::RevokeAccess(_)
-        | Command::RequireSignedVotes => &[Role::Admin],
-        Command::RevokeMemberKey { .. } => &[Role::Admin, Role::Cab],
-        Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
-        Command::Submit { .. } => &[Role::Submitter],
-        Command::Release(_) | Command::PresentSbom(_) => &[Role::Deployer],
-        Command::ReportIncident(_) | Command::UpdateIncident(_) => &[Role::IncidentReporter],
-        Command::EvaluateMaturity { .. } => &[Role::Operator, Role::Admin, Role::Cab],
-        _ => &[Role::Cab],
-    }
 }

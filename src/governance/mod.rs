@@ -431,7 +431,7 @@ pub enum AsOf {
 }
 
 /// The principal the service acts as for scheduled work.
-pub const SCHEDULER: &str = "system:scheduler";
+pub use projections::policy::SCHEDULER;
 
 impl Governance {
     /// The state as it was at `as_of`, rebuilt by folding the log up to there.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use changes::CHANGE_QUORUM;
 pub use inverse::command_of;
-pub use role::Role;
+pub use role::{holds_role_for, roles_for, system_roles, Role, CLI_ADMIN, SCHEDULER};
 pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 
 mod access;

@@ -50,3 +50,59 @@ impl Role {
         Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
 }
+
+/// The principal the command line acts as when an operator with access to the data directory
+/// creates tokens (file-system access to the data directory is the root of trust).
+pub const CLI_ADMIN: &str = "system:cli";
+/// The principal scheduled maturity evaluations run as.
+pub const SCHEDULER: &str = "system:scheduler";
+
+/// The roles a principal that holds no token acts with: the command line (admin) and the
+/// scheduler (operator). Any other principal acts only with a token granted in the log.
+pub fn system_roles(principal: &str) -> &'static [Role] {
+    match principal {
+        CLI_ADMIN => &[Role::Admin],
+        SCHEDULER => &[Role::Operator],
+        _ => &[],
+    }
+}
+
+/// The roles allowed to issue a command (any one suffices).
+pub fn roles_for(command: &super::Command) -> &'static [Role] {
+    use super::Command;
+    match command {
+        Command::ProposeRiskModel(_) => &[Role::Admin, Role::Cab],
+        Command::ActivateRiskModel { .. }
+        | Command::AddCabMember { .. }
+        | Command::RemoveCabMember { .. }
+        | Command::TrustSigningKey(_)
+        | Command::RevokeSigningKey(_)
+        | Command::GrantAccess(_)
+        | Command::RevokeAccess(_)
+        | Command::RequireSignedVotes => &[Role::Admin],
+        Command::RevokeMemberKey { .. } => &[Role::Admin, Role::Cab],
+        Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],
+        Command::Submit { .. } => &[Role::Submitter],
+        Command::Release(_) | Command::PresentSbom(_) => &[Role::Deployer],
+        Command::ReportIncident(_) | Command::UpdateIncident(_) => &[Role::IncidentReporter],
+        Command::EvaluateMaturity { .. } => &[Role::Operator, Role::Admin, Role::Cab],
+        _ => &[Role::Cab],
+    }
+}
+
+/// Whether `actor` could issue `command` with the grants in `state` (or as a system principal).
+pub fn holds_role_for(
+    state: &crate::state::GovernanceState,
+    actor: &str,
+    command: &super::Command,
+) -> bool {
+    let allowed = roles_for(command);
+    system_roles(actor).iter().any(|r| allowed.contains(r))
+        || state.access.values().any(|a| {
+            !a.revoked
+                && a.principal == actor
+                && a.roles
+                    .iter()
+                    .any(|r| Role::parse(r).is_some_and(|r| allowed.contains(&r)))
+        })
+}
