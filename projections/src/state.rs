@@ -509,18 +509,8 @@ pub type RegistryProposal = Proposal<RegistryChangeProposed>;
 /// A proposed change to the CAB or its policy and the votes on it.
 pub type ChangeProposal = Proposal<ChangeProposed>;
 
-/// A proposed exception and the votes on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExceptionProposal {
-    /// The proposal.
-    pub proposal: ExceptionProposed,
-    /// Who proposed it (never counts towards its quorum).
-    pub proposed_by: String,
-    /// Votes after this are refused.
-    pub proposal_expires_at: Timestamp,
-    /// Votes by CAB member: approve?
-    pub votes: BTreeMap<String, bool>,
-}
+/// A proposed exception and the votes on it (`applied` once granted).
+pub type ExceptionProposal = Proposal<ExceptionProposed>;
 
 /// Releases and incident-linked releases of one app (the "past incident rate" factor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -676,6 +666,11 @@ impl GovernanceState {
         };
         for proposal in self.change_proposals.values_mut() {
             if !proposal.applied && carried_out(&proposal.proposal.change) {
+                proposal.applied = true;
+            }
+        }
+        if let Payload::ExceptionGranted(p) = payload {
+            if let Some(proposal) = self.exception_proposals.get_mut(&p.exception_id) {
                 proposal.applied = true;
             }
         }
@@ -988,16 +983,10 @@ impl GovernanceState {
                 }
             }
             Payload::ExceptionProposed(p) => {
-                if let Some(proposal_expires_at) = parse_time(&p.proposal_expires_at) {
-                    self.exception_proposals.insert(
-                        p.exception_id,
-                        ExceptionProposal {
-                            proposal: p,
-                            proposed_by: actor(),
-                            proposal_expires_at,
-                            votes: BTreeMap::new(),
-                        },
-                    );
+                if let Some(expires) = parse_time(&p.proposal_expires_at) {
+                    let id = p.exception_id;
+                    self.exception_proposals
+                        .insert(id, Proposal::new(p, actor(), expires));
                 }
             }
             Payload::ExceptionGranted(p) => {

@@ -43,7 +43,6 @@ pub(super) fn decide(
             rationale,
             signature,
         } => {
-            check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
             let proposal =
                 state
                     .change_proposals
@@ -52,40 +51,24 @@ pub(super) fn decide(
                         kind: "proposal",
                         id: proposal_id.to_string(),
                     })?;
-            require_member(state, actor)?;
-            proposals::check_open(proposal, actor, at)?;
             let change = &proposal.proposal.change;
             if matches!(change, ProposedChange::RemoveMember { member } if member == actor) {
                 return Err(Rejection::Forbidden(
                     "a member does not vote on their own removal".into(),
                 ));
             }
-            let signature = signed_votes::check(
+            let target = VoteTarget::Change {
+                proposal_id: *proposal_id,
+            };
+            let (vote, approvers) = proposals::cast(
                 state,
-                actor,
-                at,
-                signed_votes::VoteSubject {
-                    kind: Kind::Change,
-                    subject: proposal_id.to_string(),
-                    digest: crate::vote_statement::canonical_digest(&proposal.proposal),
-                    approve: *approve,
-                    rationale,
-                },
+                (actor, at),
+                proposal,
+                (Kind::Change, target),
+                (*approve, rationale),
                 signature.as_ref(),
             )?;
-            let subject = "cab/proposals".to_owned();
-            let mut events = vec![(
-                subject,
-                Payload::CabVoteCast(CabVoteCast {
-                    target: VoteTarget::Change {
-                        proposal_id: *proposal_id,
-                    },
-                    approve: *approve,
-                    rationale: rationale.clone(),
-                    signature,
-                }),
-            )];
-            let approvers = proposals::approvers(state, proposal, actor, *approve);
+            let mut events = vec![("cab/proposals".to_owned(), vote)];
             if *approve && approvers.len() >= CHANGE_QUORUM {
                 // Checked again against the state as it is now: another change may have landed.
                 check_change(state, change)?;

@@ -161,7 +161,6 @@ fn decide_vote(
     (approve, rationale): (bool, &str),
     signature: Option<&SignedVote>,
 ) -> Result<Decision, Rejection> {
-    check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
     let proposal = state
         .exception_proposals
         .get(&exception_id)
@@ -169,12 +168,17 @@ fn decide_vote(
             kind: "exception proposal",
             id: exception_id.to_string(),
         })?;
-    require_member(state, actor)?;
-    if proposal.proposed_by == actor {
-        return Err(Rejection::Forbidden(
-            "the proposer of an exception never approves it".into(),
-        ));
-    }
+    let (vote, approvers) = proposals::cast(
+        state,
+        (actor, at),
+        proposal,
+        (
+            crate::vote_statement::Kind::Exception,
+            VoteTarget::Exception { exception_id },
+        ),
+        (approve, rationale),
+        signature,
+    )?;
     let submitter = scoped_deployment(&proposal.proposal.scope)
         .and_then(|id| state.deployments.get(&id).map(|d| d.submitter.clone()));
     if submitter.as_deref() == Some(actor) {
@@ -182,60 +186,8 @@ fn decide_vote(
             "separation of duties: the submitter never approves an exception for their own deployment".into(),
         ));
     }
-    if state.exceptions.contains_key(&exception_id) {
-        return Err(Rejection::NotAllowed(format!(
-            "exception {exception_id} is already granted"
-        )));
-    }
-    if proposal.votes.values().any(|approved| !approved) {
-        return Err(Rejection::NotAllowed(format!(
-            "exception {exception_id} was rejected"
-        )));
-    }
-    if at >= proposal.proposal_expires_at {
-        return Err(Rejection::NotAllowed(format!(
-            "the proposal expired at {}",
-            proposal.proposal_expires_at
-        )));
-    }
-    if proposal.votes.contains_key(actor) {
-        return Err(Rejection::Conflict(format!(
-            "{actor} already voted on exception {exception_id}"
-        )));
-    }
-    let signature = signed_votes::check(
-        state,
-        actor,
-        at,
-        signed_votes::VoteSubject {
-            kind: crate::vote_statement::Kind::Exception,
-            subject: exception_id.to_string(),
-            digest: crate::vote_statement::canonical_digest(&proposal.proposal),
-            approve,
-            rationale,
-        },
-        signature,
-    )?;
     let subject = format!("exception/{exception_id}");
-    let mut events = vec![(
-        subject.clone(),
-        Payload::CabVoteCast(CabVoteCast {
-            target: VoteTarget::Exception { exception_id },
-            approve,
-            rationale: rationale.to_owned(),
-            signature,
-        }),
-    )];
-    // A quorum counts distinct approvers who are members now.
-    let approvers: Vec<String> = proposal
-        .votes
-        .iter()
-        .filter(|(m, a)| **a && state.cab_members.contains(*m))
-        .map(|(m, _)| m.clone())
-        .chain(approve.then(|| actor.to_owned()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut events = vec![(subject.clone(), vote)];
     if approve && approvers.len() >= EXCEPTION_QUORUM {
         let p = &proposal.proposal;
         events.push((

@@ -59,3 +59,45 @@ pub(super) fn approvers<P>(
         .into_iter()
         .collect()
 }
+
+/// A member's vote on `proposal`: checks it may be cast now and its signature, and returns the
+/// vote's entry and the distinct current members who approve once it counts.
+pub(super) fn cast<P: serde::Serialize>(
+    state: &GovernanceState,
+    (actor, at): (&str, Timestamp),
+    proposal: &Proposal<P>,
+    (kind, target): (crate::vote_statement::Kind, VoteTarget),
+    (approve, rationale): (bool, &str),
+    signature: Option<&SignedVote>,
+) -> Result<(Payload, Vec<String>), Rejection> {
+    check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
+    require_member(state, actor)?;
+    check_open(proposal, actor, at)?;
+    let subject = match &target {
+        VoteTarget::Exception { exception_id } => exception_id.to_string(),
+        VoteTarget::RegistryChange { proposal_id } | VoteTarget::Change { proposal_id } => {
+            proposal_id.to_string()
+        }
+        other => unreachable!("not a proposal: {other:?}"),
+    };
+    let signature = signed_votes::check(
+        state,
+        actor,
+        at,
+        signed_votes::VoteSubject {
+            kind,
+            subject,
+            digest: crate::vote_statement::canonical_digest(&proposal.proposal),
+            approve,
+            rationale,
+        },
+        signature,
+    )?;
+    let vote = Payload::CabVoteCast(CabVoteCast {
+        target,
+        approve,
+        rationale: rationale.to_owned(),
+        signature,
+    });
+    Ok((vote, approvers(state, proposal, actor, approve)))
+}

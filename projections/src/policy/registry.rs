@@ -111,7 +111,6 @@ pub(super) fn decide(
             rationale,
             signature,
         } => {
-            check_text("rationale", rationale, TEXT_BYTES_MAX, true)?;
             let proposal =
                 state
                     .registry_proposals
@@ -120,34 +119,19 @@ pub(super) fn decide(
                         kind: "registry proposal",
                         id: proposal_id.to_string(),
                     })?;
-            require_member(state, actor)?;
-            proposals::check_open(proposal, actor, at)?;
-            let signature = signed_votes::check(
+            let target = VoteTarget::RegistryChange {
+                proposal_id: *proposal_id,
+            };
+            let (vote, approvers) = proposals::cast(
                 state,
-                actor,
-                at,
-                signed_votes::VoteSubject {
-                    kind: Kind::RegistryChange,
-                    subject: proposal_id.to_string(),
-                    digest: crate::vote_statement::canonical_digest(&proposal.proposal),
-                    approve: *approve,
-                    rationale,
-                },
+                (actor, at),
+                proposal,
+                (Kind::RegistryChange, target),
+                (*approve, rationale),
                 signature.as_ref(),
             )?;
             let subject = format!("app_registry/{}", proposal.proposal.entry.app_id);
-            let mut events = vec![(
-                subject.clone(),
-                Payload::CabVoteCast(CabVoteCast {
-                    target: VoteTarget::RegistryChange {
-                        proposal_id: *proposal_id,
-                    },
-                    approve: *approve,
-                    rationale: rationale.clone(),
-                    signature,
-                }),
-            )];
-            let approvers = proposals::approvers(state, proposal, actor, *approve);
+            let mut events = vec![(subject.clone(), vote)];
             if *approve && approvers.len() >= REGISTRY_QUORUM {
                 // The entry is checked again against the registry as it is now.
                 check_entry(state, &proposal.proposal.entry)?;
