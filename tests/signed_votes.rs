@@ -73,6 +73,18 @@ fn ssh_keygen_signatures_verify_and_nothing_else_does() {
         verify(true, "not a signature"),
         Err(SignatureProblem::Malformed(_))
     ));
+    // The auditor's ahead-of-time check gives the same answers on OpenSSH's signatures.
+    let statement = vector("statement.txt");
+    let ahead = |sig: &str, text: &str| vote_statement::verifies_under_its_own_key(sig, text);
+    assert!(ahead(&vector("statement.txt.sig"), &statement));
+    let rejecting = statement.replace("decision: approve", "decision: reject");
+    assert!(!ahead(&vector("statement.txt.sig"), &rejecting));
+    assert!(!ahead(
+        &vector("statement.txt.file-namespace.sig"),
+        &statement
+    ));
+    assert!(!ahead(&vector("statement.txt.rsa.sig"), &statement));
+    assert!(!ahead(&garbled, &statement));
     let rsa = vote_statement::parse_member_key(&vector("rsa_key.pub")).unwrap_err();
     assert!(rsa.contains("Ed25519"), "{rsa}");
 }

@@ -1019,7 +1019,7 @@ impl SignatureQuestion {
 /// The decompressed key for `public`, or `None` if it is not a curve point. Kept per thread:
 /// decompression is a field square root, a fifth of a verification, and a log's evidence is
 /// signed by a handful of keys.
-fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+pub(crate) fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
     /// Bounds the cache against a forged log naming a new key on every entry.
     const KEYS_KEPT: usize = 64;
     thread_local! {
