@@ -14,6 +14,7 @@ pub mod calibration;
 pub mod genesis;
 pub mod maturity;
 pub mod policy;
+pub mod proposal;
 pub mod settling;
 pub mod snapshot;
 pub mod state;

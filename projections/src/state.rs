@@ -1,5 +1,6 @@
 //! The governance state: a pure fold of log entries, holding what the policy decides from.
 
+pub use crate::proposal::{ChangeProposal, ExceptionProposal, Proposal, RegistryProposal};
 use crate::settling::{Settles, SettlingMap, SpillStore};
 use events::payloads::*;
 use events::{Entry, Timestamp};
@@ -477,41 +478,6 @@ impl ExceptionRecord {
     }
 }
 
-/// A proposal the CAB votes on, and the votes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Proposal<P> {
-    /// The proposal as recorded.
-    pub proposal: P,
-    /// Who proposed it (never counts towards its quorum).
-    pub proposed_by: String,
-    /// Votes after this are refused.
-    pub proposal_expires_at: Timestamp,
-    /// Votes by CAB member: approve?
-    pub votes: BTreeMap<String, bool>,
-    /// Whether its quorum approved it and it took effect.
-    pub applied: bool,
-}
-
-impl<P> Proposal<P> {
-    fn new(proposal: P, proposed_by: String, proposal_expires_at: Timestamp) -> Self {
-        Self {
-            proposal,
-            proposed_by,
-            proposal_expires_at,
-            votes: BTreeMap::new(),
-            applied: false,
-        }
-    }
-}
-
-/// A proposed registry change and the votes on it.
-pub type RegistryProposal = Proposal<RegistryChangeProposed>;
-/// A proposed change to the CAB or its policy and the votes on it.
-pub type ChangeProposal = Proposal<ChangeProposed>;
-
-/// A proposed exception and the votes on it (`applied` once granted).
-pub type ExceptionProposal = Proposal<ExceptionProposed>;
-
 /// Releases and incident-linked releases of one app (the "past incident rate" factor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppHistory {
@@ -648,32 +614,6 @@ impl GovernanceState {
         let hash = events::Digest::from_hex(&recorded.evidence_hash).map(|d| d.0);
         self.fold(entry, Ok(Some(Payload::EvidenceRecorded(recorded))), hash);
         self.settle_touched();
-    }
-
-    /// Marks the open change proposals that `payload` carries out as applied.
-    fn mark_applied(&mut self, payload: &Payload) {
-        let carried_out = |change: &ProposedChange| match (payload, change) {
-            (Payload::CabMemberAdded(p), ProposedChange::AddMember { member, .. }) => {
-                p.member == *member
-            }
-            (Payload::CabMemberRemoved(p), ProposedChange::RemoveMember { member }) => {
-                p.member == *member
-            }
-            (Payload::BlastRadiusPolicySet(p), ProposedChange::BlastRadiusPolicy(q)) => {
-                p.version == q.version
-            }
-            _ => false,
-        };
-        for proposal in self.change_proposals.values_mut() {
-            if !proposal.applied && carried_out(&proposal.proposal.change) {
-                proposal.applied = true;
-            }
-        }
-        if let Payload::ExceptionGranted(p) = payload {
-            if let Some(proposal) = self.exception_proposals.get_mut(&p.exception_id) {
-                proposal.applied = true;
-            }
-        }
     }
 
     /// Hands deployments that have settled, and their evidence, to `store` from now on (those
