@@ -84,3 +84,41 @@ fn a_payload_of_the_wrong_shape_gets_the_same_message_from_text_as_from_a_tree()
         assert!(!message.contains(" at line "), "{message}");
     }
 }
+
+/// Votes, members and submissions recorded before signed votes and the registry (v1) decode as
+/// the current shape without the members added since.
+#[test]
+fn v1_votes_and_members_decode_without_their_new_members() {
+    use events::payloads::{CabMemberAdded, CabVoteCast, VoteTarget};
+    use events::{Digest, Position, Timestamp};
+    fn as_v1<P: catalogue::EventPayload>(payload: &P, name: &str) -> Entry {
+        let mut draft = catalogue::draft(uuid::Uuid::nil(), "s", "carol", "c", payload).unwrap();
+        draft.data_schema = Some(catalogue::schema_uri(name, 1));
+        let position = Position {
+            seq: 0,
+            stream_version: 0,
+            time: Timestamp::parse("2026-01-01T00:00:00.000000Z").unwrap(),
+            prev_hash: Digest::ZERO,
+        };
+        Entry::build(&draft, "test.example/log", position).unwrap()
+    }
+    let vote = CabVoteCast {
+        target: VoteTarget::RiskModel {
+            version: "1.2".into(),
+        },
+        approve: true,
+        rationale: "ok".into(),
+        signature: None,
+    };
+    let decoded: CabVoteCast = catalogue::decode(&as_v1(&vote, "cab.vote_cast")).unwrap();
+    assert_eq!(decoded, vote);
+    let member = CabMemberAdded {
+        member: "carol".into(),
+        ssh_key: None,
+    };
+    let decoded: CabMemberAdded = catalogue::decode(&as_v1(&member, "cab.member_added")).unwrap();
+    assert_eq!(decoded, member);
+    let mut v0 = as_v1(&member, "cab.member_added");
+    v0.data_schema = Some(catalogue::schema_uri("cab.member_added", 0));
+    assert!(catalogue::decode::<CabMemberAdded>(&v0).is_err());
+}

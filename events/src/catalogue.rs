@@ -31,6 +31,22 @@ pub trait EventPayload: Serialize + DeserializeOwned {
     }
 }
 
+/// [`EventPayload::upcast`] for a type whose later versions only added optional members: an
+/// older payload is already a valid payload of the current version.
+///
+/// # Errors
+/// For a version this type never had.
+pub fn upcast_by_added_optional_members<P: EventPayload>(
+    from: u32,
+    data: Value,
+) -> Result<Value, String> {
+    if (1..P::VERSION).contains(&from) {
+        Ok(data)
+    } else {
+        Err(format!("{} has no schema version {from}", P::NAME))
+    }
+}
+
 /// The full `type` of a payload.
 pub fn event_type<P: EventPayload>() -> String {
     format!("{TYPE_PREFIX}{}", P::NAME)

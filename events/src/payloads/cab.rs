@@ -2,7 +2,7 @@
 //! and its policy, and the application registry.
 
 use super::{BlastRadiusClass, BlastRadiusPolicySet};
-use crate::catalogue::EventPayload;
+use crate::catalogue::{self, EventPayload};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,10 +23,7 @@ impl EventPayload for CabMemberAdded {
     const VERSION: u32 = 2;
 
     fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
-        match from {
-            1 => Ok(data),
-            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
-        }
+        catalogue::upcast_by_added_optional_members::<Self>(from, data)
     }
 }
 
@@ -204,10 +201,7 @@ impl EventPayload for CabVoteCast {
     const VERSION: u32 = 2;
 
     fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
-        match from {
-            1 => Ok(data),
-            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
-        }
+        catalogue::upcast_by_added_optional_members::<Self>(from, data)
     }
 }
 

@@ -403,10 +403,7 @@ impl EventPayload for DeploymentSubmitted {
     const VERSION: u32 = 2;
 
     fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
-        match from {
-            1 => Ok(data),
-            _ => Err(format!("{} has no schema version {from}", Self::NAME)),
-        }
+        catalogue::upcast_by_added_optional_members::<Self>(from, data)
     }
 }
 
