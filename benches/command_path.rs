@@ -12,14 +12,16 @@
 //! Run: `cargo bench --bench command_path`. Bounded: a fixed number of requests per client.
 
 use events::catalogue::access::AccessGranted;
+use events::payloads::EvidenceDocument;
 use events::{Durability, EventDraft, Log, LogConfig, SystemClock};
-use projections::policy::Command;
+use projections::policy::{self, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trustledger::api::server::{serve, ServerLimits};
 use trustledger::api::{app, AppState, Limits};
 use trustledger::governance::{new_token, Governance, IdSource, Principal, Role, CLI_ADMIN};
+use uuid::Uuid;
 
 // The shipped binary's allocator, so the figures are its figures.
 #[global_allocator]
@@ -196,6 +198,11 @@ fn main() {
         )
         .unwrap(),
     );
+    gov.execute(
+        &Principal::new("ada", &[Role::Admin]),
+        &policy::set_producer_by_label("ci-bot"),
+    )
+    .unwrap();
     let dev = token(&gov, "dev", "submitter");
     let auditor = token(&gov, "audrey", "auditor");
     let router = app(AppState::with_limits(
@@ -227,12 +234,15 @@ fn main() {
             });
     });
     let port = port_rx.recv().unwrap();
-    let evidence = serde_json::json!({
-        "artifacts": [{"name": "app.msi", "sha256": "ab".repeat(32), "size": 10}],
-        "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
-        "generated_by": "ci-bot", "packaged_by": "packager"
-    })
-    .to_string();
+    let Command::RecordEvidence {
+        document,
+        signature,
+        ..
+    } = policy::record_evidence_signed_by_label(Uuid::nil(), document())
+    else {
+        unreachable!("the helper records evidence")
+    };
+    let evidence = serde_json::json!({"document": document, "signature": signature}).to_string();
     let write = encode("POST", "/api/v1/evidence", &dev, evidence.as_bytes());
     let read = encode("GET", "/api/v1/maturity/status/", &auditor, b"");
 
@@ -270,6 +280,16 @@ fn main() {
     time_travel(port, &gov, &auditor);
 }
 
+/// The evidence every write records (signed by the producer `ci-bot`).
+fn document() -> EvidenceDocument {
+    serde_json::from_value(serde_json::json!({
+        "artifacts": [{"name": "app.msi", "sha256": "ab".repeat(32), "size": 10}],
+        "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
+        "generated_by": "ci-bot", "packaged_by": "packager", "requires_admin": false
+    }))
+    .unwrap()
+}
+
 /// `/healthz` latency alone, then while four clients ask for a past state of a 50k-entry log.
 fn time_travel(port: u16, gov: &Governance, auditor: &str) {
     // Fill the log to 50k entries through the command path itself.
@@ -278,16 +298,7 @@ fn time_travel(port: u16, gov: &Governance, auditor: &str) {
         for _ in 0..16 {
             scope.spawn(|| {
                 while gov.log().head().size < TIME_TRAVEL_ENTRIES {
-                    let document = serde_json::from_value(serde_json::json!({
-                        "artifacts": [{"name": "app.msi", "sha256": "ab".repeat(32), "size": 10}],
-                        "sbom": null, "tests_passed": 10, "tests_failed": 0,
-                        "scan_critical_findings": 0, "generated_by": "ci-bot", "packaged_by": "packager"
-                    }))
-                    .unwrap();
-                    let command = Command::RecordEvidence {
-                        evidence_id: gov.new_id(),
-                        document,
-                    };
+                    let command = policy::record_evidence_signed_by_label(gov.new_id(), document());
                     gov.execute(&submitter, &command).unwrap();
                 }
             });

@@ -58,7 +58,12 @@ fn setup(durability: Durability, signed_votes: bool) -> Setup {
     if !signed_votes {
         let drafts = genesis::genesis_events()
             .iter()
-            .filter(|(_, p)| !matches!(p, Payload::SignedVotesRequired(_)))
+            .filter(|(_, p)| {
+                !matches!(
+                    p,
+                    Payload::SignedVotesRequired(_) | Payload::SignedEvidenceRequired(_)
+                )
+            })
             .enumerate()
             .map(|(k, (subject, payload))| {
                 payload.to_draft(
@@ -114,13 +119,13 @@ fn setup(durability: Durability, signed_votes: bool) -> Setup {
         scan_critical_findings: 0,
         generated_by: "ci".into(),
         packaged_by: "pkg".into(),
+        requires_admin: Some(false),
     };
+    gov.execute(&admin, &policy::set_producer_by_label("ci"))
+        .unwrap();
     gov.execute(
         &dev,
-        &Command::RecordEvidence {
-            evidence_id,
-            document,
-        },
+        &policy::record_evidence_signed_by_label(evidence_id, document),
     )
     .unwrap();
     Setup {

@@ -12,7 +12,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use events::payloads::*;
 use events::{Durability, Log, LogConfig, ManualClock, Timestamp};
-use projections::policy::{Command, PresentedRelease, SubmitDeployment};
+use projections::policy::{self, Command, PresentedRelease, SubmitDeployment};
 use projections::state::GovernanceState;
 use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
@@ -61,13 +61,13 @@ fn build(dir: &std::path::Path, deployments: u64) -> ManualClock {
         scan_critical_findings: 0,
         generated_by: "ci".into(),
         packaged_by: "pkg".into(),
+        requires_admin: Some(false),
     };
+    gov.execute(&admin, &policy::set_producer_by_label("ci"))
+        .unwrap();
     gov.execute(
         &dev,
-        &Command::RecordEvidence {
-            evidence_id,
-            document,
-        },
+        &policy::record_evidence_signed_by_label(evidence_id, document),
     )
     .unwrap();
     let apps = [

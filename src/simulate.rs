@@ -16,7 +16,8 @@ use events::payloads::*;
 use events::{Clock as _, ManualClock, Timestamp};
 use projections::maturity::READY_TO_PROGRESS;
 use projections::policy::{
-    self, Command, IncidentReport, PresentedRelease, SignedVote, SubmitDeployment,
+    self, record_evidence_signed_by_label, set_producer_by_label, Command, IncidentReport,
+    PresentedRelease, SignedVote, SubmitDeployment,
 };
 use projections::state::DeploymentStatus;
 use projections::vote_statement;
@@ -208,6 +209,8 @@ const APPS: &[App] = &[
     },
 ];
 
+/// The simulated CI system that produces and signs evidence.
+const PRODUCER: &str = "ci-bot";
 const CAB: [&str; 5] = ["cab-alice", "cab-bob", "cab-chen", "cab-dana", "cab-eve"];
 
 /// A deterministic generator (xorshift64*).
@@ -419,16 +422,15 @@ impl Sim<'_> {
             tests_passed: 50 + self.rng.below(400),
             tests_failed: u64::from(self.rng.chance_bp(300)),
             scan_critical_findings: u64::from(self.rng.chance_bp(200)),
-            generated_by: "ci-bot".into(),
+            generated_by: PRODUCER.into(),
             packaged_by: "packager".into(),
+            requires_admin: Some(app.admin),
         };
         let evidence_id = self.gov.new_id();
+        // The CI system signs with a key derived from its name, like the CAB's.
         self.execute(
             &developer,
-            &Command::RecordEvidence {
-                evidence_id,
-                document,
-            },
+            &record_evidence_signed_by_label(evidence_id, document),
         )?;
         let deployment_id = self.gov.new_id();
         let users = app.users.0 + self.rng.below(app.users.1 - app.users.0);
@@ -813,6 +815,8 @@ pub fn run(
             },
         )?;
     }
+    // Seated, like the first members, before the CAB first votes (on the local apps).
+    sim.execute(&sim.admin.clone(), &set_producer_by_label(PRODUCER))?;
     sim.register_local_apps()?;
     let public = hex::encode(sim.sbom_key.verifying_key().as_bytes());
     sim.execute(

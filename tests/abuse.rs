@@ -59,6 +59,11 @@ fn running(limits: Limits, server_limits: ServerLimits) -> Running {
     let admin = token(&gov, "ada", &["admin"]);
     let dev = token(&gov, "dev", &["submitter"]);
     let auditor = token(&gov, "audrey", &["auditor"]);
+    gov.execute(
+        &Principal::new(CLI_ADMIN, &[Role::Admin]),
+        &projections::policy::set_producer_by_label("ci"),
+    )
+    .unwrap();
     let served = serve_with(
         app(AppState::with_limits(Arc::clone(&gov), limits)),
         server_limits,
@@ -422,10 +427,10 @@ fn a_stream_whose_reader_stopped_reading_is_closed_and_its_slot_freed() {
     let artifacts: Vec<serde_json::Value> = (0..170)
         .map(|n| serde_json::json!({"name": format!("{n:0>250}"), "sha256": "ab".repeat(32), "size": 1}))
         .collect();
-    let body = serde_json::json!({
+    let body = http_client::signed_evidence_body(serde_json::json!({
         "artifacts": artifacts, "sbom": null, "tests_passed": 1, "tests_failed": 0,
         "scan_critical_findings": 0, "generated_by": "ci", "packaged_by": "packager"
-    })
+    }))
     .to_string();
     let server_side_closed = || subscribers() == 0;
     for _ in 0..400 {

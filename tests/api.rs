@@ -101,6 +101,11 @@ fn api() -> Api {
         },
     )
     .unwrap();
+    gov.execute(
+        &Principal::new("ada", &[Role::Admin]),
+        &projections::policy::set_producer_by_label("ci-bot"),
+    )
+    .unwrap();
     Api {
         _dir: dir,
         gov,
@@ -204,12 +209,17 @@ fn key_line(member: &str) -> String {
     key_from_label(member).public_key().to_openssh().unwrap()
 }
 
-fn evidence_body() -> Value {
+fn evidence_document() -> Value {
     json!({
         "artifacts": [{"name": "app.msi", "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": ARTIFACT.len()}],
         "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
-        "generated_by": "ci-bot", "packaged_by": "packager"
+        "generated_by": "ci-bot", "packaged_by": "packager", "requires_admin": false
     })
+}
+
+/// The evidence document, signed by its producer.
+fn evidence_body() -> Value {
+    http_client::signed_evidence_body(evidence_document())
 }
 
 async fn submitted(a: &Api) -> String {
@@ -405,7 +415,7 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing() {
     let (s, p) = a.post("/api/v1/deployments", "dev", json!({"correlation_id": "huge", "app_name": "a", "app_version": "1", "requires_admin": false, "target_user_count": 23_701_598_002_830_340u64, "evidence_id": id})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     let mut huge = evidence_body();
-    huge["tests_passed"] = json!(u64::MAX);
+    huge["document"]["tests_passed"] = json!(u64::MAX);
     let (s, p) = a.post("/api/v1/evidence", "dev", huge).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(a.size(), before, "bad input wrote nothing");
@@ -1136,7 +1146,8 @@ async fn evidence_reads_back_as_recorded_live_and_as_of_a_point() {
     ] {
         let (s, got) = a.get(&uri, "ada").await;
         assert_eq!(s, StatusCode::OK, "{uri}: {got}");
-        assert_eq!(got["document"], evidence_body(), "{uri}");
+        assert_eq!(got["document"], evidence_document(), "{uri}");
+        assert_eq!(got["signature"], evidence_body()["signature"], "{uri}");
         assert_eq!(got["evidence_hash"], recorded["evidence_hash"], "{uri}");
         assert_eq!(got["recorded_by"], "dev", "{uri}");
         assert_eq!(got["evidence_id"], id, "{uri}");

@@ -71,6 +71,8 @@ fn server(durability: Durability) -> Server {
         },
     )
     .unwrap();
+    gov.execute(&cli, &policy::set_producer_by_label("ci-bot"))
+        .unwrap();
     let served = serve(app(AppState::new(Arc::clone(&gov))));
     Server {
         port: served.port,
@@ -102,12 +104,17 @@ fn carols_vote(s: &Server, id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn evidence_body() -> Value {
+fn evidence_document() -> Value {
     json!({
         "artifacts": [{"name": "app.msi", "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": ARTIFACT.len()}],
         "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
-        "generated_by": "ci-bot", "packaged_by": "packager"
+        "generated_by": "ci-bot", "packaged_by": "packager", "requires_admin": false
     })
+}
+
+/// The evidence document, signed by its producer.
+fn evidence_body() -> Value {
+    http_client::signed_evidence_body(evidence_document())
 }
 
 /// What one client had acknowledged with a 2xx.
@@ -275,7 +282,7 @@ fn a_failed_commit_fails_its_callers_and_every_decision_after_it_and_loses_nothi
         serde_json::from_value::<events::payloads::EvidenceDocument>(json!({
             "artifacts": [{"name": format!("app-{n}.msi"), "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": n + 1}],
             "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
-            "generated_by": "ci-bot", "packaged_by": "packager"
+            "generated_by": "ci-bot", "packaged_by": "packager", "requires_admin": false
         }))
         .unwrap()
     };
@@ -291,10 +298,10 @@ fn a_failed_commit_fails_its_callers_and_every_decision_after_it_and_loses_nothi
                                 gov.log().inject_commit_failure();
                             }
                             let evidence_id = gov.new_id();
-                            let command = Command::RecordEvidence {
+                            let command = policy::record_evidence_signed_by_label(
                                 evidence_id,
-                                document: document(t * 100 + k),
-                            };
+                                document(t * 100 + k),
+                            );
                             (evidence_id, gov.execute(dev, &command))
                         })
                         .collect::<Vec<_>>()
@@ -375,10 +382,7 @@ fn a_failed_commit_fails_its_callers_and_every_decision_after_it_and_loses_nothi
     let evidence_id = gov.new_id();
     gov.execute(
         &dev,
-        &Command::RecordEvidence {
-            evidence_id,
-            document: document(9999),
-        },
+        &policy::record_evidence_signed_by_label(evidence_id, document(9999)),
     )
     .unwrap();
 }
@@ -396,8 +400,9 @@ fn an_sbom_uploaded_before_a_restart_is_checked_at_the_release_after_it() {
         );
         json_of(&body)
     };
-    let mut evidence = evidence_body();
-    evidence["sbom"] = json!({"format": "CycloneDX-1.5", "sha256": hex::encode(Sha256::digest(SBOM)), "signature": null});
+    let mut document = evidence_document();
+    document["sbom"] = json!({"format": "CycloneDX-1.5", "sha256": hex::encode(Sha256::digest(SBOM)), "signature": null});
+    let evidence = http_client::signed_evidence_body(document);
     let e = post(
         &s,
         "/api/v1/evidence",

@@ -709,23 +709,18 @@ fn bad_input_is_refused_with_a_precise_error_and_nothing_written() {
         scan_critical_findings: 0,
         generated_by: "same".into(),
         packaged_by: "same".into(),
+        requires_admin: Some(false),
     };
     let r = rejected(w.gov.execute(
         &w.dev,
-        &Command::RecordEvidence {
-            evidence_id: Uuid::nil(),
-            document: document.clone(),
-        },
+        &record_evidence_signed_by_label(Uuid::nil(), document.clone()),
     ));
     assert!(r.to_string().contains("separation of duties"), "{r}");
     document.packaged_by = "other".into();
     document.artifacts[0].sha256 = "XYZ".into();
     assert!(rejected(w.gov.execute(
         &w.dev,
-        &Command::RecordEvidence {
-            evidence_id: Uuid::nil(),
-            document
-        }
+        &record_evidence_signed_by_label(Uuid::nil(), document)
     ))
     .to_string()
     .contains("sha256"));

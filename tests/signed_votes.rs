@@ -64,7 +64,7 @@ fn ssh_keygen_signatures_verify_and_nothing_else_does() {
     );
     assert!(matches!(
         verify(true, &vector("statement.txt.file-namespace.sig")),
-        Err(SignatureProblem::Namespace(ns)) if ns == "file"
+        Err(SignatureProblem::Namespace { found, .. }) if found == "file"
     ));
     assert!(verify(true, &vector("statement.txt.rsa.sig")).is_err());
     let garbled = vector("statement.txt.sig").replace('A', "B");
@@ -75,7 +75,9 @@ fn ssh_keygen_signatures_verify_and_nothing_else_does() {
     ));
     // The auditor's ahead-of-time check gives the same answers on OpenSSH's signatures.
     let statement = vector("statement.txt");
-    let ahead = |sig: &str, text: &str| vote_statement::verifies_under_its_own_key(sig, text);
+    let ahead = |sig: &str, text: &str| {
+        vote_statement::verifies_under_its_own_key(vote_statement::NAMESPACE, sig, text.as_bytes())
+    };
     assert!(ahead(&vector("statement.txt.sig"), &statement));
     let rejecting = statement.replace("decision: approve", "decision: reject");
     assert!(!ahead(&vector("statement.txt.sig"), &rejecting));
@@ -117,11 +119,11 @@ impl Server {
 
     /// A deployment waiting for the CAB (PDF reader: one approval releases it).
     fn pending(&self, n: usize) -> String {
-        let evidence = json!({
+        let evidence = http_client::signed_evidence_body(json!({
             "artifacts": [{"name": "app.msi", "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": ARTIFACT.len()}],
             "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
             "generated_by": "ci-bot", "packaged_by": "packager"
-        });
+        }));
         let (s, e) = self.post("/api/v1/evidence", "dev", &evidence);
         assert_eq!(s, 201, "{e}");
         let submit = json!({"correlation_id": format!("c-{n}"), "app_name": "PDF reader", "app_version": "1",
@@ -200,6 +202,8 @@ fn server() -> Server {
         )
         .unwrap();
     }
+    gov.execute(&cli, &policy::set_producer_by_label("ci-bot"))
+        .unwrap();
     Server {
         served: serve(app(AppState::new(Arc::clone(&gov)))),
         gov,

@@ -76,21 +76,25 @@ pub fn blast_radius_policy_v1() -> BlastRadiusPolicySet {
                 class: CriticalInfrastructure,
                 quorum: 3,
                 description: "Security, OS, identity/auth: never auto-approved".into(),
+                sbom_required: true,
             },
             ClassSpec {
                 class: BusinessCritical,
                 quorum: 2,
                 description: "ERP, financial, customer-facing".into(),
+                sbom_required: true,
             },
             ClassSpec {
                 class: ProductivityTools,
                 quorum: 1,
                 description: "Office, collaboration".into(),
+                sbom_required: false,
             },
             ClassSpec {
                 class: NonCritical,
                 quorum: 1,
                 description: "Utilities, optional apps".into(),
+                sbom_required: false,
             },
         ],
         rules: vec![
@@ -341,6 +345,12 @@ pub fn genesis_events() -> Vec<(String, Payload)> {
             "cab/members".into(),
             Payload::SignedVotesRequired(SignedVotesRequired {
                 namespace: crate::vote_statement::NAMESPACE.into(),
+            }),
+        ),
+        (
+            "evidence_producer".into(),
+            Payload::SignedEvidenceRequired(SignedEvidenceRequired {
+                namespace: crate::evidence_signature::NAMESPACE.into(),
             }),
         ),
     ]

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod calibration;
+pub mod evidence_signature;
 pub mod genesis;
 pub mod maturity;
 pub mod policy;

@@ -69,6 +69,8 @@ pub struct EvidenceRecord {
     pub scan_critical_findings: u64,
     /// Who generated the evidence.
     pub generated_by: String,
+    /// Whether the artifact installs with admin rights, as the (signed) evidence states it.
+    pub requires_admin: Option<bool>,
 }
 
 impl EvidenceRecord {
@@ -106,6 +108,7 @@ impl EvidenceRecord {
             tests_failed: document.tests_failed,
             scan_critical_findings: document.scan_critical_findings,
             generated_by: document.generated_by.clone(),
+            requires_admin: document.requires_admin,
         }
     }
 
@@ -567,6 +570,12 @@ pub struct GovernanceState {
     /// Whether any CAB vote has been recorded: from then on the CAB's membership changes only
     /// by its own signed votes.
     pub cab_has_voted: bool,
+    /// Each evidence producer's key in force.
+    pub evidence_producers: BTreeMap<String, MemberKey>,
+    /// Fingerprints of producer keys revoked (never registered again).
+    pub revoked_producer_keys: BTreeSet<String>,
+    /// Whether every evidence package must be signed by a producer's key in force.
+    pub signed_evidence_required: bool,
 }
 
 /// A bearer token's grant.
@@ -735,6 +744,15 @@ impl GovernanceState {
                 self.revoked_member_keys.insert(p.fingerprint);
             }
             Payload::SignedVotesRequired(_) => self.signed_votes_required = true,
+            Payload::SignedEvidenceRequired(_) => self.signed_evidence_required = true,
+            Payload::EvidenceProducerSet(p) => {
+                self.evidence_producers.insert(p.producer, p.ssh_key);
+            }
+            Payload::EvidenceProducerRevoked(p) => {
+                if let Some(key) = self.evidence_producers.remove(&p.producer) {
+                    self.revoked_producer_keys.insert(key.fingerprint);
+                }
+            }
             Payload::SigningKeyTrusted(p) => {
                 self.signing_keys.insert(
                     p.key_id,

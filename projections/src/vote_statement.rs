@@ -140,10 +140,15 @@ pub enum SignatureProblem {
     #[error("not an armored SSH signature (-----BEGIN SSH SIGNATURE-----): {0}")]
     Malformed(String),
     /// Signed for another purpose.
-    #[error("signed in namespace {0:?}, not {NAMESPACE:?} (ssh-keygen -Y sign -n {NAMESPACE})")]
-    Namespace(String),
-    /// Signed by a key other than the member's key in force.
-    #[error("signed by key {found}, not by the key in force for this member ({expected})")]
+    #[error("signed in namespace {found:?}, not {expected:?} (ssh-keygen -Y sign -n {expected})")]
+    Namespace {
+        /// The namespace signed in.
+        found: String,
+        /// The namespace required.
+        expected: &'static str,
+    },
+    /// Signed by a key other than the signer's key in force.
+    #[error("signed by key {found}, not by the key in force for this signer ({expected})")]
     OtherKey {
         /// The signing key's fingerprint.
         found: String,
@@ -153,6 +158,9 @@ pub enum SignatureProblem {
     /// The signature does not verify over this vote's statement.
     #[error("the signature does not verify over this vote's statement: the origin, subject, digest, decision, rationale or signing time differ from what was signed")]
     OtherStatement,
+    /// The signature does not verify over this evidence document's canonical bytes.
+    #[error("the signature does not verify over this evidence document's canonical JSON (RFC 8785): a field differs from what was signed")]
+    OtherDocument,
 }
 
 /// Parses a member's public key (an `authorized_keys` line; its comment is dropped).
@@ -194,12 +202,35 @@ pub fn verify(
     statement: &Statement<'_>,
     sshsig: &str,
 ) -> Result<String, SignatureProblem> {
+    let text = statement.to_text();
+    verify_signed((NAMESPACE, key), sshsig, |public, signature| {
+        crate::policy::ssh_answer_ahead(sshsig, text.as_bytes())
+            .unwrap_or_else(|| public.verify(NAMESPACE, text.as_bytes(), signature).is_ok())
+    })
+    .map_err(|problem| match problem {
+        SignatureProblem::OtherDocument => SignatureProblem::OtherStatement,
+        other => other,
+    })
+}
+
+/// Checks `sshsig` (armored) in `namespace` under `key`, with `verifies` deciding whether the
+/// signature verifies over what it should sign, and returns it re-armored the one way this crate writes
+/// it. A failed check is reported as [`SignatureProblem::OtherDocument`].
+///
+/// # Errors
+/// What is wrong with the signature.
+pub fn verify_signed(
+    (namespace, key): (&'static str, &MemberKey),
+    sshsig: &str,
+    verifies: impl FnOnce(&PublicKey, &SshSig) -> bool,
+) -> Result<String, SignatureProblem> {
     let signature =
         SshSig::from_pem(sshsig.trim()).map_err(|e| SignatureProblem::Malformed(e.to_string()))?;
-    if signature.namespace() != NAMESPACE {
-        return Err(SignatureProblem::Namespace(
-            signature.namespace().to_owned(),
-        ));
+    if signature.namespace() != namespace {
+        return Err(SignatureProblem::Namespace {
+            found: signature.namespace().to_owned(),
+            expected: namespace,
+        });
     }
     let public = PublicKey::from_openssh(&key.public_key)
         .map_err(|e| SignatureProblem::Malformed(format!("the key in force: {e}")))?;
@@ -211,28 +242,22 @@ pub fn verify(
             expected: key.fingerprint.clone(),
         });
     }
-    let text = statement.to_text();
-    let verifies = crate::policy::vote_answer_ahead(sshsig, &text).unwrap_or_else(|| {
-        public
-            .verify(NAMESPACE, text.as_bytes(), &signature)
-            .is_ok()
-    });
-    if !verifies {
-        return Err(SignatureProblem::OtherStatement);
+    if !verifies(&public, &signature) {
+        return Err(SignatureProblem::OtherDocument);
     }
     signature
         .to_pem(LineEnding::LF)
         .map_err(|e| SignatureProblem::Malformed(e.to_string()))
 }
 
-/// Whether `sshsig` (armored) is a signature in the vote namespace over `statement` under the
-/// key it names itself: the costly half of [`verify`], which an auditor works out ahead on other
-/// threads (the policy then checks the key is the member's).
+/// Whether `sshsig` (armored) is a signature in `namespace` over `signed` under the key it names
+/// itself: the costly half of [`verify`] (and of an evidence signature's check), which an auditor
+/// works out ahead on other threads (the policy then checks the key is the signer's).
 ///
 /// It does what `PublicKey::verify` does for an Ed25519 key (the same signed data, the same
 /// non-strict verification), with the decompressed key kept per thread as for SBOM signatures:
 /// a log's votes are signed by a handful of keys, and decompression is a fifth of the cost.
-pub fn verifies_under_its_own_key(sshsig: &str, statement: &str) -> bool {
+pub fn verifies_under_its_own_key(namespace: &str, sshsig: &str, signed: &[u8]) -> bool {
     use ed25519_dalek::Verifier as _;
     let Ok(signature) = SshSig::from_pem(sshsig.trim()) else {
         return false;
@@ -240,11 +265,10 @@ pub fn verifies_under_its_own_key(sshsig: &str, statement: &str) -> bool {
     let ssh_key::public::KeyData::Ed25519(public) = signature.public_key() else {
         return false;
     };
-    if signature.namespace() != NAMESPACE {
+    if signature.namespace() != namespace {
         return false;
     }
-    let Ok(signed) = SshSig::signed_data(NAMESPACE, signature.hash_alg(), statement.as_bytes())
-    else {
+    let Ok(signed) = SshSig::signed_data(namespace, signature.hash_alg(), signed) else {
         return false;
     };
     let Ok(bytes) = ed25519_dalek::Signature::from_slice(signature.signature_bytes()) else {

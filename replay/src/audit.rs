@@ -21,6 +21,7 @@ use projections::genesis::{genesis_events, GENESIS_ACTOR};
 use projections::policy::{self, SignatureMemo, SignatureQuestion};
 use projections::snapshot;
 use projections::state::GovernanceState;
+use projections::{evidence_signature, vote_statement};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -126,7 +127,11 @@ impl SignatureForesight {
                 if let Some(statement) = vote_statement_of(&entry.source, vote) {
                     let signature = vote.signature.as_ref().map(|s| s.sshsig.clone());
                     if let Some(sshsig) = signature {
-                        self.memo.answer_vote_ahead(sshsig, statement);
+                        self.memo.answer_ssh_ahead(
+                            vote_statement::NAMESPACE,
+                            sshsig,
+                            statement.into_bytes(),
+                        );
                     }
                 }
             }
@@ -138,6 +143,16 @@ impl SignatureForesight {
                 }
             }
             Payload::EvidenceRecorded(evidence) => {
+                if let (Some(sshsig), Ok(signed)) = (
+                    &evidence.signature,
+                    evidence_signature::signed_bytes(&evidence.document),
+                ) {
+                    self.memo.answer_ssh_ahead(
+                        evidence_signature::NAMESPACE,
+                        sshsig.clone(),
+                        signed,
+                    );
+                }
                 let Some(sbom) = &evidence.document.sbom else {
                     return;
                 };

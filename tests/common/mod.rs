@@ -20,6 +20,9 @@ use trustledger::governance::{
 use uuid::Uuid;
 
 pub const DAY: i64 = 86_400_000_000;
+/// The CI system whose key signs the world's evidence (derived from its name, `key_from_label`).
+pub const PRODUCER: &str = "ci-bot";
+pub use projections::policy::{record_evidence_signed_by_label, set_producer_by_label};
 
 /// `member`'s public key line: their key is derived from their name (`key_from_label`).
 pub fn key_line(member: &str) -> String {
@@ -102,6 +105,8 @@ pub fn world() -> World {
         }),
     )
     .unwrap();
+    gov.execute(&admin, &set_producer_by_label(PRODUCER))
+        .unwrap();
     World {
         _dir: dir,
         gov,
@@ -139,17 +144,12 @@ impl World {
             tests_passed: 120,
             tests_failed: 0,
             scan_critical_findings: 0,
-            generated_by: "ci-bot".into(),
+            generated_by: PRODUCER.into(),
             packaged_by: "packager".into(),
+            requires_admin: Some(false),
         };
         self.gov
-            .execute(
-                &self.dev,
-                &Command::RecordEvidence {
-                    evidence_id: id,
-                    document,
-                },
-            )
+            .execute(&self.dev, &record_evidence_signed_by_label(id, document))
             .unwrap();
         id
     }

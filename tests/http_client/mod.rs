@@ -108,3 +108,17 @@ pub fn json_of(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
 }
+
+/// A `POST /api/v1/evidence` body for `document` (JSON; `requires_admin` defaults to false),
+/// signed by the producer it names with the key `key_from_label` derives from that name. The
+/// producer must be registered (`policy::set_producer_by_label`).
+pub fn signed_evidence_body(mut document: Value) -> Value {
+    if document.get("requires_admin").is_none() {
+        document["requires_admin"] = Value::Bool(false);
+    }
+    let parsed: events::payloads::EvidenceDocument =
+        serde_json::from_value(document.clone()).unwrap();
+    let key = projections::vote_statement::key_from_label(&parsed.generated_by);
+    let signature = projections::evidence_signature::sign(&parsed, &key).unwrap();
+    serde_json::json!({"document": document, "signature": signature})
+}

@@ -27,7 +27,7 @@ impl EventPayload for CabMemberAdded {
     }
 }
 
-/// A CAB member's OpenSSH Ed25519 public key.
+/// An OpenSSH Ed25519 public key: a CAB member's, or an evidence producer's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberKey {
@@ -105,6 +105,13 @@ pub enum ProposedChange {
     },
     /// A new blast-radius policy (its `approvers` are set from the votes).
     BlastRadiusPolicy(BlastRadiusPolicySet),
+    /// An evidence producer (a CI system) signs evidence with this key from now on.
+    SetEvidenceProducer {
+        /// The producer's name (what its evidence names as `generated_by`).
+        producer: String,
+        /// Its OpenSSH Ed25519 public key line.
+        ssh_key: String,
+    },
 }
 
 /// A CAB member proposed a change to the CAB or its policy.

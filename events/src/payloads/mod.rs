@@ -7,8 +7,10 @@
 use crate::catalogue::{self, DecodeError, EventPayload};
 
 mod cab;
+mod evidence;
 use crate::entry::{Entry, EventDraft};
 pub use cab::*;
+pub use evidence::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -119,6 +121,10 @@ pub struct ClassSpec {
     pub quorum: u32,
     /// What belongs in it.
     pub description: String,
+    /// Whether a release of this class must present an SBOM that its evidence lists (absent in
+    /// policies recorded before v2: not required).
+    #[serde(default)]
+    pub sbom_required: bool,
 }
 
 /// A classification rule: all present conditions must hold.
@@ -162,7 +168,12 @@ pub struct BlastRadiusPolicySet {
 }
 impl EventPayload for BlastRadiusPolicySet {
     const NAME: &'static str = "blast_radius.policy_set";
-    const VERSION: u32 = 1;
+    // v2 added each class's `sbom_required`; a v1 class is a v2 class that does not require one.
+    const VERSION: u32 = 2;
+
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        catalogue::upcast_by_added_optional_members::<Self>(from, data)
+    }
 }
 
 /// One trust-maturity level (the seed's table as data).
@@ -243,86 +254,6 @@ pub struct SigningKeyRevoked {
 }
 impl EventPayload for SigningKeyRevoked {
     const NAME: &'static str = "signing_key.revoked";
-    const VERSION: u32 = 1;
-}
-
-/// An artifact named by an evidence package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Artifact {
-    /// File name.
-    pub name: String,
-    /// Lowercase hex SHA-256 of its bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// An SBOM named by an evidence package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Sbom {
-    /// Format, e.g. `CycloneDX-1.5`.
-    pub format: String,
-    /// Lowercase hex SHA-256 of its bytes.
-    pub sha256: String,
-    /// Optional Ed25519 signature (see [`sbom_signing_message`]).
-    pub signature: Option<SbomSignature>,
-}
-
-/// An SBOM signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct SbomSignature {
-    /// Key id of a trusted signing key.
-    pub key_id: String,
-    /// Lowercase hex of the 64-byte Ed25519 signature.
-    pub signature_hex: String,
-}
-
-/// What an SBOM signature signs: a domain-separated statement of the SBOM's SHA-256, so that the
-/// release gate verifies it from the digest it computes while streaming the SBOM.
-pub fn sbom_signing_message(sbom_sha256_hex: &str) -> Vec<u8> {
-    format!("trustledger-sbom-v1\n{sbom_sha256_hex}\n").into_bytes()
-}
-
-/// The evidence document (its SHA-256 over the canonical JSON is the `evidence_hash`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct EvidenceDocument {
-    /// The artifacts (at least one).
-    pub artifacts: Vec<Artifact>,
-    /// The SBOM, if any.
-    pub sbom: Option<Sbom>,
-    /// Test summary: passed and failed counts.
-    pub tests_passed: u64,
-    /// Failed tests.
-    pub tests_failed: u64,
-    /// Critical findings of security scans.
-    pub scan_critical_findings: u64,
-    /// Who generated the evidence.
-    pub generated_by: String,
-    /// Who packaged the artifact.
-    pub packaged_by: String,
-}
-
-/// An evidence package was recorded (immutable from now on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceRecorded {
-    /// Evidence id.
-    pub evidence_id: Uuid,
-    /// The document.
-    pub document: EvidenceDocument,
-    /// SHA-256 of the document's canonical JSON.
-    pub evidence_hash: String,
-}
-impl EventPayload for EvidenceRecorded {
-    const NAME: &'static str = "evidence.recorded";
     const VERSION: u32 = 1;
 }
 
@@ -1031,6 +962,9 @@ payloads! {
     SigningKeyTrusted(SigningKeyTrusted),
     SigningKeyRevoked(SigningKeyRevoked),
     EvidenceRecorded(EvidenceRecorded),
+    EvidenceProducerSet(EvidenceProducerSet),
+    EvidenceProducerRevoked(EvidenceProducerRevoked),
+    SignedEvidenceRequired(SignedEvidenceRequired),
     DeploymentSubmitted(DeploymentSubmitted),
     DeploymentAutoApproved(DeploymentAutoApproved),
     DeploymentRoutedToCab(DeploymentRoutedToCab),

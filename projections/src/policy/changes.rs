@@ -1,4 +1,5 @@
-//! Changes to the CAB itself (who is a member) and to its blast-radius policy: once the CAB has
+//! Changes to the CAB itself (who is a member), to its blast-radius policy and to the evidence
+//! producers whose signed evidence classifies deployments: once the CAB has
 //! voted on anything, each is a proposal that three members other than the proposer approve with
 //! signed votes. (Before the CAB's first vote an admin seats its first members directly; a log
 //! begun before signed votes records policies naming their approvers.)
@@ -72,7 +73,7 @@ pub(super) fn decide(
             if *approve && approvers.len() >= CHANGE_QUORUM {
                 // Checked again against the state as it is now: another change may have landed.
                 check_change(state, change)?;
-                events.push(carry_out(state, change, approvers)?);
+                events.push(carry_out(state, (*proposal_id, change), approvers)?);
             }
             Ok(Decision {
                 events,
@@ -101,13 +102,16 @@ fn check_change(state: &GovernanceState, change: &ProposedChange) -> Result<(), 
             }
         }
         ProposedChange::BlastRadiusPolicy(p) => models::check_blast_policy(state, p),
+        ProposedChange::SetEvidenceProducer { producer, ssh_key } => {
+            producers::producer_key(state, producer, ssh_key).map(drop)
+        }
     }
 }
 
 /// The event that carries out `change`, approved by `approvers`.
 fn carry_out(
     state: &GovernanceState,
-    change: &ProposedChange,
+    (proposal_id, change): (Uuid, &ProposedChange),
     approvers: Vec<String>,
 ) -> Result<(String, Payload), Rejection> {
     Ok(match change {
@@ -129,6 +133,15 @@ fn carry_out(
             Payload::BlastRadiusPolicySet(BlastRadiusPolicySet {
                 approvers,
                 ..p.clone()
+            }),
+        ),
+        ProposedChange::SetEvidenceProducer { producer, ssh_key } => (
+            producers::producer_subject(producer),
+            Payload::EvidenceProducerSet(EvidenceProducerSet {
+                producer: producer.clone(),
+                ssh_key: producers::producer_key(state, producer, ssh_key)?,
+                approvers,
+                proposal_id: Some(proposal_id),
             }),
         ),
     })

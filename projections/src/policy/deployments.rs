@@ -13,7 +13,8 @@ pub(super) fn decide(
         Command::RecordEvidence {
             evidence_id,
             document,
-        } => decide_evidence(state, *evidence_id, document),
+            signature,
+        } => decide_evidence(state, *evidence_id, document, signature.as_deref()),
         Command::Submit {
             deployment_id,
             request,
@@ -26,6 +27,7 @@ fn decide_evidence(
     state: &GovernanceState,
     evidence_id: Uuid,
     document: &EvidenceDocument,
+    signature: Option<&str>,
 ) -> Result<Decision, Rejection> {
     if document.artifacts.is_empty() {
         return Err(invalid("artifacts", "at least one artifact is required"));
@@ -59,6 +61,7 @@ fn decide_evidence(
             "evidence {evidence_id} exists (evidence is immutable)"
         )));
     }
+    let signature = producers::check_signed_evidence(state, document, signature)?;
     let evidence_hash = canonical_sha256("document", document)?;
     Ok(Decision::one(
         format!("evidence/{evidence_id}"),
@@ -66,6 +69,7 @@ fn decide_evidence(
             evidence_id,
             document: document.clone(),
             evidence_hash,
+            signature,
         }),
     ))
 }
@@ -133,7 +137,8 @@ fn decide_submit(
         target_user_count: request.target_user_count,
         cmdb: request.cmdb.clone(),
     };
-    let classification = registry::classify_submission(state, policy, &input);
+    let classification =
+        registry::classify_submission(state, policy, &input, evidence.requires_admin);
     let factors = derive_factors(
         state,
         &model.proposal.weights_bp,

@@ -90,10 +90,13 @@ impl Given {
         match step.clone() {
             Move::Submit { app, admin, users } => {
                 let evidence_id = self.id();
-                self.attempt(&Command::RecordEvidence {
+                self.attempt(&record_evidence_signed_by_label(
                     evidence_id,
-                    document: document(ARTIFACT_SHA256),
-                });
+                    EvidenceDocument {
+                        requires_admin: Some(admin),
+                        ..document(ARTIFACT_SHA256)
+                    },
+                ));
                 let deployment_id = self.id();
                 let request = SubmitDeployment {
                     app_name: APPS[app].into(),
@@ -109,7 +112,7 @@ impl Given {
                     cmdb: BTreeMap::new(),
                 };
                 let policy = genesis.blast_policy.as_ref().expect("genesis policy");
-                let reference = registry::classify_submission(&genesis, policy, &input).class;
+                let reference = registry::classify_submission(&genesis, policy, &input, None).class;
                 self.attempt(&Command::Submit {
                     deployment_id,
                     request,

@@ -41,7 +41,21 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
         Payload::EvidenceRecorded(p) => Command::RecordEvidence {
             evidence_id: p.evidence_id,
             document: p.document.clone(),
+            signature: p.signature.clone(),
         },
+        Payload::EvidenceProducerSet(p) if p.proposal_id.is_none() => {
+            Command::SetEvidenceProducer {
+                producer: p.producer.clone(),
+                ssh_key: p.ssh_key.public_key.clone(),
+            }
+        }
+        Payload::EvidenceProducerRevoked(p) => Command::RevokeEvidenceProducer {
+            producer: p.producer.clone(),
+            reason: p.reason.clone(),
+        },
+        Payload::SignedEvidenceRequired(_) => {
+            return Err("signed evidence is only required at genesis")
+        }
         Payload::DeploymentSubmitted(p) => Command::Submit {
             deployment_id: p.deployment_id,
             request: SubmitDeployment {
@@ -183,6 +197,7 @@ pub fn command_of(payload: &Payload) -> Result<Option<Command>, &'static str> {
             return Err("maturity levels are only defined at genesis")
         }
         Payload::AppRegistered(_)
+        | Payload::EvidenceProducerSet(_)
         | Payload::DeploymentAutoApproved(_)
         | Payload::DeploymentRoutedToCab(_)
         | Payload::DeploymentApproved(_)

@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 pub use changes::CHANGE_QUORUM;
 pub use inverse::command_of;
+pub use producers::{record_evidence_signed_by_label, set_producer_by_label};
+pub use release::release_checks;
 pub use role::{holds_role_for, roles_for, system_roles, Role, CLI_ADMIN, SCHEDULER};
 pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 
@@ -27,6 +29,7 @@ mod incidents;
 mod inverse;
 mod models;
 pub mod names;
+mod producers;
 mod progression;
 mod proposals;
 pub mod registry;
@@ -486,6 +489,22 @@ pub enum Command {
         evidence_id: Uuid,
         /// The document.
         document: EvidenceDocument,
+        /// Its producer's armored SSH signature over the document's canonical JSON.
+        signature: Option<String>,
+    },
+    /// Set the key an evidence producer signs with (an admin, before the CAB's first vote).
+    SetEvidenceProducer {
+        /// The producer's name.
+        producer: String,
+        /// Its OpenSSH Ed25519 public key line.
+        ssh_key: String,
+    },
+    /// Stop trusting an evidence producer's key.
+    RevokeEvidenceProducer {
+        /// The producer.
+        producer: String,
+        /// Why.
+        reason: String,
     },
     /// Submit a deployment.
     Submit {
@@ -780,191 +799,6 @@ fn distinct_members(
     Ok(set.into_iter().collect())
 }
 
-/// Runs the release checks for `presented` at time `at`.
-pub fn release_checks(
-    state: &GovernanceState,
-    presented: &PresentedRelease,
-    at: Timestamp,
-    require_approval: bool,
-) -> Result<Vec<GateCheck>, Rejection> {
-    let d = deployment(state, &presented.deployment_id)?;
-    let app = d.submitted.app_name.to_lowercase();
-    let scope_deployment = format!("deployment:{}", presented.deployment_id);
-    let waived = |control: Control| {
-        state.exceptions.values().find(|e| {
-            e.granted.control == control.as_str()
-                && (e.granted.scope.to_lowercase() == app || e.granted.scope == scope_deployment)
-                && e.in_force_at(at)
-        })
-    };
-    let evidence = state.evidence.get(&d.submitted.evidence_id);
-    let evidence = evidence.as_deref();
-    let mut checks = Vec::new();
-    // `result`: Some(pass) for a check that ran, None for one that does not apply.
-    let mut record = |check: Control, result: Option<bool>, code: &str, detail: String| {
-        let pass = result.unwrap_or(true);
-        let exception = if pass || !check.is_waivable() {
-            None
-        } else {
-            waived(check)
-        };
-        checks.push(GateCheck {
-            check,
-            outcome: match result {
-                None => CheckOutcome::Skipped,
-                Some(true) => CheckOutcome::Pass,
-                Some(false) if exception.is_some() => CheckOutcome::Waived,
-                Some(false) => CheckOutcome::Fail,
-            },
-            reason_code: (!pass).then(|| code.to_owned()),
-            detail: match exception {
-                Some(e) => format!(
-                    "{detail}; waived by exception {} until {}",
-                    e.granted.exception_id, e.granted.expires_at
-                ),
-                None => detail,
-            },
-        });
-    };
-    let expected_artifact = evidence.and_then(|e| e.first_artifact.as_ref());
-    let artifact_ok = expected_artifact.is_some_and(|a| {
-        a.sha256.is(&presented.artifact_sha256) && a.size == presented.artifact_size
-    });
-    record(
-        Control::ArtifactHash,
-        Some(artifact_ok),
-        "ARTIFACT_HASH_MISMATCH",
-        format!(
-            "presented {} ({} bytes), evidence lists {}",
-            presented.artifact_sha256,
-            presented.artifact_size,
-            expected_artifact.map_or("nothing".to_owned(), |a| format!(
-                "{} ({} bytes)",
-                a.sha256, a.size
-            ))
-        ),
-    );
-    // A stored document with no canonical form cannot match its recorded hash: tampered.
-    let evidence_ok = evidence.is_some_and(|e| {
-        e.hash_matches_document() && e.evidence_hash.digest() == Some(d.submitted.evidence_hash)
-    });
-    let recomputed = evidence
-        .and_then(|e| e.recomputed_hash)
-        .map(|digest| Digest(digest).to_hex());
-    record(
-        Control::EvidenceImmutability,
-        Some(evidence_ok),
-        "EVIDENCE_TAMPERED",
-        format!(
-            "evidence hash at submission {}, recomputed {}",
-            events::Digest(d.submitted.evidence_hash),
-            recomputed.unwrap_or_default()
-        ),
-    );
-    let sbom = evidence.and_then(|e| e.sbom.as_ref());
-    match sbom {
-        None => {
-            record(Control::SbomHash, None, "", "evidence lists no SBOM".into());
-            record(
-                Control::SbomSignature,
-                None,
-                "",
-                "evidence lists no SBOM".into(),
-            );
-        }
-        Some(sbom) => {
-            let hash_ok = presented
-                .sbom_sha256
-                .as_deref()
-                .is_some_and(|presented| sbom.sha256.is(presented));
-            record(
-                Control::SbomHash,
-                Some(hash_ok),
-                "SBOM_HASH_MISMATCH",
-                format!(
-                    "presented {}, evidence lists {}",
-                    presented.sbom_sha256.as_deref().unwrap_or("no SBOM"),
-                    sbom.sha256
-                ),
-            );
-            let (sig_ok, detail) =
-                verify_sbom_signature(state, sbom, presented.sbom_sha256.as_deref(), at);
-            record(
-                Control::SbomSignature,
-                Some(sig_ok),
-                "SBOM_SIGNATURE_INVALID",
-                detail,
-            );
-        }
-    }
-    let policy_classes: Vec<BlastRadiusClass> = state
-        .blast_policy
-        .iter()
-        .flat_map(|p| p.classes.iter().map(|c| c.class))
-        .collect();
-    record(
-        Control::BlastRadius,
-        Some(policy_classes.contains(&d.class)),
-        "BLAST_RADIUS_MISSING",
-        format!("class {}", d.class.as_str()),
-    );
-    if require_approval {
-        let (ok, code, detail) = match (d.status, &d.approval) {
-            (DeploymentStatus::AutoApproved, _) => {
-                (true, "", "auto-approved by the gate".to_owned())
-            }
-            (DeploymentStatus::Approved, Some((approvers, expires))) if at < *expires => (
-                true,
-                "",
-                format!("approved by {approvers:?} until {expires}"),
-            ),
-            (DeploymentStatus::Approved, Some((_, expires))) => (
-                false,
-                "APPROVAL_EXPIRED",
-                format!("approval expired at {expires}"),
-            ),
-            (status, _) => (false, "NOT_APPROVED", format!("status {}", status.as_str())),
-        };
-        record(Control::Approval, Some(ok), code, detail);
-    }
-    Ok(checks)
-}
-
-fn verify_sbom_signature(
-    state: &GovernanceState,
-    sbom: &SbomSummary,
-    presented: Option<&str>,
-    at: Timestamp,
-) -> (bool, String) {
-    let Some(sig) = &sbom.signature else {
-        return (false, "the SBOM is unsigned".into());
-    };
-    let Some(key) = state.signing_keys.get(&sig.key_id) else {
-        return (false, format!("key {} was never trusted", sig.key_id));
-    };
-    if !key.trusted_at(at) {
-        return (
-            false,
-            format!(
-                "key {} is not trusted at {at} (revoked {:?})",
-                sig.key_id,
-                key.revoked_at.map(|t| t.to_string())
-            ),
-        );
-    }
-    let Some(digest) = presented else {
-        return (false, "no SBOM bytes were presented".into());
-    };
-    if sbom_signature_verifies(&key.public_key_hex, &sig.signature.to_string(), digest) {
-        (true, format!("signed by trusted key {}", sig.key_id))
-    } else {
-        (
-            false,
-            format!("signature does not verify under key {}", sig.key_id),
-        )
-    }
-}
-
 /// Whether `signature_hex` is a valid Ed25519 signature (strict verification) under
 /// `public_key_hex` of the statement [`sbom_signing_message`] makes of `sbom_sha256_hex`. A pure
 /// function of its three arguments; malformed hex is simply not a valid signature.
@@ -1047,8 +881,9 @@ pub(crate) fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::Verifying
 #[derive(Debug, Default)]
 pub struct SignatureMemo {
     sbom: std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>,
-    /// Vote signatures: (armored SSHSIG, statement) → whether it verifies under its own key.
-    votes: std::sync::Mutex<std::collections::HashMap<(String, String), bool>>,
+    /// SSH signatures (votes, evidence): (armored SSHSIG, signed bytes) → whether it verifies
+    /// under the key it names, in its namespace.
+    ssh: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), bool>>,
 }
 
 impl SignatureMemo {
@@ -1060,12 +895,12 @@ impl SignatureMemo {
         }
     }
 
-    /// Works out now whether `sshsig` verifies over `statement` under the key it names, and
-    /// keeps the answer for the policy (which still checks that key is the member's).
-    pub fn answer_vote_ahead(&self, sshsig: String, statement: String) {
-        let answer = crate::vote_statement::verifies_under_its_own_key(&sshsig, &statement);
-        if let Ok(mut answers) = self.votes.lock() {
-            answers.insert((sshsig, statement), answer);
+    /// Works out now whether `sshsig` verifies over `signed` in `namespace` under the key it
+    /// names, and keeps the answer for the policy (which still checks that key is the signer's).
+    pub fn answer_ssh_ahead(&self, namespace: &str, sshsig: String, signed: Vec<u8>) {
+        let answer = crate::vote_statement::verifies_under_its_own_key(namespace, &sshsig, &signed);
+        if let Ok(mut answers) = self.ssh.lock() {
+            answers.insert((sshsig, signed), answer);
         }
     }
 
@@ -1074,11 +909,11 @@ impl SignatureMemo {
         self.sbom.lock().ok()?.remove(question)
     }
 
-    fn take_vote(&self, sshsig: &str, statement: &str) -> Option<bool> {
-        self.votes
+    fn take_ssh(&self, sshsig: &str, signed: &[u8]) -> Option<bool> {
+        self.ssh
             .lock()
             .ok()?
-            .remove(&(sshsig.to_owned(), statement.to_owned()))
+            .remove(&(sshsig.to_owned(), signed.to_owned()))
     }
 
     /// Runs `f` with the policy on this thread consulting this memo.
@@ -1102,13 +937,13 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// A vote signature's answer worked out ahead on another thread, if the memo installed on this
-/// thread has it.
-pub(crate) fn vote_answer_ahead(sshsig: &str, statement: &str) -> Option<bool> {
+/// An SSH signature's answer (a vote's, an evidence package's) worked out ahead on another
+/// thread, if the memo installed on this thread has it.
+pub(crate) fn ssh_answer_ahead(sshsig: &str, signed: &[u8]) -> Option<bool> {
     SIGNATURE_MEMO.with(|memo| {
         memo.borrow()
             .as_ref()
-            .and_then(|memo| memo.take_vote(sshsig, statement))
+            .and_then(|memo| memo.take_ssh(sshsig, signed))
     })
 }
 
@@ -1143,6 +978,9 @@ pub fn decide(
         }
         Command::PresentSbom { .. } | Command::Release { .. } => {
             release::decide(state, at, command)
+        }
+        Command::SetEvidenceProducer { .. } | Command::RevokeEvidenceProducer { .. } => {
+            producers::decide(state, command)
         }
         Command::Breakglass { .. }
         | Command::ReviewBreakglass { .. }

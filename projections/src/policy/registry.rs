@@ -1,7 +1,8 @@
 //! The application registry: the facts that classify an application, changed only by a CAB
 //! proposal that three other members approve with signed votes, and the classification that
-//! takes the strictest of the registry, the rules on the registry's facts, and the rules on what
-//! the submitter declares (a submitter can raise a class, never lower it).
+//! takes the strictest of the registry, the rules on the facts (the registry's, and the install
+//! scope signed evidence states), and the rules on what the submitter declares (a submitter can
+//! raise a class, never lower it).
 
 use super::*;
 use crate::vote_statement::Kind;
@@ -20,56 +21,75 @@ pub fn registered<'a>(state: &'a GovernanceState, app_name: &str) -> Option<&'a 
 }
 
 /// Classifies a submission: on a log with a registry, the strictest of the registered
-/// criticality, the rules applied to the registry's tier and reach, and the rules applied to the
-/// submitter's inputs; on a log without one (begun before it), the rules on the inputs alone.
+/// criticality, the rules applied to the facts (the registry's tier and reach, and the install
+/// scope the producer's signed evidence states), and the rules applied to the submitter's inputs;
+/// on a log without one (begun before it), the rules on the inputs alone. `evidence_admin` is
+/// the evidence's `requires_admin` (`None` when the evidence states none, or for `classify`).
 pub fn classify_submission(
     state: &GovernanceState,
     policy: &BlastRadiusPolicySet,
     input: &ClassifyInput,
+    evidence_admin: Option<bool>,
 ) -> Classification {
     let declared = classify(policy, input);
     if state.app_registry.is_empty() {
         return declared;
     }
-    let Some(entry) = registered(state, &input.app_name) else {
+    let evidence_says = evidence_admin
+        .map(|admin| format!("the evidence's install scope (admin: {admin}) and "))
+        .unwrap_or_default();
+    let registered = registered(state, &input.app_name);
+    let facts = ClassifyInput {
+        app_name: input.app_name.clone(),
+        requires_admin: evidence_admin.unwrap_or(input.requires_admin),
+        target_user_count: input
+            .target_user_count
+            .max(registered.map_or(0, |e| e.expected_reach)),
+        cmdb: match registered {
+            Some(entry) => [("service_tier".to_owned(), entry.service_tier.clone())].into(),
+            None => input.cmdb.clone(),
+        },
+    };
+    let by_facts = classify(policy, &facts);
+    let Some(entry) = registered else {
+        let evidence_clause = if evidence_admin.is_some() {
+            format!(
+                "rules on {evidence_says}the submitter's other inputs: {} ({}); ",
+                by_facts.class.as_str(),
+                by_facts.rule
+            )
+        } else {
+            String::new()
+        };
+        let (class, rule) = strictest(&[
+            (by_facts.class, by_facts.rule.clone()),
+            (declared.class, declared.rule.clone()),
+        ]);
         return Classification {
+            class,
+            rule,
             registered_app: None,
             sources: Some(format!(
-                "unregistered application: never auto-approved ({UNREGISTERED_APPLICATION}); rules on the submitter's inputs: {} ({})",
+                "unregistered application: never auto-approved ({UNREGISTERED_APPLICATION}); {evidence_clause}rules on the submitter's inputs: {} ({})",
                 declared.class.as_str(),
                 declared.rule
             )),
             ..declared
         };
     };
-    let facts = ClassifyInput {
-        app_name: input.app_name.clone(),
-        requires_admin: input.requires_admin,
-        target_user_count: input.target_user_count.max(entry.expected_reach),
-        cmdb: [("service_tier".to_owned(), entry.service_tier.clone())].into(),
-    };
-    let by_facts = classify(policy, &facts);
-    let candidates = [
+    // The strictest; on a tie, the first: the registry before rules, facts before declarations.
+    let (class, rule) = strictest(&[
         (entry.criticality, format!("registry:{}", entry.app_id)),
         (by_facts.class, by_facts.rule.clone()),
         (declared.class, declared.rule.clone()),
-    ];
-    // The strictest; on a tie, the first: the registry before rules, facts before declarations.
-    let (class, rule) = candidates
-        .iter()
-        .fold(None::<&(BlastRadiusClass, String)>, |best, c| match best {
-            Some(b) if b.0 >= c.0 => Some(b),
-            _ => Some(c),
-        })
-        .cloned()
-        .expect("three candidates");
+    ]);
     Classification {
         class,
         rule,
         policy_version: policy.version,
         registered_app: Some(entry.app_id.clone()),
         sources: Some(format!(
-            "registry {}: {}; rules on the registry's tier and reach: {} ({}); rules on the submitter's inputs: {} ({})",
+            "registry {}: {}; rules on {evidence_says}the registry's tier and reach: {} ({}); rules on the submitter's inputs: {} ({})",
             entry.app_id,
             entry.criticality.as_str(),
             by_facts.class.as_str(),
@@ -78,6 +98,18 @@ pub fn classify_submission(
             declared.rule
         )),
     }
+}
+
+/// The strictest class of `candidates` and the rule that gave it; on a tie, the first.
+fn strictest(candidates: &[(BlastRadiusClass, String)]) -> (BlastRadiusClass, String) {
+    candidates
+        .iter()
+        .fold(None::<&(BlastRadiusClass, String)>, |best, c| match best {
+            Some(b) if b.0 >= c.0 => Some(b),
+            _ => Some(c),
+        })
+        .cloned()
+        .expect("at least one candidate")
 }
 
 /// Decides this module's commands.

@@ -79,6 +79,8 @@ pub fn roles_for(command: &super::Command) -> &'static [Role] {
         | Command::RevokeSigningKey(_)
         | Command::GrantAccess(_)
         | Command::RevokeAccess(_)
+        | Command::SetEvidenceProducer { .. }
+        | Command::RevokeEvidenceProducer { .. }
         | Command::RequireSignedVotes => &[Role::Admin],
         Command::RevokeMemberKey { .. } => &[Role::Admin, Role::Cab],
         Command::RecordEvidence { .. } => &[Role::Submitter, Role::Operator],

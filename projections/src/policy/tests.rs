@@ -14,6 +14,9 @@ fn public_line(member: &str) -> String {
         .unwrap()
 }
 
+/// The CI system whose key signs the tests' evidence.
+const PRODUCER: &str = "ci-bot";
+
 const ARTIFACT_SHA256: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// A state folded from entries built in memory, as the service would have written them.
@@ -34,6 +37,7 @@ impl Given {
             next_id: 1,
         };
         given.record(GENESIS_ACTOR, genesis_events());
+        given.decided("ada", &set_producer_by_label(PRODUCER));
         for member in ["carol", "chen", "cyril"] {
             given.decided(
                 "ada",
@@ -127,10 +131,7 @@ impl Given {
         let evidence_id = self.id();
         self.decided(
             "dev",
-            &Command::RecordEvidence {
-                evidence_id,
-                document: document(ARTIFACT_SHA256),
-            },
+            &record_evidence_signed_by_label(evidence_id, document(ARTIFACT_SHA256)),
         );
         let deployment_id = self.id();
         self.decided(
@@ -155,8 +156,9 @@ fn document(artifact_sha256: &str) -> EvidenceDocument {
         tests_passed: 10,
         tests_failed: 0,
         scan_critical_findings: 0,
-        generated_by: "ci-bot".into(),
+        generated_by: PRODUCER.into(),
         packaged_by: "packager".into(),
+        requires_admin: Some(false),
     }
 }
 
@@ -195,10 +197,7 @@ fn at_zero_thresholds_a_submission_goes_to_the_cab() {
     let evidence_id = given.id();
     given.decided(
         "dev",
-        &Command::RecordEvidence {
-            evidence_id,
-            document: document(ARTIFACT_SHA256),
-        },
+        &record_evidence_signed_by_label(evidence_id, document(ARTIFACT_SHA256)),
     );
     let deployment_id = given.id();
     let decision = given
@@ -380,9 +379,9 @@ fn command(pending: Uuid, deployment_id: Uuid) -> impl Strategy<Value = Command>
             signature: None,
         }),
         (hex64(), 1..1_000_000u64, 0..50u64, 0..5u64, text()).prop_map(
-            |(sha, size, passed, critical, generated_by)| Command::RecordEvidence {
-                evidence_id: Uuid::from_u128(77),
-                document: EvidenceDocument {
+            |(sha, size, passed, critical, packaged_by)| record_evidence_signed_by_label(
+                Uuid::from_u128(77),
+                EvidenceDocument {
                     artifacts: vec![Artifact {
                         name: "a.msi".into(),
                         sha256: sha,
@@ -390,10 +389,10 @@ fn command(pending: Uuid, deployment_id: Uuid) -> impl Strategy<Value = Command>
                     }],
                     tests_passed: passed,
                     scan_critical_findings: critical,
-                    generated_by,
+                    packaged_by,
                     ..document(ARTIFACT_SHA256)
                 },
-            }
+            )
         ),
         (hex64(), 1..1_000_000u64).prop_map(move |(sha, size)| Command::PresentSbom(
             SbomPresented {

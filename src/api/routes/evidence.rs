@@ -1,4 +1,5 @@
-//! Evidence packages: recorded and read back as recorded.
+//! Evidence packages: recorded (signed by a registered producer, on a log that requires it) and
+//! read back as recorded.
 
 use crate::api::*;
 
@@ -13,7 +14,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 "Record an evidence package",
                 &[Role::Submitter, Role::Operator],
             )
-            .body::<EvidenceDocument>()
+            .body::<SignedEvidence>()
             .returns::<Recorded>(201, "Recorded")],
         ),
         route(
@@ -24,6 +25,20 @@ pub(super) fn routes() -> Vec<RouteEntry> {
                 .returns::<EvidenceView>(200, "The package as recorded")],
         ),
     ]
+}
+
+/// An evidence package and its producer's signature.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignedEvidence {
+    /// The document. Its RFC 8785 canonical JSON is what the producer signs, and its SHA-256
+    /// is the evidence hash.
+    document: EvidenceDocument,
+    /// The producer's armored SSH signature (`ssh-keygen -Y sign -n trustledger-evidence`) over
+    /// the document's canonical JSON, by the key in force for the producer `generated_by`
+    /// names. Required on a log that requires signed evidence.
+    #[serde(default)]
+    signature: Option<String>,
 }
 
 /// A recorded evidence package's id and canonical hash.
@@ -42,12 +57,18 @@ pub(super) struct EvidenceView {
     evidence_hash: String,
     /// Who recorded it.
     recorded_by: Option<String>,
+    /// The producer's SSH signature over the document's canonical JSON, as verified when it
+    /// was recorded (absent on logs that never required signed evidence).
+    signature: Option<String>,
 }
 
 async fn record_evidence(
     caller: Caller,
     State(state): State<Arc<AppState>>,
-    ApiJson(document): ApiJson<EvidenceDocument>,
+    ApiJson(SignedEvidence {
+        document,
+        signature,
+    }): ApiJson<SignedEvidence>,
 ) -> Result<Response, ApiError> {
     let evidence_id = state.gov.new_id();
     execute(
@@ -56,6 +77,7 @@ async fn record_evidence(
         Command::RecordEvidence {
             evidence_id,
             document,
+            signature,
         },
     )
     .await?;
@@ -97,6 +119,7 @@ async fn get_evidence(
                 document: recorded.document,
                 evidence_hash: recorded.evidence_hash,
                 recorded_by: entry.map(|e| e.actor),
+                signature: recorded.signature,
             }))
         }
         _ => {

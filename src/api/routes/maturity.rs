@@ -347,7 +347,7 @@ async fn classify(
     s.blast_policy
         .as_ref()
         .map(|p| {
-            let c = policy::registry::classify_submission(&s, p, &input);
+            let c = policy::registry::classify_submission(&s, p, &input, None);
             Classified {
                 class: c.class.as_str(),
                 quorum: s.quorum(c.class),

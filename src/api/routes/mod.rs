@@ -15,6 +15,7 @@ mod keys;
 mod log;
 mod maturity;
 mod models;
+mod producers;
 mod proposals;
 mod registry;
 
@@ -23,6 +24,7 @@ pub(super) fn all() -> Vec<RouteEntry> {
     [
         log::routes(),
         evidence::routes(),
+        producers::routes(),
         deployments::routes(),
         incidents::routes(),
         maturity::routes(),
