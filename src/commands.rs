@@ -153,6 +153,17 @@ pub fn export(dir: &Path, out: &Path, mut progress: impl FnMut(u64)) -> anyhow::
     Ok(written)
 }
 
+/// `trustledger canonical`: the RFC 8785 canonical form of the one JSON value `input` holds.
+///
+/// # Errors
+/// If `input` is not one JSON value, or holds a number outside the log's integer profile.
+pub fn canonical(input: impl std::io::Read) -> anyhow::Result<Vec<u8>> {
+    let value: serde_json::Value =
+        serde_json::from_reader(input).context("stdin is not one JSON value")?;
+    events::canonical::to_canonical_vec(&value)
+        .map_err(|e| anyhow::anyhow!("no canonical form in this log's profile: {e}"))
+}
+
 /// `trustledger keygen --out FILE`: a new Ed25519 checkpoint key. Returns the verifier key.
 ///
 /// # Errors

@@ -275,6 +275,9 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Read one JSON value on stdin and write its RFC 8785 canonical form (no newline): the bytes
+    /// an evidence producer signs (`| ssh-keygen -Y sign -n trustledger-evidence -f KEY`).
+    Canonical,
     /// Create an Ed25519 checkpoint signing key (file mode 0600) and print its verifier key.
     Keygen {
         /// Key file to create.
@@ -511,6 +514,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Checkpoint { data } => {
             print!("{}", commands::latest_checkpoint(&data)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Canonical => {
+            let bytes = commands::canonical(std::io::stdin().lock())?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { out, name, force } => {

@@ -808,6 +808,43 @@ fn a_vote_whose_actor_was_changed_or_signature_stripped_is_found_in_a_resigned_l
     }
 }
 
+/// Nor can the key holder sign as the evidence producer: evidence whose install scope was flipped,
+/// or whose signature was stripped, is found at its seq in a re-chained, re-signed log.
+#[test]
+fn evidence_whose_facts_were_changed_or_signature_stripped_is_found_in_a_resigned_log() {
+    let s = scripted();
+    for forgery in ["install scope", "signature stripped"] {
+        let mut expected = 0;
+        let forged = forge(&s.entries, |v| {
+            let recorded = v
+                .iter()
+                .position(|e| e["type"] == "trustledger.evidence.recorded")
+                .unwrap();
+            match forgery {
+                "install scope" => v[recorded]["data"]["document"]["requires_admin"] = json!(true),
+                _ => {
+                    v[recorded]["data"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("signature");
+                }
+            }
+            expected = recorded as u64;
+        });
+        let found = findings(&forged);
+        assert_eq!(
+            found.first().map(|f| f.0),
+            Some(expected),
+            "{forgery}: {found:?}"
+        );
+        let why = match forgery {
+            "install scope" => "does not verify over this evidence document",
+            _ => "requires evidence signed",
+        };
+        assert!(found[0].1.contains(why), "{forgery}: {found:?}");
+    }
+}
+
 /// A forged vote that reached no quorum on its own still does not count: the approval an honest
 /// vote then completes with it is found short of its quorum.
 #[test]

@@ -1,6 +1,7 @@
-//! Signed votes from outside: OpenSSH's own signatures (checked-in `ssh-keygen -Y sign` vectors
-//! and live ones), every bad signature refused over real HTTP with nothing written, and the
-//! `trustledger vote` client, whose recorded signatures `ssh-keygen -Y verify` accepts.
+//! Signed votes and signed evidence from outside: OpenSSH's own signatures (checked-in
+//! `ssh-keygen -Y sign` vectors and live ones), every bad signature refused over real HTTP with
+//! nothing written, and the `trustledger vote` client, whose recorded signatures
+//! `ssh-keygen -Y verify` accepts.
 
 use events::catalogue::access::AccessGranted;
 use events::checkpoint::NoteSigner;
@@ -693,4 +694,214 @@ fn the_vote_client_signs_with_a_key_held_by_the_agent() {
     assert_eq!(answer["status"], "REJECTED", "{answer}");
     let (actor, vote) = last_vote(&s.gov);
     assert_eq!((actor.as_str(), vote.approve), ("chen", false));
+}
+
+/// What a producer posts: `document` (JSON) and a signature over its canonical bytes.
+fn evidence_post(s: &Server, document: &Value, signature: Value) -> (u16, Value) {
+    s.post(
+        "/api/v1/evidence",
+        "dev",
+        &json!({"document": document, "signature": signature}),
+    )
+}
+
+fn ci_document(generated_by: &str) -> Value {
+    json!({
+        "artifacts": [{"name": "app.msi", "sha256": hex::encode(Sha256::digest(ARTIFACT)), "size": ARTIFACT.len()}],
+        "sbom": null, "tests_passed": 10, "tests_failed": 0, "scan_critical_findings": 0,
+        "generated_by": generated_by, "packaged_by": "packager", "requires_admin": true
+    })
+}
+
+/// `document` signed in-process with the key derived from `label`.
+fn signed_by_label(label: &str, document: &Value) -> Value {
+    let parsed: events::payloads::EvidenceDocument =
+        serde_json::from_value(document.clone()).unwrap();
+    json!(projections::evidence_signature::sign(&parsed, &key_from_label(label)).unwrap())
+}
+
+#[test]
+fn bad_evidence_signatures_are_refused_over_http_with_a_problem_and_nothing_written() {
+    let s = server();
+    let size = s.size();
+    let document = ci_document("ci-bot");
+    let good = signed_by_label("ci-bot", &document);
+    let mut edited = document.clone();
+    edited["requires_admin"] = json!(false);
+    let rogue = ci_document("rogue-ci");
+    let cases: Vec<(&str, Value, Value, u16, &str)> = vec![
+        (
+            "unsigned",
+            document.clone(),
+            Value::Null,
+            422,
+            "requires evidence signed",
+        ),
+        (
+            "edited after signing",
+            edited,
+            good.clone(),
+            403,
+            "does not verify",
+        ),
+        (
+            "another key",
+            document.clone(),
+            signed_by_label("carol", &document),
+            403,
+            "not by the key in force",
+        ),
+        (
+            "an unregistered producer",
+            rogue.clone(),
+            signed_by_label("rogue-ci", &rogue),
+            403,
+            "not an evidence producer",
+        ),
+        (
+            "malformed",
+            document.clone(),
+            json!("-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----"),
+            422,
+            "signature",
+        ),
+        (
+            "of the wrong type",
+            document.clone(),
+            json!(42),
+            422,
+            "signature",
+        ),
+    ];
+    for (what, document, signature, status, says) in cases {
+        let (got, problem) = evidence_post(&s, &document, signature);
+        assert_eq!(got, status, "{what}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{what}: {problem}"
+        );
+        assert_eq!(s.size(), size, "{what} wrote something");
+    }
+    // Only an admin sets or revokes a producer; a revoked producer signs nothing more.
+    let line = key_from_label("other-ci")
+        .public_key()
+        .to_openssh()
+        .unwrap();
+    let (got, _) = http_put(
+        &s,
+        "/api/v1/evidence-producers/other-ci",
+        "dev",
+        &json!({"ssh_key": line}),
+    );
+    assert_eq!(got, 403);
+    assert_eq!(s.size(), size);
+    let (got, p) = s.post(
+        "/api/v1/evidence-producers/ci-bot/revocation",
+        "ada",
+        &json!({"reason": "key leaked"}),
+    );
+    assert_eq!(got, 200, "{p}");
+    assert_eq!(p["producers"], json!({}), "{p}");
+    let size = s.size();
+    let (got, problem) = evidence_post(&s, &document, good);
+    assert_eq!(got, 403, "{problem}");
+    assert_eq!(s.size(), size);
+}
+
+/// The documented producer's path: register the CI's OpenSSH key, canonicalise the document
+/// with `trustledger canonical`, sign it with `ssh-keygen -Y sign`, post it.
+#[test]
+fn evidence_signed_by_ssh_keygen_over_trustledger_canonical_is_accepted() {
+    if openssh_tool("ssh-keygen").is_none() {
+        return;
+    }
+    let s = server();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("ci_ed25519");
+    let made = ssh_keygen(
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "jenkins",
+            "-f",
+            key.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (got, p) = http_put(
+        &s,
+        "/api/v1/evidence-producers/jenkins",
+        "ada",
+        &json!({"ssh_key": public}),
+    );
+    assert_eq!(got, 200, "{p}");
+    assert!(
+        p["producers"]["jenkins"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:"),
+        "{p}"
+    );
+    let document = ci_document("jenkins");
+    let mut canonical = Process::new(env!("CARGO_BIN_EXE_trustledger"))
+        .arg("canonical")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        // Pretty-printed on purpose: what is signed is the canonical form, not what was typed.
+        let typed = serde_json::to_string_pretty(&document).unwrap();
+        canonical
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(typed.as_bytes())
+            .unwrap();
+    }
+    let canonical = canonical.wait_with_output().unwrap();
+    assert!(canonical.status.success(), "{canonical:?}");
+    let signed = ssh_keygen(
+        &[
+            "-q",
+            "-Y",
+            "sign",
+            "-n",
+            "trustledger-evidence",
+            "-f",
+            key.to_str().unwrap(),
+        ],
+        &canonical.stdout,
+    );
+    assert!(signed.status.success(), "{signed:?}");
+    let sshsig = String::from_utf8(signed.stdout).unwrap();
+    let (got, recorded) = evidence_post(&s, &document, json!(sshsig));
+    assert_eq!(got, 201, "{recorded}");
+    assert_eq!(
+        recorded["evidence_hash"],
+        hex::encode(Sha256::digest(&canonical.stdout)),
+        "the evidence hash is the SHA-256 of the signed bytes"
+    );
+    let (got, read) = http(
+        s.served.port,
+        "GET",
+        &format!(
+            "/api/v1/evidence/{}",
+            recorded["evidence_id"].as_str().unwrap()
+        ),
+        Some(&s.tokens["dev"]),
+        b"",
+    );
+    assert_eq!(got, 200);
+    assert_eq!(json_of(&read)["signature"], json!(sshsig));
 }

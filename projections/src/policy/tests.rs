@@ -642,3 +642,6 @@ fn keys_are_each_members_own_and_revoked_keys_never_return() {
 
 #[path = "insider_tests.rs"]
 mod insider;
+
+#[path = "evidence_tests.rs"]
+mod evidence;
