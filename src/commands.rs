@@ -351,39 +351,16 @@ pub fn backtest(
         anyhow::anyhow!("the history is not intact, so it cannot be backtested: {problem}")
     })?;
     let text = if json {
-        let classes: serde_json::Map<String, serde_json::Value> = report
-            .classes
-            .iter()
-            .map(|(class, r)| (class.as_str().to_owned(), backtest_class_json(r)))
-            .collect();
-        serde_json::json!({
-            "model_version": report.model_version,
-            "classes": classes,
-            "total": backtest_class_json(&report.total()),
-            "candidate_auc_bp": report.candidate_auc_bp,
-            "recorded_auc_bp": report.recorded_auc_bp,
-        })
-        .to_string()
+        report.to_json().to_string()
     } else {
         report.to_string()
     };
-    let digest = events::Digest::of(text.as_bytes());
     Ok(format!(
-        "{}\nreport sha256 {digest} (cite it in the proposal's calibration_evidence)",
-        text.trim_end()
+        "{}\ncite it in the proposal: \"backtest\": {{\"log_size\": {}, \"report_sha256\": \"{}\"}}",
+        text.trim_end(),
+        report.log_size,
+        report.sha256()
     ))
-}
-
-fn backtest_class_json(r: &replay::backtest::ClassResult) -> serde_json::Value {
-    serde_json::json!({
-        "deployments": r.deployments,
-        "auto_recorded": r.auto_recorded,
-        "auto_candidate": r.auto_candidate,
-        "cab_recorded": r.cab_recorded,
-        "cab_candidate": r.cab_candidate,
-        "identical": r.identical,
-        "incidents_let_through": r.incidents_let_through.iter().map(|(s, n)| (format!("{s:?}"), *n)).collect::<std::collections::BTreeMap<_, _>>(),
-    })
 }
 
 /// The principal `serve` grants an admin token to on a log that has no principal yet.

@@ -816,10 +816,37 @@ async fn the_rest_of_the_workflow_models_exceptions_tokens_queue_and_metrics() {
     let mut model = serde_json::to_value(projections::genesis::risk_model_v1_1()).unwrap();
     model["version"] = json!("1.2");
     model["thresholds"]["NON_CRITICAL"] = json!(30);
-    assert_eq!(
-        a.post("/api/v1/risk-models", "ada", model).await.0,
-        StatusCode::CREATED
+    // Loosening needs its backtest: none cited, or a digest the service's re-run does not give,
+    // is refused and writes nothing.
+    let size = a.size();
+    let (s, p) = a.post("/api/v1/risk-models", "ada", model.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("backtest"), "{p}");
+    let log_size = a.size();
+    model["backtest"] = json!({"log_size": log_size, "report_sha256": "ab".repeat(32)});
+    let (s, p) = a.post("/api/v1/risk-models", "ada", model.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gives report sha256"),
+        "{p}"
     );
+    assert_eq!(a.size(), size, "refused proposals wrote nothing");
+    let candidate: events::payloads::RiskModelProposed =
+        serde_json::from_value(model.clone()).unwrap();
+    let report = tokio::task::block_in_place(|| {
+        let entries = a
+            .gov
+            .log()
+            .iter_bytes_until(0, log_size)
+            .map(|item| item.map(|(_, bytes)| bytes));
+        replay::backtest::rerun(entries, &candidate).unwrap()
+    });
+    model["backtest"]["report_sha256"] = json!(report.sha256());
+    let (s, p) = a.post("/api/v1/risk-models", "ada", model).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
     let (s, p) = a
         .post("/api/v1/risk-models/1.2/activate", "ada", json!({}))
         .await;

@@ -553,7 +553,7 @@ fn backtesting_the_active_model_reproduces_history_and_a_looser_one_shows_what_i
         text.contains("NON_CRITICAL") && text.contains("P2×1 P3×1"),
         "{text}"
     );
-    assert!(text.contains("report sha256 "), "{text}");
+    assert!(text.contains("\"report_sha256\": \""), "{text}");
 }
 
 /// A server the test controls: it serves `entries` (paged as the real server pages them), the
@@ -892,4 +892,109 @@ fn an_actor_without_a_granted_role_is_found() {
     let found = findings(&forged);
     assert_eq!(found.first().map(|f| f.0), Some(at as u64), "{found:?}");
     assert!(found[0].1.contains("chen held no token"), "{found:?}");
+}
+
+/// A looser model proposed with its backtest, approved by three signed votes and activated: the
+/// entries of that history, and the seqs of the proposal and the activation.
+fn looser_model_history() -> (Vec<Vec<u8>>, u64, u64) {
+    let w = world();
+    for users in [3, 4] {
+        let id = w.submit("PDF reader", false, users);
+        w.vote(0, id, true).unwrap();
+    }
+    let mut model = projections::genesis::risk_model_v1_1();
+    model.version = "1.2".into();
+    model
+        .thresholds
+        .insert(events::payloads::BlastRadiusClass::NonCritical, 30);
+    let log_size = w.gov.log().head().size;
+    let entries = w
+        .gov
+        .log()
+        .iter_bytes_until(0, log_size)
+        .map(|item| item.map(|(_, bytes)| bytes));
+    let report = replay::backtest::rerun(entries, &model).unwrap();
+    model.backtest = Some(events::payloads::BacktestCitation {
+        log_size,
+        report_sha256: report.sha256(),
+    });
+    let proposed = w.gov.log().head().size;
+    w.gov
+        .execute(&w.admin, &Command::ProposeRiskModel(model))
+        .unwrap();
+    for member in 0..3 {
+        let signature = w.try_sign(
+            &w.cab[member].name,
+            (Kind::RiskModel, "1.2"),
+            true,
+            "backtest reviewed",
+        );
+        w.gov
+            .execute(
+                &w.cab[member],
+                &Command::VoteRiskModel {
+                    version: "1.2".into(),
+                    approve: true,
+                    rationale: "backtest reviewed".into(),
+                    signature,
+                },
+            )
+            .unwrap();
+    }
+    let activated = w.gov.log().head().size;
+    w.gov
+        .execute(
+            &w.admin,
+            &Command::ActivateRiskModel {
+                version: "1.2".into(),
+            },
+        )
+        .unwrap();
+    let entries = w
+        .gov
+        .log()
+        .iter_bytes(0)
+        .map(|r| r.unwrap().1.to_vec())
+        .collect();
+    (entries, proposed, activated)
+}
+
+/// The audit re-runs every cited backtest: a digest the log does not give, or a looser model with
+/// its citation stripped, is found where it was proposed (and activated), even in a re-signed log.
+#[test]
+fn a_looser_model_whose_cited_backtest_does_not_match_is_found_at_its_proposal_and_activation() {
+    let (entries, proposed, activated) = looser_model_history();
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), &entries);
+    let report = audit_bundle(dir.path(), &BundleOptions::default(), |_| {}).unwrap();
+    let decisions = report.decisions.unwrap();
+    assert!(decisions.findings.is_empty(), "{decisions}");
+    assert_eq!(decisions.backtests_rerun, 1, "{decisions}");
+    for forgery in ["digest", "stripped"] {
+        let forged = forge(&entries, |v| {
+            let data = &mut v[proposed as usize]["data"];
+            assert_eq!(data["version"], "1.2");
+            match forgery {
+                "digest" => data["backtest"]["report_sha256"] = json!("ab".repeat(32)),
+                _ => {
+                    data.as_object_mut().unwrap().remove("backtest");
+                }
+            }
+        });
+        let found = findings(&forged);
+        assert_eq!(
+            found.first().map(|f| f.0),
+            Some(proposed),
+            "{forgery}: {found:?}"
+        );
+        let why = match forgery {
+            "digest" => "re-run over them it gives",
+            _ => "cite the backtest",
+        };
+        assert!(found[0].1.contains(why), "{forgery}: {found:?}");
+        assert!(
+            found.iter().any(|f| f.0 == activated),
+            "{forgery}: the activation is found too: {found:?}"
+        );
+    }
 }

@@ -551,7 +551,7 @@ fn the_readme_walkthrough_runs() {
         model.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("report sha256"));
+    assert!(text(&o).contains("\"report_sha256\": \""), "{}", text(&o));
 }
 
 /// The README's HTTP half, as written: token create, serve, then the curl requests.

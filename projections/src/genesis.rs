@@ -42,6 +42,7 @@ pub fn risk_model_v1_1() -> RiskModelProposed {
         effective_date: "2026-02-10".into(),
         review_date: "2026-03-10".into(),
         calibration_evidence: "none: greenfield baseline, 100% CAB review until calibrated".into(),
+        backtest: None,
     }
 }
 

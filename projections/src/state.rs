@@ -12,7 +12,9 @@ use uuid::Uuid;
 /// A risk model version and its governance so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRecord {
-    /// The proposal.
+    /// The proposal (kept in snapshots as its JSON text: the payload omits absent members,
+    /// which a non-self-describing encoding cannot read back).
+    #[serde(with = "json_text")]
     pub proposal: RiskModelProposed,
     /// Who proposed it.
     pub proposed_by: String,
@@ -20,6 +22,24 @@ pub struct ModelRecord {
     pub votes: BTreeMap<String, bool>,
     /// Approvers once a quorum approved it.
     pub approved_by: Option<Vec<String>>,
+}
+
+/// A payload kept in a snapshot as its JSON text, for payloads whose JSON omits absent members
+/// (`skip_serializing_if`), which postcard cannot read back field by field.
+mod json_text {
+    use serde::{Deserialize as _, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: serde::de::DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A trusted (or formerly trusted) SBOM signing key.

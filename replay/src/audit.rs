@@ -48,6 +48,13 @@ pub struct DecisionAudit {
     pub findings: Vec<Finding>,
     /// Fingerprint of the folded state at the end.
     pub fingerprint: Option<events::Digest>,
+    /// Model proposals citing a backtest, still to be re-run
+    /// ([`crate::citations::check_cited_backtests`]).
+    pub cited_backtests: Vec<crate::citations::CitedBacktest>,
+    /// Cited backtests re-run, whose digests matched.
+    pub backtests_rerun: u64,
+    /// Seqs of proposals whose cited backtest was not re-run (a served log is read once).
+    pub backtests_unchecked: Vec<u64>,
 }
 
 impl fmt::Display for DecisionAudit {
@@ -58,6 +65,16 @@ impl fmt::Display for DecisionAudit {
         }
         if let Some(fp) = &self.fingerprint {
             writeln!(f, "projection fingerprint {fp}")?;
+        }
+        if self.backtests_rerun > 0 {
+            writeln!(
+                f,
+                "cited backtests re-run, digests matching: {}",
+                self.backtests_rerun
+            )?;
+        }
+        for seq in &self.backtests_unchecked {
+            writeln!(f, "not re-run: the backtest cited at seq {seq} (audit an export bundle or the data directory to re-run it)")?;
         }
         if self.findings.is_empty() {
             writeln!(
@@ -277,6 +294,7 @@ impl Auditor {
             *self.report.decisions.entry(kind.clone()).or_default() += 1;
             derived_exactly = self.rederive(&group, cause, payload, &kind);
         }
+        self.note_citation(cause.seq, cause_payload.as_ref(), derived_exactly);
         // A vote counts only if the rules accept it as recorded (its signature verifies under
         // the member's key then in force): an unfounded one is left out of the state, so that
         // an approval it helped reach is found short of its quorum where it was recorded.
@@ -439,6 +457,35 @@ impl Auditor {
 }
 
 impl Auditor {
+    /// Keeps a model proposal that cites a backtest (to re-run after the pass), and where it was
+    /// activated.
+    fn note_citation(&mut self, seq: u64, payload: Option<&Payload>, derived_exactly: bool) {
+        match payload {
+            Some(Payload::RiskModelProposed(model))
+                if derived_exactly && model.backtest.is_some() =>
+            {
+                self.report
+                    .cited_backtests
+                    .push(crate::citations::CitedBacktest {
+                        seq,
+                        model: model.clone(),
+                        activated_seq: None,
+                    });
+            }
+            Some(Payload::RiskModelActivated(activated)) => {
+                if let Some(cited) = self
+                    .report
+                    .cited_backtests
+                    .iter_mut()
+                    .find(|c| c.model.version == activated.version)
+                {
+                    cited.activated_seq.get_or_insert(seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A break-glass release whose review was due before the log's last entry and never came
     /// is a finding, at the release's seq.
     fn report_unreviewed_breakglass(&mut self) {
@@ -589,7 +636,13 @@ pub fn audit_bundle(
     Ok(match checked {
         Ok(report) => AuditReport {
             integrity: Ok(report.to_string().trim_end().to_owned()),
-            decisions: Some(auditor.finish()?),
+            decisions: Some({
+                let mut decisions = auditor.finish()?;
+                crate::citations::check_cited_backtests(&mut decisions, |log_size| {
+                    bundle_prefix(dir, log_size)
+                })?;
+                decisions
+            }),
             projection_check: None,
             projection_unchecked: None,
         },
@@ -677,12 +730,34 @@ pub fn audit_log(
     if projection_check.is_none() && projection_unchecked.is_none() {
         projection_unchecked = Some("the stored snapshot covers no seq of the log".to_owned());
     }
+    let mut decisions = auditor.finish()?;
+    crate::citations::check_cited_backtests(&mut decisions, |log_size| {
+        log.iter_bytes_until(0, log_size)
+            .map(|item| item.map(|(_, bytes)| bytes))
+    })?;
     Ok(AuditReport {
         integrity,
-        decisions: Some(auditor.finish()?),
+        decisions: Some(decisions),
         projection_check,
         projection_unchecked,
     })
+}
+
+/// The first `log_size` lines of a bundle's entries (each an entry's stored bytes), read again
+/// for a cited backtest after the bundle verified.
+fn bundle_prefix(
+    dir: &std::path::Path,
+    log_size: u64,
+) -> Box<dyn Iterator<Item = Result<Vec<u8>, std::io::Error>>> {
+    use std::io::BufRead as _;
+    match std::fs::File::open(dir.join(crate::bundle::ENTRIES_FILE)) {
+        Ok(file) => Box::new(
+            std::io::BufReader::new(file)
+                .split(b'\n')
+                .take(usize::try_from(log_size).unwrap_or(usize::MAX)),
+        ),
+        Err(e) => Box::new(std::iter::once(Err(e))),
+    }
 }
 
 /// Entries read from the store per parallel parse.

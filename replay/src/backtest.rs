@@ -49,6 +49,8 @@ pub struct ClassResult {
 pub struct BacktestReport {
     /// The candidate's version label.
     pub model_version: String,
+    /// How many entries, from seq 0, were folded.
+    pub log_size: u64,
     /// Results per class.
     pub classes: BTreeMap<BlastRadiusClass, ClassResult>,
     /// Candidate scores joined with outcomes: AUC of the candidate score against "caused an
@@ -59,6 +61,47 @@ pub struct BacktestReport {
 }
 
 impl BacktestReport {
+    /// The report as JSON: what `trustledger backtest --format json` prints, and what
+    /// [`BacktestReport::sha256`] digests.
+    pub fn to_json(&self) -> serde_json::Value {
+        let class_json = |r: &ClassResult| {
+            serde_json::json!({
+                "deployments": r.deployments,
+                "auto_recorded": r.auto_recorded,
+                "auto_candidate": r.auto_candidate,
+                "cab_recorded": r.cab_recorded,
+                "cab_candidate": r.cab_candidate,
+                "identical": r.identical,
+                "incidents_let_through": r
+                    .incidents_let_through
+                    .iter()
+                    .map(|(s, n)| (format!("{s:?}"), *n))
+                    .collect::<BTreeMap<_, _>>(),
+            })
+        };
+        let classes: serde_json::Map<String, serde_json::Value> = self
+            .classes
+            .iter()
+            .map(|(class, r)| (class.as_str().to_owned(), class_json(r)))
+            .collect();
+        serde_json::json!({
+            "model_version": self.model_version,
+            "log_size": self.log_size,
+            "classes": classes,
+            "total": class_json(&self.total()),
+            "candidate_auc_bp": self.candidate_auc_bp,
+            "recorded_auc_bp": self.recorded_auc_bp,
+        })
+    }
+
+    /// Lowercase hex SHA-256 of the report's RFC 8785 canonical JSON: what a model proposal
+    /// cites, and what the service and the audit recompute.
+    pub fn sha256(&self) -> String {
+        let bytes = events::canonical::to_canonical_vec(&self.to_json())
+            .expect("a report holds only strings and counts");
+        events::Digest::of(&bytes).to_hex()
+    }
+
     /// All classes together.
     pub fn total(&self) -> ClassResult {
         let mut t = ClassResult::default();
@@ -142,6 +185,7 @@ struct Tried {
 /// temporary file, as in the audit ([`crate::spill::TempFileSpill`]).
 pub struct Backtester {
     state: GovernanceState,
+    folded: u64,
     tried: BTreeMap<Uuid, Tried>,
     spill: Option<std::sync::Arc<crate::spill::TempFileSpill>>,
 }
@@ -151,6 +195,7 @@ impl Default for Backtester {
         let (state, spill) = crate::spill::spilling_state();
         Self {
             state,
+            folded: 0,
             tried: BTreeMap::new(),
             spill,
         }
@@ -168,6 +213,7 @@ impl Backtester {
     pub fn in_memory() -> Self {
         Self {
             state: GovernanceState::new(),
+            folded: 0,
             tried: BTreeMap::new(),
             spill: None,
         }
@@ -220,6 +266,7 @@ impl Backtester {
             }
         }
         self.state.apply_decoded(entry, decoded);
+        self.folded += 1;
     }
 
     /// Joins the candidate's decisions with what happened.
@@ -236,6 +283,7 @@ impl Backtester {
     fn join(&self, candidate: &Candidate) -> BacktestReport {
         let mut report = BacktestReport {
             model_version: candidate.model.version.clone(),
+            log_size: self.folded,
             ..BacktestReport::default()
         };
         let mut candidate_samples = Vec::new();
@@ -280,6 +328,28 @@ impl Backtester {
         report.recorded_auc_bp = projections::stats::auc_bp(&recorded_samples);
         report
     }
+}
+
+/// Backtests `candidate` (with the recorded levels) on the stored entries `entries` yields, in seq
+/// order from 0: what the service runs when a proposal cites a report, and the audit after it.
+///
+/// # Errors
+/// The first entry that cannot be read or parsed, or a settled record that cannot be read back.
+pub fn rerun<B: AsRef<[u8]>, E: std::fmt::Display>(
+    entries: impl Iterator<Item = Result<B, E>>,
+    model: &RiskModelProposed,
+) -> Result<BacktestReport, String> {
+    let candidate = Candidate {
+        model: model.clone(),
+        levels: None,
+    };
+    let mut tester = Backtester::new();
+    for (seq, bytes) in entries.enumerate() {
+        let bytes = bytes.map_err(|e| format!("entry {seq}: {e}"))?;
+        let entry = Entry::parse(bytes.as_ref()).map_err(|e| format!("entry {seq}: {e}"))?;
+        tester.push(&entry, &candidate);
+    }
+    tester.finish(&candidate).map_err(|e| e.to_string())
 }
 
 /// Backtests on a bundle, after verifying its integrity. `Ok(Err(problem))` when it is not intact.

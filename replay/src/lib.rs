@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod backtest;
 pub mod bundle;
+pub mod citations;
 pub mod remote;
 pub mod spill;
 

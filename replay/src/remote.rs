@@ -275,7 +275,15 @@ pub fn audit_url(
     };
     Ok(AuditReport {
         integrity: Ok(summary.to_string().trim_end().to_owned()),
-        decisions: Some(auditor.finish()?),
+        decisions: Some({
+            // A served log is read once: its cited backtests are listed as not re-run.
+            let mut decisions = auditor.finish()?;
+            decisions.backtests_unchecked = std::mem::take(&mut decisions.cited_backtests)
+                .into_iter()
+                .map(|c| c.seq)
+                .collect();
+            decisions
+        }),
         projection_check,
         projection_unchecked: None,
     })

@@ -7,6 +7,7 @@
 //! sequencer folds a commit's entries into it (in memory, never across IO).
 
 mod access;
+mod backtest_check;
 mod digest;
 mod sequencer;
 mod snapshots;
@@ -394,6 +395,7 @@ impl Governance {
         command: &Command,
     ) -> Result<Outcome, CommandError> {
         Self::authorize(principal, command)?;
+        self.check_cited_backtest(command)?;
         let (queued, answer) = Self::queued(principal, command.clone());
         let commands = self.commands.as_ref().ok_or_else(Self::closed)?;
         commands.blocking_send(queued).map_err(|_| Self::closed())?;
@@ -411,6 +413,11 @@ impl Governance {
         command: Command,
     ) -> Result<Outcome, CommandError> {
         Self::authorize(principal, &command)?;
+        // A cited backtest folds the log: off the async workers where the runtime allows.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => self.check_cited_backtest(&command)?,
+            _ => tokio::task::block_in_place(|| self.check_cited_backtest(&command))?,
+        }
         let (queued, answer) = Self::queued(principal, command);
         let commands = self.commands.as_ref().ok_or_else(Self::closed)?;
         commands.try_send(queued).map_err(|e| match e {

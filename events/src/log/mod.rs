@@ -936,7 +936,9 @@ impl Log {
         self.iter_bytes_until(from, self.head().size)
     }
 
-    fn iter_bytes_until(
+    /// [`Log::iter_bytes`] that stops before seq `end` (a prefix of the log, e.g. the entries a
+    /// cited backtest ran over).
+    pub fn iter_bytes_until(
         &self,
         from: u64,
         end: u64,

@@ -74,10 +74,32 @@ pub struct RiskModelProposed {
     pub review_date: String,
     /// Calibration evidence: free text and, ideally, the SHA-256 of a backtest report.
     pub calibration_evidence: String,
+    /// The backtest report the proposer cites: required (on a log that requires signed votes)
+    /// for a model that raises a threshold or lowers a weight of the model in force; the service
+    /// re-runs the backtest and refuses a digest that does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<BacktestCitation>,
 }
 impl EventPayload for RiskModelProposed {
     const NAME: &'static str = "risk_model.proposed";
-    const VERSION: u32 = 1;
+    // v2 added `backtest`; v1 is v2 without it.
+    const VERSION: u32 = 2;
+
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        catalogue::upcast_by_added_optional_members::<Self>(from, data)
+    }
+}
+
+/// A backtest report a model proposal cites: the candidate tried on the log's first `log_size`
+/// entries (`trustledger backtest` prints both numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BacktestCitation {
+    /// How many entries, from seq 0, the backtest folded.
+    pub log_size: u64,
+    /// Lowercase hex SHA-256 of the report's RFC 8785 canonical JSON.
+    pub report_sha256: String,
 }
 
 /// A CAB quorum approved a proposed model version.

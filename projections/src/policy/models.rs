@@ -12,6 +12,7 @@ pub(super) fn decide(
     match command {
         Command::ProposeRiskModel(p) => {
             check_model(p)?;
+            check_backtest(state, p)?;
             if state.models.contains_key(&p.version) {
                 return Err(Rejection::Conflict(format!(
                     "model version {} was already proposed",
@@ -227,6 +228,52 @@ pub(super) fn check_blast_policy(
         ));
     }
     Ok(())
+}
+
+/// Whether `candidate` loosens `active`: raises any class's threshold, or moves weight away from
+/// any factor. (Any factor, not only those that predicted incidents: how well a factor predicts
+/// is itself an estimate, so every weight taken away needs the backtest.)
+pub fn loosens(active: &RiskModelProposed, candidate: &RiskModelProposed) -> bool {
+    let raised = candidate
+        .thresholds
+        .iter()
+        .any(|(class, t)| *t > active.thresholds.get(class).copied().unwrap_or(0));
+    let moved = active
+        .weights_bp
+        .iter()
+        .any(|(factor, w)| candidate.weights_bp.get(factor).copied().unwrap_or(0) < *w);
+    raised || moved
+}
+
+/// A model's backtest citation: well formed and within the log as it is now, and present when the
+/// model loosens the one in force (on a log that requires signed votes; older logs are judged by
+/// the rules they were written under). That the digest is the report's is checked by the service
+/// before it decides (it re-runs the backtest) and by the audit.
+fn check_backtest(state: &GovernanceState, p: &RiskModelProposed) -> Result<(), Rejection> {
+    if !state.signed_votes_required {
+        return Ok(());
+    }
+    match (&p.backtest, state.active_model()) {
+        (Some(cited), _) => {
+            check_hex64("backtest.report_sha256", &cited.report_sha256)?;
+            let size = state.last_seq.map_or(0, |seq| seq + 1);
+            if cited.log_size == 0 || cited.log_size > size {
+                return Err(invalid(
+                    "backtest.log_size",
+                    format!("must be 1–{size}: the backtest runs over entries the log holds"),
+                ));
+            }
+            Ok(())
+        }
+        (None, Some(active)) if loosens(&active.proposal, p) => Err(invalid(
+            "backtest",
+            format!(
+                "model {} raises a threshold or lowers a weight of model {}: cite the backtest of this model over the log ({{\"log_size\": N, \"report_sha256\": \"...\"}}, as trustledger backtest prints them)",
+                p.version, active.proposal.version
+            ),
+        )),
+        (None, _) => Ok(()),
+    }
 }
 
 fn check_model(p: &RiskModelProposed) -> Result<(), Rejection> {
