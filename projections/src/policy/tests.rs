@@ -640,6 +640,51 @@ fn keys_are_each_members_own_and_revoked_keys_never_return() {
     );
 }
 
+/// Only a model that loosens the one in force needs a backtest: one that raises a threshold or
+/// lowers a weight is refused without one; a stricter one is not.
+#[test]
+fn a_looser_model_needs_a_cited_backtest_and_a_stricter_one_does_not() {
+    let given = Given::genesis();
+    let mut looser = crate::genesis::risk_model_v1_1();
+    looser.version = "1.2".into();
+    looser.thresholds.insert(BlastRadiusClass::NonCritical, 10);
+    assert!(matches!(
+        given.when("ada", &Command::ProposeRiskModel(looser.clone())),
+        Err(Rejection::Invalid {
+            field: "backtest",
+            ..
+        })
+    ));
+    let mut moved = crate::genesis::risk_model_v1_1();
+    moved.version = "1.3".into();
+    *moved.weights_bp.get_mut("privilege").unwrap() -= 100;
+    *moved.weights_bp.get_mut("reach").unwrap() += 100;
+    assert!(matches!(
+        given.when("ada", &Command::ProposeRiskModel(moved)),
+        Err(Rejection::Invalid {
+            field: "backtest",
+            ..
+        })
+    ));
+    let mut stricter = crate::genesis::risk_model_v1_1();
+    stricter.version = "1.4".into();
+    stricter.review_date = "2027-12-31".into();
+    assert!(given
+        .when("ada", &Command::ProposeRiskModel(stricter))
+        .is_ok());
+    looser.backtest = Some(BacktestCitation {
+        log_size: given.tip.0 + 1,
+        report_sha256: "ab".repeat(32),
+    });
+    assert!(matches!(
+        given.when("ada", &Command::ProposeRiskModel(looser)),
+        Err(Rejection::Invalid {
+            field: "backtest.log_size",
+            ..
+        })
+    ));
+}
+
 #[path = "insider_tests.rs"]
 mod insider;
 
