@@ -61,8 +61,11 @@ fn decide_evidence(
             "evidence {evidence_id} exists (evidence is immutable)"
         )));
     }
-    let signature = producers::check_signed_evidence(state, document, signature)?;
-    let evidence_hash = canonical_sha256("document", document)?;
+    // The canonical bytes are both what the producer signed and what the evidence hash is of.
+    let canonical = crate::evidence_signature::signed_bytes(document)
+        .map_err(|e| invalid("document", e))?;
+    let signature = producers::check_signed_evidence(state, document, &canonical, signature)?;
+    let evidence_hash = Digest::of(&canonical).to_hex();
     Ok(Decision::one(
         format!("evidence/{evidence_id}"),
         Payload::EvidenceRecorded(EvidenceRecorded {

@@ -87,10 +87,12 @@ pub(super) fn producer_key(
 }
 
 /// Checks the producer's signature an evidence package carries (required when the log requires
-/// signed evidence) and returns what to record of it: the signature as this crate armours it.
+/// signed evidence) over `canonical`, the document's canonical bytes, and returns what to record
+/// of it: the signature as this crate armours it.
 pub(super) fn check_signed_evidence(
     state: &GovernanceState,
     document: &EvidenceDocument,
+    canonical: &[u8],
     signature: Option<&str>,
 ) -> Result<Option<String>, Rejection> {
     let Some(sshsig) = signature else {
@@ -120,8 +122,7 @@ pub(super) fn check_signed_evidence(
                 document.generated_by
             ))
         })?;
-    let signed = evidence_signature::signed_bytes(document).map_err(|e| invalid("document", e))?;
-    evidence_signature::verify(key, &signed, sshsig)
+    evidence_signature::verify(key, canonical, sshsig)
         .map(Some)
         .map_err(|e| match e {
             SignatureProblem::Malformed(_) => invalid("signature", e.to_string()),
