@@ -575,6 +575,7 @@ fn risk_models_tighten_at_once_and_loosen_only_with_three_cab_approvals() {
     assert_eq!(w.size(), before);
 
     let proposer = Principal::new("carol", &[Role::Cab]);
+    w.cite_backtest(&mut loose);
     w.gov
         .execute(&proposer, &Command::ProposeRiskModel(loose.clone()))
         .unwrap();

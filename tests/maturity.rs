@@ -387,6 +387,7 @@ fn loosened_model(w: &World, version: &str, review_date: &str) {
     model.version = version.into();
     model.review_date = review_date.into();
     model.thresholds.insert(BlastRadiusClass::NonCritical, 30);
+    w.cite_backtest(&mut model);
     w.gov
         .execute(&w.admin, &Command::ProposeRiskModel(model))
         .unwrap();

@@ -95,15 +95,32 @@ fn a_default_simulation_tells_the_seeds_story_and_audits_clean() {
             .any(|d| d.auto_approved && d.class == BlastRadiusClass::CriticalInfrastructure),
         "CRITICAL_INFRASTRUCTURE is never auto-approved"
     );
-    let proposal = state.models["1.2"].proposal.calibration_evidence.clone();
-    assert!(proposal.starts_with("backtest sha256 "), "{proposal}");
+    let proposal = &state.models["1.2"].proposal;
+    assert!(
+        proposal.calibration_evidence.starts_with("backtest over "),
+        "{proposal:?}"
+    );
+    let cited = proposal
+        .backtest
+        .clone()
+        .expect("the looser model cites its backtest");
 
     let mut auditor = replay::audit::Auditor::new();
     for bytes in entries(&gov) {
         auditor.push(events::Entry::parse(&bytes).unwrap());
     }
-    let audit = auditor.finish().unwrap();
+    let mut audit = auditor.finish().unwrap();
+    replay::citations::check_cited_backtests(&mut audit, |log_size| {
+        gov.log()
+            .iter_bytes_until(0, log_size)
+            .map(|item| item.map(|(_, bytes)| bytes))
+    })
+    .unwrap();
     assert!(audit.findings.is_empty(), "{audit}");
+    assert_eq!(
+        audit.backtests_rerun, 1,
+        "the cited backtest ({cited:?}) was re-run"
+    );
     assert!(audit.decisions["deployment.submitted"] >= 1500);
     let last = gov.log().get(gov.log().head().size - 1).unwrap().unwrap();
     assert!(Payload::decode(&last).unwrap().is_some());

@@ -62,8 +62,8 @@ fn decide_evidence(
         )));
     }
     // The canonical bytes are both what the producer signed and what the evidence hash is of.
-    let canonical = crate::evidence_signature::signed_bytes(document)
-        .map_err(|e| invalid("document", e))?;
+    let canonical =
+        crate::evidence_signature::signed_bytes(document).map_err(|e| invalid("document", e))?;
     let signature = producers::check_signed_evidence(state, document, &canonical, signature)?;
     let evidence_hash = Digest::of(&canonical).to_hex();
     Ok(Decision::one(
