@@ -125,6 +125,15 @@ fn the_seeds_classification_examples() {
         class("Erpinator", false).class,
         BlastRadiusClass::NonCritical
     );
+    // Phrases match as consecutive whole words, in any case.
+    assert_eq!(
+        class("ACTIVE Directory sync", true).class,
+        BlastRadiusClass::CriticalInfrastructure
+    );
+    assert_eq!(
+        class("Directory active sync", true).class,
+        BlastRadiusClass::NonCritical
+    );
     // CMDB tier comes first; reach matters.
     let tier = policy::classify(
         &policy,

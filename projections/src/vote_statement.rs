@@ -203,27 +203,30 @@ pub fn verify(
     sshsig: &str,
 ) -> Result<String, SignatureProblem> {
     let text = statement.to_text();
-    verify_signed((NAMESPACE, key), sshsig, |public, signature| {
-        crate::policy::ssh_answer_ahead(sshsig, text.as_bytes())
-            .unwrap_or_else(|| public.verify(NAMESPACE, text.as_bytes(), signature).is_ok())
-    })
-    .map_err(|problem| match problem {
+    verify_signed((NAMESPACE, key), sshsig, text.as_bytes()).map_err(|problem| match problem {
         SignatureProblem::OtherDocument => SignatureProblem::OtherStatement,
         other => other,
     })
 }
 
-/// Checks `sshsig` (armored) in `namespace` under `key`, with `verifies` deciding whether the
-/// signature verifies over what it should sign, and returns it re-armored the one way this crate writes
-/// it. A failed check is reported as [`SignatureProblem::OtherDocument`].
+/// Checks `sshsig` (armored) in `namespace` over `signed` under `key`, and returns it re-armored
+/// the one way this crate writes it. A signature that does not verify is reported as
+/// [`SignatureProblem::OtherDocument`].
 ///
 /// # Errors
 /// What is wrong with the signature.
 pub fn verify_signed(
     (namespace, key): (&'static str, &MemberKey),
     sshsig: &str,
-    verifies: impl FnOnce(&PublicKey, &SshSig) -> bool,
+    signed: &[u8],
 ) -> Result<String, SignatureProblem> {
+    // Worked out ahead (the auditor's workers): the same answer, without parsing again.
+    let ahead = crate::policy::ssh_answer_ahead(sshsig, signed);
+    if let Some(Some(verified)) = &ahead {
+        if verified.namespace == namespace && verified.key_line == key.public_key {
+            return Ok(verified.rearmored.clone());
+        }
+    }
     let signature =
         SshSig::from_pem(sshsig.trim()).map_err(|e| SignatureProblem::Malformed(e.to_string()))?;
     if signature.namespace() != namespace {
@@ -242,12 +245,28 @@ pub fn verify_signed(
             expected: key.fingerprint.clone(),
         });
     }
-    if !verifies(&public, &signature) {
+    let verifies = ahead.map_or_else(
+        || public.verify(namespace, signed, &signature).is_ok(),
+        |answer| answer.is_some(),
+    );
+    if !verifies {
         return Err(SignatureProblem::OtherDocument);
     }
     signature
         .to_pem(LineEnding::LF)
         .map_err(|e| SignatureProblem::Malformed(e.to_string()))
+}
+
+/// An SSH signature verified ahead: what [`verify_signed`] needs to give the same answer
+/// without parsing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAhead {
+    /// The namespace it was signed in.
+    pub namespace: String,
+    /// The signing key, as a member key's `public_key` is written (`ssh-ed25519 AAAA...`).
+    pub key_line: String,
+    /// The signature re-armored as [`verify_signed`] returns it.
+    pub rearmored: String,
 }
 
 /// Whether `sshsig` (armored) is a signature in `namespace` over `signed` under the key it names
@@ -259,22 +278,47 @@ pub fn verify_signed(
 /// a log's votes are signed by a handful of keys, and decompression is a fifth of the cost.
 pub fn verifies_under_its_own_key(namespace: &str, sshsig: &str, signed: &[u8]) -> bool {
     use ed25519_dalek::Verifier as _;
-    let Ok(signature) = SshSig::from_pem(sshsig.trim()) else {
-        return false;
-    };
+    ed25519_check(namespace, sshsig, signed)
+        .is_some_and(|check| check.key.verify(&check.data, &check.signature).is_ok())
+}
+
+/// The Ed25519 verification an SSHSIG in `namespace` over `signed` comes down to: the data
+/// SSHSIG signs, the signature and the key it names (decompressed, cached per thread). `None`
+/// for a signature that cannot verify: not armored SSHSIG, another namespace, not Ed25519.
+pub fn ed25519_check(namespace: &str, sshsig: &str, signed: &[u8]) -> Option<Ed25519Check> {
+    let signature = SshSig::from_pem(sshsig.trim()).ok()?;
     let ssh_key::public::KeyData::Ed25519(public) = signature.public_key() else {
-        return false;
+        return None;
     };
     if signature.namespace() != namespace {
-        return false;
+        return None;
     }
-    let Ok(signed) = SshSig::signed_data(namespace, signature.hash_alg(), signed) else {
-        return false;
-    };
-    let Ok(bytes) = ed25519_dalek::Signature::from_slice(signature.signature_bytes()) else {
-        return false;
-    };
-    crate::policy::verifying_key(public.0).is_some_and(|key| key.verify(&signed, &bytes).is_ok())
+    let data = SshSig::signed_data(namespace, signature.hash_alg(), signed).ok()?;
+    Some(Ed25519Check {
+        data,
+        signature: ed25519_dalek::Signature::from_slice(signature.signature_bytes()).ok()?,
+        key: crate::policy::verifying_key(public.0)?,
+        verified_form: Some(VerifiedAhead {
+            namespace: namespace.to_owned(),
+            key_line: PublicKey::new(signature.public_key().clone(), "")
+                .to_openssh()
+                .ok()?,
+            rearmored: signature.to_pem(LineEnding::LF).ok()?,
+        }),
+    })
+}
+
+/// One Ed25519 verification: `key` over `data` with `signature`.
+#[derive(Debug, Clone)]
+pub struct Ed25519Check {
+    /// The signed data.
+    pub data: Vec<u8>,
+    /// The signature.
+    pub signature: ed25519_dalek::Signature,
+    /// The key.
+    pub key: ed25519_dalek::VerifyingKey,
+    /// For an SSH signature: what [`verify_signed`] returns once it verifies.
+    pub verified_form: Option<VerifiedAhead>,
 }
 
 /// Lowercase hex SHA-256 of a value's RFC 8785 canonical JSON: the digest a risk model or an

@@ -144,7 +144,7 @@ impl SignatureForesight {
                 if let Some(statement) = vote_statement_of(&entry.source, vote) {
                     let signature = vote.signature.as_ref().map(|s| s.sshsig.clone());
                     if let Some(sshsig) = signature {
-                        self.memo.answer_ssh_ahead(
+                        self.memo.queue_ssh(
                             vote_statement::NAMESPACE,
                             sshsig,
                             statement.into_bytes(),
@@ -183,7 +183,7 @@ impl SignatureForesight {
                     .and_then(|keys| keys.get(&signature.key_id).cloned())
                     .unwrap_or_default();
                 for public_key_hex in candidates {
-                    self.memo.answer_ahead(SignatureQuestion {
+                    self.memo.queue_sbom(SignatureQuestion {
                         public_key_hex,
                         signature_hex: signature.signature_hex.clone(),
                         sbom_sha256_hex: sbom.sha256.clone(),
@@ -622,13 +622,7 @@ pub fn audit_bundle(
     // One pass: the workers parse, hash and decode; this thread links and re-derives.
     let foresight = SignatureForesight::default();
     let mut auditor = Auditor::with_foresight(&foresight);
-    let decode = |entry: &Entry| {
-        let decoded = Payload::decode(entry);
-        if let Ok(Some(payload)) = &decoded {
-            foresight.look_at(entry, payload);
-        }
-        decoded
-    };
+    let decode = DecodeLookingAhead(&foresight);
     let checked =
         crate::bundle::check_bundle(dir, options, &mut progress, decode, |entry, decoded| {
             auditor.push_decoded(entry, decoded);
@@ -760,6 +754,24 @@ fn bundle_prefix(
     }
 }
 
+/// What the audit's workers make of each entry: its payload, decoded, with the signatures it
+/// carries worked out ahead (a block's SSH signatures in one batch).
+struct DecodeLookingAhead<'a>(&'a SignatureForesight);
+
+impl crate::bundle::Prepare<Decoded> for DecodeLookingAhead<'_> {
+    fn entry(&self, entry: &Entry) -> Decoded {
+        let decoded = Payload::decode(entry);
+        if let Ok(Some(payload)) = &decoded {
+            self.0.look_at(entry, payload);
+        }
+        decoded
+    }
+
+    fn block_done(&self) {
+        self.0.memo.answer_queued();
+    }
+}
+
 /// Entries read from the store per parallel parse.
 const STORE_BATCH: usize = 4096;
 
@@ -778,9 +790,22 @@ fn parse_in_parallel(
         }
         Ok((entry, decoded))
     };
-    events::verify::in_parallel(batch, events::verify::worker_threads(), |_, (_, bytes)| {
-        parse(bytes.as_ref())
+    // One part per core, each finished with its signatures verified as one batch.
+    let threads = events::verify::worker_threads();
+    let parts: Vec<_> = batch
+        .chunks(batch.len().div_ceil(threads.max(1)).max(1))
+        .collect();
+    events::verify::in_parallel(&parts, threads, |_, part| {
+        let parsed: Vec<_> = part
+            .iter()
+            .map(|(_, bytes)| parse(bytes.as_ref()))
+            .collect();
+        foresight.memo.answer_queued();
+        parsed
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Folds one stored entry and, at the stored snapshot's seq, compares fingerprints.

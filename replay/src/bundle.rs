@@ -191,7 +191,22 @@ pub fn verify_bundle(
     options: &BundleOptions,
     progress: impl FnMut(u64),
 ) -> Result<Result<BundleReport, BundleInvalid>, BundleError> {
-    check_bundle(dir, options, progress, |_| (), |_, ()| {})
+    check_bundle(dir, options, progress, |_: &Entry| (), |_, ()| {})
+}
+
+/// What a worker makes of each entry of a bundle, before the calling thread links it.
+pub trait Prepare<X>: Sync {
+    /// What `take` receives with `entry`.
+    fn entry(&self, entry: &Entry) -> X;
+    /// Called on the worker after the last entry of each block it prepared (before the block
+    /// is handed on): work batched across a block's entries is finished here.
+    fn block_done(&self) {}
+}
+
+impl<X, F: Fn(&Entry) -> X + Sync> Prepare<X> for F {
+    fn entry(&self, entry: &Entry) -> X {
+        self(entry)
+    }
 }
 
 /// [`verify_bundle`], also handing every entry that links to `take`, in order, with what
@@ -206,7 +221,7 @@ pub fn check_bundle<X: Send>(
     dir: &Path,
     options: &BundleOptions,
     mut progress: impl FnMut(u64),
-    prepare: impl Fn(&Entry) -> X + Sync,
+    prepare: impl Prepare<X>,
     mut take: impl FnMut(Entry, X),
 ) -> Result<Result<BundleReport, BundleInvalid>, BundleError> {
     let key_path = dir.join(KEY_FILE);
@@ -386,7 +401,7 @@ struct Block {
 /// error, leaving no thread behind.
 fn read_lines_prepared<X: Send>(
     file: File,
-    prepare: impl Fn(&Entry) -> X + Sync,
+    prepare: impl Prepare<X>,
     mut take: impl FnMut(Line<X>) -> std::io::Result<ControlFlow<()>>,
 ) -> std::io::Result<()> {
     let workers = events::verify::worker_threads();
@@ -488,7 +503,7 @@ fn read_blocks(mut file: File, out: &mpsc::SyncSender<(u64, std::io::Result<Bloc
     }
 }
 
-fn prepare_block<X>(block: &Block, prepare: &impl Fn(&Entry) -> X) -> Vec<Line<X>> {
+fn prepare_block<X>(block: &Block, prepare: &impl Prepare<X>) -> Vec<Line<X>> {
     if !block.terminated {
         return vec![Line::Unterminated(block.bytes.len())];
     }
@@ -500,12 +515,13 @@ fn prepare_block<X>(block: &Block, prepare: &impl Fn(&Entry) -> X) -> Vec<Line<X
         body.split(|&b| b == b'\n')
             .map(|line| match Hashed::of(line) {
                 Ok(hashed) => {
-                    let extra = prepare(&hashed.entry);
+                    let extra = prepare.entry(&hashed.entry);
                     Line::Prepared(hashed, extra)
                 }
                 Err(e) => Line::Malformed(e.to_string()),
             }),
     );
+    prepare.block_done();
     lines
 }
 
@@ -533,7 +549,7 @@ mod tests {
         let mut seen = Vec::new();
         read_lines_prepared(
             File::open(&path).unwrap(),
-            |_| (),
+            |_: &Entry| (),
             |line| {
                 seen.push(match line {
                     Line::Prepared(hashed, ()) => format!("entry {}", hashed.entry.seq),

@@ -17,6 +17,8 @@ pub use inverse::command_of;
 pub use producers::{record_evidence_signed_by_label, set_producer_by_label};
 pub use release::release_checks;
 pub use role::{holds_role_for, roles_for, system_roles, Role, CLI_ADMIN, SCHEDULER};
+pub use signatures::{sbom_signature_verifies, SignatureMemo, SignatureQuestion};
+pub(crate) use signatures::{ssh_answer_ahead, verifying_key};
 pub use signed_votes::{sign_vote, vote_digest, SignedVote};
 
 mod access;
@@ -35,6 +37,7 @@ mod proposals;
 pub mod registry;
 mod release;
 mod role;
+mod signatures;
 mod signed_votes;
 #[cfg(test)]
 mod tests;
@@ -159,13 +162,30 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `phrase` occurs in `haystack` as whole words.
+/// Whether `phrase` occurs in `haystack` (lowercase words) as whole words. Compared as
+/// [`words`] would make them, without allocating: it runs for every keyword of every rule of
+/// every classification.
 fn contains_phrase(haystack: &[String], phrase: &str) -> bool {
-    let needle = words(phrase);
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice())
+    let needle = || {
+        phrase
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+    };
+    let len = needle().count();
+    len > 0
+        && haystack.windows(len).any(|window| {
+            window
+                .iter()
+                .zip(needle())
+                .all(|(word, wanted)| equals_lowercased(word, wanted))
+        })
+}
+
+/// Whether `lowercase` is `text.to_lowercase()`, without allocating.
+fn equals_lowercased(lowercase: &str, text: &str) -> bool {
+    lowercase
+        .chars()
+        .eq(text.chars().flat_map(char::to_lowercase))
 }
 
 /// Classifies by the first matching rule (rules are data; see the genesis policy).
@@ -179,7 +199,7 @@ pub fn classify(policy: &BlastRadiusPolicySet, input: &ClassifyInput) -> Classif
         let tier_ok = rule.cmdb_tiers.is_empty()
             || tier
                 .as_ref()
-                .is_some_and(|t| rule.cmdb_tiers.iter().any(|r| r.to_lowercase() == *t));
+                .is_some_and(|t| rule.cmdb_tiers.iter().any(|r| equals_lowercased(t, r)));
         let keyword_ok = rule.keywords.is_empty()
             || rule.keywords.iter().any(|k| contains_phrase(&app_words, k));
         let admin_ok = rule
@@ -797,154 +817,6 @@ fn distinct_members(
         )));
     }
     Ok(set.into_iter().collect())
-}
-
-/// Whether `signature_hex` is a valid Ed25519 signature (strict verification) under
-/// `public_key_hex` of the statement [`sbom_signing_message`] makes of `sbom_sha256_hex`. A pure
-/// function of its three arguments; malformed hex is simply not a valid signature.
-pub fn sbom_signature_verifies(
-    public_key_hex: &str,
-    signature_hex: &str,
-    sbom_sha256_hex: &str,
-) -> bool {
-    let question = SignatureQuestion {
-        public_key_hex: public_key_hex.to_owned(),
-        signature_hex: signature_hex.to_owned(),
-        sbom_sha256_hex: sbom_sha256_hex.to_owned(),
-    };
-    if let Some(answer) =
-        SIGNATURE_MEMO.with(|memo| memo.borrow().as_ref().and_then(|memo| memo.take(&question)))
-    {
-        return answer;
-    }
-    question.answer()
-}
-
-/// One Ed25519 verification [`sbom_signature_verifies`] may be asked to do.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SignatureQuestion {
-    /// The signing key.
-    pub public_key_hex: String,
-    /// The signature.
-    pub signature_hex: String,
-    /// The SBOM digest the signed statement names.
-    pub sbom_sha256_hex: String,
-}
-
-impl SignatureQuestion {
-    /// Verifies, the expensive way (tens of microseconds).
-    pub fn answer(&self) -> bool {
-        let parsed = (|| {
-            let public: [u8; 32] = hex::decode(&self.public_key_hex).ok()?.try_into().ok()?;
-            let signature: [u8; 64] = hex::decode(&self.signature_hex).ok()?.try_into().ok()?;
-            Some((
-                verifying_key(public)?,
-                ed25519_dalek::Signature::from_bytes(&signature),
-            ))
-        })();
-        parsed.is_some_and(|(public, signature)| {
-            public
-                .verify_strict(&sbom_signing_message(&self.sbom_sha256_hex), &signature)
-                .is_ok()
-        })
-    }
-}
-
-/// The decompressed key for `public`, or `None` if it is not a curve point. Kept per thread:
-/// decompression is a field square root, a fifth of a verification, and a log's evidence is
-/// signed by a handful of keys.
-pub(crate) fn verifying_key(public: [u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
-    /// Bounds the cache against a forged log naming a new key on every entry.
-    const KEYS_KEPT: usize = 64;
-    thread_local! {
-        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>> =
-            std::cell::RefCell::new(std::collections::HashMap::new());
-    }
-    KEYS.with(|keys| {
-        if let Some(key) = keys.borrow().get(&public) {
-            return Some(*key);
-        }
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).ok()?;
-        let mut keys = keys.borrow_mut();
-        if keys.len() >= KEYS_KEPT {
-            keys.clear();
-        }
-        keys.insert(public, key);
-        Some(key)
-    })
-}
-
-/// Answers to [`SignatureQuestion`]s worked out ahead of time, on other threads, by a caller that
-/// knows which ones the policy is about to ask (the auditor, which reads evidence before the
-/// releases that use it). It only ever holds what [`SignatureQuestion::answer`] returned, so
-/// consulting it changes no decision, only when the work is done.
-#[derive(Debug, Default)]
-pub struct SignatureMemo {
-    sbom: std::sync::Mutex<std::collections::HashMap<SignatureQuestion, bool>>,
-    /// SSH signatures (votes, evidence): (armored SSHSIG, signed bytes) → whether it verifies
-    /// under the key it names, in its namespace.
-    ssh: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), bool>>,
-}
-
-impl SignatureMemo {
-    /// Works out `question` now and keeps the answer for the policy.
-    pub fn answer_ahead(&self, question: SignatureQuestion) {
-        let answer = question.answer();
-        if let Ok(mut answers) = self.sbom.lock() {
-            answers.insert(question, answer);
-        }
-    }
-
-    /// Works out now whether `sshsig` verifies over `signed` in `namespace` under the key it
-    /// names, and keeps the answer for the policy (which still checks that key is the signer's).
-    pub fn answer_ssh_ahead(&self, namespace: &str, sshsig: String, signed: Vec<u8>) {
-        let answer = crate::vote_statement::verifies_under_its_own_key(namespace, &sshsig, &signed);
-        if let Ok(mut answers) = self.ssh.lock() {
-            answers.insert((sshsig, signed), answer);
-        }
-    }
-
-    /// The kept answer, removed: each is asked for about once, so the memo stays small.
-    fn take(&self, question: &SignatureQuestion) -> Option<bool> {
-        self.sbom.lock().ok()?.remove(question)
-    }
-
-    fn take_ssh(&self, sshsig: &str, signed: &[u8]) -> Option<bool> {
-        self.ssh
-            .lock()
-            .ok()?
-            .remove(&(sshsig.to_owned(), signed.to_owned()))
-    }
-
-    /// Runs `f` with the policy on this thread consulting this memo.
-    pub fn consulted_during<R>(self: &std::sync::Arc<Self>, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<std::sync::Arc<SignatureMemo>>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                SIGNATURE_MEMO.with(|memo| *memo.borrow_mut() = self.0.take());
-            }
-        }
-        let _restore = Restore(SIGNATURE_MEMO.with(|memo| memo.replace(Some(self.clone()))));
-        f()
-    }
-}
-
-thread_local! {
-    /// The memo [`SignatureMemo::consulted_during`] installed on this thread, if any. A
-    /// thread-local rather than a parameter: it changes no result, and the policy's functions
-    /// stay the pure `(state, command) -> decision` the service and the audit share.
-    static SIGNATURE_MEMO: std::cell::RefCell<Option<std::sync::Arc<SignatureMemo>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// An SSH signature's answer (a vote's, an evidence package's) worked out ahead on another
-/// thread, if the memo installed on this thread has it.
-pub(crate) fn ssh_answer_ahead(sshsig: &str, signed: &[u8]) -> Option<bool> {
-    SIGNATURE_MEMO.with(|memo| {
-        memo.borrow()
-            .as_ref()
-            .and_then(|memo| memo.take_ssh(sshsig, signed))
-    })
 }
 
 /// Decides a command.
