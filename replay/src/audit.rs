@@ -164,11 +164,8 @@ impl SignatureForesight {
                     &evidence.signature,
                     evidence_signature::signed_bytes(&evidence.document),
                 ) {
-                    self.memo.answer_ssh_ahead(
-                        evidence_signature::NAMESPACE,
-                        sshsig.clone(),
-                        signed,
-                    );
+                    self.memo
+                        .queue_ssh(evidence_signature::NAMESPACE, sshsig.clone(), signed);
                 }
                 let Some(sbom) = &evidence.document.sbom else {
                     return;
