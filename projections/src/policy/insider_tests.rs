@@ -27,6 +27,9 @@ enum Move {
     LowerTheRegistry,
     /// Raising deployment `k` to BUSINESS_CRITICAL.
     Raise { k: usize },
+    /// An evidence producer with a key carol holds, then evidence it signs saying app `app`
+    /// needs no admin rights, and a submission of it.
+    OwnProducer { app: usize },
 }
 
 const APPS: [&str; 5] = ["Windows Update", "SAP GUI", "Slack", "PDF reader", "Tetris"];
@@ -48,6 +51,7 @@ fn a_move() -> impl Strategy<Value = Move> {
         Just(Move::LooserModel),
         Just(Move::LowerTheRegistry),
         (0..4usize).prop_map(|k| Move::Raise { k }),
+        (0..APPS.len()).prop_map(|app| Move::OwnProducer { app }),
     ]
 }
 
@@ -78,6 +82,37 @@ impl Given {
         .ok()
     }
 
+    /// Submits app `app` with evidence `evidence_id` and the declared inputs, noted with the
+    /// class the genesis registry and rules give it.
+    fn submit_noted(
+        &mut self,
+        evidence_id: Uuid,
+        (app, admin, users): (usize, bool, u64),
+        deployments: &mut Vec<(Uuid, BlastRadiusClass)>,
+    ) {
+        let deployment_id = self.id();
+        let request = SubmitDeployment {
+            app_name: APPS[app].into(),
+            requires_admin: admin,
+            target_user_count: users,
+            ..submission(evidence_id)
+        };
+        let genesis = Given::genesis().state;
+        let input = ClassifyInput {
+            app_name: request.app_name.clone(),
+            requires_admin: admin,
+            target_user_count: users,
+            cmdb: BTreeMap::new(),
+        };
+        let policy = genesis.blast_policy.as_ref().expect("genesis policy");
+        let reference = registry::classify_submission(&genesis, policy, &input, None).class;
+        self.attempt(&Command::Submit {
+            deployment_id,
+            request,
+        });
+        deployments.push((deployment_id, reference));
+    }
+
     /// Plays `step`; a submission is noted with the class the genesis registry and rules give
     /// its app (what the insider might try to lower).
     fn play(&mut self, step: &Move, deployments: &mut Vec<(Uuid, BlastRadiusClass)>) {
@@ -97,27 +132,7 @@ impl Given {
                         ..document(ARTIFACT_SHA256)
                     },
                 ));
-                let deployment_id = self.id();
-                let request = SubmitDeployment {
-                    app_name: APPS[app].into(),
-                    requires_admin: admin,
-                    target_user_count: users,
-                    ..submission(evidence_id)
-                };
-                let genesis = Given::genesis().state;
-                let input = ClassifyInput {
-                    app_name: request.app_name.clone(),
-                    requires_admin: admin,
-                    target_user_count: users,
-                    cmdb: BTreeMap::new(),
-                };
-                let policy = genesis.blast_policy.as_ref().expect("genesis policy");
-                let reference = registry::classify_submission(&genesis, policy, &input, None).class;
-                self.attempt(&Command::Submit {
-                    deployment_id,
-                    request,
-                });
-                deployments.push((deployment_id, reference));
+                self.submit_noted(evidence_id, (app, admin, users), deployments);
             }
             Move::Vote { k } => {
                 let Some(id) = nth(k) else { return };
@@ -238,6 +253,20 @@ impl Given {
                     rationale: "mine".into(),
                     signature,
                 });
+            }
+            Move::OwnProducer { app } => {
+                let producer = format!("{INSIDER}-ci");
+                self.attempt(&set_producer_by_label(&producer));
+                let evidence_id = self.id();
+                self.attempt(&record_evidence_signed_by_label(
+                    evidence_id,
+                    EvidenceDocument {
+                        generated_by: producer,
+                        requires_admin: Some(false),
+                        ..document(ARTIFACT_SHA256)
+                    },
+                ));
+                self.submit_noted(evidence_id, (app, false, 1), deployments);
             }
             Move::Raise { k } => {
                 let Some(id) = nth(k) else { return };
