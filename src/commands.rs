@@ -135,10 +135,23 @@ pub fn export(dir: &Path, out: &Path, mut progress: impl FnMut(u64)) -> anyhow::
         .into_inner()
         .map_err(|e| e.into_error())?
         .sync_all()?;
-    let note = match log.checkpoint_at(size)? {
+    std::fs::write(
+        out.join(bundle::CHECKPOINT_FILE),
+        checkpoint_note(&log, dir, size)?,
+    )?;
+    std::fs::write(out.join(bundle::KEY_FILE), format!("{verifier}\n"))?;
+    Ok(written)
+}
+
+/// The signed checkpoint of `log` (in data directory `dir`) at `size`: the stored one, or, for a
+/// log written without a key, one signed now.
+///
+/// # Errors
+/// If the log cannot be read, or the key file cannot.
+pub fn checkpoint_note(log: &events::Log, dir: &Path, size: u64) -> anyhow::Result<String> {
+    Ok(match log.checkpoint_at(size)? {
         Some(note) => note,
         None => {
-            // Logs written without a key have no stored checkpoint at this size: sign one now.
             let signer = data_dir::read_key_file(&data_dir::key_file(dir))?;
             Checkpoint {
                 origin: log.origin().to_owned(),
@@ -147,10 +160,7 @@ pub fn export(dir: &Path, out: &Path, mut progress: impl FnMut(u64)) -> anyhow::
             }
             .sign(&signer)
         }
-    };
-    std::fs::write(out.join(bundle::CHECKPOINT_FILE), note)?;
-    std::fs::write(out.join(bundle::KEY_FILE), format!("{verifier}\n"))?;
-    Ok(written)
+    })
 }
 
 /// `trustledger canonical`: the RFC 8785 canonical form of the one JSON value `input` holds.

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod commands;
 pub mod data_dir;
+pub mod export_tiles;
 pub mod governance;
 pub mod simulate;
 pub mod vote_client;

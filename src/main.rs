@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use trustledger::commands::{self, Verdict};
 use trustledger::data_dir;
+use trustledger::export_tiles;
 
 // The audit and verification parse on worker threads and free on the linking thread; glibc's
 // allocator pays for each such cross-thread free under a lock, mimalloc does not (measured in
@@ -175,14 +176,19 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Verify a stored log (--data) or an export bundle (--bundle). Exit 0 valid, 1 invalid, 2 error.
+    /// Verify a stored log (--data), an export bundle (--bundle) or a tiled log (--tiles). Exit 0
+    /// valid, 1 invalid, 2 error.
     Verify {
         /// Data directory of a stored log.
-        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        #[arg(long, conflicts_with_all = ["bundle", "tiles"], required_unless_present_any = ["bundle", "tiles"])]
         data: Option<PathBuf>,
         /// Export bundle directory.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tiles")]
         bundle: Option<PathBuf>,
+        /// A C2SP tlog-tiles log: a URL prefix (a server's is `URL/tlog`) or a directory that
+        /// `export --tiles` wrote. Needs --key.
+        #[arg(long, requires = "key")]
+        tiles: Option<String>,
         /// Verifier key to check checkpoint signatures with (the key itself or a file holding it).
         #[arg(long)]
         key: Option<String>,
@@ -260,14 +266,18 @@ enum Command {
         #[arg(long, default_value = "0.40")]
         incident_rate: String,
     },
-    /// Export a stored log as a bundle: entries.jsonl, checkpoint, verifier-key.
+    /// Export a stored log as a bundle (--out: entries.jsonl, checkpoint, verifier-key) or as the
+    /// static files of a C2SP tlog-tiles log (--tiles).
     Export {
         /// Data directory of the log.
         #[arg(long)]
         data: PathBuf,
         /// Directory to write the bundle into.
+        #[arg(long, conflicts_with = "tiles", required_unless_present = "tiles")]
+        out: Option<PathBuf>,
+        /// Directory to write the tiles into (checkpoint, tile/…).
         #[arg(long)]
-        out: PathBuf,
+        tiles: Option<PathBuf>,
     },
     /// Print the latest signed checkpoint of a stored log.
     Checkpoint {
@@ -393,16 +403,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify {
             data,
             bundle,
+            tiles,
             key,
             from_checkpoint,
         } => {
             let (bar, tick) = progress("verifying");
-            let result = match (data, bundle) {
-                (Some(dir), _) => commands::verify_data(&dir, key.as_deref(), tick),
-                (None, Some(dir)) => {
+            let result = match (data, bundle, tiles) {
+                (Some(dir), _, _) => commands::verify_data(&dir, key.as_deref(), tick),
+                (None, Some(dir), _) => {
                     commands::verify_bundle(&dir, key.as_deref(), from_checkpoint.as_deref(), tick)
                 }
-                (None, None) => unreachable!("clap requires one of --data and --bundle"),
+                (None, None, Some(source)) => export_tiles::verify_tiles(
+                    &source,
+                    key.as_deref().expect("clap requires --key with --tiles"),
+                    tick,
+                ),
+                (None, None, None) => {
+                    unreachable!("clap requires one of --data, --bundle and --tiles")
+                }
             };
             bar.finish_and_clear();
             Ok(verdict(result?))
@@ -505,11 +523,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("data directory: {} (written with flush-only durability: a simulation is disposable)", data.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { data, out } => {
+        Command::Export { data, out, tiles } => {
             let (bar, tick) = progress("exporting");
-            let n = commands::export(&data, &out, tick)?;
+            let (n, to) = match (out, tiles) {
+                (Some(out), _) => (commands::export(&data, &out, tick)?, out),
+                (None, Some(dir)) => (export_tiles::export_tiles(&data, &dir, tick)?, dir),
+                (None, None) => unreachable!("clap requires --out or --tiles"),
+            };
             bar.finish_and_clear();
-            println!("exported {n} entries to {}", out.display());
+            println!("exported {n} entries to {}", to.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Checkpoint { data } => {

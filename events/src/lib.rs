@@ -46,6 +46,7 @@ pub mod merkle;
 pub mod payloads;
 mod sequenced;
 mod subscribe;
+pub mod tiles;
 mod time;
 pub mod verify;
 

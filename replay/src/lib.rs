@@ -26,5 +26,6 @@ pub mod bundle;
 pub mod citations;
 pub mod remote;
 pub mod spill;
+pub mod tiles;
 
 pub use projections;

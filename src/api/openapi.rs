@@ -89,6 +89,12 @@ impl Op {
             .push((status, description, Some(Content::Text(media_type))));
         self
     }
+    /// Answers `status` with bytes (`application/octet-stream`).
+    pub(super) fn returns_bytes(mut self, status: u16, description: &'static str) -> Self {
+        self.responses
+            .push((status, description, Some(Content::Bytes)));
+        self
+    }
     /// Answers 204 with no body.
     pub(super) fn no_content(self) -> Self {
         self.empty(204, "Done")
@@ -186,6 +192,12 @@ fn operation(path: &str, o: &Op, generator: &mut SchemaGenerator) -> Value {
     operation
 }
 
+/// A route's path as OpenAPI writes it: a trailing wildcard (`{*rest}`, which matches the rest
+/// of the path, slashes included) is a plain parameter there.
+fn openapi_path(path: &str) -> String {
+    path.replace("{*", "{")
+}
+
 /// The OpenAPI 3.1 document of `table`.
 pub(super) fn document(table: &[RouteEntry]) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
@@ -199,11 +211,11 @@ pub(super) fn document(table: &[RouteEntry]) -> Value {
             .map(|o| {
                 (
                     o.method.to_owned(),
-                    operation(entry.path, o, &mut generator),
+                    operation(&openapi_path(entry.path), o, &mut generator),
                 )
             })
             .collect();
-        paths.insert(entry.path.to_owned(), Value::Object(item));
+        paths.insert(openapi_path(entry.path), Value::Object(item));
     }
     json!({
         "openapi": "3.1.0",

@@ -29,6 +29,7 @@ use writer::{DiskSync, Writer};
 
 mod index;
 mod open;
+mod tiles;
 mod writer;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;

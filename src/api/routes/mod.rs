@@ -18,6 +18,7 @@ mod models;
 mod producers;
 mod proposals;
 mod registry;
+mod tlog;
 
 /// Every resource's routes.
 pub(super) fn all() -> Vec<RouteEntry> {
@@ -35,6 +36,7 @@ pub(super) fn all() -> Vec<RouteEntry> {
         access::routes(),
         registry::routes(),
         proposals::routes(),
+        tlog::routes(),
     ]
     .into_iter()
     .flatten()

@@ -1,0 +1,170 @@
+//! Verifying a log from its C2SP `tlog-tiles` resources alone (a directory that
+//! `trustledger export --tiles` wrote, or a server's `/tlog/`): the checkpoint's signature, every
+//! entry bundle's entries against the chain rules, the Merkle root against the checkpoint, and
+//! every hash tile against the hashes the entries give.
+
+use events::checkpoint::{Checkpoint, NoteVerifier};
+use events::merkle::leaf_hash;
+use events::tiles::{self, Tile, TileKind, TILE_WIDTH};
+use events::verify::ChainVerifier;
+use events::Digest;
+use std::path::PathBuf;
+
+/// Where tiles are read from: a path under the log's prefix (`checkpoint`, `tile/…`) to its
+/// bytes, or `None` when there is no such resource.
+pub trait TileSource {
+    /// The resource at `path`.
+    ///
+    /// # Errors
+    /// When it cannot be read (other than being absent).
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// Tiles as files under a directory (what `export --tiles` writes).
+#[derive(Debug, Clone)]
+pub struct DirTiles(pub PathBuf);
+
+impl TileSource for DirTiles {
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        match std::fs::read(self.0.join(path)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
+    }
+}
+
+/// Tiles served over HTTP under a URL prefix (a trustledger server's is `…/tlog`).
+#[derive(Debug, Clone)]
+pub struct UrlTiles(pub String);
+
+impl TileSource for UrlTiles {
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let url = format!("{}/{path}", self.0.trim_end_matches('/'));
+        match ureq::get(&url).call() {
+            Ok(response) => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(response.into_reader(), 1 << 24),
+                    &mut bytes,
+                )
+                .map_err(|e| format!("{url}: {e}"))?;
+                Ok(Some(bytes))
+            }
+            Err(ureq::Error::Status(404, _)) => Ok(None),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
+    }
+}
+
+/// What a tiled log that verifies holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TiledLog {
+    /// The checkpoint's origin.
+    pub origin: String,
+    /// Entries verified.
+    pub size: u64,
+    /// Their Merkle root (the checkpoint's).
+    pub root: Digest,
+    /// Hash tiles checked.
+    pub hash_tiles: u64,
+}
+
+/// Verifies the tiled log `source` serves, under `verifier`. `Ok(Err(problem))` when it does not
+/// verify; `Err` when a resource could not be read at all.
+///
+/// # Errors
+/// A resource that could not be read (as opposed to one that is wrong or missing).
+pub fn verify_tiles(
+    source: &impl TileSource,
+    verifier: &NoteVerifier,
+    mut progress: impl FnMut(u64),
+) -> Result<Result<TiledLog, String>, String> {
+    let Some(note) = source.fetch("checkpoint")? else {
+        return Ok(Err("no checkpoint".into()));
+    };
+    let note = String::from_utf8_lossy(&note);
+    let checkpoint = match Checkpoint::verify(&note, verifier) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("checkpoint: {e}"))),
+    };
+    let size = checkpoint.size;
+    let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
+    // `levels[l]`: every hash of tile level l, as the entries give them.
+    let mut levels: Vec<Vec<Digest>> = vec![Vec::new()];
+    for bundle in tiles::tiles_of(size).filter(|t| t.kind == TileKind::Entries) {
+        let Some(bytes) = source.fetch(&bundle.path())? else {
+            return Ok(Err(format!("{} is missing", bundle.path())));
+        };
+        let entries = match tiles::decode_bundle(&bytes) {
+            Ok(entries) if entries.len() as u64 == bundle.width => entries,
+            Ok(entries) => {
+                return Ok(Err(format!(
+                    "{} holds {} entries, not {}",
+                    bundle.path(),
+                    entries.len(),
+                    bundle.width
+                )))
+            }
+            Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
+        };
+        for entry in entries {
+            if let Err(problem) = chain.push(entry) {
+                return Ok(Err(problem.to_string()));
+            }
+            levels[0].push(leaf_hash(entry));
+        }
+        progress(chain.size());
+    }
+    if chain.root() != checkpoint.root {
+        return Ok(Err(format!(
+            "the entries' Merkle root {} is not the checkpoint's {}",
+            chain.root(),
+            checkpoint.root
+        )));
+    }
+    while levels.last().is_some_and(|l| l.len() as u64 >= TILE_WIDTH) {
+        let below = levels.last().expect("a level");
+        let above = below
+            .chunks_exact(TILE_WIDTH as usize)
+            .map(tiles::full_tile_root)
+            .collect();
+        levels.push(above);
+    }
+    let mut hash_tiles = 0;
+    for tile in tiles::tiles_of(size).filter(|t| t.kind != TileKind::Entries) {
+        if let Err(problem) = check_hash_tile(source, &tile, &levels)? {
+            return Ok(Err(problem));
+        }
+        hash_tiles += 1;
+    }
+    Ok(Ok(TiledLog {
+        origin: checkpoint.origin,
+        size,
+        root: checkpoint.root,
+        hash_tiles,
+    }))
+}
+
+/// Whether `tile` as served holds the hashes the entries give.
+fn check_hash_tile(
+    source: &impl TileSource,
+    tile: &Tile,
+    levels: &[Vec<Digest>],
+) -> Result<Result<(), String>, String> {
+    let path = tile.path();
+    let Some(bytes) = source.fetch(&path)? else {
+        return Ok(Err(format!("{path} is missing")));
+    };
+    let first = usize::try_from(tile.first_item()).unwrap_or(usize::MAX);
+    let width = usize::try_from(tile.width).unwrap_or(usize::MAX);
+    let expected = levels
+        .get(usize::from(tile.level()))
+        .and_then(|level| level.get(first..first + width))
+        .map(tiles::tile_bytes);
+    Ok(if expected.as_deref() == Some(bytes.as_slice()) {
+        Ok(())
+    } else {
+        Err(format!("{path} does not hold the hashes its entries give"))
+    })
+}
