@@ -4,7 +4,6 @@
 
 use crate::{commands, data_dir};
 use anyhow::{bail, Context as _};
-use events::merkle::leaf_hash;
 use events::tiles::{self, Tile, TileKind, TILE_WIDTH};
 use events::Digest;
 use std::path::Path;
@@ -30,7 +29,6 @@ pub fn export_tiles(data: &Path, out: &Path, mut progress: impl FnMut(u64)) -> a
                 data.display()
             );
         }
-        levels[0].push(leaf_hash(&bytes));
         bundle.push(bytes);
         written += 1;
         if bundle.len() as u64 == TILE_WIDTH || written == size {
@@ -41,6 +39,17 @@ pub fn export_tiles(data: &Path, out: &Path, mut progress: impl FnMut(u64)) -> a
             };
             let bytes = tiles::encode_bundle(bundle.iter().map(AsRef::as_ref));
             write(out, &tile, &bytes)?;
+            // The leaf hashes as the index records hold them (hashing the entries again would
+            // cost more than the rest of the export).
+            let leaves = Tile {
+                kind: TileKind::Hashes { level: 0 },
+                ..tile
+            };
+            let hashes = log
+                .tile(&leaves)?
+                .and_then(|bytes| tiles::tile_hashes(&bytes, leaves.width))
+                .with_context(|| format!("the log does not hold {}", leaves.path()))?;
+            levels[0].extend(hashes);
             bundle.clear();
             progress(written);
         }

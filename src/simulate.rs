@@ -706,14 +706,8 @@ impl Sim<'_> {
             .to_string()[..10]
             .to_owned();
         // A looser model cites its backtest over the log so far, which the service re-runs.
-        let log_size = self.gov.log().head().size;
-        let entries = self
-            .gov
-            .log()
-            .iter_bytes_until(0, log_size)
-            .map(|item| item.map(|(_, bytes)| bytes));
-        let backtest =
-            replay::backtest::rerun(entries, &model).map_err(CommandError::Unavailable)?;
+        let (citation, backtest) =
+            replay::backtest::cite(self.gov.log(), &model).map_err(CommandError::Unavailable)?;
         let total = backtest.total();
         model.calibration_evidence = format!(
             "backtest over {} deployments: {} would have been auto-approved, {} incidents among them",
@@ -721,10 +715,7 @@ impl Sim<'_> {
             total.auto_candidate,
             total.incidents_let_through.values().sum::<u64>()
         );
-        model.backtest = Some(BacktestCitation {
-            log_size,
-            report_sha256: backtest.sha256(),
-        });
+        model.backtest = Some(citation);
         self.execute(&self.admin.clone(), &Command::ProposeRiskModel(model))?;
         for k in [0usize, 2, 4] {
             let rationale = "backtest reviewed";

@@ -907,17 +907,7 @@ fn looser_model_history() -> (Vec<Vec<u8>>, u64, u64) {
     model
         .thresholds
         .insert(events::payloads::BlastRadiusClass::NonCritical, 30);
-    let log_size = w.gov.log().head().size;
-    let entries = w
-        .gov
-        .log()
-        .iter_bytes_until(0, log_size)
-        .map(|item| item.map(|(_, bytes)| bytes));
-    let report = replay::backtest::rerun(entries, &model).unwrap();
-    model.backtest = Some(events::payloads::BacktestCitation {
-        log_size,
-        report_sha256: report.sha256(),
-    });
+    w.cite_backtest(&mut model);
     let proposed = w.gov.log().head().size;
     w.gov
         .execute(&w.admin, &Command::ProposeRiskModel(model))

@@ -352,6 +352,27 @@ pub fn rerun<B: AsRef<[u8]>, E: std::fmt::Display>(
     tester.finish(&candidate).map_err(|e| e.to_string())
 }
 
+/// Backtests `model` over the log as it is now and returns the citation a proposal of it gives
+/// (its size and the report's digest), with the report.
+///
+/// # Errors
+/// As [`rerun`].
+pub fn cite(
+    log: &events::Log,
+    model: &RiskModelProposed,
+) -> Result<(BacktestCitation, BacktestReport), String> {
+    let log_size = log.head().size;
+    let entries = log
+        .iter_bytes_until(0, log_size)
+        .map(|item| item.map(|(_, bytes)| bytes));
+    let report = rerun(entries, model)?;
+    let citation = BacktestCitation {
+        log_size,
+        report_sha256: report.sha256(),
+    };
+    Ok((citation, report))
+}
+
 /// Backtests on a bundle, after verifying its integrity. `Ok(Err(problem))` when it is not intact.
 ///
 /// # Errors

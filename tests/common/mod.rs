@@ -357,17 +357,7 @@ impl World {
     /// [`World::sign`], or `None` for an unknown subject.
     /// Cites, in `model`, its backtest over the log as it is now (what a looser model needs).
     pub fn cite_backtest(&self, model: &mut RiskModelProposed) {
-        let log_size = self.gov.log().head().size;
-        let entries = self
-            .gov
-            .log()
-            .iter_bytes_until(0, log_size)
-            .map(|item| item.map(|(_, bytes)| bytes));
-        let report = replay::backtest::rerun(entries, model).unwrap();
-        model.backtest = Some(BacktestCitation {
-            log_size,
-            report_sha256: report.sha256(),
-        });
+        model.backtest = Some(replay::backtest::cite(self.gov.log(), model).unwrap().0);
     }
 
     pub fn try_sign(
