@@ -83,7 +83,7 @@ pub fn open_existing(dir: &Path) -> anyhow::Result<Log> {
     // Every such command reads the log once, front to back: a small page cache suffices.
     open_log_with_cache(
         dir,
-        read_signer(dir, false)?,
+        read_signer(dir, false, LEGACY_KEY_NAME)?,
         None,
         Some(events::READ_ONCE_CACHE_BYTES),
     )
@@ -123,16 +123,33 @@ pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
 
 fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Result<Log> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    open_log(dir, read_signer(dir, create_key)?, origin)
+    // A new log's key is named after its origin, as C2SP tlog-checkpoint recommends (and witness
+    // operators expect), so the origin is settled before the key is made.
+    let new_log = !sled_dir(dir).join("conf").exists();
+    let origin = if new_log && create_key {
+        Some(origin.unwrap_or_else(Log::new_origin))
+    } else {
+        origin
+    };
+    let key_name = match &origin {
+        Some(origin) if new_log => origin.as_str(),
+        _ => LEGACY_KEY_NAME,
+    };
+    open_log(dir, read_signer(dir, create_key, key_name)?, origin)
 }
 
-/// The data directory's signing key, if it has one; created first when `create_key`.
-fn read_signer(dir: &Path, create_key: bool) -> anyhow::Result<Option<NoteSigner>> {
+/// The name of a key made for a log that already exists (the name every key had before keys
+/// were named after their log's origin).
+const LEGACY_KEY_NAME: &str = "trustledger";
+
+/// The data directory's signing key, if it has one; created first (named `name`) when
+/// `create_key`.
+fn read_signer(dir: &Path, create_key: bool, name: &str) -> anyhow::Result<Option<NoteSigner>> {
     let key_path = key_file(dir);
     if key_path.exists() {
         Ok(Some(read_key_file(&key_path)?))
     } else if create_key {
-        let signer = NoteSigner::generate("trustledger")?;
+        let signer = NoteSigner::generate(name)?;
         write_key_file(&key_path, &signer, false)?;
         Ok(Some(signer))
     } else {
@@ -186,7 +203,7 @@ pub fn create_for_simulation(
     let signer = if key_path.exists() {
         read_key_file(&key_path)?
     } else {
-        let signer = NoteSigner::generate("trustledger")?;
+        let signer = NoteSigner::generate(&origin)?;
         write_key_file(&key_path, &signer, false)?;
         signer
     };

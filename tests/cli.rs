@@ -447,11 +447,13 @@ fn serve_creates_the_data_directory_and_key_then_holds_it() {
     }
     let log = trustledger::data_dir::open(&data, false).unwrap();
     assert_eq!(log.origin(), "ops.example/deployments");
-    assert!(log
-        .verifier()
-        .unwrap()
-        .to_string()
-        .starts_with("trustledger+"));
+    assert!(
+        log.verifier()
+            .unwrap()
+            .to_string()
+            .starts_with("ops.example/deployments+"),
+        "a new log's key is named after its origin"
+    );
 }
 
 /// The README's command-line walkthrough, run as written (smaller), so the README cannot rot:

@@ -689,7 +689,12 @@ impl Log {
         })
     }
 
-    /// The log's origin.
+    /// A fresh origin for a new log that was given none (`trustledger.local/log/<random hex>`).
+    pub fn new_origin() -> String {
+        random_origin()
+    }
+
+    /// The log's origin: every entry's `source` and its checkpoints' first line.
     pub fn origin(&self) -> &str {
         &self.shared.origin
     }
