@@ -1,4 +1,4 @@
-//! `trustledger export --tiles DIR`: the log as the static files of a C2SP `tlog-tiles` log
+//! `trustledger export --tiles DIR` (and `verify --tiles`, `verify --receipt`): the log as the static files of a C2SP `tlog-tiles` log
 //! (`checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`), for any web server or
 //! object store to serve as they are. The same bytes as the server's `/tlog/`.
 
@@ -107,6 +107,35 @@ pub fn verify_tiles(
         Ok(log) => commands::Verdict::Valid(format!(
             "valid: {} entries of {} from their tiles\n  Merkle root {} (equals the signed checkpoint's)\n  {} hash tiles checked against the entries",
             log.size, log.origin, log.root, log.hash_tiles
+        )),
+        Err(problem) => commands::Verdict::Invalid(format!("INVALID: {problem}")),
+    })
+}
+
+/// `trustledger verify --receipt FILE --entry FILE --key KEY`: one entry proved in a signed
+/// checkpoint, offline. The entry file holds its stored bytes (one trailing newline, as an
+/// export's line has, is ignored).
+///
+/// # Errors
+/// If a file cannot be read or the key does not parse.
+pub fn verify_receipt(
+    receipt: &Path,
+    entry: &Path,
+    key: &str,
+) -> anyhow::Result<commands::Verdict> {
+    let verifier = commands::read_verifier(key)?;
+    let text = std::fs::read_to_string(receipt)
+        .with_context(|| format!("cannot read {}", receipt.display()))?;
+    let bytes = std::fs::read(entry).with_context(|| format!("cannot read {}", entry.display()))?;
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let checked = events::receipt::Receipt::parse(&text).and_then(|r| {
+        r.verify(bytes, &verifier)
+            .map(|checkpoint| (r.index, checkpoint))
+    });
+    Ok(match checked {
+        Ok((index, checkpoint)) => commands::Verdict::Valid(format!(
+            "valid: entry {index} is in the tree of size {} of {}, signed by {verifier}",
+            checkpoint.size, checkpoint.origin
         )),
         Err(problem) => commands::Verdict::Invalid(format!("INVALID: {problem}")),
     })

@@ -176,19 +176,26 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Verify a stored log (--data), an export bundle (--bundle) or a tiled log (--tiles). Exit 0
-    /// valid, 1 invalid, 2 error.
+    /// Verify a stored log (--data), an export bundle (--bundle), a tiled log (--tiles) or a
+    /// receipt (--receipt). Exit 0 valid, 1 invalid, 2 error.
     Verify {
         /// Data directory of a stored log.
-        #[arg(long, conflicts_with_all = ["bundle", "tiles"], required_unless_present_any = ["bundle", "tiles"])]
+        #[arg(long, conflicts_with_all = ["bundle", "tiles"], required_unless_present_any = ["bundle", "tiles", "receipt"])]
         data: Option<PathBuf>,
         /// Export bundle directory.
         #[arg(long, conflicts_with = "tiles")]
         bundle: Option<PathBuf>,
         /// A C2SP tlog-tiles log: a URL prefix (a server's is `URL/tlog`) or a directory that
         /// `export --tiles` wrote. Needs --key.
-        #[arg(long, requires = "key")]
+        #[arg(long, requires = "key", conflicts_with = "receipt")]
         tiles: Option<String>,
+        /// A C2SP tlog-proof receipt (`GET /api/v1/log/receipt?seq=N`), checked offline against
+        /// --entry and --key.
+        #[arg(long, requires_all = ["key", "entry"], conflicts_with_all = ["data", "bundle"])]
+        receipt: Option<PathBuf>,
+        /// The entry a receipt proves: a file holding its stored bytes.
+        #[arg(long, requires = "receipt")]
+        entry: Option<PathBuf>,
         /// Verifier key to check checkpoint signatures with (the key itself or a file holding it).
         #[arg(long)]
         key: Option<String>,
@@ -404,10 +411,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             bundle,
             tiles,
+            receipt,
+            entry,
             key,
             from_checkpoint,
         } => {
             let (bar, tick) = progress("verifying");
+            if let (Some(receipt), Some(entry), Some(key)) = (&receipt, &entry, &key) {
+                bar.finish_and_clear();
+                return Ok(verdict(export_tiles::verify_receipt(receipt, entry, key)?));
+            }
             let result = match (data, bundle, tiles) {
                 (Some(dir), _, _) => commands::verify_data(&dir, key.as_deref(), tick),
                 (None, Some(dir), _) => {

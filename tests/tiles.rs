@@ -214,3 +214,97 @@ fn exported_tiles_verify_and_any_damage_is_reported() {
     let o = trustledger(&["verify", "--tiles", out.to_str().unwrap(), "--key", &other]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
+
+/// A receipt fetched from the server is checked offline, after the server is gone: the entry,
+/// the inclusion proof and the checkpoint's signature; any other entry, proof or key fails.
+#[test]
+fn a_receipt_verifies_offline_after_the_server_is_gone() {
+    use events::catalogue::access::AccessGranted;
+    use projections::policy::Command as PolicyCommand;
+    use trustledger::governance::{new_token, Principal, Role, CLI_ADMIN};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let size = simulated(&data);
+    let log = trustledger::data_dir::open_existing(&data).unwrap();
+    let key = log.verifier().unwrap().to_string();
+    let entries: Vec<Vec<u8>> = log.iter_bytes(0).map(|r| r.unwrap().1.to_vec()).collect();
+    let gov =
+        Arc::new(Governance::open(log, Arc::new(events::SystemClock), IdSource::Random).unwrap());
+    let (token, token_sha256) = new_token();
+    let grant = AccessGranted {
+        principal: "audrey".into(),
+        roles: vec!["auditor".into()],
+        token_sha256,
+    };
+    gov.execute(
+        &Principal::new(CLI_ADMIN, &[Role::Admin]),
+        &PolicyCommand::GrantAccess(grant),
+    )
+    .unwrap();
+    let served = serve(app(AppState::new(Arc::clone(&gov))));
+    let get =
+        |path: &str, token: Option<&str>| http_with_head(served.port, "GET", path, token, b"");
+    let (status, _, receipt) = get("/api/v1/log/receipt?seq=5", Some(&token));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&receipt));
+    assert!(receipt.starts_with(b"c2sp.org/tlog-proof@v1\nindex 5\n"));
+    let (status, _, _) = get("/api/v1/log/receipt?seq=5", None);
+    assert_eq!(status, 401);
+    let (status, _, _) = get(
+        &format!("/api/v1/log/receipt?seq={}", size + 10),
+        Some(&token),
+    );
+    assert_eq!(status, 404);
+    drop(served);
+    drop(gov);
+
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let receipt_file = file("5.tlog-proof", &receipt);
+    let entry_file = file("5.json", &entries[5]);
+    let verify = |receipt: &str, entry: &str, key: &str| {
+        trustledger(&[
+            "verify",
+            "--receipt",
+            receipt,
+            "--entry",
+            entry,
+            "--key",
+            key,
+        ])
+    };
+    let o = verify(&receipt_file, &entry_file, &key);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("valid: entry 5 is in the tree"),
+        "{}",
+        text(&o)
+    );
+    // Another entry, a changed proof hash, another key: each refused (exit 1).
+    let other_entry = file("6.json", &entries[6]);
+    let o = verify(&receipt_file, &other_entry, &key);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let receipt_text = String::from_utf8(receipt.clone()).unwrap();
+    let first_hash = receipt_text.lines().nth(2).unwrap().to_owned();
+    let flipped = first_hash.replacen(
+        &first_hash[..1],
+        if &first_hash[..1] == "A" { "B" } else { "A" },
+        1,
+    );
+    let bad_proof = file(
+        "bad.tlog-proof",
+        receipt_text.replacen(&first_hash, &flipped, 1).as_bytes(),
+    );
+    let o = verify(&bad_proof, &entry_file, &key);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = trustledger(&[
+        "keygen",
+        "--out",
+        dir.path().join("other").to_str().unwrap(),
+    ]);
+    let other_key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = verify(&receipt_file, &entry_file, &other_key);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}

@@ -44,6 +44,7 @@ pub mod limits;
 mod log;
 pub mod merkle;
 pub mod payloads;
+pub mod receipt;
 mod sequenced;
 mod subscribe;
 pub mod tiles;

@@ -26,6 +26,17 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             )],
         ),
         route(
+            "/api/v1/log/receipt",
+            get(receipt),
+            vec![op(
+                "get",
+                "A C2SP tlog-proof receipt that entry seq is in the log, against the latest signed checkpoint",
+                LOG_READER,
+            )
+            .query(&[("seq", "integer")])
+            .returns_text(200, "The receipt (.tlog-proof)", "text/plain")],
+        ),
+        route(
             "/api/v1/log/proof/inclusion",
             get(inclusion),
             vec![op(
@@ -153,6 +164,47 @@ async fn key(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
 struct InclusionQuery {
     seq: u64,
     size: u64,
+}
+
+#[derive(Deserialize)]
+struct ReceiptQuery {
+    seq: u64,
+}
+
+async fn receipt(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(LOG_READER)?;
+    let log = state.gov.log();
+    let (note, verifier) = log
+        .latest_checkpoint()?
+        .zip(log.verifier())
+        .ok_or_else(|| ApiError::not_found("no signed checkpoint yet"))?;
+    let checkpoint = events::checkpoint::Checkpoint::verify(&note, verifier).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the stored checkpoint does not verify: {e}"),
+        )
+    })?;
+    if q.seq >= checkpoint.size {
+        return Err(ApiError::not_found(format!(
+            "entry {} is not in the latest checkpoint (size {}) yet",
+            q.seq, checkpoint.size
+        )));
+    }
+    let receipt = events::receipt::Receipt {
+        index: q.seq,
+        proof: log.inclusion_proof(q.seq, checkpoint.size)?,
+        checkpoint: note,
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        receipt.to_text(),
+    )
+        .into_response())
 }
 
 async fn inclusion(
