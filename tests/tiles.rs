@@ -46,16 +46,40 @@ fn simulated(dir: &Path) -> u64 {
     size
 }
 
-#[test]
-fn a_served_log_is_a_tiled_log_its_tiles_alone_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let size = simulated(&data);
-    let log = trustledger::data_dir::open_existing(&data).unwrap();
+/// A simulated log (see [`simulated`]) opened for serving: its size, verifier key, entries'
+/// stored bytes and the service over it.
+struct Opened {
+    size: u64,
+    key: String,
+    entries: Vec<Vec<u8>>,
+    gov: Arc<Governance>,
+}
+
+fn opened(data: &Path) -> Opened {
+    let size = simulated(data);
+    let log = trustledger::data_dir::open_existing(data).unwrap();
     let key = log.verifier().unwrap().to_string();
     let entries: Vec<Vec<u8>> = log.iter_bytes(0).map(|r| r.unwrap().1.to_vec()).collect();
     let gov =
         Arc::new(Governance::open(log, Arc::new(events::SystemClock), IdSource::Random).unwrap());
+    Opened {
+        size,
+        key,
+        entries,
+        gov,
+    }
+}
+
+#[test]
+fn a_served_log_is_a_tiled_log_its_tiles_alone_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let Opened {
+        size,
+        key,
+        entries,
+        gov,
+    } = opened(&data);
     let served = serve(app(AppState::new(Arc::clone(&gov))));
     let get = |path: &str| http_with_head(served.port, "GET", path, None, b"");
 
@@ -224,12 +248,12 @@ fn a_receipt_verifies_offline_after_the_server_is_gone() {
     use trustledger::governance::{new_token, Principal, Role, CLI_ADMIN};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let size = simulated(&data);
-    let log = trustledger::data_dir::open_existing(&data).unwrap();
-    let key = log.verifier().unwrap().to_string();
-    let entries: Vec<Vec<u8>> = log.iter_bytes(0).map(|r| r.unwrap().1.to_vec()).collect();
-    let gov =
-        Arc::new(Governance::open(log, Arc::new(events::SystemClock), IdSource::Random).unwrap());
+    let Opened {
+        size,
+        key,
+        entries,
+        gov,
+    } = opened(&data);
     let (token, token_sha256) = new_token();
     let grant = AccessGranted {
         principal: "audrey".into(),
