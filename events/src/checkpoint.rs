@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 /// Algorithm byte for Ed25519 in C2SP signed-note keys.
 const ALG_ED25519: u8 = 0x01;
 /// The em dash and space that open a signature line.
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// Longest key name accepted.
 pub const KEY_NAME_BYTES_MAX: usize = 128;
 /// Most signature lines parsed from one note.
@@ -56,6 +56,16 @@ pub enum CheckpointError {
         /// The key's id.
         key_id: u32,
     },
+    /// Fewer witnesses cosigned the checkpoint than the policy requires.
+    #[error("{found} valid witness cosignatures, {required} required ({why})")]
+    TooFewCosignatures {
+        /// Witnesses whose cosignature verified.
+        found: usize,
+        /// How many the policy requires.
+        required: usize,
+        /// What was wrong with each of the others.
+        why: String,
+    },
     /// The checkpoint names another log.
     #[error("checkpoint origin {found:?} is not the expected {expected:?}")]
     WrongOrigin {
@@ -66,7 +76,7 @@ pub enum CheckpointError {
     },
 }
 
-fn check_key_name(name: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     if name.is_empty()
         || name.len() > KEY_NAME_BYTES_MAX
         || name.contains('+')
@@ -81,10 +91,15 @@ fn check_key_name(name: &str) -> Result<(), CheckpointError> {
 
 /// The C2SP key id: first 4 bytes of SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key), big-endian.
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    key_id_for(ALG_ED25519, name, public_key)
+}
+
+/// The key id of a key of signature type `algorithm`: SHA-256(name ‖ "\n" ‖ type ‖ key)[:4].
+pub(crate) fn key_id_for(algorithm: u8, name: &str, public_key: &[u8; 32]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([algorithm]);
     h.update(public_key);
     let digest = h.finalize();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -104,37 +119,8 @@ impl NoteVerifier {
     /// # Errors
     /// [`CheckpointError::MalformedKey`] saying what is wrong.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        let text = text.trim_end_matches(['\n', '\r']);
-        let bad = |why: &str| CheckpointError::MalformedKey(why.to_owned());
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected <name>+<key id>+<base64 key>"));
-        };
-        check_key_name(name)?;
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("key id must be 8 hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id must be 8 hex digits"))?;
-        let raw = B64
-            .decode(key_b64)
-            .map_err(|_| bad("key is not standard base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
-            return Err(bad(
-                "key must be 0x01 followed by a 32-byte Ed25519 public key",
-            ));
-        }
-        let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
-        let key =
-            VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 public key"))?;
-        if key_id(name, &bytes) != id {
-            return Err(bad("key id does not match the name and public key"));
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            key,
-            id,
-        })
+        let (name, key, id) = parse_verifier_key(text, ALG_ED25519)?;
+        Ok(Self { name, key, id })
     }
 
     /// The key's name.
@@ -155,11 +141,14 @@ impl NoteVerifier {
         let (text, signatures) = split_note(note)?;
         let mut found = false;
         for line in signatures {
-            let (name, id, sig) = parse_signature_line(line)?;
+            let (name, id, blob) = parse_signature_line(line)?;
             if name != self.name || id != self.id {
                 continue;
             }
             found = true;
+            let Ok(sig) = <[u8; 64]>::try_from(blob) else {
+                continue;
+            };
             let signature = Signature::from_bytes(&sig);
             if self.key.verify(text.as_bytes(), &signature).is_ok() {
                 return Ok(text);
@@ -181,11 +170,92 @@ impl NoteVerifier {
 
 impl std::fmt::Display for NoteVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_ED25519);
-        raw.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.id, B64.encode(raw))
+        f.write_str(&verifier_key_text(
+            &self.name,
+            self.id,
+            ALG_ED25519,
+            self.key.as_bytes(),
+        ))
     }
+}
+
+/// Parses `<name>+<8 hex key id>+<base64(type ‖ 32-byte Ed25519 public key)>`, checking the
+/// signature type and that the id matches.
+pub(crate) fn parse_verifier_key(
+    text: &str,
+    algorithm: u8,
+) -> Result<(String, VerifyingKey, u32), CheckpointError> {
+    let text = text.trim_end_matches(['\n', '\r']);
+    let bad = |why: &str| CheckpointError::MalformedKey(why.to_owned());
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("expected <name>+<key id>+<base64 key>"));
+    };
+    check_key_name(name)?;
+    if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("key id must be 8 hex digits"));
+    }
+    let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id must be 8 hex digits"))?;
+    let raw = B64
+        .decode(key_b64)
+        .map_err(|_| bad("key is not standard base64"))?;
+    if raw.len() != 33 || raw[0] != algorithm {
+        return Err(bad(&format!(
+            "key must be 0x{algorithm:02x} followed by a 32-byte Ed25519 public key"
+        )));
+    }
+    let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
+    let key =
+        VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 public key"))?;
+    if key_id_for(algorithm, name, &bytes) != id {
+        return Err(bad("key id does not match the name and public key"));
+    }
+    Ok((name.to_owned(), key, id))
+}
+
+/// `<name>+<8 hex key id>+<base64(type ‖ key)>`.
+pub(crate) fn verifier_key_text(name: &str, id: u32, algorithm: u8, key: &[u8; 32]) -> String {
+    let mut raw = Vec::with_capacity(33);
+    raw.push(algorithm);
+    raw.extend_from_slice(key);
+    format!("{name}+{id:08x}+{}", B64.encode(raw))
+}
+
+/// Parses `PRIVATE+KEY+<name>+<8 hex key id>+<base64(type ‖ seed)>` into the name and seed,
+/// checking the signature type (the caller checks the id once it has derived the key).
+pub(crate) fn parse_signer_key(
+    text: &str,
+    algorithm: u8,
+) -> Result<(String, String, [u8; 32]), CheckpointError> {
+    let text = text.trim_end_matches(['\n', '\r']);
+    let bad = |why: &str| CheckpointError::MalformedKey(why.to_owned());
+    let rest = text
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or_else(|| bad("signer key must start with PRIVATE+KEY+"))?;
+    let mut parts = rest.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<base64 seed>"));
+    };
+    let raw = B64
+        .decode(key_b64)
+        .map_err(|_| bad("seed is not standard base64"))?;
+    if raw.len() != 33 || raw[0] != algorithm {
+        return Err(bad(&format!(
+            "seed must be 0x{algorithm:02x} followed by 32 bytes"
+        )));
+    }
+    let seed = raw[1..].try_into().expect("length checked");
+    Ok((name.to_owned(), id_hex.to_ascii_lowercase(), seed))
+}
+
+/// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(type ‖ seed)>`.
+pub(crate) fn signer_key_text(name: &str, id: u32, algorithm: u8, seed: &[u8; 32]) -> String {
+    format!(
+        "PRIVATE+KEY+{}",
+        verifier_key_text(name, id, algorithm, seed)
+    )
 }
 
 /// A signer key: a name and an Ed25519 signing key.
@@ -235,40 +305,19 @@ impl NoteSigner {
     /// # Errors
     /// [`CheckpointError::MalformedKey`] saying what is wrong.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        let text = text.trim_end_matches(['\n', '\r']);
-        let bad = |why: &str| CheckpointError::MalformedKey(why.to_owned());
-        let rest = text
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("signer key must start with PRIVATE+KEY+"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<base64 seed>"));
-        };
-        let raw = B64
-            .decode(key_b64)
-            .map_err(|_| bad("seed is not standard base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
-            return Err(bad("seed must be 0x01 followed by 32 bytes"));
-        }
-        let signer = Self::from_seed(name, raw[1..].try_into().expect("length checked"))?;
-        if format!("{:08x}", signer.id) != id_hex.to_ascii_lowercase() {
-            return Err(bad("key id does not match the name and key"));
+        let (name, id_hex, seed) = parse_signer_key(text, ALG_ED25519)?;
+        let signer = Self::from_seed(&name, seed)?;
+        if format!("{:08x}", signer.id) != id_hex {
+            return Err(CheckpointError::MalformedKey(
+                "key id does not match the name and key".into(),
+            ));
         }
         Ok(signer)
     }
 
     /// The signer key in `PRIVATE+KEY+…` form (a secret: store it 0600).
     pub fn to_private_string(&self) -> String {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_ED25519);
-        raw.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.id,
-            B64.encode(raw)
-        )
+        signer_key_text(&self.name, self.id, ALG_ED25519, self.key.as_bytes())
     }
 
     /// The matching verifier key.
@@ -296,7 +345,7 @@ impl NoteSigner {
 }
 
 /// Splits a signed note into its text and its signature lines.
-fn split_note(note: &str) -> Result<(&str, Vec<&str>), CheckpointError> {
+pub(crate) fn split_note(note: &str) -> Result<(&str, Vec<&str>), CheckpointError> {
     let bad = |why: &str| CheckpointError::MalformedNote(why.to_owned());
     if note.len() > NOTE_BYTES_MAX {
         return Err(bad("note is too large"));
@@ -322,7 +371,9 @@ fn split_note(note: &str) -> Result<(&str, Vec<&str>), CheckpointError> {
     Ok((text, lines))
 }
 
-fn parse_signature_line(line: &str) -> Result<(&str, u32, [u8; 64]), CheckpointError> {
+/// A signature line's key name, key id and the signature bytes after the id (whose length
+/// depends on the key's type: a line of an unknown type is skipped by its name and id).
+pub(crate) fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), CheckpointError> {
     let bad = |why: &str| CheckpointError::MalformedNote(why.to_owned());
     let rest = line
         .strip_prefix(SIGNATURE_PREFIX)
@@ -330,17 +381,15 @@ fn parse_signature_line(line: &str) -> Result<(&str, u32, [u8; 64]), CheckpointE
     let (name, b64) = rest
         .split_once(' ')
         .ok_or_else(|| bad("signature line must be '— <name> <base64>'"))?;
-    let blob = B64
+    let mut blob = B64
         .decode(b64)
         .map_err(|_| bad("signature is not standard base64"))?;
-    if blob.len() != 68 {
-        return Err(bad(
-            "an Ed25519 signature blob is a 4-byte key id and 64 bytes",
-        ));
+    if blob.len() < 5 {
+        return Err(bad("a signature is a 4-byte key id and the signature"));
     }
     let id = u32::from_be_bytes(blob[..4].try_into().expect("length checked"));
-    let sig: [u8; 64] = blob[4..].try_into().expect("length checked");
-    Ok((name, id, sig))
+    blob.drain(..4);
+    Ok((name, id, blob))
 }
 
 /// A `tlog-checkpoint`: the log's origin, tree size and Merkle root.

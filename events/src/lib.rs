@@ -38,6 +38,7 @@
 pub mod canonical;
 pub mod catalogue;
 pub mod checkpoint;
+pub mod cosignature;
 mod entry;
 pub mod keys;
 pub mod limits;
@@ -50,6 +51,7 @@ mod subscribe;
 pub mod tiles;
 mod time;
 pub mod verify;
+pub mod witness;
 
 pub use entry::{
     lower_hex_digit, Digest, Entry, EntryHeader, EventDraft, ExpectedVersion, InvalidDraft,
