@@ -180,7 +180,7 @@ pub fn canonical(input: impl std::io::Read) -> anyhow::Result<Vec<u8>> {
 /// If the file exists (without `force`) or cannot be written.
 pub fn keygen(out: &Path, name: &str, force: bool) -> anyhow::Result<NoteVerifier> {
     let signer = NoteSigner::generate(name)?;
-    data_dir::write_key_file(out, &signer, force)?;
+    data_dir::write_key_file(out, &signer.to_private_string(), force)?;
     Ok(signer.verifier())
 }
 

@@ -23,12 +23,12 @@ pub fn key_file(dir: &Path) -> PathBuf {
     dir.join("signing-key")
 }
 
-/// Writes `signer` to `path`, created with mode 0600; refuses to replace an existing file unless
-/// `force`.
+/// Writes a secret key (`PRIVATE+KEY+…`) to `path`, created with mode 0600; refuses to replace an
+/// existing file unless `force`.
 ///
 /// # Errors
 /// If the file exists (without `force`) or cannot be written.
-pub fn write_key_file(path: &Path, signer: &NoteSigner, force: bool) -> anyhow::Result<()> {
+pub fn write_key_file(path: &Path, secret: &str, force: bool) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if force {
@@ -53,7 +53,7 @@ pub fn write_key_file(path: &Path, signer: &NoteSigner, force: bool) -> anyhow::
         use std::os::unix::fs::PermissionsExt as _;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    writeln!(file, "{}", signer.to_private_string())?;
+    writeln!(file, "{secret}")?;
     file.sync_all()?;
     Ok(())
 }
@@ -150,7 +150,7 @@ fn read_signer(dir: &Path, create_key: bool, name: &str) -> anyhow::Result<Optio
         Ok(Some(read_key_file(&key_path)?))
     } else if create_key {
         let signer = NoteSigner::generate(name)?;
-        write_key_file(&key_path, &signer, false)?;
+        write_key_file(&key_path, &signer.to_private_string(), false)?;
         Ok(Some(signer))
     } else {
         Ok(None)
@@ -204,7 +204,7 @@ pub fn create_for_simulation(
         read_key_file(&key_path)?
     } else {
         let signer = NoteSigner::generate(&origin)?;
-        write_key_file(&key_path, &signer, false)?;
+        write_key_file(&key_path, &signer.to_private_string(), false)?;
         signer
     };
     let config = LogConfig {

@@ -12,3 +12,5 @@ pub mod export_tiles;
 pub mod governance;
 pub mod simulate;
 pub mod vote_client;
+pub mod witness;
+pub mod witnessing;

@@ -109,6 +109,25 @@ enum VoteOn {
 }
 
 #[derive(Subcommand)]
+enum WitnessAction {
+    /// Serve add-checkpoint and the monitoring checkpoint; prints the witness's verifier key.
+    Serve {
+        /// The witness's data directory (its key and the tree heads it holds).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8760")]
+        listen: std::net::SocketAddr,
+        /// A log to witness: ORIGIN=VERIFIER_KEY (the key itself or a file holding it). Repeatable.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// The name of a new witness key (a schema-less URL naming this witness).
+        #[arg(long, default_value = "trustledger.local/witness")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Cast a CAB vote signed with your own SSH key: the statement the service offers is checked,
     /// shown on stderr, signed (in-process, or by ssh-keygen for a passphrase-protected key or
@@ -170,6 +189,19 @@ enum Command {
         /// Most open connections.
         #[arg(long, default_value_t = trustledger::api::server::ServerLimits::default().connections_max)]
         connections_max: usize,
+        /// A C2SP tlog-witness to submit each new checkpoint to: URL=VERIFIER_KEY (the key itself
+        /// or a file holding it). Repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many witnesses must cosign a checkpoint before it is published [default: all].
+        #[arg(long, requires = "witnesses")]
+        witnesses_required: Option<usize>,
+    },
+    /// Run a C2SP tlog-witness for logs you do not operate: it cosigns each checkpoint that is
+    /// consistent with the last one it cosigned, and refuses rollbacks and forks.
+    Witness {
+        #[command(subcommand)]
+        action: WitnessAction,
     },
     /// Manage bearer tokens (run while no server holds the data directory).
     Token {
@@ -353,7 +385,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate_per_address,
             rate_per_principal,
             connections_max,
+            witnesses,
+            witnesses_required,
         } => {
+            let witnesses = witnesses
+                .iter()
+                .map(|w| trustledger::witnessing::WitnessEndpoint::parse(w))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let required = witnesses_required.unwrap_or(witnesses.len());
             let dir = data.unwrap_or_else(data_dir::default_dir);
             let limits = trustledger::api::Limits {
                 artifact_bytes_max,
@@ -371,9 +410,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen,
                 (evaluation_cadence_hours, strict),
                 (limits, server_limits),
+                (witnesses, required),
             )
         }
         Command::Token { action } => token(action),
+        Command::Witness {
+            action:
+                WitnessAction::Serve {
+                    data,
+                    listen,
+                    logs,
+                    name,
+                },
+        } => {
+            init_tracing();
+            let logs = logs
+                .iter()
+                .map(|l| trustledger::witness::parse_log(l))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            trustledger::witness::serve(&data, &name, logs, listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vote {
             url,
             token,
@@ -660,13 +717,9 @@ fn serve(
         trustledger::api::Limits,
         trustledger::api::server::ServerLimits,
     ),
+    (witnesses, required): (Vec<trustledger::witnessing::WitnessEndpoint>, usize),
 ) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing();
     let opening = std::time::Instant::now();
     let gov = std::sync::Arc::new(open_service(dir, &options)?);
     if let Some(token) = commands::first_admin_token(&gov)? {
@@ -680,6 +733,23 @@ fn serve(
     if let Some(key) = log.verifier() {
         tracing::info!(%key, "checkpoint verifier key");
     }
+    let witnessing = if witnesses.is_empty() {
+        None
+    } else {
+        anyhow::ensure!(
+            log.verifier().is_some(),
+            "--witness needs a log that signs checkpoints"
+        );
+        let count = witnesses.len();
+        let witnessing = std::sync::Arc::new(trustledger::witnessing::Witnessing::new(
+            log.clone(),
+            witnesses,
+            required,
+        )?);
+        std::sync::Arc::clone(&witnessing).spawn();
+        tracing::info!(witnesses = count, required, "checkpoints are published once cosigned");
+        Some(witnessing)
+    };
     // Known once the log's indexes are rebuilt (in the background, so the API is up first).
     let watching = log.clone();
     std::thread::spawn(move || {
@@ -719,11 +789,12 @@ fn serve(
                 }
             })
         };
-        let app = trustledger::api::app(trustledger::api::AppState::with_limits(
+        let app = trustledger::api::app(trustledger::api::AppState::with_witnessing(
             std::sync::Arc::clone(&gov),
             limits,
+            witnessing,
         ));
-        trustledger::api::server::serve(listener, app, server_limits, shutdown_signal()).await?;
+        trustledger::api::server::serve(listener, app, server_limits, trustledger::api::server::shutdown_signal()).await?;
         scheduler.abort();
         anyhow::Ok(())
     })?;
@@ -733,22 +804,14 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
-    }
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Parses a percentage like `0.40` into basis points, exactly.

@@ -76,6 +76,15 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let _ = writeln!(out, "# HELP trustledger_command_queue_depth Commands waiting for the sequencer.\n# TYPE trustledger_command_queue_depth gauge\ntrustledger_command_queue_depth {}", state.gov.queued_commands());
     let streams = STREAMS_MAX - state.streams.available_permits();
     let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");
+    if let Some(witnessing) = &state.witnessing {
+        let status = witnessing.status();
+        let _ = writeln!(out, "# HELP trustledger_published_checkpoint_size Size of the latest checkpoint the witness policy accepted.\n# TYPE trustledger_published_checkpoint_size gauge\ntrustledger_published_checkpoint_size {}", status.published_size.unwrap_or(0));
+        let _ = writeln!(out, "# HELP trustledger_witness_lag_entries Entries of the latest checkpoint a witness has not cosigned.\n# TYPE trustledger_witness_lag_entries gauge");
+        for w in &status.witnesses {
+            let name = w.name.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "trustledger_witness_lag_entries{{witness=\"{name}\"}} {}", w.lag_entries);
+        }
+    }
     let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");
     if let Ok(requests) = state.metrics.requests.lock() {
         for ((method, route, status), n) in requests.iter() {

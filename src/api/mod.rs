@@ -69,6 +69,8 @@ pub struct AppState {
     limits: Limits,
     rates: limits::Rates,
     streams_by_principal: limits::StreamsByPrincipal,
+    /// The log's witnesses, when it has any: what is published is what they cosigned.
+    witnessing: Option<Arc<crate::witnessing::Witnessing>>,
 }
 
 impl AppState {
@@ -79,7 +81,17 @@ impl AppState {
 
     /// State over a service, with these limits.
     pub fn with_limits(gov: Arc<Governance>, limits: Limits) -> Arc<Self> {
+        Self::with_witnessing(gov, limits, None)
+    }
+
+    /// State over a service, with these limits, publishing what `witnessing` collects.
+    pub fn with_witnessing(
+        gov: Arc<Governance>,
+        limits: Limits,
+        witnessing: Option<Arc<crate::witnessing::Witnessing>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            witnessing,
             limits,
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),
@@ -90,6 +102,15 @@ impl AppState {
             status_cache: Mutex::new(None),
             permissions: Permissions::from_table(&route_table()),
         })
+    }
+
+    /// The checkpoint the log publishes: with witnesses, the latest one enough of them
+    /// cosigned; without, the latest signed one.
+    fn published_checkpoint(&self) -> Result<Option<String>, ApiError> {
+        match &self.witnessing {
+            Some(witnessing) => Ok(witnessing.published()),
+            None => Ok(self.gov.log().latest_checkpoint()?),
+        }
     }
 }
 
@@ -266,6 +287,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Ready>,
         status: "ready",
         entries,
         projection_lag: lag,
+        witnessing: state.witnessing.as_ref().map(|w| w.status()),
     }))
 }
 
@@ -278,6 +300,9 @@ struct Ready {
     entries: u64,
     /// Durable entries not yet folded.
     projection_lag: u64,
+    /// With witnesses: the published size and how far each witness lags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witnessing: Option<crate::witnessing::WitnessingStatus>,
 }
 
 /// The process is up.

@@ -27,6 +27,7 @@ use index::{load_index, IndexCell, LoadedIndex, LogIndex};
 use open::{check_tail, open_sled_retrying_lock, random_origin, valid_origin};
 use writer::{DiskSync, Writer};
 
+mod cosigned;
 mod index;
 mod open;
 mod tiles;

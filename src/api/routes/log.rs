@@ -26,11 +26,21 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             )],
         ),
         route(
+            "/api/v1/log/witnesses",
+            get(witnesses),
+            vec![op(
+                "get",
+                "The witness policy, the published size and each witness's cosigned size, lag and last error",
+                &[],
+            )
+            .returns::<crate::witnessing::WitnessingStatus>(200, "The witnessing status")],
+        ),
+        route(
             "/api/v1/log/receipt",
             get(receipt),
             vec![op(
                 "get",
-                "A C2SP tlog-proof receipt that entry seq is in the log, against the latest signed checkpoint",
+                "A C2SP tlog-proof receipt that entry seq is in the log, against the published checkpoint (cosigned by the witnesses when the log has any)",
                 LOG_READER,
             )
             .query(&[("seq", "integer")])
@@ -160,6 +170,16 @@ async fn key(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
         .into_response())
 }
 
+async fn witnesses(
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<crate::witnessing::WitnessingStatus>, ApiError> {
+    let witnessing = state
+        .witnessing
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("this log has no witnesses configured"))?;
+    Ok(axum::Json(witnessing.status()))
+}
+
 #[derive(Deserialize)]
 struct InclusionQuery {
     seq: u64,
@@ -178,10 +198,10 @@ async fn receipt(
 ) -> Result<Response, ApiError> {
     caller.require(LOG_READER)?;
     let log = state.gov.log();
-    let (note, verifier) = log
-        .latest_checkpoint()?
+    let (note, verifier) = state
+        .published_checkpoint()?
         .zip(log.verifier())
-        .ok_or_else(|| ApiError::not_found("no signed checkpoint yet"))?;
+        .ok_or_else(|| ApiError::not_found("no published checkpoint yet"))?;
     let checkpoint = events::checkpoint::Checkpoint::verify(&note, verifier).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

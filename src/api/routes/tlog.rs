@@ -20,7 +20,7 @@ pub(super) fn routes() -> Vec<RouteEntry> {
             get(checkpoint),
             vec![op(
                 "get",
-                "The latest signed checkpoint (C2SP tlog-tiles prefix /tlog)",
+                "The published checkpoint: the latest one the witness policy accepts, with the cosignatures (the latest signed one when the log has no witnesses)",
                 &[],
             )
             .returns_text(200, "The signed note", "text/plain")],
@@ -40,10 +40,8 @@ pub(super) fn routes() -> Vec<RouteEntry> {
 
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let note = state
-        .gov
-        .log()
-        .latest_checkpoint()?
-        .ok_or_else(|| ApiError::not_found("no signed checkpoint yet"))?;
+        .published_checkpoint()?
+        .ok_or_else(|| ApiError::not_found("no published checkpoint yet"))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

@@ -1,0 +1,220 @@
+//! Witnessing over real HTTP: `trustledger witness serve` cosigns consistent checkpoints and
+//! refuses rollbacks and forks (keeping them as evidence, across restarts), and a served log
+//! publishes only what its witnesses cosigned, saying how far each lags.
+
+use events::checkpoint::NoteSigner;
+use events::cosignature::{CosignatureVerifier, WitnessPolicy};
+use events::witness::AddCheckpoint;
+use events::{EventDraft, Log, LogConfig};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ORIGIN: &str = "ops.example/deployments";
+
+/// A `trustledger` process on a free loopback port, killed when dropped.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Running {
+    /// Starts `trustledger <args> --listen 127.0.0.1:<free port>` and waits for the port.
+    fn start(args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{args:?} never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn witness(dir: &Path, log_key: &str) -> (Running, CosignatureVerifier) {
+    let running = Running::start(&[
+        "witness",
+        "serve",
+        "--data",
+        dir.to_str().unwrap(),
+        "--log",
+        &format!("{ORIGIN}={log_key}"),
+        "--name",
+        "auditor.example/witness",
+    ]);
+    let key = std::fs::read_to_string(dir.join("witness-key.pub")).unwrap();
+    (running, CosignatureVerifier::parse(key.trim()).unwrap())
+}
+
+/// A log signed with `signer` holding `entries` (entry `fork_at` changed when given).
+fn log_with(dir: &Path, signer: &NoteSigner, entries: u64, fork_at: Option<u64>) -> Log {
+    let log = Log::open(
+        dir,
+        LogConfig {
+            origin: Some(ORIGIN.into()),
+            signer: Some(signer.clone()),
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    for i in 0..entries {
+        let answer = if Some(i) == fork_at { 0 } else { i + 1 };
+        let draft = EventDraft::new(
+            uuid::Uuid::from_u128(u128::from(i) + 1),
+            "trustledger.test.happened",
+            "test/1",
+            "alice",
+            "corr",
+            serde_json::json!({ "answer": answer }),
+        );
+        log.append_blocking(draft).unwrap();
+    }
+    log
+}
+
+/// An `add-checkpoint` request for `log` at `size`, from `old`.
+fn request(log: &Log, old: u64, size: u64) -> String {
+    AddCheckpoint {
+        old_size: old,
+        proof: if old == 0 {
+            vec![]
+        } else {
+            log.consistency_proof(old, size).unwrap()
+        },
+        checkpoint: log.checkpoint_at(size).unwrap().unwrap(),
+    }
+    .to_body()
+}
+
+/// POSTs to the witness: status, content type and body.
+fn add(witness: &Running, body: &str) -> (u16, String, String) {
+    match ureq::post(&format!("{}/add-checkpoint", witness.url)).send_string(body) {
+        Ok(r) => (r.status(), r.content_type().to_owned(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => {
+            (code, r.content_type().to_owned(), r.into_string().unwrap())
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_witness_cosigns_what_extends_what_it_holds_and_refuses_rollbacks_and_forks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::from_seed(ORIGIN, [7; 32]).unwrap();
+    let log = log_with(&tmp.path().join("log"), &signer, 12, None);
+    let fork = log_with(&tmp.path().join("fork"), &signer, 14, Some(6));
+    let key = signer.verifier().to_string();
+    let witness_dir = tmp.path().join("witness");
+    let (w, wkey) = witness(&witness_dir, &key);
+    let policy = WitnessPolicy {
+        witnesses: vec![wkey.clone()],
+        required: 1,
+    };
+
+    // The first checkpoint, from nothing: a cosignature that verifies over it.
+    let (status, _, line) = add(&w, &request(&log, 0, 5));
+    assert_eq!(status, 200, "{line}");
+    let cosigned = format!("{}{line}", log.checkpoint_at(5).unwrap().unwrap());
+    assert_eq!(policy.verify(&cosigned, &signer.verifier()).unwrap().0.size, 5);
+    // A log that forgot what the witness holds is told its size.
+    assert_eq!(
+        add(&w, &request(&log, 0, 10)),
+        (409, "text/x.tlog.size".into(), "5\n".into())
+    );
+    assert_eq!(add(&w, &request(&log, 5, 10)).0, 200);
+    // Rollbacks: an old size beyond the checkpoint, or the smaller checkpoint as if new.
+    let mut rollback = request(&log, 0, 5);
+    rollback = rollback.replacen("old 0\n", "old 10\n", 1);
+    assert_eq!(add(&w, &rollback).0, 400);
+    assert_eq!(add(&w, &request(&log, 0, 5)).0, 409);
+    // A fork signed with the log's own key: entry 6 differs.
+    let (status, _, why) = add(&w, &request(&fork, 10, 14));
+    assert_eq!(status, 422, "{why}");
+    // Another key, another origin, a malformed body.
+    let stranger = NoteSigner::from_seed(ORIGIN, [8; 32]).unwrap();
+    let other = log_with(&tmp.path().join("other"), &stranger, 11, None);
+    assert_eq!(add(&w, &request(&other, 10, 11)).0, 403);
+    let unknown = request(&log, 10, 12).replace(ORIGIN, "elsewhere.example/log");
+    assert_eq!(add(&w, &unknown).0, 404);
+    assert_eq!(add(&w, "old x\n\n").0, 400);
+    assert_eq!(add(&w, &request(&log, 10, 12)).0, 200);
+
+    // The monitoring checkpoint: the latest it cosigned, with both signatures.
+    let origin_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ORIGIN.as_bytes()));
+    let served = ureq::get(&format!("{}/{origin_hash}/checkpoint", w.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let (checkpoint, by) = policy.verify(&served, &signer.verifier()).unwrap();
+    assert_eq!((checkpoint.size, by.len()), (12, 1));
+    assert_eq!(
+        ureq::get(&format!("{}/{}/checkpoint", w.url, "0".repeat(64)))
+            .call()
+            .unwrap_err()
+            .kind(),
+        ureq::ErrorKind::HTTP
+    );
+
+    // What it holds survives a restart, and so does the evidence of the fork and rollback.
+    w.stop();
+    {
+        let reopened = trustledger::witness::Witness::open(&witness_dir, "x", vec![]).unwrap();
+        let refused = reopened.refused().unwrap();
+        assert!(
+            refused.iter().any(|r| r.contains("\n14\n")),
+            "the forked checkpoint is kept: {refused:?}"
+        );
+        assert_eq!(reopened.verifier(), wkey, "the key is kept");
+    }
+    let (w, _) = witness(&witness_dir, &key);
+    assert_eq!(add(&w, &request(&log, 0, 12)).2, "12\n");
+    assert_eq!(add(&w, &request(&fork, 12, 14)).0, 422);
+}
+
+#[test]
+fn the_witness_is_atomic_under_concurrent_submissions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::from_seed(ORIGIN, [7; 32]).unwrap();
+    let log = log_with(&tmp.path().join("log"), &signer, 40, None);
+    let (w, _) = witness(&tmp.path().join("witness"), &signer.verifier().to_string());
+    assert_eq!(add(&w, &request(&log, 0, 10)).0, 200);
+    // Many requests from size 10 at once: exactly one may move the head, the rest conflict.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (11..=40)
+            .map(|size| {
+                let (log, w) = (&log, &w);
+                s.spawn(move || add(w, &request(log, 10, size)).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409));
+}
