@@ -31,6 +31,32 @@ pub fn read_verifier(key: &str) -> anyhow::Result<NoteVerifier> {
     NoteVerifier::parse(text.trim()).with_context(|| format!("verifier key in {key}"))
 }
 
+/// The witness policy of `--witness KEY` (repeatable) and `--witnesses-required N` (default:
+/// every witness named).
+///
+/// # Errors
+/// If a key does not parse or N is not from 1 to the number of witnesses.
+pub fn witness_policy(
+    keys: &[String],
+    required: Option<usize>,
+) -> anyhow::Result<events::cosignature::WitnessPolicy> {
+    let witnesses = keys
+        .iter()
+        .map(|k| crate::witnessing::read_cosignature_verifier(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let required = required.unwrap_or(witnesses.len());
+    if !witnesses.is_empty() && !(1..=witnesses.len()).contains(&required) {
+        bail!(
+            "--witnesses-required must be from 1 to the number of --witness ({}), not {required}",
+            witnesses.len()
+        );
+    }
+    Ok(events::cosignature::WitnessPolicy {
+        witnesses,
+        required,
+    })
+}
+
 /// `trustledger verify --data DIR`: full verification of a stored log.
 ///
 /// # Errors
@@ -219,12 +245,17 @@ pub fn audit(
             let verifier = pinned.as_ref().or(log.verifier()).cloned();
             replay::audit::audit_log(&log, verifier.as_ref(), progress)?
         }
-        AuditSource::Url { url, token } => {
+        AuditSource::Url {
+            url,
+            token,
+            witnesses,
+        } => {
             let options = replay::remote::RemoteOptions {
                 url: url.to_owned(),
                 token: token.map(str::to_owned),
                 pinned_key: pinned,
                 earlier_checkpoint: read_kept_checkpoint(from_checkpoint)?,
+                witnesses,
             };
             replay::remote::audit_url(&options, progress)?
         }
@@ -242,7 +273,7 @@ pub fn audit(
 }
 
 /// Where `audit` reads entries from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum AuditSource<'a> {
     /// An export bundle directory.
     Bundle(&'a Path),
@@ -254,6 +285,8 @@ pub enum AuditSource<'a> {
         url: &'a str,
         /// Bearer token.
         token: Option<&'a str>,
+        /// Witnesses that must have cosigned the checkpoint audited against.
+        witnesses: events::cosignature::WitnessPolicy,
     },
 }
 

@@ -4,6 +4,7 @@
 
 use crate::{commands, data_dir};
 use anyhow::{bail, Context as _};
+use events::cosignature::WitnessPolicy;
 use events::tiles::{self, Tile, TileKind, TILE_WIDTH};
 use events::Digest;
 use std::path::Path;
@@ -90,6 +91,7 @@ fn write(out: &Path, tile: &Tile, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn verify_tiles(
     source: &str,
     key: &str,
+    witnesses: &WitnessPolicy,
     progress: impl FnMut(u64),
 ) -> anyhow::Result<commands::Verdict> {
     let verifier = commands::read_verifier(key)?;
@@ -97,16 +99,26 @@ pub fn verify_tiles(
         replay::tiles::verify_tiles(
             &replay::tiles::UrlTiles(source.to_owned()),
             &verifier,
+            witnesses,
             progress,
         )
     } else {
-        replay::tiles::verify_tiles(&replay::tiles::DirTiles(source.into()), &verifier, progress)
+        replay::tiles::verify_tiles(
+            &replay::tiles::DirTiles(source.into()),
+            &verifier,
+            witnesses,
+            progress,
+        )
     }
     .map_err(|e| anyhow::anyhow!(e))?;
     Ok(match result {
         Ok(log) => commands::Verdict::Valid(format!(
-            "valid: {} entries of {} from their tiles\n  Merkle root {} (equals the signed checkpoint's)\n  {} hash tiles checked against the entries",
-            log.size, log.origin, log.root, log.hash_tiles
+            "valid: {} entries of {} from their tiles\n  Merkle root {} (equals the signed checkpoint's)\n  {} hash tiles checked against the entries{}",
+            log.size,
+            log.origin,
+            log.root,
+            log.hash_tiles,
+            cosigned_line(&log.cosigned_by)
         )),
         Err(problem) => commands::Verdict::Invalid(format!("INVALID: {problem}")),
     })
@@ -122,6 +134,7 @@ pub fn verify_receipt(
     receipt: &Path,
     entry: &Path,
     key: &str,
+    witnesses: &WitnessPolicy,
 ) -> anyhow::Result<commands::Verdict> {
     let verifier = commands::read_verifier(key)?;
     let text = std::fs::read_to_string(receipt)
@@ -129,14 +142,28 @@ pub fn verify_receipt(
     let bytes = std::fs::read(entry).with_context(|| format!("cannot read {}", entry.display()))?;
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     let checked = events::receipt::Receipt::parse(&text).and_then(|r| {
-        r.verify(bytes, &verifier)
-            .map(|checkpoint| (r.index, checkpoint))
+        let checkpoint = r.verify(bytes, &verifier)?;
+        let (_, cosigned) = witnesses
+            .verify(&r.checkpoint, &verifier)
+            .map_err(|e| format!("the checkpoint: {e}"))?;
+        Ok((r.index, checkpoint, cosigned))
     });
     Ok(match checked {
-        Ok((index, checkpoint)) => commands::Verdict::Valid(format!(
-            "valid: entry {index} is in the tree of size {} of {}, signed by {verifier}",
-            checkpoint.size, checkpoint.origin
+        Ok((index, checkpoint, cosigned)) => commands::Verdict::Valid(format!(
+            "valid: entry {index} is in the tree of size {} of {}, signed by {verifier}{}",
+            checkpoint.size,
+            checkpoint.origin,
+            cosigned_line(&cosigned.into_iter().map(|(n, _)| n).collect::<Vec<_>>())
         )),
         Err(problem) => commands::Verdict::Invalid(format!("INVALID: {problem}")),
     })
+}
+
+/// "  cosigned by …" for a report, or nothing when no witness was asked for.
+fn cosigned_line(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("\n  cosigned by {}", names.join(", "))
+    }
 }

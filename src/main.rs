@@ -108,6 +108,23 @@ enum VoteOn {
     },
 }
 
+/// Witnesses whose cosignatures a checkpoint must carry.
+#[derive(clap::Args)]
+struct WitnessArgs {
+    /// A witness's cosignature verifier key (the key itself or a file holding it). Repeatable.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned [default: all of them].
+    #[arg(long, requires = "witnesses")]
+    witnesses_required: Option<usize>,
+}
+
+impl WitnessArgs {
+    fn policy(&self) -> anyhow::Result<events::cosignature::WitnessPolicy> {
+        commands::witness_policy(&self.witnesses, self.witnesses_required)
+    }
+}
+
 #[derive(Subcommand)]
 enum WitnessAction {
     /// Serve add-checkpoint and the monitoring checkpoint; prints the witness's verifier key.
@@ -234,6 +251,9 @@ enum Command {
         /// A signed checkpoint kept from earlier: the bundle must extend it.
         #[arg(long, requires = "bundle")]
         from_checkpoint: Option<PathBuf>,
+        /// With --tiles or --receipt: the checkpoint must be cosigned by these witnesses.
+        #[command(flatten)]
+        witness: WitnessArgs,
     },
     /// Audit a bundle or a stored log: integrity, then every recorded decision re-derived with the
     /// rules in force when it was made. Exit 0 clean, 1 findings, 2 unusable input.
@@ -262,6 +282,10 @@ enum Command {
         /// A signed checkpoint kept from earlier: the bundle or served log must extend it.
         #[arg(long, conflicts_with = "data")]
         from_checkpoint: Option<PathBuf>,
+        /// With --url: audit against the log's published checkpoint, which these witnesses
+        /// must have cosigned.
+        #[command(flatten)]
+        witness: WitnessArgs,
         /// Output format.
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         format: String,
@@ -472,11 +496,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             entry,
             key,
             from_checkpoint,
+            witness,
         } => {
+            let witnesses = witness.policy()?;
+            if !witnesses.witnesses.is_empty() && tiles.is_none() && receipt.is_none() {
+                anyhow::bail!("--witness applies to --tiles and --receipt");
+            }
             let (bar, tick) = progress("verifying");
             if let (Some(receipt), Some(entry), Some(key)) = (&receipt, &entry, &key) {
                 bar.finish_and_clear();
-                return Ok(verdict(export_tiles::verify_receipt(receipt, entry, key)?));
+                return Ok(verdict(export_tiles::verify_receipt(
+                    receipt, entry, key, &witnesses,
+                )?));
             }
             let result = match (data, bundle, tiles) {
                 (Some(dir), _, _) => commands::verify_data(&dir, key.as_deref(), tick),
@@ -486,6 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None, Some(source)) => export_tiles::verify_tiles(
                     &source,
                     key.as_deref().expect("clap requires --key with --tiles"),
+                    &witnesses,
                     tick,
                 ),
                 (None, None, None) => {
@@ -503,12 +535,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             from_checkpoint,
             format,
+            witness,
         } => {
+            let witnesses = witness.policy()?;
+            if !witnesses.witnesses.is_empty() && url.is_none() {
+                anyhow::bail!("--witness applies to --url");
+            }
             let (bar, tick) = progress("auditing");
             let source = match url.as_deref() {
                 Some(url) => commands::AuditSource::Url {
                     url,
                     token: token.as_deref(),
+                    witnesses,
                 },
                 None => audit_source(data.as_deref(), bundle.as_deref()),
             };
@@ -747,7 +785,11 @@ fn serve(
             required,
         )?);
         std::sync::Arc::clone(&witnessing).spawn();
-        tracing::info!(witnesses = count, required, "checkpoints are published once cosigned");
+        tracing::info!(
+            witnesses = count,
+            required,
+            "checkpoints are published once cosigned"
+        );
         Some(witnessing)
     };
     // Known once the log's indexes are rebuilt (in the background, so the API is up first).
@@ -794,7 +836,13 @@ fn serve(
             limits,
             witnessing,
         ));
-        trustledger::api::server::serve(listener, app, server_limits, trustledger::api::server::shutdown_signal()).await?;
+        trustledger::api::server::serve(
+            listener,
+            app,
+            server_limits,
+            trustledger::api::server::shutdown_signal(),
+        )
+        .await?;
         scheduler.abort();
         anyhow::Ok(())
     })?;

@@ -64,7 +64,8 @@ impl Witness {
         let cosigner = if key_path.exists() {
             let text = std::fs::read_to_string(&key_path)
                 .with_context(|| format!("cannot read {}", key_path.display()))?;
-            Cosigner::parse(text.trim()).with_context(|| format!("key in {}", key_path.display()))?
+            Cosigner::parse(text.trim())
+                .with_context(|| format!("key in {}", key_path.display()))?
         } else {
             let cosigner = Cosigner::generate(name)?;
             write_key_file(&key_path, &cosigner.to_private_string(), false)?;
@@ -106,8 +107,13 @@ impl Witness {
             .logs
             .get(origin)
             .ok_or_else(|| Refusal::UnknownOrigin(origin.to_owned()))?;
-        let _updating = self.updating.lock().map_err(|_| AddError::Store("poisoned".into()))?;
-        let held = self.held(origin).map_err(|e| AddError::Store(e.to_string()))?;
+        let _updating = self
+            .updating
+            .lock()
+            .map_err(|_| AddError::Store("poisoned".into()))?;
+        let held = self
+            .held(origin)
+            .map_err(|e| AddError::Store(e.to_string()))?;
         let head = held
             .as_ref()
             .map(|h| -> Result<TreeHead, AddError> {

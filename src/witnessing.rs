@@ -60,8 +60,9 @@ pub fn read_cosignature_verifier(key: &str) -> anyhow::Result<CosignatureVerifie
     if let Ok(v) = CosignatureVerifier::parse(key.trim()) {
         return Ok(v);
     }
-    let text = std::fs::read_to_string(key)
-        .with_context(|| format!("{key:?} is neither a witness verifier key nor a readable file"))?;
+    let text = std::fs::read_to_string(key).with_context(|| {
+        format!("{key:?} is neither a witness verifier key nor a readable file")
+    })?;
     CosignatureVerifier::parse(text.trim()).with_context(|| format!("witness key in {key}"))
 }
 
@@ -95,12 +96,15 @@ pub struct WitnessingStatus {
     pub witnesses: Vec<WitnessStatus>,
 }
 
+/// Each witness's status, and the published checkpoint (its size and cosigned note).
+type Shared = (Vec<WitnessStatus>, Option<(u64, String)>);
+
 /// The log's witnessing: its witnesses, the policy and the published checkpoint.
 pub struct Witnessing {
     log: Log,
     endpoints: Vec<WitnessEndpoint>,
     required: usize,
-    state: Mutex<(Vec<WitnessStatus>, Option<(u64, String)>)>,
+    state: Mutex<Shared>,
     agent: ureq::Agent,
 }
 
@@ -151,8 +155,10 @@ impl Witnessing {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<WitnessStatus>, Option<(u64, String)>)> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Submits the log's latest checkpoint to every witness due for it, and publishes it if
@@ -160,7 +166,12 @@ impl Witnessing {
     pub fn round(&self) -> Option<u64> {
         let note = self.log.latest_checkpoint().ok()??;
         let checkpoint = Checkpoint::parse_text(note_text(&note)?).ok()?;
-        if self.lock().1.as_ref().is_some_and(|(size, _)| *size >= checkpoint.size) {
+        if self
+            .lock()
+            .1
+            .as_ref()
+            .is_some_and(|(size, _)| *size >= checkpoint.size)
+        {
             return None;
         }
         let due: Vec<usize> = {

@@ -661,6 +661,7 @@ fn audit_served(url: String, kept: Option<String>) -> replay::audit::AuditReport
                 .verifier(),
         ),
         earlier_checkpoint: kept,
+        witnesses: Default::default(),
     };
     replay::remote::audit_url(&options, |_| {}).unwrap()
 }

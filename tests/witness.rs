@@ -26,6 +26,10 @@ impl Running {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port, args)
+    }
+
+    fn start_on(port: u16, args: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_trustledger"))
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -35,7 +39,10 @@ impl Running {
             .unwrap();
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "{args:?} never listened");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{args:?} never listened"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
@@ -58,16 +65,30 @@ impl Drop for Running {
 }
 
 fn witness(dir: &Path, log_key: &str) -> (Running, CosignatureVerifier) {
-    let running = Running::start(&[
+    witness_on(None, dir, ORIGIN, log_key)
+}
+
+/// A witness of the log `origin` on `port` (or a free one) with its key.
+fn witness_on(
+    port: Option<u16>,
+    dir: &Path,
+    origin: &str,
+    log_key: &str,
+) -> (Running, CosignatureVerifier) {
+    let args = [
         "witness",
         "serve",
         "--data",
         dir.to_str().unwrap(),
         "--log",
-        &format!("{ORIGIN}={log_key}"),
+        &format!("{origin}={log_key}"),
         "--name",
         "auditor.example/witness",
-    ]);
+    ];
+    let running = match port {
+        Some(port) => Running::start_on(port, &args),
+        None => Running::start(&args),
+    };
     let key = std::fs::read_to_string(dir.join("witness-key.pub")).unwrap();
     (running, CosignatureVerifier::parse(key.trim()).unwrap())
 }
@@ -115,7 +136,11 @@ fn request(log: &Log, old: u64, size: u64) -> String {
 /// POSTs to the witness: status, content type and body.
 fn add(witness: &Running, body: &str) -> (u16, String, String) {
     match ureq::post(&format!("{}/add-checkpoint", witness.url)).send_string(body) {
-        Ok(r) => (r.status(), r.content_type().to_owned(), r.into_string().unwrap()),
+        Ok(r) => (
+            r.status(),
+            r.content_type().to_owned(),
+            r.into_string().unwrap(),
+        ),
         Err(ureq::Error::Status(code, r)) => {
             (code, r.content_type().to_owned(), r.into_string().unwrap())
         }
@@ -141,7 +166,10 @@ fn a_witness_cosigns_what_extends_what_it_holds_and_refuses_rollbacks_and_forks(
     let (status, _, line) = add(&w, &request(&log, 0, 5));
     assert_eq!(status, 200, "{line}");
     let cosigned = format!("{}{line}", log.checkpoint_at(5).unwrap().unwrap());
-    assert_eq!(policy.verify(&cosigned, &signer.verifier()).unwrap().0.size, 5);
+    assert_eq!(
+        policy.verify(&cosigned, &signer.verifier()).unwrap().0.size,
+        5
+    );
     // A log that forgot what the witness holds is told its size.
     assert_eq!(
         add(&w, &request(&log, 0, 10)),
@@ -215,6 +243,220 @@ fn the_witness_is_atomic_under_concurrent_submissions() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409));
+}
+
+fn trustledger(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn output(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn get(url: &str, token: Option<&str>) -> String {
+    let mut request = ureq::get(url);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    request.call().unwrap().into_string().unwrap()
+}
+
+/// Polls `what` every 100 ms for up to 30 s until it holds.
+fn eventually(why: &str, mut what: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !what() {
+        assert!(started.elapsed() < Duration::from_secs(30), "never: {why}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn witnessing(url: &str) -> serde_json::Value {
+    serde_json::from_str(&get(&format!("{url}/api/v1/log/witnesses"), None)).unwrap()
+}
+
+#[test]
+fn a_served_log_publishes_only_what_its_witnesses_cosigned_and_says_how_far_each_lags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let o = trustledger(&["simulate", "--data", d, "--weeks", "1", "--per-week", "20"]);
+    assert!(o.status.success(), "{}", output(&o));
+    let (origin, key) = {
+        let log = trustledger::data_dir::open_existing(&data).unwrap();
+        (log.origin().to_owned(), log.verifier().unwrap().to_string())
+    };
+    let o = trustledger(&[
+        "token",
+        "create",
+        "--data",
+        d,
+        "--principal",
+        "ines",
+        "--role",
+        "auditor",
+        "--role",
+        "operator",
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+    let token = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let (w1, k1) = witness_on(None, &tmp.path().join("w1"), &origin, &key);
+    let (w2, k2) = witness_on(None, &tmp.path().join("w2"), &origin, &key);
+    let w2_port: u16 = w2.url.rsplit(':').next().unwrap().parse().unwrap();
+    let server = Running::start(&[
+        "serve",
+        "--data",
+        d,
+        "--witness",
+        &format!("{}={k1}", w1.url),
+        "--witness",
+        &format!("{}={k2}", w2.url),
+    ]);
+    let url = server.url.clone();
+    let log_key = events::checkpoint::NoteVerifier::parse(&key).unwrap();
+    let both = WitnessPolicy {
+        witnesses: vec![k1.clone(), k2.clone()],
+        required: 2,
+    };
+    eventually(
+        "a checkpoint cosigned by both witnesses is published",
+        || {
+            ureq::get(&format!("{url}/tlog/checkpoint"))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .is_some_and(|note| both.verify(&note, &log_key).is_ok())
+        },
+    );
+    let status = witnessing(&url);
+    assert_eq!(status["required"], 2);
+    assert_eq!(status["witnesses"][0]["lag_entries"], 0, "{status}");
+    assert_eq!(status["witnesses"][1]["lag_entries"], 0, "{status}");
+
+    // Outside tools check the cosignatures: tiles, a receipt, an audit.
+    let (k1s, k2s) = (k1.to_string(), k2.to_string());
+    let tiles = format!("{url}/tlog");
+    let o = trustledger(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &key,
+        "--witness",
+        &k1s,
+        "--witness",
+        &k2s,
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+    assert!(
+        output(&o).contains("cosigned by auditor.example/witness"),
+        "{}",
+        output(&o)
+    );
+    let stranger = events::cosignature::Cosigner::from_seed("stranger.example/w", [3; 32])
+        .unwrap()
+        .verifier()
+        .to_string();
+    let o = trustledger(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &key,
+        "--witness",
+        &stranger,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", output(&o));
+    assert!(
+        output(&o).contains("0 valid witness cosignatures, 1 required"),
+        "{}",
+        output(&o)
+    );
+    let receipt = tmp.path().join("receipt");
+    let entry = tmp.path().join("entry");
+    std::fs::write(
+        &receipt,
+        get(&format!("{url}/api/v1/log/receipt?seq=3"), Some(&token)),
+    )
+    .unwrap();
+    let page = get(
+        &format!("{url}/api/v1/events?after=2&limit=1"),
+        Some(&token),
+    );
+    std::fs::write(&entry, page).unwrap();
+    let (r, e) = (receipt.to_str().unwrap(), entry.to_str().unwrap());
+    let o = trustledger(&[
+        "verify",
+        "--receipt",
+        r,
+        "--entry",
+        e,
+        "--key",
+        &key,
+        "--witness",
+        &k1s,
+        "--witness",
+        &k2s,
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+    let o = trustledger(&[
+        "audit",
+        "--url",
+        &url,
+        "--token",
+        &token,
+        "--key",
+        &key,
+        "--witness",
+        &k1s,
+        "--witness",
+        &k2s,
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+
+    // One witness goes away: the log grows, publishing stops at what both cosigned, and the
+    // lag is reported.
+    let published = witnessing(&url)["published_size"].as_u64().unwrap();
+    w2.stop();
+    let o = ureq::post(&format!("{url}/api/v1/maturity/evaluate"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call();
+    assert!(o.is_ok(), "{o:?}");
+    eventually("the missing witness's lag is reported", || {
+        let s = witnessing(&url);
+        s["witnesses"][1]["lag_entries"].as_u64() > Some(0)
+            && s["witnesses"][1]["last_error"].is_string()
+    });
+    assert_eq!(witnessing(&url)["published_size"].as_u64(), Some(published));
+    let metrics = get(&format!("{url}/metrics"), None);
+    assert!(
+        metrics.contains("trustledger_witness_lag_entries{witness=\"auditor.example/witness\"} 0")
+            && metrics.contains(&format!(
+                "trustledger_published_checkpoint_size {published}"
+            )),
+        "{metrics}"
+    );
+    let ready: serde_json::Value =
+        serde_json::from_str(&get(&format!("{url}/readyz"), None)).unwrap();
+    assert!(
+        ready["witnessing"]["witnesses"][1]["lag_entries"].as_u64() > Some(0),
+        "{ready}"
+    );
+    // It comes back: the log catches it up with a consistency proof, and publishes again.
+    let (_w2, _) = witness_on(Some(w2_port), &tmp.path().join("w2"), &origin, &key);
+    eventually("publishing resumes", || {
+        witnessing(&url)["published_size"].as_u64() > Some(published)
+    });
 }

@@ -42,6 +42,9 @@ pub struct RemoteOptions {
     pub pinned_key: Option<NoteVerifier>,
     /// A signed checkpoint the auditor kept from earlier: the served log must extend it.
     pub earlier_checkpoint: Option<String>,
+    /// Witnesses that must have cosigned the checkpoint audited against. With any, the audit
+    /// reads the log's published checkpoint (`/tlog/checkpoint`) rather than its latest.
+    pub witnesses: events::cosignature::WitnessPolicy,
 }
 
 /// A blocking HTTP client for one server.
@@ -143,8 +146,13 @@ pub fn audit_url(
         projection_check: None,
         projection_unchecked: None,
     };
-    let note = client.text("/api/v1/log/checkpoint")?;
-    let checkpoint = match Checkpoint::verify(&note, &verifier) {
+    let checkpoint = if options.witnesses.witnesses.is_empty() {
+        Checkpoint::verify(&client.text("/api/v1/log/checkpoint")?, &verifier)
+    } else {
+        let note = client.text("/tlog/checkpoint")?;
+        options.witnesses.verify(&note, &verifier).map(|(c, _)| c)
+    };
+    let checkpoint = match checkpoint {
         Ok(c) => c,
         Err(e) => return Ok(invalid(format!("the served checkpoint: {e}"))),
     };

@@ -3,7 +3,8 @@
 //! entry bundle's entries against the chain rules, the Merkle root against the checkpoint, and
 //! every hash tile against the hashes the entries give.
 
-use events::checkpoint::{Checkpoint, NoteVerifier};
+use events::checkpoint::NoteVerifier;
+use events::cosignature::WitnessPolicy;
 use events::merkle::leaf_hash;
 use events::tiles::{self, Tile, TileKind, TILE_WIDTH};
 use events::verify::ChainVerifier;
@@ -68,23 +69,27 @@ pub struct TiledLog {
     pub root: Digest,
     /// Hash tiles checked.
     pub hash_tiles: u64,
+    /// The witnesses whose cosignature on the checkpoint verified.
+    pub cosigned_by: Vec<String>,
 }
 
-/// Verifies the tiled log `source` serves, under `verifier`. `Ok(Err(problem))` when it does not
-/// verify; `Err` when a resource could not be read at all.
+/// Verifies the tiled log `source` serves, under `verifier`, its checkpoint cosigned as `policy`
+/// requires. `Ok(Err(problem))` when it does not verify; `Err` when a resource could not be read
+/// at all.
 ///
 /// # Errors
 /// A resource that could not be read (as opposed to one that is wrong or missing).
 pub fn verify_tiles(
     source: &impl TileSource,
     verifier: &NoteVerifier,
+    policy: &WitnessPolicy,
     mut progress: impl FnMut(u64),
 ) -> Result<Result<TiledLog, String>, String> {
     let Some(note) = source.fetch("checkpoint")? else {
         return Ok(Err("no checkpoint".into()));
     };
     let note = String::from_utf8_lossy(&note);
-    let checkpoint = match Checkpoint::verify(&note, verifier) {
+    let (checkpoint, cosigned) = match policy.verify(&note, verifier) {
         Ok(c) => c,
         Err(e) => return Ok(Err(format!("checkpoint: {e}"))),
     };
@@ -143,6 +148,7 @@ pub fn verify_tiles(
         size,
         root: checkpoint.root,
         hash_tiles,
+        cosigned_by: cosigned.into_iter().map(|(name, _)| name).collect(),
     }))
 }
 

@@ -82,7 +82,11 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         let _ = writeln!(out, "# HELP trustledger_witness_lag_entries Entries of the latest checkpoint a witness has not cosigned.\n# TYPE trustledger_witness_lag_entries gauge");
         for w in &status.witnesses {
             let name = w.name.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(out, "trustledger_witness_lag_entries{{witness=\"{name}\"}} {}", w.lag_entries);
+            let _ = writeln!(
+                out,
+                "trustledger_witness_lag_entries{{witness=\"{name}\"}} {}",
+                w.lag_entries
+            );
         }
     }
     let _ = writeln!(out, "# HELP trustledger_http_requests_total HTTP requests by route and status.\n# TYPE trustledger_http_requests_total counter");
