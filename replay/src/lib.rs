@@ -26,6 +26,7 @@ pub mod bundle;
 pub mod citations;
 pub mod remote;
 pub mod spill;
+pub mod tile_nodes;
 pub mod tiles;
 
 pub use projections;
