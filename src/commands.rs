@@ -5,6 +5,7 @@ use crate::governance::Governance;
 use anyhow::{bail, Context as _};
 use events::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use events::verify::{verify_store, VerifyStoreError};
+use events::ReadError;
 use replay::bundle::{self, BundleOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::Path;
@@ -66,10 +67,25 @@ pub fn verify_data(
     key: Option<&str>,
     progress: impl FnMut(u64),
 ) -> anyhow::Result<Verdict> {
-    let log = data_dir::open_existing(dir)?;
+    let log = match data_dir::open_existing(dir) {
+        Ok(log) => log,
+        Err(e) if corruption_in(&e) => {
+            return Ok(Verdict::Invalid(format!(
+                "INVALID: the store is damaged and cannot be opened: {e:#}"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
     let pinned = key.map(read_verifier).transpose()?;
     let verifier = pinned.as_ref().or(log.verifier());
-    match verify_store(&log, verifier, progress) {
+    let verified = verify_store(&log, verifier, progress);
+    // Intact as far as it goes, but it knows it is not all there (its head mark).
+    if let (Ok(_), Some(events::AppendError::ChainBroken { seq, reason })) =
+        (&verified, log.refusal())
+    {
+        return Ok(Verdict::Invalid(format!("INVALID at seq {seq}: {reason}")));
+    }
+    match verified {
         Ok(report) => {
             let signer = verifier.map_or(
                 "no key: checkpoint signatures not checked".to_owned(),
@@ -81,11 +97,35 @@ pub fn verify_data(
             "INVALID at seq {}: {}",
             problem.seq, problem.reason
         ))),
+        // What the store gave back is damaged: that is an answer about the log, not an error.
+        Err(VerifyStoreError::Read(ReadError::Corrupt { seq, source })) => Ok(Verdict::Invalid(
+            format!("INVALID at seq {seq}: the stored entry is damaged: {source}"),
+        )),
+        Err(VerifyStoreError::Read(ReadError::IndexCorrupt(record))) => Ok(Verdict::Invalid(
+            format!("INVALID: a stored index record is damaged: {record}"),
+        )),
+        Err(VerifyStoreError::Read(ReadError::Storage(e @ sled::Error::Corruption { .. }))) => Ok(
+            Verdict::Invalid(format!("INVALID: the store is damaged: {e}")),
+        ),
         Err(other) => Err(other.into()),
     }
 }
 
-/// Reads the `--from-checkpoint` file, if any.
+/// Whether an error came from sled finding its own files damaged.
+fn corruption_in(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sled::Error>(),
+            Some(sled::Error::Corruption { .. })
+        ) || matches!(
+            cause.downcast_ref::<events::OpenLogError>(),
+            Some(events::OpenLogError::Storage(
+                sled::Error::Corruption { .. }
+            ))
+        )
+    })
+}
+
 fn read_kept_checkpoint(path: Option<&Path>) -> anyhow::Result<Option<String>> {
     path.map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
         .transpose()

@@ -220,6 +220,35 @@ enum Command {
         #[command(subcommand)]
         action: WitnessAction,
     },
+    /// Follow a log through its public tiles: each checkpoint signed (and cosigned as
+    /// --witness asks), consistent with the last one kept and with what watched witnesses
+    /// hold; optionally every new entry checked. Exit 1 with an ALARM on any inconsistency.
+    Monitor {
+        /// The log's tlog-tiles prefix (a trustledger server's is `URL/tlog`) or a directory.
+        #[arg(long)]
+        url: String,
+        /// The log's checkpoint verifier key (the key itself or a file holding it).
+        #[arg(long)]
+        key: String,
+        /// The state file: the checkpoint kept from the last observation (created if absent).
+        #[arg(long)]
+        state: PathBuf,
+        /// Observe once and exit (0 consistent, 1 alarm, 2 unreachable).
+        #[arg(long)]
+        once: bool,
+        /// Read and check every new entry (chain, canonical form, Merkle root).
+        #[arg(long)]
+        entries: bool,
+        /// Seconds between observations.
+        #[arg(long, default_value_t = 60)]
+        interval: u64,
+        /// A witness's monitoring prefix: the checkpoint it holds for the log must be consistent
+        /// with the log's (and, with --witness, cosigned by one of those keys). Repeatable.
+        #[arg(long = "witness-view")]
+        witness_views: Vec<String>,
+        #[command(flatten)]
+        witness: WitnessArgs,
+    },
     /// Manage bearer tokens (run while no server holds the data directory).
     Token {
         #[command(subcommand)]
@@ -438,6 +467,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Token { action } => token(action),
+        Command::Monitor {
+            url,
+            key,
+            state,
+            once,
+            entries,
+            interval,
+            witness_views,
+            witness,
+        } => {
+            let config = replay::monitor::MonitorConfig {
+                log_key: commands::read_verifier(&key)?,
+                policy: witness.policy()?,
+                witness_views,
+                entries,
+            };
+            let run = trustledger::monitor::MonitorRun {
+                source: url,
+                state,
+                once,
+                interval: std::time::Duration::from_secs(interval.max(1)),
+            };
+            Ok(verdict(trustledger::monitor::run(&run, &config)?))
+        }
         Command::Witness {
             action:
                 WitnessAction::Serve {

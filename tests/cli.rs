@@ -903,3 +903,46 @@ fn a_new_log_prints_one_admin_token_and_tokens_are_made_through_the_running_serv
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no token in force"), "{}", text(&o));
 }
+
+#[test]
+fn a_store_damaged_so_that_sled_recovers_a_shorter_log_is_invalid_and_refuses_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    populated(&data, 300);
+    let db = trustledger::data_dir::sled_dir(&data).join("db");
+    let pristine = std::fs::read(&db).unwrap();
+    // sled, finding a damaged segment, opens the part before it as if nothing were wrong.
+    for fraction in [4, 2] {
+        let mut damaged = pristine.clone();
+        let at = damaged.len() / fraction;
+        damaged[at] ^= 0x55;
+        std::fs::write(&db, &damaged).unwrap();
+        let o = trustledger(&["verify", "--data", data.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "byte {at}: {}", text(&o));
+        assert!(
+            text(&o).contains("but 300 were acknowledged"),
+            "byte {at}: {}",
+            text(&o)
+        );
+        std::fs::write(&db, &pristine).unwrap();
+    }
+    let mut damaged = pristine.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x55;
+    std::fs::write(&db, &damaged).unwrap();
+    let log = trustledger::data_dir::open(&data, false).unwrap();
+    let refusal = log.refusal().map(ToString::to_string).unwrap_or_default();
+    assert!(refusal.contains("were acknowledged"), "{refusal:?}");
+    let draft = events::EventDraft::new(
+        uuid::Uuid::new_v4(),
+        "trustledger.test.happened",
+        "test/1",
+        "alice",
+        "corr",
+        serde_json::json!({}),
+    );
+    assert!(
+        log.append_blocking(draft).is_err(),
+        "a short store takes no writes"
+    );
+}

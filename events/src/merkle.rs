@@ -397,6 +397,19 @@ impl Frontier {
         self.size
     }
 
+    /// The right edge: for each level, the perfect subtree there (one where `size` has a bit).
+    pub fn edge(&self) -> &[Option<Digest>] {
+        &self.levels
+    }
+
+    /// A frontier from its size and edge, `None` unless the edge has a subtree exactly where
+    /// the size has a bit.
+    pub fn from_edge(size: u64, levels: Vec<Option<Digest>>) -> Option<Self> {
+        let consistent = levels.len() <= 64
+            && (0..64).all(|l| (size >> l & 1 == 1) == levels.get(l).is_some_and(Option::is_some));
+        consistent.then_some(Self { size, levels })
+    }
+
     /// Appends a leaf, calling `completed` for the leaf and every subtree it completes.
     pub fn push(&mut self, leaf: Digest, mut completed: impl FnMut(CompletedNode)) {
         let index = self.size;

@@ -248,6 +248,98 @@ impl ChainVerifier {
     pub fn origin(&self) -> Option<&str> {
         self.origin.as_deref()
     }
+
+    /// [`ChainVerifier::push`], with the entry after this one (if there is one) to say which of
+    /// the two was altered when this entry's `prevhash` does not match: if `next` records this
+    /// entry's hash, this entry is as written and the one before it was changed.
+    ///
+    /// # Errors
+    /// As [`ChainVerifier::push`], at the seq of the altered entry.
+    pub fn push_located(
+        &mut self,
+        bytes: &[u8],
+        next: Option<&[u8]>,
+    ) -> Result<Entry, IntegrityProblem> {
+        let seq = self.next_seq;
+        let hashed =
+            Hashed::of(bytes).map_err(|e| problem(seq, format!("malformed entry: {e}")))?;
+        let (hash, breaks) = (
+            hashed.hash,
+            seq > 0 && hashed.entry.prev_hash != self.last_hash,
+        );
+        self.link(hashed, |_| {}).map_err(|problem| {
+            let confirmed = next
+                .and_then(|n| Hashed::of(n).ok())
+                .is_some_and(|n| n.entry.prev_hash == hash);
+            if breaks && confirmed && problem.seq == seq && problem.reason.starts_with("prevhash") {
+                altered_before(&problem)
+            } else {
+                problem
+            }
+        })
+    }
+
+    /// Where it stands, to [`ChainVerifier::resume`] later (a monitor between runs); `None`
+    /// before the first entry.
+    pub fn position(&self) -> Option<ChainPosition> {
+        Some(ChainPosition {
+            origin: self.origin.clone()?,
+            size: self.next_seq,
+            last_hash: self.last_hash,
+            last_leaf: self.last_leaf,
+            last_time_micros: self.last_time?.unix_micros(),
+            right_edge: self.frontier.edge().to_vec(),
+        })
+    }
+
+    /// A verifier that goes on from `position`, expecting entry `position.size` next.
+    ///
+    /// # Errors
+    /// When the position's right edge does not fit its size.
+    pub fn resume(position: ChainPosition) -> Result<Self, String> {
+        let frontier = Frontier::from_edge(position.size, position.right_edge)
+            .ok_or("the right edge does not fit the size")?;
+        Ok(Self {
+            origin: Some(position.origin),
+            next_seq: position.size,
+            last_hash: position.last_hash,
+            last_leaf: position.last_leaf,
+            last_time: Some(Timestamp::from_unix_micros(position.last_time_micros)),
+            frontier,
+        })
+    }
+}
+
+/// Entry `n` (in `problem`) does not link to entry `n − 1`, and entry `n + 1` confirms entry `n`:
+/// so entry `n − 1` is the one altered, and the problem is reported there.
+pub fn altered_before(problem: &IntegrityProblem) -> IntegrityProblem {
+    let altered = problem.seq.saturating_sub(1);
+    IntegrityProblem {
+        seq: altered,
+        reason: format!(
+            "entry {altered} was altered: its hash is not the prevhash entry {} records, and entry {} confirms entry {}",
+            problem.seq,
+            problem.seq + 1,
+            problem.seq
+        ),
+    }
+}
+
+/// Where a [`ChainVerifier`] stands: what it needs to check the next entry and extend the root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainPosition {
+    /// The log's origin.
+    pub origin: String,
+    /// Entries checked.
+    pub size: u64,
+    /// The last entry's hash (the next one's `prevhash`).
+    pub last_hash: Digest,
+    /// The last entry's Merkle leaf hash.
+    pub last_leaf: Digest,
+    /// The last entry's time, in microseconds since the epoch.
+    pub last_time_micros: i64,
+    /// The Merkle tree's right edge (see [`Frontier::edge`]).
+    pub right_edge: Vec<Option<Digest>>,
 }
 
 /// What checking a stored entry on its own established, and what linking it to the entry

@@ -162,17 +162,7 @@ fn attribute_broken_link<X>(
 ) -> IntegrityProblem {
     match next {
         Line::Prepared(hashed, _) if hashed.entry.prev_hash == hash && problem.seq > 0 => {
-            let altered = problem.seq - 1;
-            IntegrityProblem {
-                seq: altered,
-                reason: format!(
-                    "entry {altered} was altered: its hash is not the prevhash entry {} records, \
-                     and entry {} confirms entry {}",
-                    problem.seq,
-                    problem.seq + 1,
-                    problem.seq
-                ),
-            }
+            events::verify::altered_before(&problem)
         }
         _ => problem,
     }

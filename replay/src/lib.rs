@@ -24,6 +24,7 @@ pub mod audit;
 pub mod backtest;
 pub mod bundle;
 pub mod citations;
+pub mod monitor;
 pub mod remote;
 pub mod spill;
 pub mod tile_nodes;

@@ -10,6 +10,17 @@ use events::Digest;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// Why a node could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    /// The source could not be read (the network, a file): try again later.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The source answered, but without the tile or with a malformed one.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// The nodes of the tree of `size` leaves that `source` serves.
 pub struct TileNodes<'a, S> {
     source: &'a S,
@@ -29,13 +40,13 @@ impl<'a, S: TileSource> TileNodes<'a, S> {
     }
 
     /// The hashes of the tile holding Merkle level `level` (a multiple of 8), item `index`.
-    fn stored(&self, level: u8, index: u64) -> Result<Digest, String> {
+    fn stored(&self, level: u8, index: u64) -> Result<Digest, TileError> {
         let items = self.size >> level;
         if index >= items {
-            return Err(format!(
+            return Err(TileError::Invalid(format!(
                 "node {index} at level {level} is not in a tree of size {}",
                 self.size
-            ));
+            )));
         }
         let tile_index = index / TILE_WIDTH;
         let tile = Tile {
@@ -52,10 +63,12 @@ impl<'a, S: TileSource> TileNodes<'a, S> {
         let path = tile.path();
         let bytes = self
             .source
-            .fetch(&path)?
-            .ok_or_else(|| format!("{path} is missing"))?;
-        let hashes = tile_hashes(&bytes, tile.width)
-            .ok_or_else(|| format!("{path} does not hold {} hashes", tile.width))?;
+            .fetch(&path)
+            .map_err(TileError::Unreadable)?
+            .ok_or_else(|| TileError::Invalid(format!("{path} is missing")))?;
+        let hashes = tile_hashes(&bytes, tile.width).ok_or_else(|| {
+            TileError::Invalid(format!("{path} does not hold {} hashes", tile.width))
+        })?;
         let hash = hashes[offset];
         self.cache.borrow_mut().insert(tile, hashes);
         Ok(hash)
@@ -63,10 +76,10 @@ impl<'a, S: TileSource> TileNodes<'a, S> {
 }
 
 impl<S: TileSource> NodeSource for TileNodes<'_, S> {
-    type Error = String;
+    type Error = TileError;
 
-    fn node(&self, level: u8, index: u64) -> Result<Digest, String> {
-        if level % TILE_HEIGHT == 0 {
+    fn node(&self, level: u8, index: u64) -> Result<Digest, TileError> {
+        if level.is_multiple_of(TILE_HEIGHT) {
             return self.stored(level, index);
         }
         // Levels between the tiled ones: hashed up from the tiled level below.

@@ -113,12 +113,20 @@ pub fn verify_tiles(
             }
             Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
         };
-        for entry in entries {
-            if let Err(problem) = chain.push(entry) {
-                return Ok(Err(problem.to_string()));
-            }
-            levels[0].push(leaf_hash(entry));
+        let next_bundle = Tile {
+            index: bundle.index + 1,
+            width: size
+                .saturating_sub((bundle.index + 1) * TILE_WIDTH)
+                .min(TILE_WIDTH),
+            ..bundle
+        };
+        let pushed = push_bundle(&mut chain, &entries, 0, || {
+            first_entry(source, &next_bundle)
+        })?;
+        if let Err(problem) = pushed {
+            return Ok(Err(problem));
         }
+        levels[0].extend(entries.iter().map(|entry| leaf_hash(entry)));
         progress(chain.size());
     }
     if chain.root() != checkpoint.root {
@@ -149,6 +157,55 @@ pub fn verify_tiles(
         root: checkpoint.root,
         hash_tiles,
         cosigned_by: cosigned.into_iter().map(|(name, _)| name).collect(),
+    }))
+}
+
+/// Pushes a bundle's entries from `skip` on through `chain`. When an entry does not link to the
+/// one before, the entry after it decides which of the two was altered; at the bundle's end,
+/// that is `next_bundle_first`'s.
+///
+/// # Errors
+/// When the next bundle could not be read.
+pub fn push_bundle(
+    chain: &mut ChainVerifier,
+    entries: &[&[u8]],
+    skip: usize,
+    next_bundle_first: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
+) -> Result<Result<(), String>, String> {
+    let mut next_bundle_first = Some(next_bundle_first);
+    for (i, entry) in entries.iter().enumerate().skip(skip) {
+        let pushed = match entries.get(i + 1) {
+            Some(next) => chain.push_located(entry, Some(next)),
+            None => match chain.push_located(entry, None) {
+                Err(_) => {
+                    let next = next_bundle_first.take().map_or(Ok(None), |f| f())?;
+                    // Undo nothing: the failed push changed nothing; try again with the next.
+                    chain.push_located(entry, next.as_deref())
+                }
+                ok => ok,
+            },
+        };
+        if let Err(problem) = pushed {
+            return Ok(Err(problem.to_string()));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The first entry of `bundle`, if it exists and decodes (only to tell which entry of a broken
+/// link was altered).
+///
+/// # Errors
+/// When it could not be read.
+pub fn first_entry(source: &impl TileSource, bundle: &Tile) -> Result<Option<Vec<u8>>, String> {
+    if bundle.width == 0 {
+        return Ok(None);
+    }
+    Ok(source.fetch(&bundle.path())?.and_then(|bytes| {
+        tiles::decode_bundle(&bytes)
+            .ok()?
+            .first()
+            .map(|e| e.to_vec())
     }))
 }
 

@@ -28,6 +28,7 @@ use open::{check_tail, open_sled_retrying_lock, random_origin, valid_origin};
 use writer::{DiskSync, Writer};
 
 mod cosigned;
+mod head_mark;
 mod index;
 mod open;
 mod tiles;
@@ -608,6 +609,7 @@ impl Log {
                 })?
         };
         let refusal = check_tail(&tree, size, &origin)
+            .and_then(|()| disk.mark.check(&tree, size))
             .err()
             .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
         let (head, frontier) = if refusal.is_some() {

@@ -4,11 +4,13 @@
 
 use super::*;
 
-/// Makes sled's writes reach the disk: `fdatasync` of its `db` file and of any blob files.
+/// Makes sled's writes reach the disk: `fdatasync` of its `db` file and of any blob files; and
+/// marks each durable head (see [`super::head_mark`]).
 pub(super) struct DiskSync {
     dir: PathBuf,
     db_file: File,
     synced_blobs: BTreeSet<std::ffi::OsString>,
+    pub(super) mark: super::head_mark::HeadMark,
 }
 
 impl DiskSync {
@@ -17,6 +19,7 @@ impl DiskSync {
             dir: dir.to_owned(),
             db_file: File::open(dir.join("db"))?,
             synced_blobs: BTreeSet::new(),
+            mark: super::head_mark::HeadMark::open(dir)?,
         })
     }
 
@@ -436,6 +439,7 @@ impl Writer {
                 last_time,
             };
             self.frontier = tentative.frontier;
+            self.disk.mark.record(self.head.size, self.head.last_hash);
             {
                 let mut index = self.index().write().expect("index lock");
                 for (first, record) in &index_records {

@@ -1,0 +1,282 @@
+//! `trustledger monitor`: follows a log through its public C2SP tiles and alarms on anything a
+//! split view or a rewrite would show. Each observation:
+//! 1. reads the log's published checkpoint and checks the log's signature and the witness
+//!    policy's cosignatures;
+//! 2. proves it consistent with the checkpoint the monitor kept from its last observation (a
+//!    smaller size is a rollback), with an RFC 9162 proof computed from the hash tiles
+//!    ([`crate::tile_nodes`]) and verified against both signed roots;
+//! 3. reads the checkpoint each watched witness holds for the log and proves it consistent with
+//!    the log's: two witnesses shown two histories cannot both pass;
+//! 4. optionally reads every new entry from the entry bundles and checks it as `verify` does
+//!    (canonical form, seq, `prevhash` chain, time order, origin), the Merkle root of all of them
+//!    equal to the checkpoint's, going on from where the last observation stopped.
+//!
+//! The state kept between observations is small (a checkpoint and the chain's right edge); the
+//! caller saves it only after an observation that passed.
+
+use crate::tile_nodes::{TileError, TileNodes};
+use crate::tiles::{first_entry, push_bundle, TileSource};
+use events::checkpoint::{Checkpoint, NoteVerifier};
+use events::cosignature::WitnessPolicy;
+use events::merkle::{consistency_proof, verify_consistency};
+use events::tiles::{decode_bundle, Tile, TileKind, TILE_WIDTH};
+use events::verify::{ChainPosition, ChainVerifier};
+use events::Digest;
+use serde::{Deserialize, Serialize};
+
+/// What the monitor checks a log against.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// The log's checkpoint key.
+    pub log_key: NoteVerifier,
+    /// Witnesses whose cosignatures the published checkpoint must carry.
+    pub policy: WitnessPolicy,
+    /// Witnesses' monitoring prefixes: the checkpoint each holds for the log must be consistent
+    /// with the log's.
+    pub witness_views: Vec<String>,
+    /// Whether to read and check every new entry.
+    pub entries: bool,
+}
+
+/// What the monitor keeps between observations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorState {
+    /// The log's origin.
+    pub origin: String,
+    /// The size of the last checkpoint accepted.
+    pub size: u64,
+    /// Its root.
+    pub root: Digest,
+    /// The checkpoint note itself, with its signatures.
+    pub checkpoint: String,
+    /// Where entry checking stopped (when entries are checked).
+    pub chain: Option<ChainPosition>,
+}
+
+/// An observation that passed: the new state and what was checked.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The state to keep.
+    pub state: MonitorState,
+    /// What was checked, in a few lines.
+    pub report: String,
+}
+
+/// Why an observation could not be made at all (as opposed to one that found a problem).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
+/// One observation of the log `source` serves. `Ok(Err(alarm))` names the inconsistency found.
+///
+/// # Errors
+/// [`Unreachable`] when the log or a witness could not be read.
+pub fn observe(
+    source: &impl TileSource,
+    config: &MonitorConfig,
+    kept: Option<&MonitorState>,
+) -> Result<Result<Observation, String>, Unreachable> {
+    let Some(note) = source.fetch("checkpoint").map_err(Unreachable)? else {
+        return Err(Unreachable("the log serves no checkpoint".into()));
+    };
+    let note = String::from_utf8_lossy(&note).into_owned();
+    let (checkpoint, cosigned) = match config.policy.verify(&note, &config.log_key) {
+        Ok(verified) => verified,
+        Err(e) => return Ok(Err(format!("the log's checkpoint: {e}"))),
+    };
+    let mut report = vec![format!(
+        "checkpoint of {} at size {}{}",
+        checkpoint.origin,
+        checkpoint.size,
+        if cosigned.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", cosigned by {}",
+                cosigned
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    )];
+    // Every (label, size, root) that must be consistent with the log's checkpoint.
+    let mut heads = Vec::new();
+    if let Some(kept) = kept {
+        if kept.origin != checkpoint.origin {
+            return Ok(Err(format!(
+                "the log's origin is {:?}, not {:?} as before",
+                checkpoint.origin, kept.origin
+            )));
+        }
+        if checkpoint.size < kept.size {
+            return Ok(Err(format!(
+                "rollback: the log's checkpoint is at size {}, below the size {} it published before",
+                checkpoint.size, kept.size
+            )));
+        }
+        heads.push((
+            "the checkpoint kept from last time".to_owned(),
+            kept.size,
+            kept.root,
+        ));
+    }
+    for url in &config.witness_views {
+        match witness_view(url, &checkpoint.origin, config)? {
+            Ok(Some((size, root))) => heads.push((format!("the witness at {url}"), size, root)),
+            Ok(None) => report.push(format!(
+                "the witness at {url} holds no checkpoint of this log yet"
+            )),
+            Err(alarm) => return Ok(Err(alarm)),
+        }
+    }
+    let tree_size = heads
+        .iter()
+        .map(|(_, size, _)| *size)
+        .fold(checkpoint.size, u64::max);
+    let nodes = TileNodes::new(source, tree_size);
+    for (label, size, root) in &heads {
+        let (from, to, from_root, to_root) = if *size <= checkpoint.size {
+            (*size, checkpoint.size, *root, checkpoint.root)
+        } else {
+            (checkpoint.size, *size, checkpoint.root, *root)
+        };
+        let proof = match consistency_proof(&nodes, from, to) {
+            Ok(proof) => proof,
+            Err(TileError::Unreadable(why)) => return Err(Unreachable(why)),
+            Err(TileError::Invalid(why)) => {
+                return Ok(Err(format!(
+                    "no consistency proof between {label} (size {size}) and the log's checkpoint: {why}"
+                )))
+            }
+        };
+        if let Err(e) = verify_consistency(from, to, &from_root, &to_root, &proof) {
+            return Ok(Err(format!(
+                "fork: {label} (size {size}, root {root}) is not consistent with the log's checkpoint (size {}, root {}): {e}",
+                checkpoint.size, checkpoint.root
+            )));
+        }
+        report.push(format!("consistent with {label} (size {size})"));
+    }
+    let chain = if config.entries {
+        match check_entries(source, &checkpoint, kept.and_then(|k| k.chain.clone()))? {
+            Ok((position, checked)) => {
+                report.push(format!(
+                    "{checked} new entries checked, their root the checkpoint's"
+                ));
+                position
+            }
+            Err(alarm) => return Ok(Err(alarm)),
+        }
+    } else {
+        None
+    };
+    Ok(Ok(Observation {
+        state: MonitorState {
+            origin: checkpoint.origin.clone(),
+            size: checkpoint.size,
+            root: checkpoint.root,
+            checkpoint: note,
+            chain,
+        },
+        report: report.join("\n  "),
+    }))
+}
+
+/// The checkpoint a witness holds for `origin`, checked: the log's signature, and (when the
+/// policy names witnesses) a cosignature by one of them.
+fn witness_view(
+    url: &str,
+    origin: &str,
+    config: &MonitorConfig,
+) -> Result<Result<Option<(u64, Digest)>, String>, Unreachable> {
+    let origin_hash = events::Digest::of(origin.as_bytes()).to_hex();
+    let address = format!("{}/{origin_hash}/checkpoint", url.trim_end_matches('/'));
+    let note = match ureq::get(&address).call() {
+        Ok(response) => response
+            .into_string()
+            .map_err(|e| Unreachable(format!("{address}: {e}")))?,
+        Err(ureq::Error::Status(404, _)) => return Ok(Ok(None)),
+        Err(e) => return Err(Unreachable(format!("{address}: {e}"))),
+    };
+    let checkpoint = match Checkpoint::verify(&note, &config.log_key) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Err(format!(
+                "the witness at {url} holds a checkpoint that is not the log's: {e}"
+            )))
+        }
+    };
+    let witnesses = &config.policy.witnesses;
+    if !witnesses.is_empty() && !witnesses.iter().any(|w| w.verify_note(&note).is_ok()) {
+        return Ok(Err(format!(
+            "the checkpoint the witness at {url} serves carries no valid cosignature by a --witness key"
+        )));
+    }
+    Ok(Ok(Some((checkpoint.size, checkpoint.root))))
+}
+
+/// Reads and checks the entries from where `position` stopped (the start, without one) to the
+/// checkpoint's size; returns where it stops now and how many it checked.
+fn check_entries(
+    source: &impl TileSource,
+    checkpoint: &Checkpoint,
+    position: Option<ChainPosition>,
+) -> Result<Result<(Option<ChainPosition>, u64), String>, Unreachable> {
+    let mut chain = match position {
+        Some(p) if p.size <= checkpoint.size => match ChainVerifier::resume(p) {
+            Ok(chain) => chain,
+            Err(why) => return Err(Unreachable(format!("the kept state: {why}"))),
+        },
+        _ => ChainVerifier::with_origin(checkpoint.origin.clone()),
+    };
+    let start = chain.size();
+    while chain.size() < checkpoint.size {
+        let index = chain.size() / TILE_WIDTH;
+        let bundle = Tile {
+            kind: TileKind::Entries,
+            index,
+            width: (checkpoint.size - index * TILE_WIDTH).min(TILE_WIDTH),
+        };
+        let Some(bytes) = source.fetch(&bundle.path()).map_err(Unreachable)? else {
+            return Ok(Err(format!("{} is missing", bundle.path())));
+        };
+        let entries = match decode_bundle(&bytes) {
+            Ok(entries) if entries.len() as u64 == bundle.width => entries,
+            Ok(entries) => {
+                return Ok(Err(format!(
+                    "{} holds {} entries, not {}",
+                    bundle.path(),
+                    entries.len(),
+                    bundle.width
+                )))
+            }
+            Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
+        };
+        let skip = usize::try_from(chain.size() - bundle.first_item()).unwrap_or(usize::MAX);
+        let next_bundle = Tile {
+            index: index + 1,
+            width: checkpoint
+                .size
+                .saturating_sub((index + 1) * TILE_WIDTH)
+                .min(TILE_WIDTH),
+            ..bundle
+        };
+        if let Err(problem) = push_bundle(&mut chain, &entries, skip, || {
+            first_entry(source, &next_bundle)
+        })
+        .map_err(Unreachable)?
+        {
+            return Ok(Err(problem));
+        }
+    }
+    if chain.root() != checkpoint.root {
+        return Ok(Err(format!(
+            "the entries' Merkle root {} is not the checkpoint's {}",
+            chain.root(),
+            checkpoint.root
+        )));
+    }
+    Ok(Ok((chain.position(), checkpoint.size - start)))
+}
