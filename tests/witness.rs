@@ -258,10 +258,17 @@ fn a_served_log_publishes_only_what_its_witnesses_cosigned_and_says_how_far_each
     // lag is reported.
     let published = witnessing(&url)["published_size"].as_u64().unwrap();
     w2.stop();
-    let o = ureq::post(&format!("{url}/api/v1/maturity/evaluate"))
+    let evaluated = ureq::post(&format!("{url}/api/v1/maturity/evaluate"))
         .set("Authorization", &format!("Bearer {token}"))
-        .call();
-    assert!(o.is_ok(), "{o:?}");
+        .call()
+        .unwrap();
+    // The response names the seq it appended, for its receipt.
+    let appended: u64 = evaluated
+        .header("trustledger-seqs")
+        .expect("a command names the seqs it appended")
+        .parse()
+        .unwrap();
+    assert!(appended >= published, "{appended} {published}");
     eventually("the missing witness's lag is reported", || {
         let s = witnessing(&url);
         s["witnesses"][1]["lag_entries"].as_u64() > Some(0)
@@ -285,6 +292,60 @@ fn a_served_log_publishes_only_what_its_witnesses_cosigned_and_says_how_far_each
     // It comes back: the log catches it up with a consistency proof, and publishes again.
     let (_w2, _) = witness_on(Some(w2_port), &tmp.path().join("w2"), &origin, &key);
     eventually("publishing resumes", || {
-        witnessing(&url)["published_size"].as_u64() > Some(published)
+        witnessing(&url)["published_size"].as_u64() > Some(appended)
     });
+    // The appended entry's receipt, checked offline against both witnesses.
+    std::fs::write(
+        &receipt,
+        get(
+            &format!("{url}/api/v1/log/receipt?seq={appended}"),
+            Some(&token),
+        ),
+    )
+    .unwrap();
+    let after = appended - 1;
+    let page = get(
+        &format!("{url}/api/v1/events?after={after}&limit=1"),
+        Some(&token),
+    );
+    std::fs::write(&entry, page).unwrap();
+    let o = trustledger(&[
+        "verify",
+        "--receipt",
+        r,
+        "--entry",
+        e,
+        "--key",
+        &key,
+        "--witness",
+        &k1s,
+        "--witness",
+        &k2s,
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+    // A monitor follows the live log's public tiles and both witnesses' views.
+    let state = tmp.path().join("monitor.json");
+    let o = trustledger(&[
+        "monitor",
+        "--once",
+        "--entries",
+        "--url",
+        &tiles,
+        "--key",
+        &key,
+        "--state",
+        state.to_str().unwrap(),
+        "--witness",
+        &k1s,
+        "--witness",
+        &k2s,
+        "--witness-view",
+        &w1.url,
+    ]);
+    assert!(o.status.success(), "{}", output(&o));
+    assert!(
+        output(&o).contains(&format!("consistent with the witness at {}", w1.url)),
+        "{}",
+        output(&o)
+    );
 }

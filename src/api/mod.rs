@@ -122,16 +122,53 @@ const ANY_READER: &[Role] = &Role::ALL;
 /// The raw log (entries, stream, proofs) is for auditors, operators and admins.
 const LOG_READER: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
 
+/// The response header naming the seqs a command appended (`41,42`), so a client can fetch
+/// their receipts (`GET /api/v1/log/receipt?seq=N`).
+pub const APPENDED_SEQS_HEADER: &str = "trustledger-seqs";
+
+tokio::task_local! {
+    /// The seqs the commands of the request being handled appended.
+    static APPENDED: std::cell::RefCell<Vec<u64>>;
+}
+
 async fn execute(
     state: &Arc<AppState>,
     caller: Principal,
     command: Command,
 ) -> Result<Outcome, ApiError> {
-    state
+    let outcome = state
         .gov
         .submit(&caller, command)
         .await
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    if let Outcome::Appended(appended) = &outcome {
+        let _ = APPENDED.try_with(|seqs| seqs.borrow_mut().extend(appended.iter().map(|a| a.seq)));
+    }
+    Ok(outcome)
+}
+
+/// Names in [`APPENDED_SEQS_HEADER`] what the request's commands appended.
+async fn name_appended_seqs(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    APPENDED
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let mut response = next.run(request).await;
+            let seqs = APPENDED.with(|seqs| seqs.take());
+            if !seqs.is_empty() {
+                let list = seqs
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if let Ok(value) = header::HeaderValue::from_str(&list) {
+                    response.headers_mut().insert(APPENDED_SEQS_HEADER, value);
+                }
+            }
+            response
+        })
+        .await
 }
 
 /// Any RFC 3339 time (`Z` or an offset, 0–9 fractional digits), to the microsecond (finer
@@ -414,6 +451,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             count_requests,
         ))
+        .route_layer(axum::middleware::from_fn(name_appended_seqs))
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(

@@ -219,7 +219,7 @@ pub(super) fn document(table: &[RouteEntry]) -> Value {
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "trustledger", "version": env!("CARGO_PKG_VERSION"), "description": "Tamper-evident deployment governance", "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
+        "info": {"title": "trustledger", "version": env!("CARGO_PKG_VERSION"), "description": "Tamper-evident deployment governance. A command's response names the log seqs it appended in the `trustledger-seqs` header (comma-separated), for `GET /api/v1/log/receipt?seq=N`.", "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
