@@ -10,6 +10,7 @@ pub mod commands;
 pub mod data_dir;
 pub mod export_tiles;
 pub mod governance;
+pub mod key_rotation;
 pub mod monitor;
 pub mod simulate;
 pub mod vote_client;

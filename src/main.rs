@@ -135,7 +135,8 @@ enum WitnessAction {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8760")]
         listen: std::net::SocketAddr,
-        /// A log to witness: ORIGIN=VERIFIER_KEY (the key itself or a file holding it). Repeatable.
+        /// A log to witness: ORIGIN=VERIFIER_KEY (the key itself or a file holding it). Repeatable;
+        /// an origin given twice is trusted under both keys (across a key rotation).
         #[arg(long = "log", required = true)]
         logs: Vec<String>,
         /// The name of a new witness key (a schema-less URL naming this witness).
@@ -371,6 +372,14 @@ enum Command {
         #[arg(long)]
         tiles: Option<PathBuf>,
     },
+    /// Replace the key that signs the log's checkpoints (run while no server holds the data
+    /// directory): both keys sign a key-rotation entry, verifiers follow it, and the old key is
+    /// kept as DIR/signing-key.retired-N. Prints the new verifier key.
+    RotateKey {
+        /// Data directory of the log.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Print the latest signed checkpoint of a stored log.
     Checkpoint {
         /// Data directory of the log.
@@ -467,6 +476,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Token { action } => token(action),
+        Command::RotateKey { data } => {
+            let key = trustledger::key_rotation::rotate_key(&data)?;
+            eprintln!("rotated: checkpoints from now on are signed by the new key (its verifier key below); give it to your witnesses and auditors");
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Monitor {
             url,
             key,
@@ -730,6 +745,7 @@ fn open_service(
 ) -> anyhow::Result<trustledger::governance::Governance> {
     let opening = std::time::Instant::now();
     let log = data_dir::open_for_serving(dir, options)?;
+    trustledger::key_rotation::check_key_in_force(dir, &log)?;
     tracing::debug!(
         ms = opening.elapsed().as_millis(),
         "log opened; folding the state"

@@ -35,7 +35,8 @@ pub const KEY_FILE: &str = "witness-key";
 /// A witness: its key, the logs it trusts, and what it has cosigned.
 pub struct Witness {
     cosigner: Cosigner,
-    logs: BTreeMap<String, NoteVerifier>,
+    /// Each trusted origin's checkpoint keys (more than one across a key rotation).
+    logs: BTreeMap<String, Vec<NoteVerifier>>,
     heads: sled::Tree,
     refused: sled::Tree,
     db: sled::Db,
@@ -73,9 +74,13 @@ impl Witness {
         };
         let db = sled::open(dir.join("store"))
             .with_context(|| format!("cannot open the witness store in {}", dir.display()))?;
+        let mut by_origin: BTreeMap<String, Vec<NoteVerifier>> = BTreeMap::new();
+        for (origin, key) in logs {
+            by_origin.entry(origin).or_default().push(key);
+        }
         Ok(Self {
             cosigner,
-            logs: logs.into_iter().collect(),
+            logs: by_origin,
             heads: db.open_tree("heads")?,
             refused: db.open_tree("refused")?,
             db,
@@ -103,10 +108,15 @@ impl Witness {
     pub fn add_checkpoint(&self, body: &str, now: u64) -> Result<String, AddError> {
         let request = AddCheckpoint::parse(body)?;
         let origin = witness::origin_of(&request)?;
-        let key = self
+        let keys = self
             .logs
             .get(origin)
             .ok_or_else(|| Refusal::UnknownOrigin(origin.to_owned()))?;
+        // The key that signed it, if any does (else the first, to say why not).
+        let key = keys
+            .iter()
+            .find(|k| events::checkpoint::Checkpoint::verify(&request.checkpoint, k).is_ok())
+            .unwrap_or(&keys[0]);
         let _updating = self
             .updating
             .lock()
@@ -271,7 +281,8 @@ async fn checkpoint(
 }
 
 /// Parses `ORIGIN=VERIFIER_KEY` (the key itself or a file holding it; the origin is up to the
-/// first `=`), checking the key is a checkpoint key.
+/// first `=`), checking the key is a checkpoint key. An origin given twice is trusted under
+/// both keys (across a key rotation).
 ///
 /// # Errors
 /// If it is malformed.

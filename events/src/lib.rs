@@ -46,6 +46,7 @@ mod log;
 pub mod merkle;
 pub mod payloads;
 pub mod receipt;
+pub mod rotation;
 mod sequenced;
 mod subscribe;
 pub mod tiles;

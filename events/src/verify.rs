@@ -7,6 +7,7 @@ use crate::entry::{Digest, Entry, EntryHeader};
 use crate::keys::{self, ChunkIndex, IndexedEntry};
 use crate::log::{Log, ReadError};
 use crate::merkle::{self, Frontier};
+use crate::rotation::{self, KeySchedule};
 use crate::time::Timestamp;
 use std::fmt;
 
@@ -659,6 +660,10 @@ pub fn verify_store(
     let tree = log.tree();
     let origin = log.origin();
     let index_problem = log.index_problem()?;
+    let schedule = verifier
+        .map(|pinned| key_schedule(log, pinned))
+        .transpose()?;
+    let verifier = schedule.as_ref();
     // Three stages, overlapped. One thread reads the store a round at a time; the checkers
     // take the rounds as they come, whichever is free, and check each entry on its own
     // (parsing, hashing, comparing with the index records: most of the work); this thread
@@ -704,6 +709,37 @@ pub fn verify_store(
     })
 }
 
+/// The keys that sign the log's checkpoints, from the pinned one and the rotation entries (read
+/// through the stream index; the walk then checks those entries like every other).
+fn key_schedule(log: &Log, pinned: &NoteVerifier) -> Result<KeySchedule, VerifyStoreError> {
+    let mut schedule = KeySchedule::new(pinned.clone());
+    let mut version = 0u64;
+    loop {
+        let page = log.read_stream(
+            rotation::SUBJECT,
+            version,
+            crate::limits::READ_PAGE_ENTRIES_MAX,
+        )?;
+        if page.is_empty() {
+            break;
+        }
+        version += page.len() as u64;
+        for entry in &page {
+            schedule
+                .follow(entry)
+                .map_err(|reason| problem(entry.seq, reason))?;
+        }
+    }
+    if !schedule.anchored() {
+        return Err(problem(
+            0,
+            format!("the key {pinned} is none of the keys this log's rotations chain"),
+        )
+        .into());
+    }
+    Ok(schedule)
+}
+
 /// How many rounds of [`verify_store`] per checker may be read and not yet linked.
 const ROUNDS_IN_FLIGHT_PER_CHECKER: usize = 3;
 
@@ -736,7 +772,7 @@ struct CheckedRound {
 }
 
 impl ReadRound {
-    fn check(self, origin: &str, verifier: Option<&NoteVerifier>) -> CheckedRound {
+    fn check(self, origin: &str, verifier: Option<&KeySchedule>) -> CheckedRound {
         let mut entries = Vec::with_capacity(VERIFY_ROUND_ENTRIES);
         for chunk in &self.chunks {
             let index = chunk.decode_index();
@@ -749,7 +785,8 @@ impl ReadRound {
             .checkpoints
             .iter()
             .map(|(size, note)| {
-                let opened = open_checkpoint(&String::from_utf8_lossy(note), *size, verifier);
+                let key = verifier.map(|schedule| schedule.key_for(*size));
+                let opened = open_checkpoint(&String::from_utf8_lossy(note), *size, key);
                 (*size, opened)
             })
             .collect();

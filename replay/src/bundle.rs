@@ -3,6 +3,7 @@
 
 use events::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
 use events::limits::ENTRY_BYTES_MAX;
+use events::rotation::KeySchedule;
 use events::verify::{ChainVerifier, Hashed, IntegrityProblem, RootAt};
 use events::{Digest, Entry};
 use std::collections::BTreeMap;
@@ -227,17 +228,22 @@ pub fn check_bundle<X: Send>(
         }
     };
     let note = read_text(&dir.join(CHECKPOINT_FILE))?;
-    let checkpoint = match Checkpoint::verify(&note, &verifier) {
+    // Read now, verified once the entries are read: a key rotation among them may have changed
+    // the key that signs it.
+    let checkpoint = match crate::tiles::unverified(&note) {
         Ok(c) => c,
         Err(e) => return Ok(Err(BundleInvalid::Checkpoint(e))),
     };
-    let earlier = match &options.earlier_checkpoint {
+    let earlier = match options
+        .earlier_checkpoint
+        .as_deref()
+        .map(crate::tiles::unverified)
+    {
         None => None,
-        Some(text) => match Checkpoint::verify(text, &verifier) {
-            Ok(c) => Some(c),
-            Err(e) => return Ok(Err(BundleInvalid::Checkpoint(e))),
-        },
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return Ok(Err(BundleInvalid::Checkpoint(e))),
     };
+    let mut keys = KeySchedule::new(verifier.clone());
     let entries_path = dir.join(ENTRIES_FILE);
     let file = File::open(&entries_path).map_err(|source| BundleError::Io {
         path: entries_path.clone(),
@@ -281,9 +287,14 @@ pub fn check_bundle<X: Send>(
                 seq,
                 reason: format!("malformed entry: {e}"),
             }),
-            Line::Prepared(hashed, extra) => {
-                chain.link(hashed, |_| {}).map(|entry| take(entry, extra))
-            }
+            Line::Prepared(hashed, extra) => chain.link(hashed, |_| {}).and_then(|entry| {
+                keys.follow(&entry).map_err(|reason| IntegrityProblem {
+                    seq: entry.seq,
+                    reason,
+                })?;
+                take(entry, extra);
+                Ok(())
+            }),
         };
         if let Err(problem) = linked {
             if let Some(hash) = link_breaks.filter(|_| problem.seq == seq) {
@@ -322,6 +333,23 @@ pub fn check_bundle<X: Send>(
             root: chain.root(),
         }));
     }
+    let mut signed = vec![(note.as_str(), checkpoint.size)];
+    if let (Some(text), Some(old)) = (options.earlier_checkpoint.as_deref(), &earlier) {
+        signed.push((text, old.size));
+    }
+    for (text, size) in signed {
+        if let Err(e) = Checkpoint::verify(text, keys.key_for(size)) {
+            return Ok(Err(BundleInvalid::Checkpoint(e)));
+        }
+    }
+    if !keys.anchored() {
+        return Ok(Err(BundleInvalid::Checkpoint(
+            CheckpointError::NoSignatureByKey {
+                name: verifier.name().to_owned(),
+                key_id: verifier.key_id(),
+            },
+        )));
+    }
     if let Some(old) = &earlier {
         if old.origin != checkpoint.origin {
             return Ok(Err(BundleInvalid::OriginMismatch {
@@ -352,7 +380,7 @@ pub fn check_bundle<X: Send>(
         entries: chain.size(),
         last_hash: chain.last_hash(),
         root: chain.root(),
-        key: verifier.to_string(),
+        key: keys.current().to_string(),
         key_pinned,
         extends: earlier.map(|c| c.size),
     }))

@@ -19,6 +19,7 @@ use crate::tiles::{first_entry, push_bundle, TileSource};
 use events::checkpoint::{Checkpoint, NoteVerifier};
 use events::cosignature::WitnessPolicy;
 use events::merkle::{consistency_proof, verify_consistency};
+use events::rotation::KeySchedule;
 use events::tiles::{decode_bundle, Tile, TileKind, TILE_WIDTH};
 use events::verify::{ChainPosition, ChainVerifier};
 use events::Digest;
@@ -51,6 +52,9 @@ pub struct MonitorState {
     pub checkpoint: String,
     /// Where entry checking stopped (when entries are checked).
     pub chain: Option<ChainPosition>,
+    /// The log's key in force as of that checkpoint (it follows key rotations).
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// An observation that passed: the new state and what was checked.
@@ -80,9 +84,42 @@ pub fn observe(
         return Err(Unreachable("the log serves no checkpoint".into()));
     };
     let note = String::from_utf8_lossy(&note).into_owned();
-    let (checkpoint, cosigned) = match config.policy.verify(&note, &config.log_key) {
-        Ok(verified) => verified,
+    let claimed = match crate::tiles::unverified(&note) {
+        Ok(c) => c,
         Err(e) => return Ok(Err(format!("the log's checkpoint: {e}"))),
+    };
+    if let Some(kept) = kept.filter(|k| claimed.size < k.size) {
+        return Ok(Err(format!(
+            "rollback: the log's checkpoint is at size {}, below the size {} it published before",
+            claimed.size, kept.size
+        )));
+    }
+    let key_in_force = match kept.and_then(|k| k.key.as_deref()) {
+        Some(text) => NoteVerifier::parse(text)
+            .map_err(|e| Unreachable(format!("the kept state's key: {e}")))?,
+        None => config.log_key.clone(),
+    };
+    let mut keys = KeySchedule::new(key_in_force);
+    // The entries first, when they are read: a key rotation among them changes the key that
+    // signs the checkpoint.
+    let checked = if config.entries {
+        let position = kept.and_then(|k| k.chain.clone());
+        match check_entries(source, &claimed, position, &mut keys)? {
+            Ok(checked) => Some(checked),
+            Err(alarm) => return Ok(Err(alarm)),
+        }
+    } else {
+        None
+    };
+    let (checkpoint, cosigned) = match config.policy.verify(&note, keys.key_for(claimed.size)) {
+        Ok(verified) if keys.anchored() => verified,
+        Ok(_) => return Ok(Err(format!("the key {} is none of this log's", config.log_key))),
+        Err(e) if config.entries => return Ok(Err(format!("the log's checkpoint: {e}"))),
+        Err(e) => {
+            return Ok(Err(format!(
+                "the log's checkpoint: {e} (if the log rotated its key, --entries follows the rotation)"
+            )))
+        }
     };
     let mut report = vec![format!(
         "checkpoint of {} at size {}{}",
@@ -110,12 +147,6 @@ pub fn observe(
                 checkpoint.origin, kept.origin
             )));
         }
-        if checkpoint.size < kept.size {
-            return Ok(Err(format!(
-                "rollback: the log's checkpoint is at size {}, below the size {} it published before",
-                checkpoint.size, kept.size
-            )));
-        }
         heads.push((
             "the checkpoint kept from last time".to_owned(),
             kept.size,
@@ -123,7 +154,7 @@ pub fn observe(
         ));
     }
     for url in &config.witness_views {
-        match witness_view(url, &checkpoint.origin, config)? {
+        match witness_view(url, &checkpoint.origin, config, &keys)? {
             Ok(Some((size, root))) => heads.push((format!("the witness at {url}"), size, root)),
             Ok(None) => report.push(format!(
                 "the witness at {url} holds no checkpoint of this log yet"
@@ -159,19 +190,18 @@ pub fn observe(
         }
         report.push(format!("consistent with {label} (size {size})"));
     }
-    let chain = if config.entries {
-        match check_entries(source, &checkpoint, kept.and_then(|k| k.chain.clone()))? {
-            Ok((position, checked)) => {
-                report.push(format!(
-                    "{checked} new entries checked, their root the checkpoint's"
-                ));
-                position
-            }
-            Err(alarm) => return Ok(Err(alarm)),
+    let chain = checked.and_then(|(position, count)| {
+        report.push(format!(
+            "{count} new entries checked, their root the checkpoint's"
+        ));
+        if keys.rotations() > 0 {
+            report.push(format!(
+                "key rotated: checkpoints are now signed by {}",
+                keys.current()
+            ));
         }
-    } else {
-        None
-    };
+        position
+    });
     Ok(Ok(Observation {
         state: MonitorState {
             origin: checkpoint.origin.clone(),
@@ -179,6 +209,7 @@ pub fn observe(
             root: checkpoint.root,
             checkpoint: note,
             chain,
+            key: Some(keys.current().to_string()),
         },
         report: report.join("\n  "),
     }))
@@ -190,6 +221,7 @@ fn witness_view(
     url: &str,
     origin: &str,
     config: &MonitorConfig,
+    keys: &KeySchedule,
 ) -> Result<Result<Option<(u64, Digest)>, String>, Unreachable> {
     let origin_hash = events::Digest::of(origin.as_bytes()).to_hex();
     let address = format!("{}/{origin_hash}/checkpoint", url.trim_end_matches('/'));
@@ -200,7 +232,8 @@ fn witness_view(
         Err(ureq::Error::Status(404, _)) => return Ok(Ok(None)),
         Err(e) => return Err(Unreachable(format!("{address}: {e}"))),
     };
-    let checkpoint = match Checkpoint::verify(&note, &config.log_key) {
+    let size = crate::tiles::unverified(&note).map_or(0, |c| c.size);
+    let checkpoint = match Checkpoint::verify(&note, keys.key_for(size)) {
         Ok(c) => c,
         Err(e) => {
             return Ok(Err(format!(
@@ -223,6 +256,7 @@ fn check_entries(
     source: &impl TileSource,
     checkpoint: &Checkpoint,
     position: Option<ChainPosition>,
+    keys: &mut KeySchedule,
 ) -> Result<Result<(Option<ChainPosition>, u64), String>, Unreachable> {
     let mut chain = match position {
         Some(p) if p.size <= checkpoint.size => match ChainVerifier::resume(p) {
@@ -263,7 +297,7 @@ fn check_entries(
                 .min(TILE_WIDTH),
             ..bundle
         };
-        if let Err(problem) = push_bundle(&mut chain, &entries, skip, || {
+        if let Err(problem) = push_bundle(&mut chain, Some(&mut *keys), &entries, skip, || {
             first_entry(source, &next_bundle)
         })
         .map_err(Unreachable)?

@@ -22,6 +22,7 @@ use crate::bundle::BundleReport;
 use events::checkpoint::{Checkpoint, NoteVerifier};
 use events::limits::ENTRY_BYTES_MAX;
 use events::merkle;
+use events::rotation::KeySchedule;
 use events::verify::{ChainVerifier, RootAt};
 use events::Digest;
 use std::io::{BufRead, BufReader, Read};
@@ -146,23 +147,28 @@ pub fn audit_url(
         projection_check: None,
         projection_unchecked: None,
     };
-    let checkpoint = if options.witnesses.witnesses.is_empty() {
-        Checkpoint::verify(&client.text("/api/v1/log/checkpoint")?, &verifier)
+    // With witnesses, the published (cosigned) checkpoint; else the latest signed one. Both are
+    // read now and their signatures checked once the entries are read: a key rotation among
+    // them may have changed the key that signs them.
+    let note = if options.witnesses.witnesses.is_empty() {
+        client.text("/api/v1/log/checkpoint")?
     } else {
-        let note = client.text("/tlog/checkpoint")?;
-        options.witnesses.verify(&note, &verifier).map(|(c, _)| c)
+        client.text("/tlog/checkpoint")?
     };
-    let checkpoint = match checkpoint {
+    let checkpoint = match crate::tiles::unverified(&note) {
         Ok(c) => c,
         Err(e) => return Ok(invalid(format!("the served checkpoint: {e}"))),
     };
-    let earlier = match &options.earlier_checkpoint {
+    let earlier = match options
+        .earlier_checkpoint
+        .as_deref()
+        .map(crate::tiles::unverified)
+    {
         None => None,
-        Some(text) => match Checkpoint::verify(text, &verifier) {
-            Ok(c) => Some(c),
-            Err(e) => return Ok(invalid(format!("the kept checkpoint: {e}"))),
-        },
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return Ok(invalid(format!("the kept checkpoint: {e}"))),
     };
+    let mut keys = KeySchedule::new(verifier.clone());
     if let Some(old) = &earlier {
         if let Err(why) = check_extends(&client, old, &checkpoint)? {
             return Ok(invalid(why));
@@ -201,6 +207,9 @@ pub fn audit_url(
                 Ok(entry) => entry,
                 Err(problem) => return Ok(invalid(format!("/api/v1/events: {problem}"))),
             };
+            if let Err(why) = keys.follow(&entry) {
+                return Ok(invalid(format!("/api/v1/events: seq {}: {why}", entry.seq)));
+            }
             auditor.push(entry);
             if let Some(watch) = &mut earlier_root {
                 watch.observe(&chain);
@@ -231,6 +240,9 @@ pub fn audit_url(
             chain.root(),
             checkpoint.root
         )));
+    }
+    if let Err(why) = check_signatures(options, &keys, &note, &checkpoint, earlier.as_ref()) {
+        return Ok(invalid(why));
     }
     if let (Some(old), Some(root)) = (&earlier, earlier_root.as_ref().and_then(RootAt::root)) {
         if root != old.root {
@@ -299,6 +311,29 @@ pub fn audit_url(
 
 /// Checks that the served checkpoint extends the kept one: same origin, not smaller, and the
 /// served consistency proof between the two signed roots verifies.
+/// The served checkpoint signed by the key in force at its size (and cosigned as the witness
+/// policy asks), the kept one by the key in force at its own, and the pinned key one of the log's.
+fn check_signatures(
+    options: &RemoteOptions,
+    keys: &KeySchedule,
+    note: &str,
+    checkpoint: &Checkpoint,
+    earlier: Option<&Checkpoint>,
+) -> Result<(), String> {
+    options
+        .witnesses
+        .verify(note, keys.key_for(checkpoint.size))
+        .map_err(|e| format!("the served checkpoint: {e}"))?;
+    if let (Some(text), Some(old)) = (options.earlier_checkpoint.as_deref(), earlier) {
+        Checkpoint::verify(text, keys.key_for(old.size))
+            .map_err(|e| format!("the kept checkpoint: {e}"))?;
+    }
+    if !keys.anchored() {
+        return Err("the verifier key is none of the keys this log's rotations chain".into());
+    }
+    Ok(())
+}
+
 fn check_extends(
     client: &Client,
     old: &Checkpoint,

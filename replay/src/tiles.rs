@@ -6,6 +6,7 @@
 use events::checkpoint::NoteVerifier;
 use events::cosignature::WitnessPolicy;
 use events::merkle::leaf_hash;
+use events::rotation::KeySchedule;
 use events::tiles::{self, Tile, TileKind, TILE_WIDTH};
 use events::verify::ChainVerifier;
 use events::Digest;
@@ -89,10 +90,13 @@ pub fn verify_tiles(
         return Ok(Err("no checkpoint".into()));
     };
     let note = String::from_utf8_lossy(&note);
-    let (checkpoint, cosigned) = match policy.verify(&note, verifier) {
+    // Read now, verified once the entries are read: a key rotation among them may have changed
+    // the key that signs it.
+    let checkpoint = match unverified(&note) {
         Ok(c) => c,
         Err(e) => return Ok(Err(format!("checkpoint: {e}"))),
     };
+    let mut keys = KeySchedule::new(verifier.clone());
     let size = checkpoint.size;
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
     // `levels[l]`: every hash of tile level l, as the entries give them.
@@ -120,7 +124,7 @@ pub fn verify_tiles(
                 .min(TILE_WIDTH),
             ..bundle
         };
-        let pushed = push_bundle(&mut chain, &entries, 0, || {
+        let pushed = push_bundle(&mut chain, Some(&mut keys), &entries, 0, || {
             first_entry(source, &next_bundle)
         })?;
         if let Err(problem) = pushed {
@@ -136,6 +140,15 @@ pub fn verify_tiles(
             checkpoint.root
         )));
     }
+    let cosigned = match policy.verify(&note, keys.key_for(size)) {
+        Ok((_, cosigned)) if keys.anchored() => cosigned,
+        Ok(_) => {
+            return Ok(Err(format!(
+                "checkpoint: the key {verifier} is none of this log's"
+            )))
+        }
+        Err(e) => return Ok(Err(format!("checkpoint: {e}"))),
+    };
     while levels.last().is_some_and(|l| l.len() as u64 >= TILE_WIDTH) {
         let below = levels.last().expect("a level");
         let above = below
@@ -168,6 +181,7 @@ pub fn verify_tiles(
 /// When the next bundle could not be read.
 pub fn push_bundle(
     chain: &mut ChainVerifier,
+    mut keys: Option<&mut KeySchedule>,
     entries: &[&[u8]],
     skip: usize,
     next_bundle_first: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
@@ -185,8 +199,14 @@ pub fn push_bundle(
                 ok => ok,
             },
         };
-        if let Err(problem) = pushed {
-            return Ok(Err(problem.to_string()));
+        let entry = match pushed {
+            Ok(entry) => entry,
+            Err(problem) => return Ok(Err(problem.to_string())),
+        };
+        if let Some(keys) = keys.as_deref_mut() {
+            if let Err(why) = keys.follow(&entry) {
+                return Ok(Err(format!("seq {}: {why}", entry.seq)));
+            }
         }
     }
     Ok(Ok(()))
@@ -207,6 +227,22 @@ pub fn first_entry(source: &impl TileSource, bundle: &Tile) -> Result<Option<Vec
             .first()
             .map(|e| e.to_vec())
     }))
+}
+
+/// A signed checkpoint note's body, parsed without checking its signature (checked later, with
+/// the key in force at its size).
+///
+/// # Errors
+/// A note without a body, or a malformed one.
+pub fn unverified(
+    note: &str,
+) -> Result<events::checkpoint::Checkpoint, events::checkpoint::CheckpointError> {
+    let split = note.find("\n\n").ok_or_else(|| {
+        events::checkpoint::CheckpointError::MalformedNote(
+            "no blank line before the signatures".into(),
+        )
+    })?;
+    events::checkpoint::Checkpoint::parse_text(&note[..=split])
 }
 
 /// Whether `tile` as served holds the hashes the entries give.
