@@ -4,22 +4,9 @@
 //! repeated.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn trustledger(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trustledger"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod tlog;
+use tlog::{output as text, trustledger};
 
 fn ok(args: &[&str]) -> String {
     let o = trustledger(args);

@@ -212,32 +212,33 @@ fn a_served_log_publishes_only_what_its_witnesses_cosigned_and_says_how_far_each
         "{}",
         output(&o)
     );
-    let receipt = tmp.path().join("receipt");
-    let entry = tmp.path().join("entry");
-    std::fs::write(
-        &receipt,
-        get(&format!("{url}/api/v1/log/receipt?seq=3"), Some(&token)),
-    )
-    .unwrap();
-    let page = get(
-        &format!("{url}/api/v1/events?after=2&limit=1"),
-        Some(&token),
-    );
-    std::fs::write(&entry, page).unwrap();
-    let (r, e) = (receipt.to_str().unwrap(), entry.to_str().unwrap());
-    let o = trustledger(&[
-        "verify",
-        "--receipt",
-        r,
-        "--entry",
-        e,
-        "--key",
-        &key,
-        "--witness",
-        &k1s,
-        "--witness",
-        &k2s,
-    ]);
+    let receipt_checks = |seq: u64| {
+        let dir = tmp.path().join(format!("receipt-{seq}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (receipt, entry) = (dir.join("receipt"), dir.join("entry"));
+        let text = get(&format!("{url}/api/v1/log/receipt?seq={seq}"), Some(&token));
+        std::fs::write(&receipt, text).unwrap();
+        let after = seq
+            .checked_sub(1)
+            .map_or(String::new(), |a| format!("after={a}&"));
+        let page = get(&format!("{url}/api/v1/events?{after}limit=1"), Some(&token));
+        std::fs::write(&entry, page).unwrap();
+        let (r, e) = (receipt.to_str().unwrap(), entry.to_str().unwrap());
+        trustledger(&[
+            "verify",
+            "--receipt",
+            r,
+            "--entry",
+            e,
+            "--key",
+            &key,
+            "--witness",
+            &k1s,
+            "--witness",
+            &k2s,
+        ])
+    };
+    let o = receipt_checks(3);
     assert!(o.status.success(), "{}", output(&o));
     let o = trustledger(&[
         "audit",
@@ -295,33 +296,7 @@ fn a_served_log_publishes_only_what_its_witnesses_cosigned_and_says_how_far_each
         witnessing(&url)["published_size"].as_u64() > Some(appended)
     });
     // The appended entry's receipt, checked offline against both witnesses.
-    std::fs::write(
-        &receipt,
-        get(
-            &format!("{url}/api/v1/log/receipt?seq={appended}"),
-            Some(&token),
-        ),
-    )
-    .unwrap();
-    let after = appended - 1;
-    let page = get(
-        &format!("{url}/api/v1/events?after={after}&limit=1"),
-        Some(&token),
-    );
-    std::fs::write(&entry, page).unwrap();
-    let o = trustledger(&[
-        "verify",
-        "--receipt",
-        r,
-        "--entry",
-        e,
-        "--key",
-        &key,
-        "--witness",
-        &k1s,
-        "--witness",
-        &k2s,
-    ]);
+    let o = receipt_checks(appended);
     assert!(o.status.success(), "{}", output(&o));
     // A monitor follows the live log's public tiles and both witnesses' views.
     let state = tmp.path().join("monitor.json");

@@ -138,34 +138,52 @@ impl NoteVerifier {
     /// # Errors
     /// [`CheckpointError`] for a malformed note, no signature by this key, or a bad signature.
     pub fn verify_note<'a>(&self, note: &'a str) -> Result<&'a str, CheckpointError> {
-        let (text, signatures) = split_note(note)?;
-        let mut found = false;
-        for line in signatures {
-            let (name, id, blob) = parse_signature_line(line)?;
-            if name != self.name || id != self.id {
-                continue;
-            }
-            found = true;
-            let Ok(sig) = <[u8; 64]>::try_from(blob) else {
-                continue;
-            };
-            let signature = Signature::from_bytes(&sig);
-            if self.key.verify(text.as_bytes(), &signature).is_ok() {
-                return Ok(text);
-            }
+        find_signature(note, &self.name, self.id, |text, blob| {
+            let signature = Signature::from_bytes(blob.try_into().ok()?);
+            self.key.verify(text.as_bytes(), &signature).ok()?;
+            Some(text)
+        })
+    }
+}
+
+/// The first signature line by key `name`+`id` on `note` that `check` accepts (given the note
+/// text and the signature bytes after the key id), with what `check` made of it.
+///
+/// # Errors
+/// [`CheckpointError::NoSignatureByKey`] when no line is by that key,
+/// [`CheckpointError::BadSignature`] when every line by it fails `check`, or a malformed note.
+pub(crate) fn find_signature<'a, T>(
+    note: &'a str,
+    name: &str,
+    id: u32,
+    check: impl Fn(&'a str, &[u8]) -> Option<T>,
+) -> Result<T, CheckpointError> {
+    let (text, signatures) = split_note(note)?;
+    let mut found = false;
+    for line in signatures {
+        let (line_name, line_id, blob) = parse_signature_line(line)?;
+        if line_name != name || line_id != id {
+            continue;
         }
-        if found {
-            Err(CheckpointError::BadSignature {
-                name: self.name.clone(),
-                key_id: self.id,
-            })
-        } else {
-            Err(CheckpointError::NoSignatureByKey {
-                name: self.name.clone(),
-                key_id: self.id,
-            })
+        found = true;
+        if let Some(checked) = check(text, &blob) {
+            return Ok(checked);
         }
     }
+    let (name, key_id) = (name.to_owned(), id);
+    Err(if found {
+        CheckpointError::BadSignature { name, key_id }
+    } else {
+        CheckpointError::NoSignatureByKey { name, key_id }
+    })
+}
+
+/// A fresh Ed25519 seed from the operating system.
+pub(crate) fn random_seed() -> Result<[u8; 32], CheckpointError> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed)
+        .map_err(|e| CheckpointError::MalformedKey(format!("no randomness: {e}")))?;
+    Ok(seed)
 }
 
 impl std::fmt::Display for NoteVerifier {
@@ -294,10 +312,7 @@ impl NoteSigner {
     /// # Errors
     /// [`CheckpointError::MalformedKey`] for an unusable name or no randomness available.
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed)
-            .map_err(|e| CheckpointError::MalformedKey(format!("no randomness: {e}")))?;
-        Self::from_seed(name, seed)
+        Self::from_seed(name, random_seed()?)
     }
 
     /// Parses `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x01 ‖ seed)>`.

@@ -9,8 +9,8 @@
 //! are vkeys of signature type 0x04, signer keys `PRIVATE+KEY+…` of the same type.
 
 use crate::checkpoint::{
-    key_id_for, parse_signature_line, parse_signer_key, parse_verifier_key, signer_key_text,
-    split_note, verifier_key_text, Checkpoint, CheckpointError, NoteVerifier, SIGNATURE_PREFIX,
+    find_signature, key_id_for, parse_signer_key, parse_verifier_key, random_seed, signer_key_text,
+    verifier_key_text, Checkpoint, CheckpointError, NoteVerifier, SIGNATURE_PREFIX,
 };
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -55,28 +55,8 @@ impl CosignatureVerifier {
     /// [`CheckpointError::NoSignatureByKey`] when the note has no line from this witness,
     /// [`CheckpointError::BadSignature`] when it has one that does not verify.
     pub fn verify_note(&self, note: &str) -> Result<u64, CheckpointError> {
-        let (text, lines) = split_note(note)?;
-        let mut found = false;
-        for line in lines {
-            let (name, id, blob) = parse_signature_line(line)?;
-            if name != self.name || id != self.id {
-                continue;
-            }
-            found = true;
-            if let Some(timestamp) = self.verify_blob(text, &blob) {
-                return Ok(timestamp);
-            }
-        }
-        Err(if found {
-            CheckpointError::BadSignature {
-                name: self.name.clone(),
-                key_id: self.id,
-            }
-        } else {
-            CheckpointError::NoSignatureByKey {
-                name: self.name.clone(),
-                key_id: self.id,
-            }
+        find_signature(note, &self.name, self.id, |text, blob| {
+            self.verify_blob(text, blob)
         })
     }
 
@@ -139,10 +119,7 @@ impl Cosigner {
     /// # Errors
     /// [`CheckpointError::MalformedKey`] for an unusable name or no randomness available.
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed)
-            .map_err(|e| CheckpointError::MalformedKey(format!("no randomness: {e}")))?;
-        Self::from_seed(name, seed)
+        Self::from_seed(name, random_seed()?)
     }
 
     /// Parses `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x04 ‖ seed)>`.
@@ -238,7 +215,7 @@ pub fn add_cosignatures(note: &str, lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::NoteSigner;
+    use crate::checkpoint::{parse_signature_line, NoteSigner};
     use crate::Digest;
 
     /// The example line from the C2SP tlog-cosignature spec: its key id, then the timestamp

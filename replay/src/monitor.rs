@@ -15,12 +15,11 @@
 //! caller saves it only after an observation that passed.
 
 use crate::tile_nodes::{TileError, TileNodes};
-use crate::tiles::{first_entry, push_bundle, TileSource};
+use crate::tiles::{check_entries_bundle, TileSource};
 use events::checkpoint::{Checkpoint, NoteVerifier};
 use events::cosignature::WitnessPolicy;
 use events::merkle::{consistency_proof, verify_consistency};
 use events::rotation::KeySchedule;
-use events::tiles::{decode_bundle, Tile, TileKind, TILE_WIDTH};
 use events::verify::{ChainPosition, ChainVerifier};
 use events::Digest;
 use serde::{Deserialize, Serialize};
@@ -267,41 +266,15 @@ fn check_entries(
     };
     let start = chain.size();
     while chain.size() < checkpoint.size {
-        let index = chain.size() / TILE_WIDTH;
-        let bundle = Tile {
-            kind: TileKind::Entries,
-            index,
-            width: (checkpoint.size - index * TILE_WIDTH).min(TILE_WIDTH),
-        };
-        let Some(bytes) = source.fetch(&bundle.path()).map_err(Unreachable)? else {
-            return Ok(Err(format!("{} is missing", bundle.path())));
-        };
-        let entries = match decode_bundle(&bytes) {
-            Ok(entries) if entries.len() as u64 == bundle.width => entries,
-            Ok(entries) => {
-                return Ok(Err(format!(
-                    "{} holds {} entries, not {}",
-                    bundle.path(),
-                    entries.len(),
-                    bundle.width
-                )))
-            }
-            Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
-        };
-        let skip = usize::try_from(chain.size() - bundle.first_item()).unwrap_or(usize::MAX);
-        let next_bundle = Tile {
-            index: index + 1,
-            width: checkpoint
-                .size
-                .saturating_sub((index + 1) * TILE_WIDTH)
-                .min(TILE_WIDTH),
-            ..bundle
-        };
-        if let Err(problem) = push_bundle(&mut chain, Some(&mut *keys), &entries, skip, || {
-            first_entry(source, &next_bundle)
-        })
-        .map_err(Unreachable)?
-        {
+        let checked = check_entries_bundle(
+            source,
+            checkpoint.size,
+            &mut chain,
+            Some(&mut *keys),
+            |_| {},
+        )
+        .map_err(Unreachable)?;
+        if let Err(problem) = checked {
             return Ok(Err(problem));
         }
     }

@@ -101,36 +101,13 @@ pub fn verify_tiles(
     let mut chain = ChainVerifier::with_origin(checkpoint.origin.clone());
     // `levels[l]`: every hash of tile level l, as the entries give them.
     let mut levels: Vec<Vec<Digest>> = vec![Vec::new()];
-    for bundle in tiles::tiles_of(size).filter(|t| t.kind == TileKind::Entries) {
-        let Some(bytes) = source.fetch(&bundle.path())? else {
-            return Ok(Err(format!("{} is missing", bundle.path())));
-        };
-        let entries = match tiles::decode_bundle(&bytes) {
-            Ok(entries) if entries.len() as u64 == bundle.width => entries,
-            Ok(entries) => {
-                return Ok(Err(format!(
-                    "{} holds {} entries, not {}",
-                    bundle.path(),
-                    entries.len(),
-                    bundle.width
-                )))
-            }
-            Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
-        };
-        let next_bundle = Tile {
-            index: bundle.index + 1,
-            width: size
-                .saturating_sub((bundle.index + 1) * TILE_WIDTH)
-                .min(TILE_WIDTH),
-            ..bundle
-        };
-        let pushed = push_bundle(&mut chain, Some(&mut keys), &entries, 0, || {
-            first_entry(source, &next_bundle)
+    while chain.size() < size {
+        let checked = check_entries_bundle(source, size, &mut chain, Some(&mut keys), |entry| {
+            levels[0].push(leaf_hash(entry));
         })?;
-        if let Err(problem) = pushed {
+        if let Err(problem) = checked {
             return Ok(Err(problem));
         }
-        levels[0].extend(entries.iter().map(|entry| leaf_hash(entry)));
         progress(chain.size());
     }
     if chain.root() != checkpoint.root {
@@ -173,27 +150,45 @@ pub fn verify_tiles(
     }))
 }
 
-/// Pushes a bundle's entries from `skip` on through `chain`. When an entry does not link to the
-/// one before, the entry after it decides which of the two was altered; at the bundle's end,
-/// that is `next_bundle_first`'s.
+/// Reads the entry bundle holding entry `chain.size()` of the tree of `size` and pushes its
+/// entries from there on through `chain` (following key rotations into `keys`), calling `each`
+/// with every entry pushed. When an entry does not link to the one before, the entry after it
+/// decides which of the two was altered (the next bundle's first, at a bundle's end).
+/// `Ok(Err(problem))` for a bundle that is missing, malformed or holds a bad entry.
 ///
 /// # Errors
-/// When the next bundle could not be read.
-pub fn push_bundle(
+/// When a bundle could not be read at all.
+pub fn check_entries_bundle(
+    source: &impl TileSource,
+    size: u64,
     chain: &mut ChainVerifier,
     mut keys: Option<&mut KeySchedule>,
-    entries: &[&[u8]],
-    skip: usize,
-    next_bundle_first: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
+    mut each: impl FnMut(&[u8]),
 ) -> Result<Result<(), String>, String> {
-    let mut next_bundle_first = Some(next_bundle_first);
+    let bundle = entry_bundle(chain.size() / TILE_WIDTH, size);
+    let Some(bytes) = source.fetch(&bundle.path())? else {
+        return Ok(Err(format!("{} is missing", bundle.path())));
+    };
+    let entries = match tiles::decode_bundle(&bytes) {
+        Ok(entries) if entries.len() as u64 == bundle.width => entries,
+        Ok(entries) => {
+            return Ok(Err(format!(
+                "{} holds {} entries, not {}",
+                bundle.path(),
+                entries.len(),
+                bundle.width
+            )))
+        }
+        Err(e) => return Ok(Err(format!("{}: {e}", bundle.path()))),
+    };
+    let skip = usize::try_from(chain.size() - bundle.first_item()).unwrap_or(usize::MAX);
     for (i, entry) in entries.iter().enumerate().skip(skip) {
         let pushed = match entries.get(i + 1) {
             Some(next) => chain.push_located(entry, Some(next)),
             None => match chain.push_located(entry, None) {
+                // The failed push changed nothing: try again, with the next bundle's first.
                 Err(_) => {
-                    let next = next_bundle_first.take().map_or(Ok(None), |f| f())?;
-                    // Undo nothing: the failed push changed nothing; try again with the next.
+                    let next = first_entry(source, &entry_bundle(bundle.index + 1, size))?;
                     chain.push_located(entry, next.as_deref())
                 }
                 ok => ok,
@@ -208,16 +203,23 @@ pub fn push_bundle(
                 return Ok(Err(format!("seq {}: {why}", entry.seq)));
             }
         }
+        each(entry.bytes());
     }
     Ok(Ok(()))
 }
 
+/// Entry bundle `index` of a tree of `size` (of width 0 past its end).
+fn entry_bundle(index: u64, size: u64) -> Tile {
+    Tile {
+        kind: TileKind::Entries,
+        index,
+        width: size.saturating_sub(index * TILE_WIDTH).min(TILE_WIDTH),
+    }
+}
+
 /// The first entry of `bundle`, if it exists and decodes (only to tell which entry of a broken
 /// link was altered).
-///
-/// # Errors
-/// When it could not be read.
-pub fn first_entry(source: &impl TileSource, bundle: &Tile) -> Result<Option<Vec<u8>>, String> {
+fn first_entry(source: &impl TileSource, bundle: &Tile) -> Result<Option<Vec<u8>>, String> {
     if bundle.width == 0 {
         return Ok(None);
     }
