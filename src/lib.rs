@@ -14,5 +14,6 @@ pub mod key_rotation;
 pub mod monitor;
 pub mod simulate;
 pub mod vote_client;
+pub mod web;
 pub mod witness;
 pub mod witnessing;

@@ -71,6 +71,8 @@ pub struct AppState {
     streams_by_principal: limits::StreamsByPrincipal,
     /// The log's witnesses, when it has any: what is published is what they cosigned.
     witnessing: Option<Arc<crate::witnessing::Witnessing>>,
+    /// Browser sessions (`crate::web`).
+    pub(crate) sessions: crate::web::session::Sessions,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
     ) -> Arc<Self> {
         Arc::new(Self {
             witnessing,
+            sessions: crate::web::session::Sessions::default(),
             limits,
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),
@@ -106,7 +109,7 @@ impl AppState {
 
     /// The checkpoint the log publishes: with witnesses, the latest one enough of them
     /// cosigned; without, the latest signed one.
-    fn published_checkpoint(&self) -> Result<Option<String>, ApiError> {
+    pub(crate) fn published_checkpoint(&self) -> Result<Option<String>, ApiError> {
         match &self.witnessing {
             Some(witnessing) => Ok(witnessing.published()),
             None => Ok(self.gov.log().latest_checkpoint()?),
@@ -452,6 +455,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             count_requests,
         ))
         .route_layer(axum::middleware::from_fn(name_appended_seqs))
+        .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(

@@ -49,8 +49,12 @@ pub fn new_token() -> (String, String) {
 /// The principal a bearer token authenticates, if it is granted and not revoked. The token is
 /// hashed first, so look-up time does not depend on how much of a guess is right.
 pub fn authenticate(state: &GovernanceState, token: &str) -> Option<Principal> {
-    let digest = hex::encode(Sha256::digest(token.as_bytes()));
-    let record = state.access.get(&digest).filter(|a| !a.revoked)?;
+    authenticate_digest(state, &hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+/// The principal a token in force maps to, by the token's SHA-256 (lowercase hex).
+pub fn authenticate_digest(state: &GovernanceState, digest: &str) -> Option<Principal> {
+    let record = state.access.get(digest).filter(|a| !a.revoked)?;
     Some(Principal {
         name: record.principal.clone(),
         roles: record.roles.iter().filter_map(|r| Role::parse(r)).collect(),

@@ -12,7 +12,10 @@ mod digest;
 mod sequencer;
 mod snapshots;
 
-pub use access::{authenticate, new_token, roles_for, token_in_force, Principal, Role, CLI_ADMIN};
+pub use access::{
+    authenticate, authenticate_digest, new_token, roles_for, token_in_force, Principal, Role,
+    CLI_ADMIN,
+};
 pub use digest::{digest_stream, DigestError, ARTIFACT_BYTES_MAX, SBOM_BYTES_MAX};
 pub use snapshots::{
     open_sealed, retained_snapshots, RETAINED_SNAPSHOT_INDEX, RETAINED_SNAPSHOT_PREFIX,

@@ -1,0 +1,294 @@
+//! The browser interface, served at `/` beside the JSON API: sign-in with a token once (then a
+//! server-side session in an HttpOnly, SameSite=Strict cookie), and server-rendered pages for
+//! the overview, the CAB queue, deployments with their history, incidents (with a report form)
+//! and the audit view. Forms post without scripts and carry the session's CSRF token; what a
+//! page offers follows the principal's roles, and the commands it posts go through the same
+//! sequencer, with the same role checks, as the API's.
+
+pub mod pages;
+pub mod session;
+
+use crate::api::AppState;
+use crate::governance::Role;
+use axum::extract::{Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::Markup;
+use pages::IncidentForm;
+use projections::policy::{Command, IncidentReport};
+use session::SignedIn;
+use std::sync::Arc;
+
+/// The stylesheet, served with the pages.
+const STYLE: &str = include_str!("style.css");
+
+/// The pages' routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/sign-in", get(sign_in_form).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/queue", get(queue))
+        .route("/deployments/{id}", get(deployment))
+        .route("/incidents", get(incidents).post(report_incident))
+        .route("/audit", get(audit))
+        .route("/assets/style.css", get(style))
+}
+
+/// A page, or why it is not shown.
+type Page = Result<Response, NotShown>;
+
+/// Why a page is not shown: the browser must sign in first, or a page says why.
+enum NotShown {
+    SignIn,
+    Page(StatusCode, Markup),
+}
+
+impl IntoResponse for NotShown {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => Redirect::to("/sign-in").into_response(),
+            Self::Page(status, markup) => (status, Html(markup.0)).into_response(),
+        }
+    }
+}
+
+fn html(markup: &Markup) -> Response {
+    Html(markup.0.clone()).into_response()
+}
+
+/// The signed-in principal, or a redirect to the sign-in page.
+fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SignedIn, NotShown> {
+    state
+        .sessions
+        .find(headers, |digest| {
+            state
+                .gov
+                .with_state(|s| crate::governance::authenticate_digest(s, digest))
+        })
+        .ok_or(NotShown::SignIn)
+}
+
+/// A posted form's CSRF token must be the session's.
+fn check_csrf(who: &SignedIn, posted: &str) -> Result<(), NotShown> {
+    if session::csrf_matches(who, posted) {
+        Ok(())
+    } else {
+        Err(NotShown::Page(
+            StatusCode::FORBIDDEN,
+            pages::layout(
+                "Refused",
+                Some(who),
+                &maud::html! { p { "The form did not carry this session's token: reload the page and try again." } },
+            ),
+        ))
+    }
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+async fn sign_in_form() -> Response {
+    html(&pages::sign_in(None))
+}
+
+#[derive(serde::Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    token: String,
+}
+
+async fn sign_in(State(state): State<Arc<AppState>>, Form(form): Form<SignInForm>) -> Response {
+    let token = form.token.trim();
+    let known = state
+        .gov
+        .with_state(|s| crate::governance::authenticate(s, token))
+        .is_some();
+    if !known {
+        return NotShown::Page(
+            StatusCode::UNAUTHORIZED,
+            pages::sign_in(Some("That token grants nothing here (unknown or revoked).")),
+        )
+        .into_response();
+    }
+    let id = state.sessions.start(token);
+    (
+        [(header::SET_COOKIE, session::set_cookie(Some(&id)))],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Page {
+    let who = signed_in(&state, &headers)?;
+    check_csrf(&who, &form.csrf)?;
+    state.sessions.end(&who.id);
+    Ok((
+        [(header::SET_COOKIE, session::set_cookie(None))],
+        Redirect::to("/sign-in"),
+    )
+        .into_response())
+}
+
+async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    Ok(html(&state.gov.with_state(|s| pages::overview(s, &who))))
+}
+
+async fn queue(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    Ok(html(&state.gov.with_state(|s| pages::queue(s, &who))))
+}
+
+async fn deployment(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Page {
+    let who = signed_in(&state, &headers)?;
+    let not_found = || {
+        NotShown::Page(
+            StatusCode::NOT_FOUND,
+            pages::layout(
+                "Not found",
+                Some(&who),
+                &maud::html! { p { "No such deployment." } },
+            ),
+        )
+    };
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let Some(record) = state
+        .gov
+        .with_state(|s| s.deployments.get(&id).map(std::borrow::Cow::into_owned))
+    else {
+        return Err(not_found());
+    };
+    let log = state.gov.log();
+    let history: Vec<events::Entry> = record
+        .history
+        .iter()
+        .filter_map(|seq| log.get(*seq).ok().flatten())
+        .collect();
+    Ok(html(&pages::deployment(id, &record, &history, &who)))
+}
+
+async fn incidents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    let form = IncidentForm::default();
+    Ok(html(
+        &state
+            .gov
+            .with_state(|s| pages::incidents(s, &who, &form, &[])),
+    ))
+}
+
+async fn report_incident(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<IncidentForm>,
+) -> Page {
+    let who = signed_in(&state, &headers)?;
+    check_csrf(&who, &form.csrf)?;
+    let rerender = |status, errors: &[(&str, String)]| {
+        NotShown::Page(
+            status,
+            state
+                .gov
+                .with_state(|s| pages::incidents(s, &who, &form, errors)),
+        )
+    };
+    if !who.holds(&[Role::IncidentReporter]) {
+        return Err(rerender(
+            StatusCode::FORBIDDEN,
+            &[("form", "Only incident reporters report incidents.".into())],
+        ));
+    }
+    let report = match incident_report(&state, &form) {
+        Ok(report) => report,
+        Err(errors) => return Err(rerender(StatusCode::UNPROCESSABLE_ENTITY, &errors)),
+    };
+    match state
+        .gov
+        .submit(&who.principal, Command::ReportIncident(report))
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/incidents").into_response()),
+        Err(e) => Err(rerender(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &[("form", e.to_string())],
+        )),
+    }
+}
+
+/// The command a form asks for, or each field's error.
+fn incident_report(
+    state: &AppState,
+    form: &IncidentForm,
+) -> Result<IncidentReport, Vec<(&'static str, String)>> {
+    let mut errors = Vec::new();
+    let deployment_id = uuid::Uuid::parse_str(form.deployment_id.trim());
+    if deployment_id.is_err() {
+        errors.push(("deployment_id", "A deployment id is a UUID.".to_owned()));
+    }
+    let number = |field: &'static str, text: &str, errors: &mut Vec<(&'static str, String)>| {
+        text.trim().parse::<u64>().unwrap_or_else(|_| {
+            errors.push((field, "A whole number, 0 or more.".to_owned()));
+            0
+        })
+    };
+    let affected_user_count = number(
+        "affected_user_count",
+        &form.affected_user_count,
+        &mut errors,
+    );
+    let downtime_minutes = number("downtime_minutes", &form.downtime_minutes, &mut errors);
+    let severity = events::payloads::Severity::parse(form.severity.trim());
+    if severity.is_none() {
+        errors.push(("severity", "Choose a severity, P1 to P4.".to_owned()));
+    }
+    match (deployment_id, severity) {
+        (Ok(deployment_id), Some(severity)) if errors.is_empty() => Ok(IncidentReport {
+            incident_id: state.gov.new_id(),
+            deployment_id,
+            severity,
+            incident_date: state.gov.current_time(),
+            affected_user_count,
+            downtime_minutes,
+            business_impact_usd: form.business_impact_usd.trim().to_owned(),
+            preventable: form.preventable.is_some(),
+            preventability_notes: form.preventability_notes.clone(),
+            control_improvements: Vec::new(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    let published = state.published_checkpoint().ok().flatten();
+    Ok(html(&pages::audit(
+        state.gov.log(),
+        published.as_deref(),
+        &who,
+    )))
+}

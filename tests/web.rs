@@ -1,0 +1,306 @@
+//! The browser interface over the real server and a simulated history: sign-in with a token
+//! sets an HttpOnly, SameSite=Strict session cookie; every page renders for a signed-in
+//! principal and redirects otherwise; the incident form refuses a post without the session's
+//! CSRF token, shows each field's error beside it and writes nothing until it is valid; and a
+//! session ends at sign-out.
+
+use std::process::Command;
+use std::sync::Arc;
+use trustledger::api::{app, AppState};
+use trustledger::governance::{Governance, IdSource};
+
+mod http_client;
+use http_client::serve;
+
+/// A page fetch or form post: status, headers and body, no redirect followed.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    cookie: Option<String>,
+    body: String,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).build()
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    Answer {
+        status: response.status(),
+        location: response.header("location").map(str::to_owned),
+        cookie: response.header("set-cookie").map(str::to_owned),
+        body: response.into_string().unwrap(),
+    }
+}
+
+fn get(port: u16, path: &str, session: Option<&str>) -> Answer {
+    let mut request = agent().get(&format!("http://127.0.0.1:{port}{path}"));
+    if let Some(session) = session {
+        request = request.set("Cookie", &format!("tl_session={session}"));
+    }
+    answer(request.call())
+}
+
+fn post(port: u16, path: &str, session: Option<&str>, form: &[(&str, &str)]) -> Answer {
+    let mut request = agent().post(&format!("http://127.0.0.1:{port}{path}"));
+    if let Some(session) = session {
+        request = request.set("Cookie", &format!("tl_session={session}"));
+    }
+    answer(request.send_form(form))
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..at + 64].to_owned()
+}
+
+/// A simulated history served in-process, with a token for `rita` (incident reporter and
+/// auditor) and one for `otto` (auditor only).
+fn served(dir: &std::path::Path) -> (http_client::Served, Arc<Governance>, String, String) {
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    run(&["simulate", "--data", d, "--weeks", "2", "--per-week", "30"]);
+    let rita = run(&[
+        "token",
+        "create",
+        "--data",
+        d,
+        "--principal",
+        "rita",
+        "--role",
+        "incident-reporter",
+        "--role",
+        "auditor",
+    ]);
+    let otto = run(&[
+        "token",
+        "create",
+        "--data",
+        d,
+        "--principal",
+        "otto",
+        "--role",
+        "auditor",
+    ]);
+    let log = trustledger::data_dir::open_existing(&data).unwrap();
+    let gov =
+        Arc::new(Governance::open(log, Arc::new(events::SystemClock), IdSource::Random).unwrap());
+    let server = serve(app(AppState::new(Arc::clone(&gov))));
+    (server, gov, rita, otto)
+}
+
+fn sign_in(port: u16, token: &str) -> String {
+    let signed = post(port, "/sign-in", None, &[("token", token)]);
+    assert_eq!(
+        (signed.status, signed.location.as_deref()),
+        (303, Some("/"))
+    );
+    let cookie = signed.cookie.expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let id = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("tl_session=");
+    id.to_owned()
+}
+
+#[test]
+fn pages_need_a_session_and_render_for_a_signed_in_principal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, gov, rita, _) = served(tmp.path());
+    let port = server.port;
+    for path in ["/", "/queue", "/incidents", "/audit"] {
+        let page = get(port, path, None);
+        assert_eq!(
+            (page.status, page.location.as_deref()),
+            (303, Some("/sign-in")),
+            "{path}"
+        );
+        assert_eq!(get(port, path, Some("forged")).status, 303, "{path}");
+    }
+    let refused = post(port, "/sign-in", None, &[("token", "tl_nothing")]);
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.body.contains("id=\"token-error\""),
+        "{}",
+        refused.body
+    );
+    let session = sign_in(port, &rita);
+    let overview = get(port, "/", Some(&session));
+    assert_eq!(overview.status, 200);
+    for expected in [
+        "Maturity level",
+        "Progression criteria",
+        "CRITICAL_INFRASTRUCTURE",
+        "Signed in as <strong>rita</strong>",
+    ] {
+        assert!(
+            overview.body.contains(expected),
+            "{expected}: {}",
+            overview.body
+        );
+    }
+    assert!(get(port, "/queue", Some(&session))
+        .body
+        .contains("<h1>CAB queue</h1>"));
+    let audit = get(port, "/audit", Some(&session)).body;
+    assert!(
+        audit.contains(gov.log().origin()) && audit.contains(&gov.log().head().last_hash.to_hex())
+    );
+    // A deployment's page lists its history, each entry linked to its receipt.
+    let (id, first_seq) = gov.with_state(|s| {
+        let (id, d) = s.deployments.iter().next().unwrap();
+        (id, d.history[0])
+    });
+    let page = get(port, &format!("/deployments/{id}"), Some(&session));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(&format!("/api/v1/log/receipt?seq={first_seq}")),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        get(port, "/deployments/not-an-id", Some(&session)).status,
+        404
+    );
+    let style = get(port, "/assets/style.css", None);
+    assert_eq!(style.status, 200);
+}
+
+#[test]
+fn the_incident_form_needs_the_csrf_token_valid_fields_and_the_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, gov, rita, otto) = served(tmp.path());
+    let port = server.port;
+    let session = sign_in(port, &rita);
+    let page = get(port, "/incidents", Some(&session)).body;
+    let csrf = csrf_of(&page);
+    let deployment = gov
+        .with_state(|s| {
+            s.deployments
+                .iter()
+                .find(|(_, d)| d.released_at.is_some())
+                .expect("a released deployment")
+                .0
+        })
+        .to_string();
+    let size = || gov.log().head().size;
+    let before = size();
+    let valid = [
+        ("deployment_id", deployment.as_str()),
+        ("severity", "P2"),
+        ("affected_user_count", "120"),
+        ("downtime_minutes", "15"),
+        ("business_impact_usd", "2500.00"),
+        ("preventable", "true"),
+        ("preventability_notes", "reported from the browser"),
+    ];
+    // Without the session's CSRF token, or with another: refused, nothing written.
+    let mut forged = valid.to_vec();
+    assert_eq!(
+        post(port, "/incidents", Some(&session), &forged).status,
+        403
+    );
+    forged.push(("csrf", "0000"));
+    assert_eq!(
+        post(port, "/incidents", Some(&session), &forged).status,
+        403
+    );
+    assert_eq!(size(), before);
+    // Invalid fields: each error beside its field, the typed values kept, nothing written.
+    let mut invalid = valid.to_vec();
+    invalid[0] = ("deployment_id", "nope");
+    invalid[2] = ("affected_user_count", "-3");
+    invalid.push(("csrf", csrf.as_str()));
+    let answer = post(port, "/incidents", Some(&session), &invalid);
+    assert_eq!(answer.status, 422);
+    for field in ["deployment_id", "affected_user_count"] {
+        assert!(
+            answer.body.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            answer.body
+        );
+    }
+    assert!(answer.body.contains("value=\"nope\""));
+    assert_eq!(size(), before);
+    // Valid: recorded, and listed.
+    let mut ok = valid.to_vec();
+    ok.push(("csrf", csrf.as_str()));
+    let answer = post(port, "/incidents", Some(&session), &ok);
+    assert_eq!(
+        (answer.status, answer.location.as_deref()),
+        (303, Some("/incidents")),
+        "{}",
+        answer.body
+    );
+    assert!(size() > before);
+    assert!(gov.with_state(|s| s
+        .incidents
+        .values()
+        .any(|i| i.reporter == "rita" && i.current.affected_user_count == 120)));
+    // An auditor sees no form, and a post is refused.
+    let auditor = sign_in(port, &otto);
+    let page = get(port, "/incidents", Some(&auditor)).body;
+    assert!(!page.contains("action=\"/incidents\""));
+    let mut by_auditor = valid.to_vec();
+    let auditor_csrf = csrf_of(&page);
+    by_auditor.push(("csrf", auditor_csrf.as_str()));
+    let before = size();
+    assert_eq!(
+        post(port, "/incidents", Some(&auditor), &by_auditor).status,
+        403
+    );
+    assert_eq!(size(), before);
+}
+
+#[test]
+fn a_session_ends_at_sign_out_and_a_sign_out_needs_its_csrf_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _gov, rita, _) = served(tmp.path());
+    let port = server.port;
+    let session = sign_in(port, &rita);
+    let csrf = csrf_of(&get(port, "/", Some(&session)).body);
+    assert_eq!(
+        post(port, "/sign-out", Some(&session), &[("csrf", "x")]).status,
+        403
+    );
+    assert_eq!(
+        get(port, "/", Some(&session)).status,
+        200,
+        "still signed in"
+    );
+    let out = post(
+        port,
+        "/sign-out",
+        Some(&session),
+        &[("csrf", csrf.as_str())],
+    );
+    assert_eq!(out.status, 303);
+    assert!(out.cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        get(port, "/", Some(&session)).status,
+        303,
+        "the old cookie opens nothing"
+    );
+}
