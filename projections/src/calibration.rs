@@ -91,7 +91,7 @@ pub struct CalibrationReport {
 }
 
 /// The Monday (UTC) that starts `at`'s week, as `YYYY-MM-DD`.
-fn week_of(at: Timestamp) -> String {
+pub fn week_of(at: Timestamp) -> String {
     const DAY_MICROS: i64 = 86_400_000_000;
     let days = at.unix_micros().div_euclid(DAY_MICROS);
     // 1970-01-01 was a Thursday: three days after a Monday.

@@ -20,6 +20,7 @@ pub mod settling;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod trends;
 pub mod views;
 pub mod vote_statement;
 

@@ -5,6 +5,7 @@
 //! page offers follows the principal's roles, and the commands it posts go through the same
 //! sequencer, with the same role checks, as the API's.
 
+pub mod charts;
 pub mod pages;
 pub mod session;
 
@@ -189,7 +190,9 @@ async fn deployment(
         .iter()
         .filter_map(|seq| log.get(*seq).ok().flatten())
         .collect();
-    Ok(html(&pages::deployment(id, &record, &history, &who)))
+    Ok(html(&state.gov.with_state(|s| {
+        pages::deployment(s, id, &record, &history, &who)
+    })))
 }
 
 async fn incidents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {

@@ -97,6 +97,7 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
                 }
             }
         }
+        (trend_charts(s))
         section aria-labelledby="thresholds" {
             h2 #thresholds { "Thresholds and quora by blast-radius class" }
             table {
@@ -119,6 +120,59 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
     layout("Overview", Some(who), &main)
 }
 
+/// The overview's charts: weekly deployments, the change-failure rate against the level's cap,
+/// CAB review time, the score histogram and the confusion matrix.
+fn trend_charts(s: &GovernanceState) -> Markup {
+    use super::charts::{chart, Kind, Overlay, Series};
+    let weeks = projections::trends::weekly(s, TREND_WEEKS);
+    let report = projections::calibration::calibrate(s, &Default::default());
+    let categories: Vec<String> = weeks.iter().map(|w| w.week.clone()).collect();
+    let count = |f: fn(&projections::trends::Week) -> u64| {
+        weeks.iter().map(|w| Some(f(w) as f64)).collect::<Vec<_>>()
+    };
+    let percent = |bp: u32| f64::from(bp) / 100.0;
+    let cap = s.current_level().and_then(|l| l.max_incident_rate_bp);
+    let hours = |m: Option<i64>| m.map(|m| m as f64 / 60.0);
+    let buckets: Vec<String> = (0..10)
+        .map(|b| format!("{}–{}", b * 10, b * 10 + 10))
+        .collect();
+    let c = &report.confusion;
+    html! {
+        section aria-labelledby="trends" {
+            h2 #trends { "Trends by week" }
+            (chart("deployments", "Deployments per week", "deployments", &categories, &[
+                Series { name: "released", values: count(|w| w.released) },
+                Series { name: "auto-approved", values: count(|w| w.auto_approved) },
+                Series { name: "blocked at the gate", values: count(|w| w.blocked) },
+            ], Kind::Bars, &Overlay::default()))
+            (chart("failure", "Change-failure rate (released deployments followed by an incident)", "%", &categories, &[
+                Series { name: "change-failure rate", values: weeks.iter().map(|w| (w.released > 0).then(|| percent(w.change_failure_bp))).collect() },
+            ], Kind::Lines, &Overlay {
+                band: Some(("Wilson 95% interval".to_owned(), weeks.iter().map(|w| (percent(w.change_failure_wilson_bp.0), percent(w.change_failure_wilson_bp.1))).collect())),
+                limit: cap.map(|bp| ("the level's incident-rate cap".to_owned(), percent(bp))),
+            }))
+            (chart("review", "CAB review time", "hours", &categories, &[
+                Series { name: "median", values: weeks.iter().map(|w| hours(w.review_minutes_median)).collect() },
+                Series { name: "90th percentile", values: weeks.iter().map(|w| hours(w.review_minutes_p90)).collect() },
+            ], Kind::Lines, &Overlay::default()))
+            (chart("scores", "Risk scores of all deployments", "deployments", &buckets, &[
+                Series { name: "deployments", values: report.score_histogram.iter().map(|n| Some(*n as f64)).collect() },
+            ], Kind::Bars, &Overlay::default()))
+            table {
+                caption { "Auto-approval against outcome, released deployments (AUC " (opt(report.auc_bp.map(projections::stats::bp_to_percent))) ")" }
+                thead { tr { td {} th scope="col" { "Incident" } th scope="col" { "No incident" } } }
+                tbody {
+                    tr { th scope="row" { "Sent to the CAB" } td { (c.true_positive) } td { (c.false_positive) } }
+                    tr { th scope="row" { "Auto-approved" } td { (c.false_negative) } td { (c.true_negative) } }
+                }
+            }
+        }
+    }
+}
+
+/// Weeks of history the overview's charts show.
+const TREND_WEEKS: usize = 26;
+
 fn opt(value: Option<impl std::fmt::Display>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| v.to_string())
 }
@@ -136,13 +190,14 @@ pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
         } @else {
             table {
                 caption { (queue.len()) " deployments waiting for votes, oldest first" }
-                thead { tr { th scope="col" { "Deployment" } th scope="col" { "App" } th scope="col" { "Class" } th scope="col" { "Approvals" } th scope="col" { "Waiting" } } }
+                thead { tr { th scope="col" { "Deployment" } th scope="col" { "App" } th scope="col" { "Class" } th scope="col" { "Score" } th scope="col" { "Approvals" } th scope="col" { "Waiting" } } }
                 tbody {
                     @for q in &queue {
                         tr {
                             td { a href={ "/deployments/" (q.deployment_id) } { code { (q.deployment_id) } } }
                             td { (q.app_name) }
                             td { (q.class.as_str()) }
+                            td { (s.deployments.get(&q.deployment_id).map_or(0.0, |d| f64::from(d.submitted.score_centi) / 100.0)) }
                             td { (q.approvals) " of " (q.quorum) }
                             td { (q.age_minutes / 60) " h " (q.age_minutes % 60) " min" }
                         }
@@ -154,31 +209,64 @@ pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
     layout("CAB queue", Some(who), &main)
 }
 
-/// One deployment: what was submitted, its state, its votes, and its history as entries.
+/// One deployment: its class and the rule that gave it, the score with every factor, the
+/// evidence, the votes and what quorum still needs, and its history as entries.
 pub fn deployment(
+    s: &GovernanceState,
     id: uuid::Uuid,
     d: &projections::state::DeploymentRecord,
     history: &[events::Entry],
     who: &SignedIn,
 ) -> Markup {
+    let submitted = history
+        .iter()
+        .find_map(|e| match events::payloads::Payload::decode(e) {
+            Ok(Some(events::payloads::Payload::DeploymentSubmitted(p))) => Some(p),
+            _ => None,
+        });
+    let evidence = s.evidence.get(&d.submitted.evidence_id);
+    let approvals = d.votes.values().filter(|(approve, _)| *approve).count();
+    let quorum = s.quorum(d.class) as usize;
     let main = html! {
         dl {
-            dt { "Application" } dd { (d.submitted.app_name) }
-            dt { "Status" } dd { (format!("{:?}", d.status)) }
-            dt { "Blast-radius class" } dd { (d.class.as_str()) }
+            dt { "Application" } dd { (d.submitted.app_name) @if let Some(p) = &submitted { " " (p.app_version) } }
+            dt { "Status" } dd { (d.status.as_str()) }
             dt { "Submitted by" } dd { (d.submitter) " at " (d.submitted_at.to_string()) }
-            @if let Some(gate) = &d.gate {
-                dt { "Score and threshold" } dd { (gate.score_centi) " (threshold " (gate.threshold) ")" }
+            dt { "Blast-radius class" } dd {
+                (d.class.as_str())
+                @if let Some(p) = &submitted { " — rule " code { (p.classification.rule) } " (policy v" (p.classification.policy_version) ")" }
+            }
+            dt { "Risk score" } dd { (f64::from(d.submitted.score_centi) / 100.0) " by model " (d.submitted.model_version)
+                @if let Some(gate) = &d.gate { " (threshold " (f64::from(gate.threshold) / 100.0) ")" } }
+        }
+        @if let Some(p) = &submitted {
+            table {
+                caption { "How the score was derived" }
+                thead { tr { th scope="col" { "Factor" } th scope="col" { "Value" } th scope="col" { "Weight" } th scope="col" { "From" } } }
+                tbody { @for f in &p.factors { tr { th scope="row" { (f.name) } td { (f.value) } td { (f.weight_bp) " bp" } td { (f.basis) } } } }
             }
         }
+        h2 { "Evidence" }
+        @match evidence.as_deref() {
+            None => p { "The evidence package is not on record." },
+            Some(e) => dl {
+                dt { "Produced and signed by" } dd { (e.generated_by) }
+                dt { "Evidence hash" } dd { code { (e.evidence_hash.to_string()) } }
+                @if let Some(a) = &e.first_artifact { dt { "Artifact" } dd { code { (a.sha256.to_string()) } " (" (a.size) " bytes)" } }
+                dt { "Tests" } dd { (e.tests_passed) " passed, " (e.tests_failed) " failed" }
+                dt { "Critical scan findings" } dd { (e.scan_critical_findings) }
+                dt { "SBOM" } dd { @match &e.sbom { None => "none", Some(sbom) => { code { (sbom.sha256.to_string()) } @if sbom.signature.is_some() { " (signed)" } @else { " (unsigned)" } } } }
+            },
+        }
         h2 { "Votes" }
-        @if d.votes.is_empty() { p { "No votes yet." } }
-        @else {
+        p { (approvals) " of " (quorum) " approvals needed"
+            @if approvals < quorum && d.status == projections::state::DeploymentStatus::PendingCab { ": " strong { (quorum - approvals) " more" } } }
+        @if !d.votes.is_empty() {
             ul { @for (member, (approve, _)) in d.votes.iter() { li { (member) ": " @if *approve { "approve" } @else { "reject" } } } }
         }
         h2 { "History" }
         table {
-            caption { "Every entry of this deployment, with its inclusion proof" }
+            caption { "Every entry of this deployment; the seq links to its inclusion receipt" }
             thead { tr { th scope="col" { "Seq" } th scope="col" { "Type" } th scope="col" { "Actor" } th scope="col" { "Time" } th scope="col" { "Hash" } } }
             tbody {
                 @for e in history {
@@ -187,7 +275,7 @@ pub fn deployment(
                         td { (e.event_type) }
                         td { (e.actor) }
                         td { (e.time.to_string()) }
-                        td { code { (e.hash().to_hex()[..16]) "…" } }
+                        td { code title=(e.hash().to_hex()) { (e.hash().to_hex()[..16]) "…" } }
                     }
                 }
             }

@@ -1,0 +1,168 @@
+"""The browser interface in a real browser: headless Chromium driven over WebDriver against a
+`trustledger serve` on loopback over a simulated history. Signs in, opens every page at a
+desktop and a phone width, fails on any console error or failed request, checks the incident
+form end to end and that a session ends at sign-out, and writes a screenshot of each page under
+the output folder (look at them).
+
+Run by .ci/run: python3 tests/browser/test_pages.py BINARY OUT_DIR
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+PAGES = ["/", "/queue", "/incidents", "/audit"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(binary, *args):
+    return subprocess.run([binary, *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.add_argument("--headless=new")
+    options.add_argument("--no-sandbox")
+    options.add_argument("--disable-gpu")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def problems(driver):
+    """Console errors and failed requests since the last call."""
+    found = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.loadingFailed":
+            found.append("request failed: " + json.dumps(message["params"]))
+        if message["method"] == "Network.responseReceived":
+            response = message["params"]["response"]
+            if response["status"] >= 400 and "/incidents" not in response["url"]:
+                found.append(f"HTTP {response['status']} for {response['url']}")
+    return found
+
+
+def main(binary, out):
+    os.makedirs(out, exist_ok=True)
+    work = tempfile.mkdtemp()
+    data = os.path.join(work, "data")
+    run(binary, "simulate", "--data", data, "--weeks", "8", "--per-week", "40")
+    token = run(binary, "token", "create", "--data", data, "--principal", "rita",
+                "--role", "incident-reporter", "--role", "auditor", "--role", "operator")
+    port = free_port()
+    server = subprocess.Popen([binary, "serve", "--data", data, "--listen", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        driver = browser()
+        try:
+            checks(driver, base, token, out)
+        finally:
+            driver.quit()
+    finally:
+        server.kill()
+        server.wait()
+    print("browser: 1 passed, 0 failed")
+
+
+def arrives(driver, suffix):
+    """Waits (at most 10 s) until a click's navigation lands on a URL ending in `suffix`."""
+    WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith(suffix))
+
+
+def screenshots(driver, out, stem, width, height):
+    """The window as a user sees it first, then the whole page."""
+    driver.save_screenshot(os.path.join(out, f"{stem}.png"))
+    full = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(height, full))
+    driver.save_screenshot(os.path.join(out, f"{stem}-full.png"))
+    driver.set_window_size(width, height)
+
+
+def checks(driver, base, token, out):
+    driver.get(base + "/")
+    assert driver.current_url.endswith("/sign-in"), driver.current_url
+    driver.find_element(By.ID, "token").send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
+    arrives(driver, "/")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Overview"
+    cookie = driver.get_cookie("tl_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    problems(driver)
+    deployment = None
+    for name, (width, height) in SIZES.items():
+        driver.set_window_size(width, height)
+        for path in PAGES:
+            driver.get(base + path)
+            assert driver.find_element(By.TAG_NAME, "h1").text, path
+            found = problems(driver)
+            assert not found, (path, found)
+            # Nothing wider than the window: no sideways scrolling of the page itself.
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, name, overflow)
+            slug = path.strip("/") or "overview"
+            screenshots(driver, out, f"{slug}-{name}", width, height)
+            links = driver.find_elements(By.CSS_SELECTOR, "a[href^='/deployments/']")
+            if links and deployment is None:
+                deployment = links[0].get_attribute("href")
+        if deployment:
+            driver.get(deployment)
+            assert not problems(driver)
+            screenshots(driver, out, f"deployment-{name}", width, height)
+    # The incident form: a field error shown beside its field, then a report that is listed.
+    driver.set_window_size(1280, 800)
+    driver.get(base + "/incidents")
+    released = re.search(r"/deployments/([0-9a-f-]{36})", driver.page_source)
+    assert released, "an incident names a released deployment"
+    form = driver.find_element(By.CSS_SELECTOR, "form[action='/incidents']")
+    form.find_element(By.ID, "deployment_id").send_keys("not a uuid")
+    form.find_element(By.ID, "affected_user_count").send_keys("12")
+    form.find_element(By.ID, "downtime_minutes").send_keys("3")
+    form.find_element(By.ID, "business_impact_usd").send_keys("10.00")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    error = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "deployment_id-error"))
+    assert "UUID" in error.text, error.text
+    field = driver.find_element(By.ID, "deployment_id")
+    assert field.get_attribute("aria-invalid") == "true"
+    field.clear()
+    field.send_keys(released.group(1))
+    driver.find_element(By.ID, "preventability_notes").send_keys("seen in the browser test")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/incidents'] button[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CLASS_NAME, "error"))
+    arrives(driver, "/incidents")
+    assert "seen in the browser test" not in driver.page_source  # a fresh form
+    assert "rita" in driver.find_element(By.ID, "list").find_element(By.XPATH, "..").text
+    # Sign out: the old cookie opens nothing.
+    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    arrives(driver, "/sign-in")
+    driver.add_cookie({"name": "tl_session", "value": cookie["value"], "path": "/"})
+    driver.get(base + "/")
+    assert driver.current_url.endswith("/sign-in"), "a signed-out session opens nothing"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
