@@ -259,10 +259,33 @@ fn the_incident_form_needs_the_csrf_token_valid_fields_and_the_role() {
         .incidents
         .values()
         .any(|i| i.reporter == "rita" && i.current.affected_user_count == 120)));
+    // The filters: severity and date range.
+    let p2 = get(
+        port,
+        "/incidents?severity=P2&blast_radius=&from=&to=",
+        Some(&session),
+    )
+    .body;
+    assert!(
+        p2.contains("<td>120</td>"),
+        "the P2 just reported is listed: {p2}"
+    );
+    let p1 = get(port, "/incidents?severity=P1", Some(&session)).body;
+    assert!(
+        !p1.contains("<td>120</td>"),
+        "a P1 filter leaves out the P2 incident"
+    );
+    let future = get(port, "/incidents?from=2099-01-01", Some(&session)).body;
+    assert!(
+        future.contains("<h2 id=\"list\">0 incidents</h2>"),
+        "{future}"
+    );
+    let bad = get(port, "/incidents?from=yesterday", Some(&session)).body;
+    assert!(bad.contains("is not a date"), "{bad}");
     // An auditor sees no form, and a post is refused.
     let auditor = sign_in(port, &otto);
     let page = get(port, "/incidents", Some(&auditor)).body;
-    assert!(!page.contains("action=\"/incidents\""));
+    assert!(!page.contains("method=\"post\" action=\"/incidents\""));
     let mut by_auditor = valid.to_vec();
     let auditor_csrf = csrf_of(&page);
     by_auditor.push(("csrf", auditor_csrf.as_str()));

@@ -11,7 +11,7 @@ pub mod session;
 
 use crate::api::AppState;
 use crate::governance::Role;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -195,14 +195,16 @@ async fn deployment(
     })))
 }
 
-async fn incidents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+async fn incidents(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(filter): Query<pages::IncidentQuery>,
+) -> Page {
     let who = signed_in(&state, &headers)?;
     let form = IncidentForm::default();
-    Ok(html(
-        &state
-            .gov
-            .with_state(|s| pages::incidents(s, &who, &form, &[])),
-    ))
+    Ok(html(&state.gov.with_state(|s| {
+        pages::incidents(s, &who, (&form, &[]), &filter)
+    })))
 }
 
 async fn report_incident(
@@ -217,7 +219,7 @@ async fn report_incident(
             status,
             state
                 .gov
-                .with_state(|s| pages::incidents(s, &who, &form, errors)),
+                .with_state(|s| pages::incidents(s, &who, (&form, errors), &Default::default())),
         )
     };
     if !who.holds(&[Role::IncidentReporter]) {

@@ -284,6 +284,50 @@ pub fn deployment(
     layout(&format!("Deployment {id}"), Some(who), &main)
 }
 
+/// The incident list's filters, as the filter form sends them.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct IncidentQuery {
+    /// `P1`..`P4`, or empty for any.
+    #[serde(default)]
+    pub severity: String,
+    /// A class name, or empty for any.
+    #[serde(default)]
+    pub blast_radius: String,
+    /// `YYYY-MM-DD`: incidents on or after that day (UTC).
+    #[serde(default)]
+    pub from: String,
+    /// `YYYY-MM-DD`: incidents on or before that day (UTC).
+    #[serde(default)]
+    pub to: String,
+}
+
+impl IncidentQuery {
+    /// The view's filter, and what was not understood (and left out of it).
+    fn to_filter(&self) -> (views::IncidentFilter, Option<String>) {
+        let mut problems = Vec::new();
+        let day = |text: &str, end: bool, problems: &mut Vec<String>| {
+            if text.is_empty() {
+                return None;
+            }
+            let time = if end {
+                "T23:59:59.999999Z"
+            } else {
+                "T00:00:00.000000Z"
+            };
+            events::Timestamp::parse(&format!("{text}{time}"))
+                .map_err(|_| problems.push(format!("{text:?} is not a date (YYYY-MM-DD)")))
+                .ok()
+        };
+        let filter = views::IncidentFilter {
+            severity: events::payloads::Severity::parse(&self.severity),
+            blast_radius: BlastRadiusClass::parse(&self.blast_radius),
+            from: day(&self.from, false, &mut problems),
+            to: day(&self.to, true, &mut problems),
+        };
+        (filter, (!problems.is_empty()).then(|| problems.join("; ")))
+    }
+}
+
 /// What the incident form posted, kept to show it again beside its errors.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct IncidentForm {
@@ -318,8 +362,8 @@ pub struct IncidentForm {
 pub fn incidents(
     s: &GovernanceState,
     who: &SignedIn,
-    form: &IncidentForm,
-    errors: &[(&str, String)],
+    (form, errors): (&IncidentForm, &[(&str, String)]),
+    filter: &IncidentQuery,
 ) -> Markup {
     let error_for = |field: &str| {
         errors
@@ -339,8 +383,9 @@ pub fn incidents(
             }
         }
     };
-    let mut list: Vec<_> = s.incidents.values().collect();
-    list.sort_by_key(|i| std::cmp::Reverse(i.incident_date));
+    let (view_filter, filter_error) = filter.to_filter();
+    let mut list = views::incidents(s, &view_filter);
+    list.reverse();
     let main = html! {
         @if who.holds(&[Role::IncidentReporter]) {
             section aria-labelledby="report" {
@@ -372,6 +417,26 @@ pub fn incidents(
         }
         section aria-labelledby="list" {
             h2 #list { (list.len()) " incidents" }
+            form.filters method="get" action="/incidents" aria-label="Filter incidents" {
+                div.field {
+                    label for="f-severity" { "Severity" }
+                    select #f-severity name="severity" {
+                        option value="" { "any" }
+                        @for level in ["P1", "P2", "P3", "P4"] { option value=(level) selected[filter.severity == level] { (level) } }
+                    }
+                }
+                div.field {
+                    label for="f-class" { "Blast radius" }
+                    select #f-class name="blast_radius" {
+                        option value="" { "any" }
+                        @for class in BlastRadiusClass::ALL { option value=(class.as_str()) selected[filter.blast_radius == class.as_str()] { (class.as_str()) } }
+                    }
+                }
+                div.field { label for="f-from" { "From" } input #f-from type="date" name="from" value=(filter.from); }
+                div.field { label for="f-to" { "To" } input #f-to type="date" name="to" value=(filter.to); }
+                button type="submit" { "Filter" }
+                @if let Some(e) = filter_error { p.error role="alert" { (e) } }
+            }
             table {
                 thead { tr { th scope="col" { "Date" } th scope="col" { "Severity" } th scope="col" { "Deployment" } th scope="col" { "Users" } th scope="col" { "Reporter" } } }
                 tbody {

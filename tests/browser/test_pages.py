@@ -138,7 +138,7 @@ def checks(driver, base, token, out):
     driver.get(base + "/incidents")
     released = re.search(r"/deployments/([0-9a-f-]{36})", driver.page_source)
     assert released, "an incident names a released deployment"
-    form = driver.find_element(By.CSS_SELECTOR, "form[action='/incidents']")
+    form = driver.find_element(By.CSS_SELECTOR, "form[method='post'][action='/incidents']")
     form.find_element(By.ID, "deployment_id").send_keys("not a uuid")
     form.find_element(By.ID, "affected_user_count").send_keys("12")
     form.find_element(By.ID, "downtime_minutes").send_keys("3")
@@ -151,7 +151,7 @@ def checks(driver, base, token, out):
     field.clear()
     field.send_keys(released.group(1))
     driver.find_element(By.ID, "preventability_notes").send_keys("seen in the browser test")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/incidents'] button[type=submit]").click()
+    driver.find_element(By.CSS_SELECTOR, "form[method='post'][action='/incidents'] button[type=submit]").click()
     WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CLASS_NAME, "error"))
     arrives(driver, "/incidents")
     assert "seen in the browser test" not in driver.page_source  # a fresh form
