@@ -52,7 +52,14 @@ fn every_page_works_in_a_real_browser_at_desktop_and_phone_widths() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    for page in ["overview", "queue", "incidents", "audit", "deployment"] {
+    for page in [
+        "overview",
+        "queue",
+        "incidents",
+        "models",
+        "audit",
+        "deployment",
+    ] {
         for width in ["desktop", "phone"] {
             assert!(
                 shots.join(format!("{page}-{width}.png")).exists(),

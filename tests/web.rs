@@ -129,7 +129,7 @@ fn pages_need_a_session_and_render_for_a_signed_in_principal() {
     let tmp = tempfile::tempdir().unwrap();
     let (server, gov, rita, _) = served(tmp.path());
     let port = server.port;
-    for path in ["/", "/queue", "/incidents", "/audit"] {
+    for path in ["/", "/queue", "/incidents", "/models", "/audit"] {
         let page = get(port, path, None);
         assert_eq!(
             (page.status, page.location.as_deref()),

@@ -34,6 +34,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/queue", get(queue))
         .route("/deployments/{id}", get(deployment))
         .route("/incidents", get(incidents).post(report_incident))
+        .route("/models", get(models))
         .route("/audit", get(audit))
         .route("/assets/style.css", get(style))
 }
@@ -286,6 +287,11 @@ fn incident_report(
         }),
         _ => Err(errors),
     }
+}
+
+async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    Ok(html(&state.gov.with_state(|s| pages::models(s, &who))))
 }
 
 async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {

@@ -28,6 +28,7 @@ pub fn layout(title: &str, who: Option<&SignedIn>, main: &Markup) -> Markup {
                                 li { a href="/" { "Overview" } }
                                 li { a href="/queue" { "CAB queue" } }
                                 li { a href="/incidents" { "Incidents" } }
+                                li { a href="/models" { "Models" } }
                                 li { a href="/audit" { "Audit" } }
                             }
                         }
@@ -454,6 +455,75 @@ pub fn incidents(
         }
     };
     layout("Incidents", Some(who), &main)
+}
+
+/// Risk-model versions side by side (thresholds, weights, votes, the backtest each cites) and
+/// the maturity levels.
+pub fn models(s: &GovernanceState, who: &SignedIn) -> Markup {
+    let models: Vec<_> = s.models.values().collect();
+    let weights: std::collections::BTreeSet<&String> = models
+        .iter()
+        .flat_map(|m| m.proposal.weights_bp.keys())
+        .collect();
+    let status = |m: &projections::state::ModelRecord| {
+        if s.active_model.as_deref() == Some(m.proposal.version.as_str()) {
+            "active"
+        } else if m.approved_by.is_some() {
+            "approved"
+        } else {
+            "proposed"
+        }
+    };
+    let main = html! {
+        section aria-labelledby="versions" {
+            h2 #versions { "Risk-model versions" }
+            table {
+                thead { tr { th scope="col" { "Version" } @for m in &models { th scope="col" { (m.proposal.version) } } } }
+                tbody {
+                    tr { th scope="row" { "Status" } @for m in &models { td { (status(m)) } } }
+                    tr { th scope="row" { "Mode" } @for m in &models { td { (m.proposal.mode) } } }
+                    tr { th scope="row" { "Proposed by" } @for m in &models { td { (m.proposed_by) } } }
+                    tr { th scope="row" { "Effective / review" } @for m in &models { td { (m.proposal.effective_date) " / " (m.proposal.review_date) } } }
+                    @for class in BlastRadiusClass::ALL {
+                        tr { th scope="row" { "Threshold, " (class.as_str()) } @for m in &models { td { (opt(m.proposal.thresholds.get(&class).map(|t| f64::from(*t) / 100.0))) } } }
+                    }
+                    @for w in &weights {
+                        tr { th scope="row" { "Weight, " (w) } @for m in &models { td { (opt(m.proposal.weights_bp.get(*w).map(|bp| format!("{bp} bp")))) } } }
+                    }
+                    tr { th scope="row" { "Votes" } @for m in &models {
+                        td { (m.votes.values().filter(|v| **v).count()) " approve, " (m.votes.values().filter(|v| !**v).count()) " reject"
+                            @if let Some(by) = &m.approved_by { br; "approved by " (by.join(", ")) } }
+                    } }
+                    tr { th scope="row" { "Backtest cited" } @for m in &models {
+                        td { @match &m.proposal.backtest {
+                            None => "none",
+                            Some(b) => { "over the first " (b.log_size) " entries; report " code title=(b.report_sha256) { (b.report_sha256.get(..12).unwrap_or_default()) "…" } },
+                        } }
+                    } }
+                }
+            }
+            p { "A cited backtest is re-run by the service before the proposal is recorded and again by "
+                code { "trustledger audit" } "; " code { "trustledger backtest --model FILE" } " prints the full report." }
+        }
+        section aria-labelledby="levels" {
+            h2 #levels { "Maturity levels" }
+            table {
+                thead { tr { th scope="col" { "Level" } th scope="col" { "Mode" } th scope="col" { "Minimum weeks" } th scope="col" { "Incident-rate cap" } th scope="col" { "P1 / P2 allowed" } } }
+                tbody {
+                    @for l in &s.levels {
+                        tr {
+                            th scope="row" { (l.level) @if l.level == s.level { " (current)" } }
+                            td { (l.mode) }
+                            td { (l.min_weeks) }
+                            td { (opt(l.max_incident_rate_bp.map(projections::stats::bp_to_percent))) }
+                            td { (opt(l.max_p1)) " / " (opt(l.max_p2)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Models and maturity", Some(who), &main)
 }
 
 /// What an auditor needs to check the log: its size and head, the published checkpoint and the

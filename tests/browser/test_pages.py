@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
-PAGES = ["/", "/queue", "/incidents", "/audit"]
+PAGES = ["/", "/queue", "/incidents", "/models", "/audit"]
 
 
 def free_port():
