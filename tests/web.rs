@@ -327,3 +327,47 @@ fn a_session_ends_at_sign_out_and_a_sign_out_needs_its_csrf_token() {
         "the old cookie opens nothing"
     );
 }
+
+#[test]
+fn the_audit_page_downloads_a_bundle_that_verify_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, gov, rita, _) = served(tmp.path());
+    let session = sign_in(server.port, &rita);
+    let response = agent()
+        .get(&format!(
+            "http://127.0.0.1:{}/audit/bundle.tar",
+            server.port
+        ))
+        .set("Cookie", &format!("tl_session={session}"))
+        .call()
+        .unwrap();
+    assert_eq!(response.content_type(), "application/x-tar");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+    tar::Archive::new(bytes.as_slice())
+        .unpack(tmp.path().join("download"))
+        .unwrap();
+    let bundle = tmp.path().join("download/trustledger-export");
+    let key = gov.log().verifier().unwrap().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_trustledger"))
+        .args([
+            "verify",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let lines = std::fs::read_to_string(bundle.join("entries.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines as u64, gov.log().head().size);
+    assert_eq!(
+        get(server.port, "/audit/bundle.tar", None).status,
+        303,
+        "signed in only"
+    );
+}

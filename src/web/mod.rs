@@ -5,6 +5,7 @@
 //! page offers follows the principal's roles, and the commands it posts go through the same
 //! sequencer, with the same role checks, as the API's.
 
+pub mod bundle;
 pub mod charts;
 pub mod pages;
 pub mod session;
@@ -36,6 +37,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/incidents", get(incidents).post(report_incident))
         .route("/models", get(models))
         .route("/audit", get(audit))
+        .route("/audit/bundle.tar", get(download_bundle))
         .route("/assets/style.css", get(style))
 }
 
@@ -302,4 +304,58 @@ async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
         published.as_deref(),
         &who,
     )))
+}
+
+/// The roles that read the raw log, as in the API.
+const LOG_READERS: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
+
+async fn download_bundle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let who = signed_in(&state, &headers)?;
+    let refused = |status, why: &str| {
+        NotShown::Page(
+            status,
+            pages::layout("Refused", Some(&who), &maud::html! { p { (why) } }),
+        )
+    };
+    if !who.holds(LOG_READERS) {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "Auditors, operators and admins download the log.",
+        ));
+    }
+    let log = state.gov.log().clone();
+    let file = tokio::task::spawn_blocking(move || bundle::write_tar(&log))
+        .await
+        .map_err(|_| refused(StatusCode::INTERNAL_SERVER_ERROR, "The export failed."))?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "export for download failed");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The export failed; try again.",
+            )
+        })?;
+    let chunks =
+        futures_util::stream::unfold(tokio::fs::File::from_std(file), |mut file| async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut buffer = vec![0u8; 64 * 1024];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok::<_, std::io::Error>(buffer), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"trustledger-export.tar\"",
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
 }

@@ -541,6 +541,11 @@ pub fn audit(log: &events::Log, published: Option<&str>, who: &SignedIn) -> Mark
         h2 { "Published checkpoint" }
         pre { (published.unwrap_or("none yet")) }
         h2 { "Check it yourself" }
+        @if who.holds(&[Role::Auditor, Role::Operator, Role::Admin]) {
+            p { a href="/audit/bundle.tar" download { "Download the export bundle" } " (a tar of "
+                code { "entries.jsonl" } ", " code { "checkpoint" } ", " code { "verifier-key" } "), then: " }
+            pre { "tar xf trustledger-export.tar && trustledger verify --bundle trustledger-export --key KEY" }
+        }
         p { "The log is served as C2SP tiles under " a href="/tlog/checkpoint" { code { "/tlog" } } "; verify it with nothing of ours but the key:" }
         pre { "trustledger verify --tiles URL/tlog --key KEY" }
     };
