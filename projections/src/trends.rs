@@ -6,6 +6,7 @@
 use crate::calibration::week_of;
 use crate::state::{DeploymentStatus, GovernanceState};
 use crate::stats::{percentile, rate_bp, wilson_bp};
+use events::Timestamp;
 use std::collections::BTreeMap;
 
 /// One week's figures.
@@ -35,18 +36,11 @@ pub struct Week {
 
 /// The last `weeks` weeks that had submissions, oldest first.
 pub fn weekly(state: &GovernanceState, weeks: usize) -> Vec<Week> {
-    let mut by_week: BTreeMap<String, (Week, Vec<i64>)> = BTreeMap::new();
+    // Keyed by the week's number since the epoch's Monday: named only once, at the end (a
+    // name per deployment was most of the time on a long history).
+    let mut by_week: BTreeMap<i64, (Week, Vec<i64>)> = BTreeMap::new();
     for d in state.deployments.values() {
-        let key = week_of(d.submitted_at);
-        let (week, reviews) = by_week.entry(key.clone()).or_insert_with(|| {
-            (
-                Week {
-                    week: key,
-                    ..Week::default()
-                },
-                Vec::new(),
-            )
-        });
+        let (week, reviews) = by_week.entry(week_number(d.submitted_at)).or_default();
         week.submitted += 1;
         week.auto_approved += u64::from(d.auto_approved);
         week.blocked += u64::from(d.blocked_releases > 0);
@@ -62,9 +56,12 @@ pub fn weekly(state: &GovernanceState, weeks: usize) -> Vec<Week> {
     }
     let skip = by_week.len().saturating_sub(weeks);
     by_week
-        .into_values()
+        .into_iter()
         .skip(skip)
-        .map(|(mut week, mut reviews)| {
+        .map(|(number, (mut week, mut reviews))| {
+            week.week = week_of(Timestamp::from_unix_micros(
+                number * WEEK_MICROS + MONDAY_OFFSET,
+            ));
             week.change_failure_bp = rate_bp(week.failed, week.released);
             week.change_failure_wilson_bp = wilson_bp(week.failed, week.released);
             week.review_minutes_median = percentile(&mut reviews, 50);
@@ -72,4 +69,34 @@ pub fn weekly(state: &GovernanceState, weeks: usize) -> Vec<Week> {
             week
         })
         .collect()
+}
+
+const WEEK_MICROS: i64 = 7 * 86_400_000_000;
+/// 1970-01-05, the first Monday after the epoch, in microseconds.
+const MONDAY_OFFSET: i64 = 4 * 86_400_000_000;
+
+/// The number of the Monday-to-Sunday week (UTC) holding `at`.
+fn week_number(at: Timestamp) -> i64 {
+    (at.unix_micros() - MONDAY_OFFSET).div_euclid(WEEK_MICROS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn week_numbers_name_the_same_mondays_as_calibration() {
+        for micros in [
+            0,
+            345_600_000_000,
+            1_780_000_000_000_000,
+            1_780_099_999_999_999,
+        ] {
+            let at = Timestamp::from_unix_micros(micros);
+            let named = week_of(Timestamp::from_unix_micros(
+                week_number(at) * WEEK_MICROS + MONDAY_OFFSET,
+            ));
+            assert_eq!(named, week_of(at), "{at}");
+        }
+    }
 }

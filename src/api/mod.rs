@@ -59,7 +59,7 @@ pub const STREAMS_MAX: usize = 256;
 pub struct AppState {
     /// The service.
     pub gov: Arc<Governance>,
-    streams: Arc<Semaphore>,
+    pub(crate) streams: Arc<Semaphore>,
     past_folds: Arc<Semaphore>,
     metrics: Metrics,
     /// The live maturity status, by (last folded seq, strict).

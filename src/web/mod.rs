@@ -24,7 +24,9 @@ use session::SignedIn;
 use std::sync::Arc;
 
 /// The stylesheet, served with the pages.
-const STYLE: &str = include_str!("style.css");
+const STYLE: &str = include_str!("assets/style.css");
+/// The live-update script.
+const LIVE_JS: &str = include_str!("assets/live.js");
 
 /// The pages' routes.
 pub fn router() -> Router<Arc<AppState>> {
@@ -39,6 +41,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/audit", get(audit))
         .route("/audit/bundle.tar", get(download_bundle))
         .route("/assets/style.css", get(style))
+        .route("/assets/live.js", get(live_js))
+        .route("/live", get(live))
 }
 
 /// A page, or why it is not shown.
@@ -100,6 +104,47 @@ async fn style() -> Response {
         STYLE,
     )
         .into_response()
+}
+
+async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        LIVE_JS,
+    )
+        .into_response()
+}
+
+/// Server-Sent Events for the pages (an `EventSource` sends the session cookie, not a bearer
+/// header): one `head` event with the log's size whenever it grows.
+async fn live(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let _who = signed_in(&state, &headers)?;
+    let permit = Arc::clone(&state.streams)
+        .try_acquire_owned()
+        .map_err(|_| {
+            NotShown::Page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::layout(
+                    "Busy",
+                    None,
+                    &maud::html! { p { "Too many live pages are open." } },
+                ),
+            )
+        })?;
+    let heads = state.gov.log().watch_head();
+    let stream = futures_util::stream::unfold((heads, permit), |(mut heads, permit)| async move {
+        heads.changed().await.ok()?;
+        let size = heads.borrow_and_update().size;
+        let event = axum::response::sse::Event::default()
+            .event("head")
+            .data(size.to_string());
+        Some((Ok::<_, std::convert::Infallible>(event), (heads, permit)))
+    });
+    Ok(axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
 }
 
 async fn sign_in_form() -> Response {

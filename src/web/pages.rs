@@ -41,6 +41,7 @@ pub fn layout(title: &str, who: Option<&SignedIn>, main: &Markup) -> Markup {
                     }
                 }
                 main id="main" { h1 { (title) } (main) }
+                @if who.is_some() { script src="/assets/live.js" defer {} }
             }
         }
     }
@@ -71,6 +72,7 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
     let preview = maturity::evaluate(s, at, false);
     let model = s.active_model().map(|m| m.proposal.clone());
     let main = html! {
+        div #live-overview data-live {
         section aria-labelledby="level" {
             h2 #level { "Maturity level " (s.level) }
             p {
@@ -116,6 +118,7 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
                     }
                 }
             }
+        }
         }
     };
     layout("Overview", Some(who), &main)
@@ -186,6 +189,7 @@ pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
     let mut queue = views::cab_queue(s, at);
     queue.sort_by_key(|q| std::cmp::Reverse(q.age_minutes));
     let main = html! {
+        div #live-queue data-live {
         @if queue.is_empty() {
             p { "No deployment waits for the CAB." }
         } @else {
@@ -205,6 +209,7 @@ pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
                     }
                 }
             }
+        }
         }
     };
     layout("CAB queue", Some(who), &main)
@@ -229,6 +234,7 @@ pub fn deployment(
     let approvals = d.votes.values().filter(|(approve, _)| *approve).count();
     let quorum = s.quorum(d.class) as usize;
     let main = html! {
+        div #live-deployment data-live {
         dl {
             dt { "Application" } dd { (d.submitted.app_name) @if let Some(p) = &submitted { " " (p.app_version) } }
             dt { "Status" } dd { (d.status.as_str()) }
@@ -280,6 +286,7 @@ pub fn deployment(
                     }
                 }
             }
+        }
         }
     };
     layout(&format!("Deployment {id}"), Some(who), &main)
@@ -416,7 +423,7 @@ pub fn incidents(
                 }
             }
         }
-        section aria-labelledby="list" {
+        section #live-incidents aria-labelledby="list" data-live {
             h2 #list { (list.len()) " incidents" }
             form.filters method="get" action="/incidents" aria-label="Filter incidents" {
                 div.field {
@@ -531,6 +538,7 @@ pub fn models(s: &GovernanceState, who: &SignedIn) -> Markup {
 pub fn audit(log: &events::Log, published: Option<&str>, who: &SignedIn) -> Markup {
     let head = log.head();
     let main = html! {
+        div #live-audit data-live {
         dl {
             dt { "Origin" } dd { code { (log.origin()) } }
             dt { "Entries" } dd { (head.size) }
@@ -540,6 +548,7 @@ pub fn audit(log: &events::Log, published: Option<&str>, who: &SignedIn) -> Mark
         }
         h2 { "Published checkpoint" }
         pre { (published.unwrap_or("none yet")) }
+        }
         h2 { "Check it yourself" }
         @if who.holds(&[Role::Auditor, Role::Operator, Role::Admin]) {
             p { a href="/audit/bundle.tar" download { "Download the export bundle" } " (a tar of "

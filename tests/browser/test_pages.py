@@ -112,6 +112,16 @@ def checks(driver, base, token, out):
     cookie = driver.get_cookie("tl_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
     problems(driver)
+    # Live: the log grows (an evaluation through the JSON API) and the open overview shows it
+    # without a reload.
+    before = driver.find_element(By.ID, "live-overview").text
+    request = urllib.request.Request(base + "/api/v1/maturity/evaluate", method="POST",
+                                     headers={"Authorization": "Bearer " + token})
+    appended = urllib.request.urlopen(request).headers["trustledger-seqs"]
+    WebDriverWait(driver, 15).until(
+        lambda d: f"(seq {appended})" in d.find_element(By.ID, "live-overview").text)
+    assert driver.find_element(By.ID, "live-overview").text != before
+    assert driver.execute_script("return document.documentElement.dataset.refreshed"), "no reload"
     deployment = None
     for name, (width, height) in SIZES.items():
         driver.set_window_size(width, height)
