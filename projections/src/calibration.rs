@@ -103,6 +103,16 @@ pub fn week_of(at: Timestamp) -> String {
 
 /// Computes the statistics for the deployments `filter` selects.
 pub fn calibrate(state: &GovernanceState, filter: &CalibrationFilter) -> CalibrationReport {
+    calibrate_observing(state, filter, |_| {})
+}
+
+/// [`calibrate`], also handing `observe` every deployment it selects, so that a caller that
+/// needs other figures of the same deployments reads them in the same pass.
+pub fn calibrate_observing(
+    state: &GovernanceState,
+    filter: &CalibrationFilter,
+    mut observe: impl FnMut(&crate::state::DeploymentRecord),
+) -> CalibrationReport {
     let mut report = CalibrationReport::default();
     let mut samples = Vec::new();
     let mut review_minutes = Vec::new();
@@ -115,6 +125,7 @@ pub fn calibrate(state: &GovernanceState, filter: &CalibrationFilter) -> Calibra
         if !selected {
             continue;
         }
+        observe(&d);
         report.deployments += 1;
         let bucket = usize::try_from(d.submitted.score_centi / 1000)
             .unwrap_or(9)

@@ -3,8 +3,8 @@
 //! then followed by an incident, with the change-failure rate's Wilson 95% interval and the
 //! CAB's review time (median and 90th percentile). A pure function of the folded state.
 
-use crate::calibration::week_of;
-use crate::state::{DeploymentStatus, GovernanceState};
+use crate::calibration::{calibrate_observing, week_of, CalibrationFilter, CalibrationReport};
+use crate::state::{DeploymentRecord, DeploymentStatus, GovernanceState};
 use crate::stats::{percentile, rate_bp, wilson_bp};
 use events::Timestamp;
 use std::collections::BTreeMap;
@@ -36,11 +36,32 @@ pub struct Week {
 
 /// The last `weeks` weeks that had submissions, oldest first.
 pub fn weekly(state: &GovernanceState, weeks: usize) -> Vec<Week> {
-    // Keyed by the week's number since the epoch's Monday: named only once, at the end (a
-    // name per deployment was most of the time on a long history).
-    let mut by_week: BTreeMap<i64, (Week, Vec<i64>)> = BTreeMap::new();
+    let mut accumulator = Weekly::default();
     for d in state.deployments.values() {
-        let (week, reviews) = by_week.entry(week_number(d.submitted_at)).or_default();
+        accumulator.add(&d);
+    }
+    accumulator.finish(weeks)
+}
+
+/// [`weekly`] and the calibration report of every deployment, in one pass over them (the
+/// overview shows both; each pass is most of its time on a long history).
+pub fn weekly_with_calibration(
+    state: &GovernanceState,
+    weeks: usize,
+) -> (Vec<Week>, CalibrationReport) {
+    let mut accumulator = Weekly::default();
+    let report = calibrate_observing(state, &CalibrationFilter::default(), |d| accumulator.add(d));
+    (accumulator.finish(weeks), report)
+}
+
+/// Weeks being counted, keyed by the week's number since the epoch's Monday: named only once,
+/// at the end (a name per deployment was most of the time on a long history).
+#[derive(Default)]
+struct Weekly(BTreeMap<i64, (Week, Vec<i64>)>);
+
+impl Weekly {
+    fn add(&mut self, d: &DeploymentRecord) {
+        let (week, reviews) = self.0.entry(week_number(d.submitted_at)).or_default();
         week.submitted += 1;
         week.auto_approved += u64::from(d.auto_approved);
         week.blocked += u64::from(d.blocked_releases > 0);
@@ -54,21 +75,24 @@ pub fn weekly(state: &GovernanceState, weeks: usize) -> Vec<Week> {
             reviews.push((decided.unix_micros() - d.submitted_at.unix_micros()) / 60_000_000);
         }
     }
-    let skip = by_week.len().saturating_sub(weeks);
-    by_week
-        .into_iter()
-        .skip(skip)
-        .map(|(number, (mut week, mut reviews))| {
-            week.week = week_of(Timestamp::from_unix_micros(
-                number * WEEK_MICROS + MONDAY_OFFSET,
-            ));
-            week.change_failure_bp = rate_bp(week.failed, week.released);
-            week.change_failure_wilson_bp = wilson_bp(week.failed, week.released);
-            week.review_minutes_median = percentile(&mut reviews, 50);
-            week.review_minutes_p90 = percentile(&mut reviews, 90);
-            week
-        })
-        .collect()
+
+    fn finish(self, weeks: usize) -> Vec<Week> {
+        let skip = self.0.len().saturating_sub(weeks);
+        self.0
+            .into_iter()
+            .skip(skip)
+            .map(|(number, (mut week, mut reviews))| {
+                week.week = week_of(Timestamp::from_unix_micros(
+                    number * WEEK_MICROS + MONDAY_OFFSET,
+                ));
+                week.change_failure_bp = rate_bp(week.failed, week.released);
+                week.change_failure_wilson_bp = wilson_bp(week.failed, week.released);
+                week.review_minutes_median = percentile(&mut reviews, 50);
+                week.review_minutes_p90 = percentile(&mut reviews, 90);
+                week
+            })
+            .collect()
+    }
 }
 
 const WEEK_MICROS: i64 = 7 * 86_400_000_000;

@@ -157,7 +157,11 @@ struct SignInForm {
     token: String,
 }
 
-async fn sign_in(State(state): State<Arc<AppState>>, Form(form): Form<SignInForm>) -> Response {
+async fn sign_in(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
     let token = form.token.trim();
     let known = state
         .gov
@@ -172,7 +176,7 @@ async fn sign_in(State(state): State<Arc<AppState>>, Form(form): Form<SignInForm
     }
     let id = state.sessions.start(token);
     (
-        [(header::SET_COOKIE, session::set_cookie(Some(&id)))],
+        [(header::SET_COOKIE, session::set_cookie(Some(&id), &headers))],
         Redirect::to("/"),
     )
         .into_response()
@@ -193,7 +197,7 @@ async fn sign_out(
     check_csrf(&who, &form.csrf)?;
     state.sessions.end(&who.id);
     Ok((
-        [(header::SET_COOKIE, session::set_cookie(None))],
+        [(header::SET_COOKIE, session::set_cookie(None, &headers))],
         Redirect::to("/sign-in"),
     )
         .into_response())

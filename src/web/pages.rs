@@ -128,8 +128,7 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
 /// CAB review time, the score histogram and the confusion matrix.
 fn trend_charts(s: &GovernanceState) -> Markup {
     use super::charts::{chart, Kind, Overlay, Series};
-    let weeks = projections::trends::weekly(s, TREND_WEEKS);
-    let report = projections::calibration::calibrate(s, &Default::default());
+    let (weeks, report) = projections::trends::weekly_with_calibration(s, TREND_WEEKS);
     let categories: Vec<String> = weeks.iter().map(|w| w.week.clone()).collect();
     let count = |f: fn(&projections::trends::Week) -> u64| {
         weeks.iter().map(|w| Some(f(w) as f64)).collect::<Vec<_>>()

@@ -142,14 +142,23 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The `Set-Cookie` value that gives the browser a session (or, with `None`, takes it away).
-pub fn set_cookie(id: Option<&str>) -> HeaderValue {
+/// The `Set-Cookie` value that gives the browser a session (or, with `None`, takes it away);
+/// `Secure` when the request came over TLS (a TLS-terminating proxy says so in
+/// `X-Forwarded-Proto`: the attribute only ever makes the cookie stricter).
+pub fn set_cookie(id: Option<&str>, request: &HeaderMap) -> HeaderValue {
+    let secure = request
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let attributes = format!(
+        "Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    );
     let value = match id {
         Some(id) => format!(
-            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            "{COOKIE}={id}; {attributes}; Max-Age={}",
             LIFETIME_MAX.as_secs()
         ),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => format!("{COOKIE}=; {attributes}; Max-Age=0"),
     };
     HeaderValue::from_str(&value).expect("a cookie of hex digits")
 }
