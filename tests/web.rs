@@ -17,6 +17,7 @@ struct Answer {
     status: u16,
     location: Option<String>,
     cookie: Option<String>,
+    policy: Option<String>,
     body: String,
 }
 
@@ -34,6 +35,9 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
         status: response.status(),
         location: response.header("location").map(str::to_owned),
         cookie: response.header("set-cookie").map(str::to_owned),
+        policy: response
+            .header("content-security-policy")
+            .map(str::to_owned),
         body: response.into_string().unwrap(),
     }
 }
@@ -148,6 +152,10 @@ fn pages_need_a_session_and_render_for_a_signed_in_principal() {
     let session = sign_in(port, &rita);
     let overview = get(port, "/", Some(&session));
     assert_eq!(overview.status, 200);
+    // Only the server's own script and style; no inline style or script to allow.
+    let policy = overview.policy.as_deref().unwrap_or_default();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    assert!(!overview.body.contains(" style=") && !overview.body.contains("<script>"));
     for expected in [
         "Maturity level",
         "Progression criteria",

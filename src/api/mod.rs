@@ -73,6 +73,8 @@ pub struct AppState {
     witnessing: Option<Arc<crate::witnessing::Witnessing>>,
     /// Browser sessions (`crate::web`).
     pub(crate) sessions: crate::web::session::Sessions,
+    /// The overview's trends, per log head.
+    pub(crate) overview_trends: crate::web::TrendsCache,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
         Arc::new(Self {
             witnessing,
             sessions: crate::web::session::Sessions::default(),
+            overview_trends: crate::web::TrendsCache::default(),
             limits,
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),

@@ -110,7 +110,7 @@ pub fn chart(
             }
             ul.legend {
                 @for (k, s) in series.iter().enumerate() {
-                    li { span.swatch style={ "background:" (COLOURS[k % COLOURS.len()]) } {} (s.name) }
+                    li { span class={ "swatch c" (k % COLOURS.len()) } {} (s.name) }
                 }
                 @if let Some((name, _)) = &overlay.band { li { span.swatch.band {} (name) } }
                 @if let Some((name, v)) = &overlay.limit { li { span.swatch.limit {} (name) " (" (short(*v)) " " (unit) ")" } }

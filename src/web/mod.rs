@@ -28,6 +28,10 @@ const STYLE: &str = include_str!("assets/style.css");
 /// The live-update script.
 const LIVE_JS: &str = include_str!("assets/live.js");
 
+/// What a page may load: only this server's own stylesheet and script (no inline script or
+/// style), and it may not be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
 /// The pages' routes.
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -43,6 +47,24 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(live_js))
         .route("/live", get(live))
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("DENY"),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                header::HeaderValue::from_static("same-origin"),
+            ),
+        )
 }
 
 /// A page, or why it is not shown.
@@ -205,7 +227,37 @@ async fn sign_out(
 
 async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     let who = signed_in(&state, &headers)?;
-    Ok(html(&state.gov.with_state(|s| pages::overview(s, &who))))
+    Ok(html(&state.gov.with_state(|s| {
+        let trends = state.overview_trends.get(s);
+        pages::overview(s, &trends, &who)
+    })))
+}
+
+/// The overview's trends, computed once per log head: they read every deployment (the most of
+/// an overview's time on a long history), and live updates make every open overview ask again
+/// when the log grows.
+#[derive(Default)]
+pub struct TrendsCache(std::sync::Mutex<Option<(Option<u64>, Arc<pages::Trends>)>>);
+
+impl TrendsCache {
+    /// The trends of `s`, from the cache when it was computed for the same last seq.
+    pub fn get(&self, s: &projections::state::GovernanceState) -> Arc<pages::Trends> {
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((seq, trends)) if *seq == s.last_seq => Arc::clone(trends),
+            _ => {
+                let trends = Arc::new(projections::trends::weekly_with_calibration(
+                    s,
+                    pages::TREND_WEEKS,
+                ));
+                *cached = Some((s.last_seq, Arc::clone(&trends)));
+                trends
+            }
+        }
+    }
 }
 
 async fn queue(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {

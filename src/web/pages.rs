@@ -65,7 +65,7 @@ pub fn sign_in(error: Option<&str>) -> Markup {
 }
 
 /// The overview: level and mode, the progression criteria, thresholds and quora by class.
-pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
+pub fn overview(s: &GovernanceState, trends: &Trends, who: &SignedIn) -> Markup {
     let at = s
         .last_time
         .unwrap_or(events::Timestamp::from_unix_micros(0));
@@ -100,7 +100,7 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
                 }
             }
         }
-        (trend_charts(s))
+        (trend_charts(s, trends))
         section aria-labelledby="thresholds" {
             h2 #thresholds { "Thresholds and quora by blast-radius class" }
             table {
@@ -126,9 +126,8 @@ pub fn overview(s: &GovernanceState, who: &SignedIn) -> Markup {
 
 /// The overview's charts: weekly deployments, the change-failure rate against the level's cap,
 /// CAB review time, the score histogram and the confusion matrix.
-fn trend_charts(s: &GovernanceState) -> Markup {
+fn trend_charts(s: &GovernanceState, (weeks, report): &Trends) -> Markup {
     use super::charts::{chart, Kind, Overlay, Series};
-    let (weeks, report) = projections::trends::weekly_with_calibration(s, TREND_WEEKS);
     let categories: Vec<String> = weeks.iter().map(|w| w.week.clone()).collect();
     let count = |f: fn(&projections::trends::Week) -> u64| {
         weeks.iter().map(|w| Some(f(w) as f64)).collect::<Vec<_>>()
@@ -174,7 +173,13 @@ fn trend_charts(s: &GovernanceState) -> Markup {
 }
 
 /// Weeks of history the overview's charts show.
-const TREND_WEEKS: usize = 26;
+pub const TREND_WEEKS: usize = 26;
+
+/// What the overview's charts show: the weekly figures and the calibration report.
+pub type Trends = (
+    Vec<projections::trends::Week>,
+    projections::calibration::CalibrationReport,
+);
 
 fn opt(value: Option<impl std::fmt::Display>) -> String {
     value.map_or_else(|| "—".to_owned(), |v| v.to_string())

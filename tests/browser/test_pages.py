@@ -102,7 +102,16 @@ def screenshots(driver, out, stem, width, height):
     driver.set_window_size(width, height)
 
 
+STARTED = time.monotonic()
+
+
+def step(what):
+    """Says how far the test got, and when (on stderr, shown when it fails)."""
+    print(f"{time.monotonic() - STARTED:7.1f}s {what}", file=sys.stderr, flush=True)
+
+
 def checks(driver, base, token, out):
+    step("signing in")
     driver.get(base + "/")
     assert driver.current_url.endswith("/sign-in"), driver.current_url
     driver.find_element(By.ID, "token").send_keys(token)
@@ -112,6 +121,7 @@ def checks(driver, base, token, out):
     cookie = driver.get_cookie("tl_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
     problems(driver)
+    step("live update")
     # Live: the log grows (an evaluation through the JSON API) and the open overview shows it
     # without a reload.
     before = driver.find_element(By.ID, "live-overview").text
@@ -123,9 +133,11 @@ def checks(driver, base, token, out):
     assert driver.find_element(By.ID, "live-overview").text != before
     assert driver.execute_script("return document.documentElement.dataset.refreshed"), "no reload"
     deployment = None
+    step("pages")
     for name, (width, height) in SIZES.items():
         driver.set_window_size(width, height)
         for path in PAGES:
+            step(f"{path} at {name}")
             driver.get(base + path)
             assert driver.find_element(By.TAG_NAME, "h1").text, path
             found = problems(driver)
@@ -143,6 +155,7 @@ def checks(driver, base, token, out):
             driver.get(deployment)
             assert not problems(driver)
             screenshots(driver, out, f"deployment-{name}", width, height)
+    step("incident form")
     # The incident form: a field error shown beside its field, then a report that is listed.
     driver.set_window_size(1280, 800)
     driver.get(base + "/incidents")
@@ -166,6 +179,7 @@ def checks(driver, base, token, out):
     arrives(driver, "/incidents")
     assert "seen in the browser test" not in driver.page_source  # a fresh form
     assert "rita" in driver.find_element(By.ID, "list").find_element(By.XPATH, "..").text
+    step("sign-out")
     # Sign out: the old cookie opens nothing.
     driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
     arrives(driver, "/sign-in")

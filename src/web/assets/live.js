@@ -22,6 +22,8 @@
       .catch(function () {});
   }
   var source = new EventSource("/live");
+  // A browser holds few connections per server: give this one back as the page goes.
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("head", function () {
     if (!waiting) {
       waiting = true;
