@@ -168,9 +168,18 @@ fn pages_need_a_session_and_render_for_a_signed_in_principal() {
             overview.body
         );
     }
-    assert!(get(port, "/queue", Some(&session))
-        .body
-        .contains("<h1>CAB queue</h1>"));
+    let queue = get(port, "/queue", Some(&session)).body;
+    assert!(queue.contains("<h1>CAB queue</h1>"));
+    let pending = gov.with_state(|s| {
+        s.deployments
+            .iter()
+            .any(|(_, d)| d.status == projections::state::DeploymentStatus::PendingCab)
+    });
+    assert!(pending, "the simulated history leaves deployments waiting for the CAB");
+    assert!(
+        queue.contains("missing") && queue.contains("model ") && queue.contains("tests "),
+        "{queue}"
+    );
     let audit = get(port, "/audit", Some(&session)).body;
     assert!(
         audit.contains(gov.log().origin()) && audit.contains(&gov.log().head().last_hash.to_hex())
@@ -208,13 +217,24 @@ fn the_incident_form_needs_the_csrf_token_valid_fields_and_the_role() {
         .with_state(|s| {
             s.deployments
                 .iter()
-                .find(|(_, d)| d.released_at.is_some())
+                .find(|(_, d)| d.released_at.is_some() && d.incidents.is_empty())
                 .expect("a released deployment")
                 .0
         })
         .to_string();
     let size = || gov.log().head().size;
     let before = size();
+    let incidents_seen = |page: &str| {
+        // The confusion matrix's "Incident" column: released deployments followed by one.
+        let cell = |row: &str| {
+            let at = page.find(row).expect("the confusion matrix") + row.len();
+            let rest = &page[at..];
+            let value = rest.trim_start_matches("</th><td>");
+            value[..value.find('<').unwrap()].parse::<u64>().unwrap()
+        };
+        cell("Sent to the CAB") + cell("Auto-approved")
+    };
+    let charted = incidents_seen(&get(port, "/", Some(&session)).body);
     let valid = [
         ("deployment_id", deployment.as_str()),
         ("severity", "P2"),
@@ -263,6 +283,11 @@ fn the_incident_form_needs_the_csrf_token_valid_fields_and_the_role() {
         answer.body
     );
     assert!(size() > before);
+    assert_eq!(
+        incidents_seen(&get(port, "/", Some(&session)).body),
+        charted + 1,
+        "the overview's figures count the incident"
+    );
     assert!(gov.with_state(|s| s
         .incidents
         .values()

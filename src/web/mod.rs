@@ -262,7 +262,25 @@ impl TrendsCache {
 
 async fn queue(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     let who = signed_in(&state, &headers)?;
-    Ok(html(&state.gov.with_state(|s| pages::queue(s, &who))))
+    let log = state.gov.log();
+    Ok(html(&state.gov.with_state(|s| {
+        // The rule that classed each queued deployment is in its submission entry.
+        let rules = s
+            .deployments
+            .iter()
+            .filter(|(_, d)| d.status == projections::state::DeploymentStatus::PendingCab)
+            .filter_map(|(id, d)| {
+                let entry = log.get(*d.history.first()?).ok()??;
+                match events::payloads::Payload::decode(&entry) {
+                    Ok(Some(events::payloads::Payload::DeploymentSubmitted(p))) => {
+                        Some((id, p.classification.rule))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        pages::queue(s, &rules, &who)
+    })))
 }
 
 async fn deployment(

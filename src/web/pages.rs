@@ -186,7 +186,11 @@ fn opt(value: Option<impl std::fmt::Display>) -> String {
 }
 
 /// The CAB queue, oldest first.
-pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
+pub fn queue(
+    s: &GovernanceState,
+    rules: &std::collections::HashMap<uuid::Uuid, String>,
+    who: &SignedIn,
+) -> Markup {
     let at = s
         .last_time
         .unwrap_or(events::Timestamp::from_unix_micros(0));
@@ -199,15 +203,25 @@ pub fn queue(s: &GovernanceState, who: &SignedIn) -> Markup {
         } @else {
             table {
                 caption { (queue.len()) " deployments waiting for votes, oldest first" }
-                thead { tr { th scope="col" { "Deployment" } th scope="col" { "App" } th scope="col" { "Class" } th scope="col" { "Score" } th scope="col" { "Approvals" } th scope="col" { "Waiting" } } }
+                thead { tr {
+                    th scope="col" { "Deployment" } th scope="col" { "App" } th scope="col" { "Class (rule)" }
+                    th scope="col" { "Score (model)" } th scope="col" { "Evidence" } th scope="col" { "Approvals" } th scope="col" { "Waiting" }
+                } }
                 tbody {
                     @for q in &queue {
+                        @let d = s.deployments.get(&q.deployment_id);
+                        @let evidence = d.as_ref().and_then(|d| s.evidence.get(&d.submitted.evidence_id));
                         tr {
-                            td { a href={ "/deployments/" (q.deployment_id) } { code { (q.deployment_id) } } }
+                            td { a href={ "/deployments/" (q.deployment_id) } { code { (q.deployment_id.to_string().get(..8).unwrap_or_default()) "…" } } }
                             td { (q.app_name) }
-                            td { (q.class.as_str()) }
-                            td { (s.deployments.get(&q.deployment_id).map_or(0.0, |d| f64::from(d.submitted.score_centi) / 100.0)) }
-                            td { (q.approvals) " of " (q.quorum) }
+                            td { (q.class.as_str()) @if let Some(rule) = rules.get(&q.deployment_id) { br; small { code { (rule) } } } }
+                            td { @if let Some(d) = &d { (f64::from(d.submitted.score_centi) / 100.0) br; small { "model " (d.submitted.model_version) } } }
+                            td { @match evidence.as_deref() {
+                                None => "not on record",
+                                Some(e) => { "by " (e.generated_by) "; tests " (e.tests_passed) "/" (e.tests_passed + e.tests_failed)
+                                    "; critical findings " (e.scan_critical_findings) "; SBOM " (if e.sbom.is_some() { "given" } else { "none" }) },
+                            } }
+                            td { (q.approvals) " of " (q.quorum) @if q.approvals < q.quorum { br; small { (q.quorum - q.approvals) " missing" } } }
                             td { (q.age_minutes / 60) " h " (q.age_minutes % 60) " min" }
                         }
                     }
