@@ -175,7 +175,10 @@ fn pages_need_a_session_and_render_for_a_signed_in_principal() {
             .iter()
             .any(|(_, d)| d.status == projections::state::DeploymentStatus::PendingCab)
     });
-    assert!(pending, "the simulated history leaves deployments waiting for the CAB");
+    assert!(
+        pending,
+        "the simulated history leaves deployments waiting for the CAB"
+    );
     assert!(
         queue.contains("missing") && queue.contains("model ") && queue.contains("tests "),
         "{queue}"

@@ -222,7 +222,7 @@ pub fn queue(
                                     "; critical findings " (e.scan_critical_findings) "; SBOM " (if e.sbom.is_some() { "given" } else { "none" }) },
                             } }
                             td { (q.approvals) " of " (q.quorum) @if q.approvals < q.quorum { br; small { (q.quorum - q.approvals) " missing" } } }
-                            td { (q.age_minutes / 60) " h " (q.age_minutes % 60) " min" }
+                            td { (waited(q.age_minutes)) }
                         }
                     }
                 }
@@ -231,6 +231,15 @@ pub fn queue(
         }
     };
     layout("CAB queue", Some(who), &main)
+}
+
+/// A wait in minutes as a person reads it: minutes, hours and minutes, or days.
+fn waited(minutes: i64) -> String {
+    match minutes {
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h {} min", m / 60, m % 60),
+        m => format!("{} days", m / (24 * 60)),
+    }
 }
 
 /// One deployment: its class and the rule that gave it, the score with every factor, the
