@@ -60,7 +60,7 @@ pub struct AppState {
     /// The service.
     pub gov: Arc<Governance>,
     pub(crate) streams: Arc<Semaphore>,
-    past_folds: Arc<Semaphore>,
+    pub(crate) past_folds: Arc<Semaphore>,
     metrics: Metrics,
     /// The live maturity status, by (last folded seq, strict).
     status_cache: Mutex<Option<CachedStatus>>,

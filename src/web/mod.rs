@@ -42,6 +42,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/deployments/{id}", get(deployment))
         .route("/incidents", get(incidents).post(report_incident))
         .route("/models", get(models))
+        .route("/models/{version}/backtest", get(backtest))
         .route("/audit", get(audit))
         .route("/audit/bundle.tar", get(download_bundle))
         .route("/assets/style.css", get(style))
@@ -413,6 +414,57 @@ fn incident_report(
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     let who = signed_in(&state, &headers)?;
     Ok(html(&state.gov.with_state(|s| pages::models(s, &who))))
+}
+
+/// A model's backtest, re-run over the prefix its proposal cites (the whole log without one), on
+/// the blocking pool, two at once at most (they share the past-state permits).
+async fn backtest(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(version): Path<String>,
+) -> Page {
+    let who = signed_in(&state, &headers)?;
+    let page = |status, why: &str| {
+        NotShown::Page(
+            status,
+            pages::layout("Backtest", Some(&who), &maud::html! { p { (why) } }),
+        )
+    };
+    let Some(model) = state
+        .gov
+        .with_state(|s| s.models.get(&version).map(|m| m.proposal.clone()))
+    else {
+        return Err(page(StatusCode::NOT_FOUND, "No such model version."));
+    };
+    let _permit = Arc::clone(&state.past_folds)
+        .try_acquire_owned()
+        .map_err(|_| {
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Two backtests are running; try again shortly.",
+            )
+        })?;
+    let log = state.gov.log().clone();
+    let proposal = model.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let size = proposal
+            .backtest
+            .as_ref()
+            .map_or(log.head().size, |b| b.log_size);
+        let entries = log
+            .iter_bytes_until(0, size)
+            .map(|item| item.map(|(_, bytes)| bytes));
+        replay::backtest::rerun(entries, &proposal)
+    })
+    .await
+    .map_err(|_| page(StatusCode::INTERNAL_SERVER_ERROR, "The backtest failed."))?
+    .map_err(|e| {
+        page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The backtest could not run: {e}"),
+        )
+    })?;
+    Ok(html(&pages::backtest(&model, &report, &who)))
 }
 
 async fn audit(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {

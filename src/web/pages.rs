@@ -532,7 +532,8 @@ pub fn models(s: &GovernanceState, who: &SignedIn) -> Markup {
                         td { @match &m.proposal.backtest {
                             None => "none",
                             Some(b) => { "over the first " (b.log_size) " entries; report " code title=(b.report_sha256) { (b.report_sha256.get(..12).unwrap_or_default()) "…" } },
-                        } }
+                        }
+                        br; a href={ "/models/" (m.proposal.version) "/backtest" } { "the backtest report" } }
                     } }
                 }
             }
@@ -558,6 +559,54 @@ pub fn models(s: &GovernanceState, who: &SignedIn) -> Markup {
         }
     };
     layout("Models and maturity", Some(who), &main)
+}
+
+/// A model's backtest report: what it would have decided, class by class, against what was
+/// recorded, and whether the report is the one its proposal cites.
+pub fn backtest(
+    model: &events::payloads::RiskModelProposed,
+    report: &replay::backtest::BacktestReport,
+    who: &SignedIn,
+) -> Markup {
+    let digest = report.sha256();
+    let main = html! {
+        p {
+            "Model " strong { (model.version) } " replayed over the log's first " (report.log_size) " entries. "
+            @match &model.backtest {
+                Some(cited) if cited.report_sha256 == digest => { "This is the report its proposal cites (" code { (digest.get(..12).unwrap_or_default()) "…" } ")." }
+                Some(cited) => strong { "Its proposal cites another report: " code { (cited.report_sha256) } "." },
+                None => { "Its proposal cites no backtest (report " code { (digest.get(..12).unwrap_or_default()) "…" } ")." }
+            }
+        }
+        table {
+            caption { "Recorded decisions against the candidate's, by class (AUC recorded "
+                (opt(report.recorded_auc_bp.map(projections::stats::bp_to_percent))) ", candidate "
+                (opt(report.candidate_auc_bp.map(projections::stats::bp_to_percent))) ")" }
+            thead { tr {
+                th scope="col" { "Class" } th scope="col" { "Deployments" } th scope="col" { "Auto-approved: recorded / candidate" }
+                th scope="col" { "To the CAB: recorded / candidate" } th scope="col" { "Identical" } th scope="col" { "Incidents let through" }
+            } }
+            tbody {
+                @for (class, r) in &report.classes {
+                    tr {
+                        th scope="row" { (class.as_str()) }
+                        td { (r.deployments) }
+                        td { (r.auto_recorded) " / " (r.auto_candidate) }
+                        td { (r.cab_recorded) " / " (r.cab_candidate) }
+                        td { (r.identical) }
+                        td { @if r.incidents_let_through.is_empty() { "none" } @else {
+                            @for (severity, n) in &r.incidents_let_through { (format!("{severity:?}")) ": " (n) " " }
+                        } }
+                    }
+                }
+            }
+        }
+    };
+    layout(
+        &format!("Backtest of model {}", model.version),
+        Some(who),
+        &main,
+    )
 }
 
 /// What an auditor needs to check the log: its size and head, the published checkpoint and the

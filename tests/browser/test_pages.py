@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
-PAGES = ["/", "/queue", "/incidents", "/models", "/audit"]
+PAGES = ["/", "/queue", "/incidents", "/models", "/models/1.1/backtest", "/audit"]
 
 
 def free_port():
@@ -146,7 +146,7 @@ def checks(driver, base, token, out):
             overflow = driver.execute_script(
                 "return document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, (path, name, overflow)
-            slug = path.strip("/") or "overview"
+            slug = path.strip("/").replace("/", "-") or "overview"
             screenshots(driver, out, f"{slug}-{name}", width, height)
             links = driver.find_elements(By.CSS_SELECTOR, "a[href^='/deployments/']")
             if links and deployment is None:
