@@ -51,6 +51,14 @@ fn a_witness_cosigns_what_extends_what_it_holds_and_refuses_rollbacks_and_forks(
     let unknown = request(&log, 10, 12).replace(ORIGIN, "elsewhere.example/log");
     assert_eq!(add(&w, &unknown).0, 404);
     assert_eq!(add(&w, "old x\n\n").0, 400);
+    // A body over the limit, and one that is not UTF-8: refused, nothing held changes.
+    let huge = "x".repeat(events::witness::REQUEST_BYTES_MAX + 1);
+    assert_eq!(add(&w, &huge).0, 413);
+    let not_utf8 = ureq::post(&format!("{}/add-checkpoint", w.url)).send_bytes(&[0xff, 0xfe]);
+    assert!(
+        matches!(not_utf8, Err(ureq::Error::Status(400, _))),
+        "{not_utf8:?}"
+    );
     assert_eq!(add(&w, &request(&log, 10, 12)).0, 200);
 
     // The monitoring checkpoint: the latest it cosigned, with both signatures.

@@ -20,6 +20,7 @@ pub fn layout(title: &str, who: Option<&SignedIn>, main: &Markup) -> Markup {
                 link rel="stylesheet" href="/assets/style.css";
             }
             body {
+                a.skip href="#main" { "Skip to the content" }
                 header {
                     a.brand href="/" { "trustledger" }
                     @if let Some(who) = who {
