@@ -77,6 +77,16 @@ enum NotShown {
     Page(StatusCode, Markup),
 }
 
+impl NotShown {
+    /// A page titled `title` that says `why`, with `status`.
+    fn message(status: StatusCode, title: &str, who: Option<&SignedIn>, why: &str) -> Self {
+        Self::Page(
+            status,
+            pages::layout(title, who, &maud::html! { p { (why) } }),
+        )
+    }
+}
+
 impl IntoResponse for NotShown {
     fn into_response(self) -> Response {
         match self {
@@ -107,37 +117,33 @@ fn check_csrf(who: &SignedIn, posted: &str) -> Result<(), NotShown> {
     if session::csrf_matches(who, posted) {
         Ok(())
     } else {
-        Err(NotShown::Page(
+        Err(NotShown::message(
             StatusCode::FORBIDDEN,
-            pages::layout(
-                "Refused",
-                Some(who),
-                &maud::html! { p { "The form did not carry this session's token: reload the page and try again." } },
-            ),
+            "Refused",
+            Some(who),
+            "The form did not carry this session's token: reload the page and try again.",
         ))
     }
 }
 
-async fn style() -> Response {
+/// A file the pages load, cacheable for an hour.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        STYLE,
+        body,
     )
         .into_response()
 }
 
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
 async fn live_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        LIVE_JS,
-    )
-        .into_response()
+    asset("text/javascript; charset=utf-8", LIVE_JS)
 }
 
 /// Server-Sent Events for the pages (an `EventSource` sends the session cookie, not a bearer
@@ -147,13 +153,11 @@ async fn live(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     let permit = Arc::clone(&state.streams)
         .try_acquire_owned()
         .map_err(|_| {
-            NotShown::Page(
+            NotShown::message(
                 StatusCode::SERVICE_UNAVAILABLE,
-                pages::layout(
-                    "Busy",
-                    None,
-                    &maud::html! { p { "Too many live pages are open." } },
-                ),
+                "Busy",
+                None,
+                "Too many live pages are open.",
             )
         })?;
     let heads = state.gov.log().watch_head();
@@ -291,13 +295,11 @@ async fn deployment(
 ) -> Page {
     let who = signed_in(&state, &headers)?;
     let not_found = || {
-        NotShown::Page(
+        NotShown::message(
             StatusCode::NOT_FOUND,
-            pages::layout(
-                "Not found",
-                Some(&who),
-                &maud::html! { p { "No such deployment." } },
-            ),
+            "Not found",
+            Some(&who),
+            "No such deployment.",
         )
     };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
@@ -424,12 +426,7 @@ async fn backtest(
     Path(version): Path<String>,
 ) -> Page {
     let who = signed_in(&state, &headers)?;
-    let page = |status, why: &str| {
-        NotShown::Page(
-            status,
-            pages::layout("Backtest", Some(&who), &maud::html! { p { (why) } }),
-        )
-    };
+    let page = |status, why: &str| NotShown::message(status, "Backtest", Some(&who), why);
     let Some(model) = state
         .gov
         .with_state(|s| s.models.get(&version).map(|m| m.proposal.clone()))
@@ -482,12 +479,7 @@ const LOG_READERS: &[Role] = &[Role::Auditor, Role::Operator, Role::Admin];
 
 async fn download_bundle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     let who = signed_in(&state, &headers)?;
-    let refused = |status, why: &str| {
-        NotShown::Page(
-            status,
-            pages::layout("Refused", Some(&who), &maud::html! { p { (why) } }),
-        )
-    };
+    let refused = |status, why: &str| NotShown::message(status, "Refused", Some(&who), why);
     if !who.holds(LOG_READERS) {
         return Err(refused(
             StatusCode::FORBIDDEN,
