@@ -186,6 +186,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8750")]
         listen: std::net::SocketAddr,
+        /// The origin browsers reach the pages at (`https://cab.example.com` behind a proxy):
+        /// passkeys are registered for its host and used only there [default:
+        /// http://localhost:PORT, PORT the listen port].
+        #[arg(long)]
+        web_origin: Option<String>,
         /// Scheduled maturity evaluation cadence, in hours of log time.
         #[arg(long, default_value_t = 168)]
         evaluation_cadence_hours: u32,
@@ -440,6 +445,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             origin,
             listen,
+            web_origin,
             evaluation_cadence_hours,
             strict,
             artifact_bytes_max,
@@ -469,7 +475,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(
                 &dir,
                 data_dir::ServeOptions { key, origin },
-                listen,
+                (
+                    listen,
+                    web_origin.unwrap_or_else(|| format!("http://localhost:{}", listen.port())),
+                ),
                 (evaluation_cadence_hours, strict),
                 (limits, server_limits),
                 (witnesses, required),
@@ -818,7 +827,7 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
 fn serve(
     dir: &std::path::Path,
     options: data_dir::ServeOptions,
-    listen: std::net::SocketAddr,
+    (listen, web_origin): (std::net::SocketAddr, String),
     (cadence_hours, strict): (u32, bool),
     (limits, server_limits): (
         trustledger::api::Limits,
@@ -900,11 +909,14 @@ fn serve(
                 }
             })
         };
-        let app = trustledger::api::app(trustledger::api::AppState::with_witnessing(
+        let state = trustledger::api::AppState::with_witnessing(
             std::sync::Arc::clone(&gov),
             limits,
             witnessing,
-        ));
+        );
+        state.set_web_origin(&web_origin);
+        tracing::info!(%web_origin, "pages and passkeys");
+        let app = trustledger::api::app(state);
         trustledger::api::server::serve(
             listener,
             app,

@@ -190,7 +190,7 @@ impl Api {
             })
             .unwrap();
         json!({"approve": approve, "rationale": rationale,
-               "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig}})
+               "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig()}})
     }
     async fn as_token(
         &self,

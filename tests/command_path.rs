@@ -99,7 +99,7 @@ fn carols_vote(s: &Server, id: &str) -> Vec<u8> {
         })
         .unwrap();
     json!({"approve": true, "rationale": "reviewed",
-           "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig}})
+           "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig()}})
     .to_string()
     .into_bytes()
 }

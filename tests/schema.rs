@@ -109,6 +109,7 @@ fn v1_votes_and_members_decode_without_their_new_members() {
         approve: true,
         rationale: "ok".into(),
         signature: None,
+        passkey_signature: None,
     };
     let decoded: CabVoteCast = catalogue::decode(&as_v1(&vote, "cab.vote_cast")).unwrap();
     assert_eq!(decoded, vote);

@@ -156,7 +156,7 @@ impl Server {
             })
             .unwrap();
         json!({"approve": approve, "rationale": rationale,
-               "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig}})
+               "signature": {"signed_at": signed.signed_at, "sshsig": signed.sshsig()}})
     }
 }
 

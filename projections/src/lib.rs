@@ -14,6 +14,7 @@ pub mod calibration;
 pub mod evidence_signature;
 pub mod genesis;
 pub mod maturity;
+pub mod passkey;
 pub mod policy;
 pub mod proposal;
 pub mod settling;

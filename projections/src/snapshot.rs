@@ -18,7 +18,7 @@ use events::Digest;
 
 /// Bumped whenever `GovernanceState`'s shape or fold semantics change: older snapshots are then
 /// discarded and rebuilt.
-pub const PROJECTION_VERSION: u32 = 11;
+pub const PROJECTION_VERSION: u32 = 12;
 const MAGIC: &[u8; 8] = b"TLSNAP\x00\x01";
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32 + 32;
 

@@ -571,6 +571,8 @@ pub struct GovernanceState {
     pub origin: String,
     /// Each CAB member's SSH key in force.
     pub member_keys: BTreeMap<String, MemberKey>,
+    /// Each CAB member's passkeys in force, by credential id.
+    pub member_passkeys: BTreeMap<String, BTreeMap<String, PasskeyKey>>,
     /// Fingerprints of member keys revoked (never registered again).
     pub revoked_member_keys: BTreeSet<String>,
     /// Whether every vote must be signed by its member's key in force.
@@ -748,10 +750,17 @@ impl GovernanceState {
             }
             Payload::CabMemberRemoved(p) => {
                 self.member_keys.remove(&p.member);
+                self.member_passkeys.remove(&p.member);
                 self.cab_members.remove(&p.member);
             }
             Payload::CabMemberKeyRegistered(p) => {
                 self.member_keys.insert(p.member, p.ssh_key);
+            }
+            Payload::CabMemberPasskeyRegistered(p) => {
+                self.member_passkeys
+                    .entry(p.member)
+                    .or_default()
+                    .insert(p.passkey.credential_id.clone(), p.passkey);
             }
             Payload::CabMemberKeyRevoked(p) => {
                 if self
@@ -760,6 +769,9 @@ impl GovernanceState {
                     .is_some_and(|k| k.fingerprint == p.fingerprint)
                 {
                     self.member_keys.remove(&p.member);
+                }
+                if let Some(keys) = self.member_passkeys.get_mut(&p.member) {
+                    keys.retain(|_, k| k.fingerprint != p.fingerprint);
                 }
                 self.revoked_member_keys.insert(p.fingerprint);
             }

@@ -75,6 +75,8 @@ pub struct AppState {
     pub(crate) sessions: crate::web::session::Sessions,
     /// The overview's trends, per log head.
     pub(crate) overview_trends: crate::web::TrendsCache,
+    /// The origin the pages are served at (`serve --web-origin`), which passkeys are bound to.
+    pub(crate) web_origin: std::sync::OnceLock<String>,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ impl AppState {
             witnessing,
             sessions: crate::web::session::Sessions::default(),
             overview_trends: crate::web::TrendsCache::default(),
+            web_origin: std::sync::OnceLock::new(),
             limits,
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),
@@ -108,6 +111,13 @@ impl AppState {
             status_cache: Mutex::new(None),
             permissions: Permissions::from_table(&route_table()),
         })
+    }
+
+    /// Sets the origin the pages are served at (`https://cab.example.com`, or
+    /// `http://localhost:PORT`): passkeys registered through the pages are scoped to its host.
+    /// Only the first call counts.
+    pub fn set_web_origin(&self, origin: &str) {
+        let _ = self.web_origin.set(origin.trim_end_matches('/').to_owned());
     }
 
     /// The checkpoint the log publishes: with witnesses, the latest one enough of them
@@ -381,10 +391,7 @@ struct SignatureBody {
 
 impl SignatureBody {
     fn into_signed_vote(self) -> policy::SignedVote {
-        policy::SignedVote {
-            signed_at: self.signed_at,
-            sshsig: self.sshsig,
-        }
+        policy::SignedVote::ssh(self.signed_at, self.sshsig)
     }
 }
 

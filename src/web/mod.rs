@@ -5,10 +5,12 @@
 //! page offers follows the principal's roles, and the commands it posts go through the same
 //! sequencer, with the same role checks, as the API's.
 
+pub mod ballots;
 pub mod bundle;
 pub mod charts;
 pub mod pages;
 pub mod session;
+pub mod voting;
 
 use crate::api::AppState;
 use crate::governance::Role;
@@ -48,6 +50,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(live_js))
         .route("/live", get(live))
+        .merge(voting::router())
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
                 header::CONTENT_SECURITY_POLICY,

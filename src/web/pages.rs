@@ -28,9 +28,11 @@ pub fn layout(title: &str, who: Option<&SignedIn>, main: &Markup) -> Markup {
                             ul {
                                 li { a href="/" { "Overview" } }
                                 li { a href="/queue" { "CAB queue" } }
+                                li { a href="/votes" { "Votes" } }
                                 li { a href="/incidents" { "Incidents" } }
                                 li { a href="/models" { "Models" } }
                                 li { a href="/audit" { "Audit" } }
+                                li { a href="/keys" { "Keys" } }
                             }
                         }
                         form.signout method="post" action="/sign-out" {
@@ -317,6 +319,22 @@ pub fn deployment(
         }
         }
     };
+    let vote = (d.status == projections::state::DeploymentStatus::PendingCab).then(|| {
+        let ballot = super::ballots::Ballot {
+            kind: projections::vote_statement::Kind::Deployment,
+            subject: id.to_string(),
+            title: String::new(),
+            link: None,
+            votes: d.votes.iter().map(|(m, (a, _))| (m.clone(), *a)).collect(),
+        };
+        let digest = hex::encode(d.submitted.evidence_hash);
+        html! {
+            h2 { "Your vote" }
+            (super::ballots::vote_form(s, who, &ballot, &digest))
+            script src="/assets/passkey.js" defer {}
+        }
+    });
+    let main = html! { (main) @if let Some(vote) = vote { (vote) } };
     layout(&format!("Deployment {id}"), Some(who), &main)
 }
 

@@ -201,11 +201,15 @@ pub struct CabVoteCast {
     /// required signed votes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<VoteSignature>,
+    /// The member's passkey (WebAuthn) assertion over the vote's statement, instead of an SSH
+    /// signature (a vote carries at most one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_signature: Option<PasskeyVoteSignature>,
 }
 impl EventPayload for CabVoteCast {
     const NAME: &'static str = "cab.vote_cast";
-    // v2 added `signature`; a v1 payload is a v2 payload without it.
-    const VERSION: u32 = 2;
+    // v2 added `signature`, v3 `passkey_signature`; an older payload is a v3 payload without them.
+    const VERSION: u32 = 3;
 
     fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
         catalogue::upcast_by_added_optional_members::<Self>(from, data)
@@ -226,6 +230,77 @@ pub struct VoteSignature {
     pub key_fingerprint: String,
     /// The armored SSHSIG (`-----BEGIN SSH SIGNATURE-----` ...), namespace `trustledger-vote`.
     pub sshsig: String,
+}
+
+/// What a member's passkey returned for a vote (`navigator.credentials.get`), each field the
+/// exact bytes in unpadded base64url: the challenge it signed is the SHA-256 of the vote's
+/// statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyAssertion {
+    /// The credential's id.
+    pub credential_id: String,
+    /// The authenticator data (RP ID hash, flags, signature counter).
+    pub authenticator_data: String,
+    /// The client data JSON (type, challenge, origin).
+    pub client_data_json: String,
+    /// The ECDSA P-256 signature (ASN.1 DER) over the authenticator data followed by the
+    /// SHA-256 of the client data JSON.
+    pub signature: String,
+}
+
+/// A vote signed with a passkey: the parts of the statement the vote does not hold, the key,
+/// and the assertion (see `docs/signed-votes.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyVoteSignature {
+    /// What the member approved or rejected, as they saw it (lowercase hex SHA-256).
+    pub digest: String,
+    /// When the member signed (entry time spelling).
+    pub signed_at: String,
+    /// The passkey's fingerprint (`SHA256:` and unpadded base64 of its COSE public key).
+    pub key_fingerprint: String,
+    /// What the authenticator returned.
+    pub assertion: PasskeyAssertion,
+}
+
+/// A passkey (a WebAuthn credential with an ECDSA P-256 key) a CAB member signs votes with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyKey {
+    /// The credential's id (unpadded base64url).
+    pub credential_id: String,
+    /// The COSE public key as the authenticator gave it (unpadded base64url).
+    pub public_key: String,
+    /// `SHA256:` and unpadded base64 of the COSE public key's bytes.
+    pub fingerprint: String,
+    /// The relying party id the credential is scoped to (a host name).
+    pub rp_id: String,
+    /// The web origin it was created at, which every assertion must name.
+    pub web_origin: String,
+}
+
+/// A CAB member registered a passkey as one of their vote keys, from this entry on (beside
+/// their SSH key and any other passkeys). The registration is kept whole so that an auditor
+/// can check it: the challenge the authenticator signed is the SHA-256 of the registration
+/// statement (`docs/signed-votes.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabMemberPasskeyRegistered {
+    /// The member.
+    pub member: String,
+    /// The key.
+    pub passkey: PasskeyKey,
+    /// When the member asked to register it (entry time spelling).
+    pub requested_at: String,
+    /// The registration's client data JSON (unpadded base64url).
+    pub client_data_json: String,
+    /// The attestation object (CBOR; unpadded base64url).
+    pub attestation_object: String,
+}
+impl EventPayload for CabMemberPasskeyRegistered {
+    const NAME: &'static str = "cab.member_passkey_registered";
+    const VERSION: u32 = 1;
 }
 
 /// A CAB member's OpenSSH Ed25519 key is in force from this entry on, replacing any earlier one.

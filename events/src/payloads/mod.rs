@@ -977,6 +977,7 @@ payloads! {
     CabMemberRemoved(CabMemberRemoved),
     CabMemberKeyRegistered(CabMemberKeyRegistered),
     CabMemberKeyRevoked(CabMemberKeyRevoked),
+    CabMemberPasskeyRegistered(CabMemberPasskeyRegistered),
     SignedVotesRequired(SignedVotesRequired),
     AppRegistered(AppRegistered),
     RegistryChangeProposed(RegistryChangeProposed),

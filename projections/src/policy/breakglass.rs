@@ -200,7 +200,8 @@ fn decide_review_vote(
             target: VoteTarget::BreakglassReview { deployment_id },
             approve: justified,
             rationale: findings.to_owned(),
-            signature,
+            signature: signature.ssh,
+            passkey_signature: signature.passkey,
         }),
     )];
     // The review is complete once the class's quorum of distinct current members has voted.

@@ -211,7 +211,8 @@ fn decide_vote(
             target: VoteTarget::Deployment { deployment_id },
             approve,
             rationale: rationale.to_owned(),
-            signature,
+            signature: signature.ssh,
+            passkey_signature: signature.passkey,
         }),
     )];
     if !approve {

@@ -19,7 +19,7 @@ pub use release::release_checks;
 pub use role::{holds_role_for, roles_for, system_roles, Role, CLI_ADMIN, SCHEDULER};
 pub use signatures::{sbom_signature_verifies, SignatureMemo, SignatureQuestion};
 pub(crate) use signatures::{ssh_answer_ahead, verifying_key};
-pub use signed_votes::{sign_vote, vote_digest, SignedVote};
+pub use signed_votes::{sign_vote, vote_digest, SignedVote, VoteProof};
 
 mod access;
 mod breakglass;
@@ -31,6 +31,7 @@ mod incidents;
 mod inverse;
 mod models;
 pub mod names;
+mod passkeys;
 mod producers;
 mod progression;
 mod proposals;
@@ -483,7 +484,22 @@ pub enum Command {
         /// The OpenSSH Ed25519 public key line.
         ssh_key: String,
     },
-    /// Revoke a member's key in force (the member or an admin).
+    /// A member registers a passkey (WebAuthn) as one of their vote keys.
+    RegisterPasskey {
+        /// The member (only they may).
+        member: String,
+        /// When they asked (entry time spelling): the registration statement names it.
+        requested_at: String,
+        /// The relying party id the service serves its pages as.
+        rp_id: String,
+        /// The credential's id (unpadded base64url).
+        credential_id: String,
+        /// The client data JSON (unpadded base64url).
+        client_data_json: String,
+        /// The attestation object (unpadded base64url).
+        attestation_object: String,
+    },
+    /// Revoke a member's key in force, SSH key or passkey (the member or an admin).
     RevokeMemberKey {
         /// The member.
         member: String,
@@ -841,6 +857,7 @@ pub fn decide(
         Command::RegisterMemberKey { .. }
         | Command::RevokeMemberKey { .. }
         | Command::RequireSignedVotes => signed_votes::decide(state, actor, command),
+        Command::RegisterPasskey { .. } => passkeys::decide(state, actor, at, command),
         Command::AddCabMember { .. }
         | Command::RemoveCabMember { .. }
         | Command::Vote { .. }

@@ -76,7 +76,8 @@ pub(super) fn decide(
                     },
                     approve: *approve,
                     rationale: rationale.clone(),
-                    signature,
+                    signature: signature.ssh,
+                    passkey_signature: signature.passkey,
                 }),
             )];
             let approvers: Vec<String> = model

@@ -107,7 +107,8 @@ fn decide_progression(
             target: VoteTarget::MaturityProgression { to_level },
             approve,
             rationale: rationale.to_owned(),
-            signature,
+            signature: signature.ssh,
+            passkey_signature: signature.passkey,
         }),
     )];
     let approvers: Vec<String> = voted

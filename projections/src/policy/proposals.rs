@@ -97,7 +97,8 @@ pub(super) fn cast<P: serde::Serialize>(
         target,
         approve,
         rationale: rationale.to_owned(),
-        signature,
+        signature: signature.ssh,
+        passkey_signature: signature.passkey,
     });
     Ok((vote, approvers(state, proposal, actor, approve)))
 }

@@ -1,6 +1,7 @@
 //! Signed votes: members' SSH keys, and the check every vote passes before it is recorded.
 
 use super::*;
+use crate::passkey::{self, PasskeyProblem};
 use crate::vote_statement::{self, Kind, SignatureProblem, Statement};
 
 /// A member's signature on a vote, as a request carries it.
@@ -8,18 +9,55 @@ use crate::vote_statement::{self, Kind, SignatureProblem, Statement};
 pub struct SignedVote {
     /// When the member signed (entry time spelling, `YYYY-MM-DDTHH:MM:SS.ffffffZ`).
     pub signed_at: String,
-    /// The armored SSHSIG over the vote's statement.
-    pub sshsig: String,
+    /// The signature over the vote's statement.
+    pub proof: VoteProof,
+}
+
+/// What signs a vote's statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoteProof {
+    /// The armored SSHSIG by the member's SSH key in force.
+    Ssh(String),
+    /// An assertion by one of the member's passkeys, its challenge the statement's SHA-256.
+    Passkey(PasskeyAssertion),
 }
 
 impl SignedVote {
-    /// What a recorded vote's signature was, as a request.
-    pub fn of(recorded: &VoteSignature) -> Self {
+    /// An SSH signature made at `signed_at`.
+    pub fn ssh(signed_at: String, sshsig: String) -> Self {
         Self {
-            signed_at: recorded.signed_at.clone(),
-            sshsig: recorded.sshsig.clone(),
+            signed_at,
+            proof: VoteProof::Ssh(sshsig),
         }
     }
+
+    /// What a recorded vote's signature was, as a request.
+    pub fn recorded(vote: &CabVoteCast) -> Option<Self> {
+        match (&vote.signature, &vote.passkey_signature) {
+            (Some(ssh), _) => Some(Self::ssh(ssh.signed_at.clone(), ssh.sshsig.clone())),
+            (None, Some(passkey)) => Some(Self {
+                signed_at: passkey.signed_at.clone(),
+                proof: VoteProof::Passkey(passkey.assertion.clone()),
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// The armored SSH signature, if this is one.
+    pub fn sshsig(&self) -> Option<&str> {
+        match &self.proof {
+            VoteProof::Ssh(sshsig) => Some(sshsig),
+            VoteProof::Passkey(_) => None,
+        }
+    }
+}
+
+/// What a vote records of its signature: one of the two, or neither on a log that never
+/// required signed votes.
+#[derive(Debug, Default)]
+pub(super) struct RecordedSignature {
+    pub ssh: Option<VoteSignature>,
+    pub passkey: Option<PasskeyVoteSignature>,
 }
 
 /// What a vote names for its statement.
@@ -115,7 +153,7 @@ pub fn sign_vote(
     let sshsig = statement
         .sign(key)
         .map_err(|e| invalid("signature", format!("the key cannot sign: {e}")))?;
-    Ok(SignedVote { signed_at, sshsig })
+    Ok(SignedVote::ssh(signed_at, sshsig))
 }
 
 /// Decides this module's commands.
@@ -158,10 +196,15 @@ pub(super) fn decide(
                     "only {member} or an admin revokes {member}'s key"
                 )));
             }
-            if state
-                .member_keys
+            let passkey = state
+                .member_passkeys
                 .get(member)
-                .is_none_or(|k| &k.fingerprint != fingerprint)
+                .is_some_and(|keys| keys.values().any(|k| &k.fingerprint == fingerprint));
+            if !passkey
+                && state
+                    .member_keys
+                    .get(member)
+                    .is_none_or(|k| &k.fingerprint != fingerprint)
             {
                 return Err(Rejection::Unknown {
                     kind: "member key in force",
@@ -238,24 +281,19 @@ pub(super) fn check(
     at: Timestamp,
     vote: VoteSubject<'_>,
     signature: Option<&SignedVote>,
-) -> Result<Option<VoteSignature>, Rejection> {
+) -> Result<RecordedSignature, Rejection> {
     let Some(signature) = signature else {
         if state.signed_votes_required {
             return Err(invalid(
                 "signature",
                 format!(
-                    "this log requires every vote to carry its member's SSH signature over the vote's statement (ssh-keygen -Y sign -n {})",
+                    "this log requires every vote to carry its member's SSH signature (ssh-keygen -Y sign -n {}) or passkey assertion over the vote's statement",
                     vote_statement::NAMESPACE
                 ),
             ));
         }
-        return Ok(None);
+        return Ok(RecordedSignature::default());
     };
-    let key = state.member_keys.get(actor).ok_or_else(|| {
-        Rejection::Forbidden(format!(
-            "{actor} has no SSH key in force: register one before voting"
-        ))
-    })?;
     let signed_at = Timestamp::parse(&signature.signed_at).map_err(|_| {
         invalid(
             "signed_at",
@@ -282,15 +320,53 @@ pub(super) fn check(
         rationale: vote.rationale,
         signed_at: &signature.signed_at,
     };
-    let sshsig =
-        vote_statement::verify(key, &statement, &signature.sshsig).map_err(|e| match e {
-            SignatureProblem::Malformed(_) => invalid("signature", e.to_string()),
-            _ => Rejection::Forbidden(e.to_string()),
-        })?;
-    Ok(Some(VoteSignature {
-        digest: vote.digest,
-        signed_at: signature.signed_at.clone(),
-        key_fingerprint: key.fingerprint.clone(),
-        sshsig,
-    }))
+    match &signature.proof {
+        VoteProof::Ssh(sshsig) => {
+            let key = state.member_keys.get(actor).ok_or_else(|| {
+                Rejection::Forbidden(format!(
+                    "{actor} has no SSH key in force: register one before voting"
+                ))
+            })?;
+            let sshsig = vote_statement::verify(key, &statement, sshsig).map_err(|e| match e {
+                SignatureProblem::Malformed(_) => invalid("signature", e.to_string()),
+                _ => Rejection::Forbidden(e.to_string()),
+            })?;
+            Ok(RecordedSignature {
+                ssh: Some(VoteSignature {
+                    digest: vote.digest,
+                    signed_at: signature.signed_at.clone(),
+                    key_fingerprint: key.fingerprint.clone(),
+                    sshsig,
+                }),
+                passkey: None,
+            })
+        }
+        VoteProof::Passkey(assertion) => {
+            let key = state
+                .member_passkeys
+                .get(actor)
+                .and_then(|keys| keys.get(&assertion.credential_id))
+                .ok_or_else(|| {
+                    Rejection::Forbidden(format!(
+                        "credential {} is not one of {actor}'s passkeys in force",
+                        assertion.credential_id
+                    ))
+                })?;
+            passkey::check_assertion(key, &statement.to_text(), assertion).map_err(
+                |e| match e {
+                    PasskeyProblem::Malformed(m) => invalid("passkey", m),
+                    PasskeyProblem::Refused(m) => Rejection::Forbidden(m),
+                },
+            )?;
+            Ok(RecordedSignature {
+                ssh: None,
+                passkey: Some(PasskeyVoteSignature {
+                    digest: vote.digest,
+                    signed_at: signature.signed_at.clone(),
+                    key_fingerprint: key.fingerprint.clone(),
+                    assertion: assertion.clone(),
+                }),
+            })
+        }
+    }
 }

@@ -462,12 +462,12 @@ fn command_of_inverts_decide() {
 
 /// Signs `statement` with `member`'s key, as a client that built it itself would.
 fn signed_over(member: &str, statement: &crate::vote_statement::Statement<'_>) -> SignedVote {
-    SignedVote {
-        signed_at: statement.signed_at.to_owned(),
-        sshsig: statement
+    SignedVote::ssh(
+        statement.signed_at.to_owned(),
+        statement
             .sign(&crate::vote_statement::key_from_label(member))
             .unwrap(),
-    }
+    )
 }
 
 #[test]
@@ -690,3 +690,6 @@ mod insider;
 
 #[path = "evidence_tests.rs"]
 mod evidence;
+
+#[path = "passkey_tests.rs"]
+mod passkey_tests;
