@@ -2,7 +2,8 @@
 //! Chromium over WebDriver, against `trustledger serve` on loopback) and keeps its screenshots
 //! under `target/browser-screenshots/`. Needs Debian's `chromium` and `chromium-driver` and
 //! Python's `selenium`; `.ci/run` installs them. Without them the test says so and checks
-//! nothing, except under CI, where that is a failure.
+//! nothing, except under CI, where that is a failure. It also registers a passkey with a virtual
+//! authenticator, votes with it, and audits the log the vote is in.
 
 use std::process::Command;
 
@@ -52,6 +53,9 @@ fn every_page_works_in_a_real_browser_at_desktop_and_phone_widths() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    for shot in ["keys-registered-desktop", "voted-desktop"] {
+        assert!(shots.join(format!("{shot}.png")).exists(), "{shot}");
+    }
     for page in [
         "overview",
         "queue",
@@ -59,6 +63,8 @@ fn every_page_works_in_a_real_browser_at_desktop_and_phone_widths() {
         "models",
         "audit",
         "deployment",
+        "votes",
+        "keys",
     ] {
         for width in ["desktop", "phone"] {
             assert!(

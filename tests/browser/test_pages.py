@@ -1,8 +1,10 @@
 """The browser interface in a real browser: headless Chromium driven over WebDriver against a
 `trustledger serve` on loopback over a simulated history. Signs in, opens every page at a
 desktop and a phone width, fails on any console error or failed request, checks the incident
-form end to end and that a session ends at sign-out, and writes a screenshot of each page under
-the output folder (look at them).
+form end to end and that a session ends at sign-out; a CAB member registers a passkey with a
+virtual authenticator (Chromium's WebAuthn testing domain), votes with it on a queued deployment,
+and the vote's entry, with its assertion, passes `trustledger audit`. Writes a screenshot of each
+page under the output folder (look at them).
 
 Run by .ci/run: python3 tests/browser/test_pages.py BINARY OUT_DIR
 """
@@ -20,10 +22,12 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.support.ui import WebDriverWait
 
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
-PAGES = ["/", "/queue", "/incidents", "/models", "/models/1.1/backtest", "/audit"]
+PAGES = ["/", "/queue", "/votes", "/incidents", "/models", "/models/1.1/backtest", "/audit",
+         "/keys"]
 
 
 def free_port():
@@ -41,6 +45,9 @@ def browser():
     options.add_argument("--headless=new")
     options.add_argument("--no-sandbox")
     options.add_argument("--disable-gpu")
+    # Passkeys need a secure context and a domain for their relying party: the pages are
+    # opened at localhost, which is mapped to the server's loopback address.
+    options.add_argument("--host-resolver-rules=MAP localhost 127.0.0.1")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
@@ -66,26 +73,42 @@ def main(binary, out):
     run(binary, "simulate", "--data", data, "--weeks", "8", "--per-week", "40")
     token = run(binary, "token", "create", "--data", data, "--principal", "rita",
                 "--role", "incident-reporter", "--role", "auditor", "--role", "operator")
+    member = run(binary, "token", "create", "--data", data, "--principal", "cab-chen",
+                 "--role", "cab")
     port = free_port()
     server = subprocess.Popen([binary, "serve", "--data", data, "--listen", f"127.0.0.1:{port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://localhost:{port}"
     try:
         for _ in range(100):
             try:
-                urllib.request.urlopen(base + "/healthz")
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
                 break
             except OSError:
                 time.sleep(0.1)
         driver = browser()
         try:
             checks(driver, base, token, out)
+            voted = passkey_vote(driver, base, member, out)
         finally:
             driver.quit()
+        step("the vote's entry")
+        checkpoint = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/log/checkpoint")
+        size = int(checkpoint.read().decode().split("\n")[1])
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/events?after={max(0, size - 50)}"
+            f"&type=trustledger.cab.vote_cast&subject=deployment/{voted}",
+            headers={"Authorization": "Bearer " + token})
+        votes = [json.loads(line) for line in urllib.request.urlopen(request).read().splitlines()]
+        signed = [v for v in votes if v["actor"] == "cab-chen"]
+        assert len(signed) == 1 and "passkey_signature" in signed[0]["data"], votes
     finally:
         server.kill()
         server.wait()
-    print("browser: 1 passed, 0 failed")
+    step("audit")
+    audit = subprocess.run([binary, "audit", "--data", data], capture_output=True, text=True)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    print("browser: 2 passed, 0 failed")
 
 
 def arrives(driver, suffix):
@@ -186,6 +209,47 @@ def checks(driver, base, token, out):
     driver.add_cookie({"name": "tl_session", "value": cookie["value"], "path": "/"})
     driver.get(base + "/")
     assert driver.current_url.endswith("/sign-in"), "a signed-out session opens nothing"
+
+
+def passkey_vote(driver, base, member, out):
+    """A CAB member registers a passkey held by a virtual authenticator and signs a vote with
+    it. Returns the deployment voted on."""
+    step("passkey: sign in as a CAB member")
+    driver.set_window_size(1280, 800)
+    driver.get(base + "/sign-in")
+    driver.find_element(By.ID, "token").send_keys(member)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
+    arrives(driver, "/")
+    problems(driver)  # the incident form's deliberate 422, logged before this part
+    options = VirtualAuthenticatorOptions()
+    options.protocol = VirtualAuthenticatorOptions.Protocol.CTAP2
+    options.transport = VirtualAuthenticatorOptions.Transport.INTERNAL
+    options.has_resident_key = True
+    options.has_user_verification = True
+    options.is_user_consenting = True
+    options.is_user_verified = True
+    driver.add_virtual_authenticator(options)
+    step("passkey: register")
+    driver.get(base + "/keys")
+    driver.find_element(By.CSS_SELECTOR, "#register-passkey button[type=submit]").click()
+    arrives(driver, "/keys?registered=1")
+    assert "Your passkeys in force" in driver.page_source, driver.page_source
+    assert len(driver.get_credentials()) == 1
+    found = problems(driver)
+    assert not found, found
+    screenshots(driver, out, "keys-registered-desktop", 1280, 800)
+    step("passkey: vote")
+    driver.get(base + "/votes")
+    form = driver.find_element(By.CSS_SELECTOR, "form.vote[data-kind='deployment'][data-passkeys]")
+    deployment = form.get_attribute("data-subject")
+    form.find_element(By.TAG_NAME, "textarea").send_keys("Evidence reviewed in the browser.\nRollback plan checked.")
+    form.find_element(By.CSS_SELECTOR, "button[value='approve']").click()
+    arrives(driver, f"/deployments/{deployment}")
+    assert "cab-chen: approve" in driver.page_source, driver.page_source
+    found = problems(driver)
+    assert not found, found
+    screenshots(driver, out, "voted-desktop", 1280, 800)
+    return deployment
 
 
 if __name__ == "__main__":
