@@ -32,7 +32,7 @@ fn overview(c: &mut Criterion) {
     let fresh = |s: &projections::state::GovernanceState| {
         projections::trends::weekly_with_calibration(s, pages::TREND_WEEKS)
     };
-    let page = gov.with_state(|s| pages::overview(s, &fresh(s), &who).into_string());
+    let page = gov.with_state(|s| pages::overview(s, &fresh(s), &who, Some(168)).into_string());
     let style = include_str!("../src/web/assets/style.css");
     println!(
         "web/overview_weight: {} bytes of HTML + {} bytes of CSS = {} bytes (target <= 300 KB), {entries} entries",
@@ -59,10 +59,12 @@ fn overview(c: &mut Criterion) {
     });
     let cache = trustledger::web::TrendsCache::default();
     group.bench_function("overview rendered, trends cached for the head", |b| {
-        b.iter(|| gov.with_state(|s| pages::overview(s, &cache.get(s), &who).into_string()))
+        b.iter(|| {
+            gov.with_state(|s| pages::overview(s, &cache.get(s), &who, Some(168)).into_string())
+        })
     });
     group.bench_function("overview rendered, trends computed", |b| {
-        b.iter(|| gov.with_state(|s| pages::overview(s, &fresh(s), &who).into_string()))
+        b.iter(|| gov.with_state(|s| pages::overview(s, &fresh(s), &who, Some(168)).into_string()))
     });
     group.finish();
 }

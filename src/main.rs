@@ -915,6 +915,7 @@ fn serve(
             witnessing,
         );
         state.set_web_origin(&web_origin);
+        state.set_evaluation_cadence(cadence_hours);
         tracing::info!(%web_origin, "pages and passkeys");
         let app = trustledger::api::app(state);
         trustledger::api::server::serve(

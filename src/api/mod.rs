@@ -77,6 +77,8 @@ pub struct AppState {
     pub(crate) overview_trends: crate::web::TrendsCache,
     /// The origin the pages are served at (`serve --web-origin`), which passkeys are bound to.
     pub(crate) web_origin: std::sync::OnceLock<String>,
+    /// The scheduled evaluation's cadence in hours of log time, when `serve` runs it.
+    pub(crate) evaluation_cadence_hours: std::sync::OnceLock<u32>,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl AppState {
             sessions: crate::web::session::Sessions::default(),
             overview_trends: crate::web::TrendsCache::default(),
             web_origin: std::sync::OnceLock::new(),
+            evaluation_cadence_hours: std::sync::OnceLock::new(),
             limits,
             rates: limits::Rates::new(&limits),
             streams_by_principal: limits::StreamsByPrincipal::default(),
@@ -118,6 +121,12 @@ impl AppState {
     /// Only the first call counts.
     pub fn set_web_origin(&self, origin: &str) {
         let _ = self.web_origin.set(origin.trim_end_matches('/').to_owned());
+    }
+
+    /// Says the scheduler evaluates maturity every `hours` of log time (the overview shows when
+    /// next). Only the first call counts.
+    pub fn set_evaluation_cadence(&self, hours: u32) {
+        let _ = self.evaluation_cadence_hours.set(hours);
     }
 
     /// The checkpoint the log publishes: with witnesses, the latest one enough of them

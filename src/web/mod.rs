@@ -237,7 +237,12 @@ async fn overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Pag
     let who = signed_in(&state, &headers)?;
     Ok(html(&state.gov.with_state(|s| {
         let trends = state.overview_trends.get(s);
-        pages::overview(s, &trends, &who)
+        pages::overview(
+            s,
+            &trends,
+            &who,
+            state.evaluation_cadence_hours.get().copied(),
+        )
     })))
 }
 

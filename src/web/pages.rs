@@ -50,6 +50,16 @@ pub fn layout(title: &str, who: Option<&SignedIn>, main: &Markup) -> Markup {
     }
 }
 
+/// When the scheduler evaluates next: a cadence after the last evaluation (or the last level
+/// change), as `Governance::evaluate_if_due` decides it.
+fn next_evaluation(s: &GovernanceState, cadence_hours: Option<u32>) -> Option<events::Timestamp> {
+    let last = s.last_evaluation.as_ref().map(|e| e.at).or(s.level_since)?;
+    let cadence = i64::from(cadence_hours?) * 3_600_000_000;
+    Some(events::Timestamp::from_unix_micros(
+        last.unix_micros() + cadence,
+    ))
+}
+
 /// The sign-in form, with an error beside the field when there is one.
 pub fn sign_in(error: Option<&str>) -> Markup {
     let main = html! {
@@ -68,7 +78,12 @@ pub fn sign_in(error: Option<&str>) -> Markup {
 }
 
 /// The overview: level and mode, the progression criteria, thresholds and quora by class.
-pub fn overview(s: &GovernanceState, trends: &Trends, who: &SignedIn) -> Markup {
+pub fn overview(
+    s: &GovernanceState,
+    trends: &Trends,
+    who: &SignedIn,
+    cadence_hours: Option<u32>,
+) -> Markup {
     let at = s
         .last_time
         .unwrap_or(events::Timestamp::from_unix_micros(0));
@@ -83,6 +98,9 @@ pub fn overview(s: &GovernanceState, trends: &Trends, who: &SignedIn) -> Markup 
                 " · risk model: " strong { (model.as_ref().map_or("none", |m| m.version.as_str())) }
                 @if let Some(e) = &s.last_evaluation {
                     " · last evaluation: " (e.evaluation.outcome) " at " (e.at.to_string()) " (seq " (e.seq) ")"
+                }
+                @if let Some(next) = next_evaluation(s, cadence_hours) {
+                    " · next scheduled evaluation: " (next.to_string())
                 }
             }
         }

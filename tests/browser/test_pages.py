@@ -141,6 +141,7 @@ def checks(driver, base, token, out):
     driver.find_element(By.CSS_SELECTOR, "form[action='/sign-in'] button").click()
     arrives(driver, "/")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Overview"
+    assert "next scheduled evaluation" in driver.find_element(By.ID, "live-overview").text
     cookie = driver.get_cookie("tl_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
     problems(driver)
