@@ -68,6 +68,18 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<NoteSigner> {
     NoteSigner::parse(text.trim()).with_context(|| format!("key file {}", path.display()))
 }
 
+/// Creates the data directory if it is not there, and makes its name durable (the log makes
+/// what is inside durable).
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    std::fs::File::open(parent.unwrap_or(Path::new(".")))?.sync_all()?;
+    Ok(())
+}
+
 /// Opens the log of an existing data directory (for commands that must not create one).
 ///
 /// # Errors
@@ -107,7 +119,7 @@ pub fn open_for_serving(dir: &Path, options: &ServeOptions) -> anyhow::Result<Lo
     let Some(key) = &options.key else {
         return open_with(dir, true, options.origin.clone());
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_dir(dir)?;
     let signer = read_key_file(key)?;
     open_log(dir, Some(signer), options.origin.clone())
 }
@@ -122,7 +134,7 @@ pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
 }
 
 fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Result<Log> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_dir(dir)?;
     // A new log's key is named after its origin, as C2SP tlog-checkpoint recommends (and witness
     // operators expect), so the origin is settled before the key is made.
     let new_log = !sled_dir(dir).join("conf").exists();
@@ -198,7 +210,7 @@ pub fn create_for_simulation(
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_dir(dir)?;
     let key_path = key_file(dir);
     let signer = if key_path.exists() {
         read_key_file(&key_path)?

@@ -72,8 +72,13 @@ impl Witness {
             write_key_file(&key_path, &cosigner.to_private_string(), false)?;
             cosigner
         };
+        let new_store = !dir.join("store").join("db").exists();
         let db = sled::open(dir.join("store"))
             .with_context(|| format!("cannot open the witness store in {}", dir.display()))?;
+        if new_store {
+            // A tree head the witness forgot after a power cut would let it cosign a rollback.
+            events::sync_store_directory(&dir.join("store"))?;
+        }
         let mut by_origin: BTreeMap<String, Vec<NoteVerifier>> = BTreeMap::new();
         for (origin, key) in logs {
             by_origin.entry(origin).or_default().push(key);

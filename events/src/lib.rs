@@ -62,6 +62,8 @@ pub use log::{
     AppendError, Appended, CommitStats, CommitStatsSnapshot, Durability, Head, Log, LogConfig,
     OpenLogError, ReadError, READ_ONCE_CACHE_BYTES,
 };
+// Also for other sled stores of ours (the witness's).
+pub use log::sync_store_directory;
 pub use sequenced::{AppendTicket, Sequenced, Tip};
 pub use subscribe::{SubscribeError, Subscription};
 pub use time::{Clock, ManualClock, ParseTimestampError, SystemClock, Timestamp};

@@ -24,6 +24,7 @@ use crate::limits::{
 use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
 use crate::time::{Clock, SystemClock, Timestamp};
 use index::{load_index, IndexCell, LoadedIndex, LogIndex};
+pub use open::sync_store_directory;
 use open::{check_tail, open_sled_retrying_lock, random_origin, valid_origin};
 use writer::{DiskSync, Writer};
 
@@ -548,6 +549,7 @@ impl Log {
         config: LogConfig,
         merkle_maintenance: bool,
     ) -> Result<Self, OpenLogError> {
+        let new_store = !path.join("db").exists();
         let db = open_sled_retrying_lock(path, config.cache_bytes)?;
         let tree = db.open_tree("log")?;
         if tree.scan_prefix([keys::LAYOUT_1_ENTRY]).next().is_some() {
@@ -577,6 +579,9 @@ impl Log {
         };
         let mut disk = DiskSync::open(path)?;
         disk.sync()?;
+        if new_store {
+            sync_store_directory(path)?;
+        }
 
         let size = match tree.scan_prefix([keys::CHUNK]).next_back() {
             None => 0,

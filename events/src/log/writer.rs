@@ -15,12 +15,13 @@ pub(super) struct DiskSync {
 
 impl DiskSync {
     pub(super) fn open(dir: &Path) -> std::io::Result<Self> {
-        Ok(Self {
+        let disk = Self {
             dir: dir.to_owned(),
             db_file: File::open(dir.join("db"))?,
             synced_blobs: BTreeSet::new(),
             mark: super::head_mark::HeadMark::open(dir)?,
-        })
+        };
+        Ok(disk)
     }
 
     pub(super) fn sync(&mut self) -> std::io::Result<()> {
