@@ -181,7 +181,7 @@ fn trend_charts(s: &GovernanceState, (weeks, report): &Trends) -> Markup {
             (chart("scores", "Risk scores of all deployments", "deployments", &buckets, &[
                 Series { name: "deployments", values: report.score_histogram.iter().map(|n| Some(*n as f64)).collect() },
             ], Kind::Bars, &Overlay::default()))
-            table {
+            table #confusion {
                 caption { "Auto-approval against outcome, released deployments (AUC " (opt(report.auc_bp.map(projections::stats::bp_to_percent))) ")" }
                 thead { tr { td {} th scope="col" { "Incident" } th scope="col" { "No incident" } } }
                 tbody {

@@ -11,7 +11,6 @@ Run by .ci/run: python3 tests/browser/test_pages.py BINARY OUT_DIR
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -182,9 +181,16 @@ def checks(driver, base, token, out):
     step("incident form")
     # The incident form: a field error shown beside its field, then a report that is listed.
     driver.set_window_size(1280, 800)
+    # A released deployment without incidents: reporting one moves it into the overview's
+    # confusion matrix's "Incident" column.
+    listing = urllib.request.Request(base + "/api/v1/deployments?status=RELEASED&limit=500",
+                                     headers={"Authorization": "Bearer " + token})
+    clean = [d["deployment_id"] for d in json.load(urllib.request.urlopen(listing))["deployments"]
+             if not d["incidents"]]
+    assert clean, "the simulated history has released deployments without incidents"
+    driver.get(base + "/")
+    before = incident_column(driver)
     driver.get(base + "/incidents")
-    released = re.search(r"/deployments/([0-9a-f-]{36})", driver.page_source)
-    assert released, "an incident names a released deployment"
     form = driver.find_element(By.CSS_SELECTOR, "form[method='post'][action='/incidents']")
     form.find_element(By.ID, "deployment_id").send_keys("not a uuid")
     form.find_element(By.ID, "affected_user_count").send_keys("12")
@@ -196,13 +202,15 @@ def checks(driver, base, token, out):
     field = driver.find_element(By.ID, "deployment_id")
     assert field.get_attribute("aria-invalid") == "true"
     field.clear()
-    field.send_keys(released.group(1))
+    field.send_keys(clean[0])
     driver.find_element(By.ID, "preventability_notes").send_keys("seen in the browser test")
     driver.find_element(By.CSS_SELECTOR, "form[method='post'][action='/incidents'] button[type=submit]").click()
     WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CLASS_NAME, "error"))
     arrives(driver, "/incidents")
     assert "seen in the browser test" not in driver.page_source  # a fresh form
     assert "rita" in driver.find_element(By.ID, "list").find_element(By.XPATH, "..").text
+    driver.get(base + "/")
+    assert incident_column(driver) == before + 1, (before, incident_column(driver))
     step("sign-out")
     # Sign out: the old cookie opens nothing.
     driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
@@ -210,6 +218,12 @@ def checks(driver, base, token, out):
     driver.add_cookie({"name": "tl_session", "value": cookie["value"], "path": "/"})
     driver.get(base + "/")
     assert driver.current_url.endswith("/sign-in"), "a signed-out session opens nothing"
+
+
+def incident_column(driver):
+    """Released deployments followed by an incident, as the overview's confusion matrix says."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "#confusion tbody tr")
+    return sum(int(row.find_elements(By.TAG_NAME, "td")[0].text) for row in rows)
 
 
 def passkey_vote(driver, base, member, out):
