@@ -176,3 +176,27 @@ fn settled_records_kept_in_a_file_fold_to_the_same_state_at_every_point() {
     assert_eq!(encode(&spilling), encode(&in_memory));
     assert_eq!(fingerprint(&spilling), fingerprint(&in_memory));
 }
+
+#[test]
+fn the_overview_trends_split_across_threads_equal_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gov, _) = simulate(dir.path(), &SimulationConfig::default());
+    gov.with_state(|s| {
+        use projections::calibration::{calibrate, calibrate_observing_in_parts};
+        let filter = Default::default();
+        let one_pass = calibrate(s, &filter);
+        assert!(
+            one_pass.released > 100 && one_pass.failed > 0,
+            "{one_pass:?}"
+        );
+        for parts in 1..=3 {
+            let (split, observers) =
+                calibrate_observing_in_parts(s, &filter, parts, |n: &mut u64, _| *n += 1);
+            assert_eq!(split, one_pass, "{parts} parts");
+            assert_eq!(observers.iter().sum::<u64>(), one_pass.deployments);
+        }
+        let (weeks, report) = projections::trends::weekly_with_calibration(s, 12);
+        assert_eq!(report, one_pass);
+        assert_eq!(weeks, projections::trends::weekly(s, 12));
+    });
+}

@@ -113,19 +113,80 @@ pub fn calibrate_observing(
     filter: &CalibrationFilter,
     mut observe: impl FnMut(&crate::state::DeploymentRecord),
 ) -> CalibrationReport {
-    let mut report = CalibrationReport::default();
-    let mut samples = Vec::new();
-    let mut review_minutes = Vec::new();
+    let mut tally = Tally::default();
     for d in state.deployments.values() {
-        let level = d.gate.as_ref().map(|g| g.maturity_level);
-        let selected = filter.class.is_none_or(|c| c == d.class)
-            && filter.level.is_none_or(|l| Some(l) == level)
-            && filter.from.is_none_or(|t| d.submitted_at >= t)
-            && filter.to.is_none_or(|t| d.submitted_at <= t);
-        if !selected {
-            continue;
+        if filter.selects(&d) {
+            observe(&d);
+            tally.add(state, &d);
         }
-        observe(&d);
+    }
+    tally.finish()
+}
+
+/// [`calibrate_observing`] split across `parts` threads by deployment id, each with an observer
+/// of its own (returned in part order). The report is the same as one pass gives: its counts
+/// are sums and its rates and percentiles are taken over the merged samples. On a long history
+/// the pass is bound by reading each deployment record once, which the parts share.
+pub fn calibrate_observing_in_parts<O: Default + Send>(
+    state: &GovernanceState,
+    filter: &CalibrationFilter,
+    parts: usize,
+    observe: impl Fn(&mut O, &crate::state::DeploymentRecord) + Sync,
+) -> (CalibrationReport, Vec<O>) {
+    let parts = parts.max(1) as u64;
+    let part = |n: u64| {
+        let mut observer = O::default();
+        let mut tally = Tally::default();
+        let mine = |id: uuid::Uuid| (id.as_u128() as u64) % parts == n;
+        for (_, d) in state.deployments.iter_where(mine) {
+            if filter.selects(&d) {
+                observe(&mut observer, &d);
+                tally.add(state, &d);
+            }
+        }
+        (tally, observer)
+    };
+    let done: Vec<(Tally, O)> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts).map(|n| scope.spawn(move || part(n))).collect();
+        let mut done = vec![part(0)];
+        done.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().expect("a calibration part")),
+        );
+        done
+    });
+    let mut tally = Tally::default();
+    let mut observers = Vec::new();
+    for (part, observer) in done {
+        tally.merge(part);
+        observers.push(observer);
+    }
+    (tally.finish(), observers)
+}
+
+impl CalibrationFilter {
+    fn selects(&self, d: &crate::state::DeploymentRecord) -> bool {
+        let level = d.gate.as_ref().map(|g| g.maturity_level);
+        self.class.is_none_or(|c| c == d.class)
+            && self.level.is_none_or(|l| Some(l) == level)
+            && self.from.is_none_or(|t| d.submitted_at >= t)
+            && self.to.is_none_or(|t| d.submitted_at <= t)
+    }
+}
+
+/// A calibration pass under way: the report's counts, and the samples its AUC and review-time
+/// percentiles are taken from at the end.
+#[derive(Default)]
+struct Tally {
+    report: CalibrationReport,
+    samples: Vec<(u32, bool)>,
+    review_minutes: Vec<i64>,
+}
+
+impl Tally {
+    fn add(&mut self, state: &GovernanceState, d: &crate::state::DeploymentRecord) {
+        let report = &mut self.report;
         report.deployments += 1;
         let bucket = usize::try_from(d.submitted.score_centi / 1000)
             .unwrap_or(9)
@@ -138,7 +199,7 @@ pub fn calibrate_observing(
             report.auto_approved += 1;
         }
         if let Some(decided) = d.decided_at {
-            review_minutes
+            self.review_minutes
                 .push((decided.unix_micros() - d.submitted_at.unix_micros()) / 60_000_000);
         }
         let released = matches!(
@@ -146,14 +207,14 @@ pub fn calibrate_observing(
             DeploymentStatus::Released | DeploymentStatus::BreakglassReleased
         );
         if !released {
-            continue;
+            return;
         }
         report.released += 1;
         let had_incident = !d.incidents.is_empty();
         if had_incident {
             report.failed += 1;
         }
-        samples.push((d.submitted.score_centi, had_incident));
+        self.samples.push((d.submitted.score_centi, had_incident));
         let c = &mut report.confusion;
         match (d.auto_approved, had_incident) {
             (true, true) => c.false_negative += 1,
@@ -179,13 +240,46 @@ pub fn calibrate_observing(
             }
         }
     }
-    report.auto_approval_rate_bp = rate_bp(report.auto_approved, report.gated);
-    report.change_failure_rate_bp = rate_bp(report.failed, report.released);
-    report.change_failure_wilson_bp = wilson_bp(report.failed, report.released);
-    report.auc_bp = auc_bp(&samples);
-    report.review_minutes_median = percentile(&mut review_minutes, 50);
-    report.review_minutes_p90 = percentile(&mut review_minutes, 90);
-    report
+
+    fn merge(&mut self, other: Self) {
+        let (a, b) = (&mut self.report, other.report);
+        a.deployments += b.deployments;
+        a.gated += b.gated;
+        a.auto_approved += b.auto_approved;
+        a.released += b.released;
+        a.failed += b.failed;
+        for (n, m) in a.score_histogram.iter_mut().zip(b.score_histogram) {
+            *n += m;
+        }
+        a.confusion.true_positive += b.confusion.true_positive;
+        a.confusion.false_positive += b.confusion.false_positive;
+        a.confusion.true_negative += b.confusion.true_negative;
+        a.confusion.false_negative += b.confusion.false_negative;
+        a.preventable += b.preventable;
+        a.incidents += b.incidents;
+        for (severity, n) in b.severity_mix {
+            *a.severity_mix.entry(severity).or_default() += n;
+        }
+        for (week, n) in b.weekly_incidents {
+            *a.weekly_incidents.entry(week).or_default() += n;
+        }
+        for (control, n) in b.control_gaps {
+            *a.control_gaps.entry(control).or_default() += n;
+        }
+        self.samples.extend(other.samples);
+        self.review_minutes.extend(other.review_minutes);
+    }
+
+    fn finish(mut self) -> CalibrationReport {
+        let mut report = self.report;
+        report.auto_approval_rate_bp = rate_bp(report.auto_approved, report.gated);
+        report.change_failure_rate_bp = rate_bp(report.failed, report.released);
+        report.change_failure_wilson_bp = wilson_bp(report.failed, report.released);
+        report.auc_bp = auc_bp(&self.samples);
+        report.review_minutes_median = percentile(&mut self.review_minutes, 50);
+        report.review_minutes_p90 = percentile(&mut self.review_minutes, 90);
+        report
+    }
 }
 
 #[cfg(test)]
