@@ -51,11 +51,17 @@ fn overview(c: &mut Criterion) {
             })
         })
     });
-    // Where the overview's time goes.
     // Where the overview's time goes: one pass over the deployments for its charts, which the
-    // service computes once per log head.
+    // service computes once per log head, split over two threads (and, to compare, in one).
     group.bench_function("part: trends::weekly_with_calibration", |b| {
         b.iter(|| gov.with_state(fresh))
+    });
+    group.bench_function("part: the same trends in one thread", |b| {
+        b.iter(|| {
+            gov.with_state(|s| {
+                projections::trends::weekly_with_calibration_in_parts(s, pages::TREND_WEEKS, 1)
+            })
+        })
     });
     let cache = trustledger::web::TrendsCache::default();
     group.bench_function("overview rendered, trends cached for the head", |b| {

@@ -53,10 +53,19 @@ pub fn weekly_with_calibration(
 ) -> (Vec<Week>, CalibrationReport) {
     // Two parts: reading each deployment record once is most of the time on a long history,
     // and the records are shared out between two cores.
+    weekly_with_calibration_in_parts(state, weeks, 2)
+}
+
+/// [`weekly_with_calibration`] with the pass split in `parts` (the same figures for any).
+pub fn weekly_with_calibration_in_parts(
+    state: &GovernanceState,
+    weeks: usize,
+    parts: usize,
+) -> (Vec<Week>, CalibrationReport) {
     let (report, parts) = calibrate_observing_in_parts(
         state,
         &CalibrationFilter::default(),
-        2,
+        parts,
         |weekly: &mut Weekly, d| weekly.add(d),
     );
     let mut weekly = Weekly::default();

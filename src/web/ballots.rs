@@ -236,7 +236,7 @@ pub fn keys(
         } @else {
             h2 { "SSH key" }
             @match s.member_keys.get(member) {
-                Some(k) => p { code { (k.fingerprint) } " (" a href="/api/v1/cab/vote-statement" { "the CLI" } " signs with it)" },
+                Some(k) => p { code { (k.fingerprint) } " (" code { "trustledger vote" } " signs with it)" },
                 None => p { "None registered." },
             }
             h2 { "Passkeys" }
