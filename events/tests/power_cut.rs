@@ -123,11 +123,19 @@ struct Cut {
     store: PathBuf,
 }
 
-fn cut(library: &Path, store: &Path, round: u32, run_for: Duration, sync: bool) -> Cut {
+/// How a cut is made: after how many acknowledgements (0: whenever, the child's start-up
+/// included) the `run_for` wait starts, and whether the child syncs its commits.
+struct When {
+    after_acks: usize,
+    run_for: Duration,
+    sync: bool,
+}
+
+fn cut(library: &Path, store: &Path, round: u32, when: &When) -> Cut {
     let shadow = tempfile::tempdir().unwrap();
     let me = std::env::current_exe().unwrap();
     let mut child = Command::new(me);
-    if !sync {
+    if !when.sync {
         child.env("POWERCUT_FLUSH_ONLY", "1");
     }
     let mut child = child
@@ -148,21 +156,33 @@ fn cut(library: &Path, store: &Path, round: u32, run_for: Duration, sync: bool) 
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut ids = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(id) = line
-                .strip_prefix("ACK ")
-                .and_then(|t| Uuid::parse_str(t).ok())
-            {
-                ids.push(id);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = {
+        let seen = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut ids = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(id) = line
+                    .strip_prefix("ACK ")
+                    .and_then(|t| Uuid::parse_str(t).ok())
+                {
+                    ids.push(id);
+                    seen.store(ids.len(), std::sync::atomic::Ordering::Relaxed);
+                }
             }
-        }
-        ids
-    });
+            ids
+        })
+    };
+    // A loaded machine can take longer than a short run to start the child at all.
+    let starting = Instant::now();
+    while seen.load(std::sync::atomic::Ordering::Relaxed) < when.after_acks
+        && starting.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let started = Instant::now();
-    while started.elapsed() < run_for {
+    while started.elapsed() < when.run_for {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL: the power goes
@@ -197,7 +217,12 @@ fn the_harness_catches_a_store_that_acknowledges_before_syncing() {
         return;
     };
     let (_first, store) = fresh_store();
-    let cut = cut(&library, &store, 0, Duration::from_millis(300), false);
+    let when = When {
+        after_acks: 20,
+        run_for: Duration::from_millis(100),
+        sync: false,
+    };
+    let cut = cut(&library, &store, 0, &when);
     assert!(cut.acknowledged.len() > 10, "{}", cut.acknowledged.len());
     let log = Log::open(&cut.store, common::config(&common::clock())).unwrap();
     let kept: HashSet<Uuid> = log
@@ -226,7 +251,12 @@ fn a_store_created_just_before_a_cut_keeps_what_it_acknowledged() {
     for round in 0..5 {
         let parent = tempfile::tempdir().unwrap();
         let store = parent.path().join("store");
-        let cut = cut(&library, &store, round, Duration::from_millis(150), true);
+        let when = When {
+            after_acks: 1,
+            run_for: Duration::from_millis(50),
+            sync: true,
+        };
+        let cut = cut(&library, &store, round, &when);
         assert!(!cut.acknowledged.is_empty());
         let log = Log::open(&cut.store, common::config(&common::clock()))
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -258,7 +288,12 @@ fn power_cuts_lose_nothing_acknowledged() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let run_for = Duration::from_millis(20 + seed % 120);
-        let cut = cut(&library, &current.1, round, run_for, true);
+        let when = When {
+            after_acks: 0,
+            run_for,
+            sync: true,
+        };
+        let cut = cut(&library, &current.1, round, &when);
         acknowledged.extend(cut.acknowledged);
         let store = cut.store.clone();
         let log = match Log::open(&store, common::config(&common::clock())) {
