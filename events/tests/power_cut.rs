@@ -321,7 +321,7 @@ fn power_cuts_lose_nothing_acknowledged() {
             log.close();
             panic!(
                 "round {round}: {} acknowledged entries lost after a power cut, e.g. {:?}; the \
-                 image is kept in {} and the store the round started from in {}",
+                 image is kept in {}, and the directory the child wrote, as the kill left it, in {}",
                 lost.len(),
                 lost.first(),
                 cut.image.keep().display(),
