@@ -11,6 +11,8 @@
 //! except under CI, where that is a failure.
 
 mod common;
+#[path = "power_cut/image.rs"]
+mod image;
 
 use events::verify::verify_store;
 use events::Log;
@@ -56,7 +58,8 @@ fn power_cut_child() {
 
 /// The library, built, or the reason the test cannot run (a failure under CI).
 fn library_or_skip(work: &Path) -> Option<PathBuf> {
-    match build_library(work) {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/power_cut/powercut.c");
+    match image::build_library(Path::new(source), work) {
         Ok(library) => Some(library),
         Err(why) => {
             assert!(
@@ -65,52 +68,6 @@ fn library_or_skip(work: &Path) -> Option<PathBuf> {
             );
             eprintln!("SKIPPED: {why}; the power-cut test did not run");
             None
-        }
-    }
-}
-
-/// Builds `powercut.c` into `out`, or says why it cannot.
-fn build_library(out: &Path) -> Result<PathBuf, String> {
-    let library = out.join("libpowercut.so");
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/power_cut/powercut.c");
-    let built = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-U_FORTIFY_SOURCE", "-Wall"])
-        .args(["-Wno-format-truncation", "-o"])
-        .arg(&library)
-        .arg(source)
-        .args(["-ldl", "-lpthread"])
-        .output()
-        .map_err(|e| format!("no C compiler (cc): {e}"))?;
-    if !built.status.success() {
-        return Err(String::from_utf8_lossy(&built.stderr).into_owned());
-    }
-    Ok(library)
-}
-
-/// Writes the durable image kept in `shadow` as the directory `out`.
-fn materialise(shadow: &Path, out: &Path) {
-    let root = std::fs::read_to_string(shadow.join("root")).unwrap();
-    build_directory(shadow, root.trim(), out);
-}
-
-fn build_directory(shadow: &Path, key: &str, out: &Path) {
-    std::fs::create_dir_all(out).unwrap();
-    // A directory created and never synced has no durable listing: it is empty.
-    let listing = std::fs::read_to_string(shadow.join("d").join(key)).unwrap_or_default();
-    for line in listing.lines() {
-        let mut parts = line.splitn(3, '\t');
-        let (kind, name, child) = (
-            parts.next().unwrap(),
-            parts.next().unwrap(),
-            parts.next().unwrap(),
-        );
-        let path = out.join(name);
-        if kind == "d" {
-            build_directory(shadow, child, &path);
-        } else {
-            // A file named durably whose data never was is empty.
-            let data = std::fs::read(shadow.join("f").join(child)).unwrap_or_default();
-            std::fs::write(&path, data).unwrap();
         }
     }
 }
@@ -189,7 +146,7 @@ fn cut(library: &Path, store: &Path, round: u32, when: &When) -> Cut {
     child.wait().unwrap();
     let acknowledged = reader.join().unwrap();
     let image = tempfile::tempdir().unwrap();
-    materialise(shadow.path(), &image.path().join("root"));
+    image::materialise(shadow.path(), &image.path().join("root"));
     let store = image.path().join("root").join(store.file_name().unwrap());
     Cut {
         acknowledged,

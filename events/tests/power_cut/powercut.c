@@ -56,6 +56,9 @@ static size_t root_len;
 static char shadow[PATH_MAX];
 static dev_t root_dev;
 static int enabled;
+/* POWERCUT_WHOLE_FILES: copy a whole file at each sync, for writers of several processes
+ * (PostgreSQL), where one process writes what another syncs. */
+static int whole_files;
 static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static unsigned long temp_counter;
 
@@ -193,7 +196,7 @@ static void save_file(int fd, struct inode *in) {
     if (out < 0) abort();
     char buffer[65536];
     struct range all = {0, st.st_size};
-    int whole = in->whole || !existed;
+    int whole = in->whole || !existed || whole_files;
     struct range *ranges = whole ? &all : in->ranges;
     size_t count = whole ? 1 : in->n;
     for (size_t i = 0; i < count; i++) {
@@ -261,6 +264,22 @@ static int synced(int fd, int result) {
     if (fstat(fd, &st) != 0 || st.st_dev != root_dev) return result;
     pthread_mutex_lock(&lock);
     struct inode *in = find(st.st_ino, 0);
+    if (!in) {
+        /* Opened where this process did not see it (another process, before this library):
+         * known by the path its descriptor names, and copied whole. */
+        char link[64], path[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, path, sizeof path - 1);
+        path[n > 0 ? n : 0] = '\0';
+        if (n > 0 && under_root(path)) {
+            in = find(st.st_ino, 1);
+            in->whole = 1;
+            if (S_ISDIR(st.st_mode)) {
+                in->is_dir = 1;
+                in->path = strdup(path);
+            }
+        }
+    }
     if (in) {
         if (S_ISDIR(st.st_mode))
             save_listing(in);
@@ -325,6 +344,7 @@ __attribute__((constructor)) static void start(void) {
     snprintf(root, sizeof root, "%s", r);
     root_len = strlen(root);
     snprintf(shadow, sizeof shadow, "%s", s);
+    whole_files = getenv("POWERCUT_WHOLE_FILES") != NULL;
     char sub[PATH_MAX];
     snprintf(sub, sizeof sub, "%s/d", shadow);
     mkdir(sub, 0755);
