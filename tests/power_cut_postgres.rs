@@ -107,9 +107,9 @@ fn start(
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(data.with_extension("log")).unwrap());
     command.stdin(Stdio::null());
-    let child = command.spawn().unwrap();
+    let mut child = command.spawn().unwrap();
     let started = Instant::now();
-    loop {
+    while started.elapsed() < Duration::from_secs(60) {
         let ready = Command::new("psql")
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
             .args(["-d", "postgres", "-Atqc", "select 1"])
@@ -118,14 +118,14 @@ fn start(
         if ready {
             return child;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "PostgreSQL did not start on {}: {}",
-            data.display(),
-            std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
-        );
         std::thread::sleep(Duration::from_millis(100));
     }
+    cut_power(&mut child);
+    panic!(
+        "PostgreSQL did not start on {}: {}",
+        data.display(),
+        std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+    );
 }
 
 fn psql(port: u16, sql: &str) -> String {
