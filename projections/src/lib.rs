@@ -23,6 +23,7 @@ pub mod state;
 pub mod stats;
 pub mod trends;
 pub mod views;
+mod vote_keys;
 pub mod vote_statement;
 
 pub use events;

@@ -753,28 +753,9 @@ impl GovernanceState {
                 self.member_passkeys.remove(&p.member);
                 self.cab_members.remove(&p.member);
             }
-            Payload::CabMemberKeyRegistered(p) => {
-                self.member_keys.insert(p.member, p.ssh_key);
-            }
-            Payload::CabMemberPasskeyRegistered(p) => {
-                self.member_passkeys
-                    .entry(p.member)
-                    .or_default()
-                    .insert(p.passkey.credential_id.clone(), p.passkey);
-            }
-            Payload::CabMemberKeyRevoked(p) => {
-                if self
-                    .member_keys
-                    .get(&p.member)
-                    .is_some_and(|k| k.fingerprint == p.fingerprint)
-                {
-                    self.member_keys.remove(&p.member);
-                }
-                if let Some(keys) = self.member_passkeys.get_mut(&p.member) {
-                    keys.retain(|_, k| k.fingerprint != p.fingerprint);
-                }
-                self.revoked_member_keys.insert(p.fingerprint);
-            }
+            key @ (Payload::CabMemberKeyRegistered(_)
+            | Payload::CabMemberPasskeyRegistered(_)
+            | Payload::CabMemberKeyRevoked(_)) => self.apply_vote_key(key),
             Payload::SignedVotesRequired(_) => self.signed_votes_required = true,
             Payload::SignedEvidenceRequired(_) => self.signed_evidence_required = true,
             Payload::EvidenceProducerSet(p) => {

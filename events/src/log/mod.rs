@@ -549,7 +549,6 @@ impl Log {
         config: LogConfig,
         merkle_maintenance: bool,
     ) -> Result<Self, OpenLogError> {
-        let new_store = !path.join("db").exists();
         let db = open_sled_retrying_lock(path, config.cache_bytes)?;
         let tree = db.open_tree("log")?;
         if tree.scan_prefix([keys::LAYOUT_1_ENTRY]).next().is_some() {
@@ -579,9 +578,6 @@ impl Log {
         };
         let mut disk = DiskSync::open(path)?;
         disk.sync()?;
-        if new_store {
-            sync_store_directory(path)?;
-        }
 
         let size = match tree.scan_prefix([keys::CHUNK]).next_back() {
             None => 0,

@@ -7,10 +7,12 @@ pub(super) const LOCK_RETRY_MS_MAX: u64 = 2_000;
 
 /// Opens sled, retrying briefly on a held lock: sled's IO threads can outlive the last handle of
 /// a log that was just closed (in this process or one that just exited) by a few milliseconds.
+/// A store it creates has its files made durable by name ([`sync_store_directory`]).
 pub(super) fn open_sled_retrying_lock(
     path: &Path,
     cache_bytes: Option<u64>,
 ) -> Result<sled::Db, sled::Error> {
+    let new_store = !path.join("db").exists();
     let started = std::time::Instant::now();
     loop {
         let mut config = sled::Config::new();
@@ -29,6 +31,9 @@ pub(super) fn open_sled_retrying_lock(
                     && started.elapsed() < std::time::Duration::from_millis(LOCK_RETRY_MS_MAX) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(db) if new_store => {
+                return sync_store_directory(path).map(|()| db).map_err(Into::into)
             }
             other => return other,
         }
