@@ -155,6 +155,15 @@ fn cut(library: &Path, store: &Path, round: u32, when: &When) -> Cut {
     }
 }
 
+/// The ids of the entries the store at `store` holds once opened.
+fn kept_ids(store: &Path) -> HashSet<Uuid> {
+    let log = Log::open(store, common::config(&common::clock()))
+        .unwrap_or_else(|e| panic!("{}: {e}", store.display()));
+    log.iter_bytes(0)
+        .map(|item| events::Entry::parse(&item.unwrap().1).unwrap().id)
+        .collect()
+}
+
 /// A store that exists, cleanly closed: where the first round starts.
 fn fresh_store() -> (tempfile::TempDir, PathBuf) {
     let first = tempfile::tempdir().unwrap();
@@ -181,11 +190,7 @@ fn the_harness_catches_a_store_that_acknowledges_before_syncing() {
     };
     let cut = cut(&library, &store, 0, &when);
     assert!(cut.acknowledged.len() > 10, "{}", cut.acknowledged.len());
-    let log = Log::open(&cut.store, common::config(&common::clock())).unwrap();
-    let kept: HashSet<Uuid> = log
-        .iter_bytes(0)
-        .map(|item| events::Entry::parse(&item.unwrap().1).unwrap().id)
-        .collect();
+    let kept = kept_ids(&cut.store);
     let lost = cut
         .acknowledged
         .iter()
@@ -215,12 +220,7 @@ fn a_store_created_just_before_a_cut_keeps_what_it_acknowledged() {
         };
         let cut = cut(&library, &store, round, &when);
         assert!(!cut.acknowledged.is_empty());
-        let log = Log::open(&cut.store, common::config(&common::clock()))
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let kept: HashSet<Uuid> = log
-            .iter_bytes(0)
-            .map(|item| events::Entry::parse(&item.unwrap().1).unwrap().id)
-            .collect();
+        let kept = kept_ids(&cut.store);
         let lost = cut
             .acknowledged
             .iter()
