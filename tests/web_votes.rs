@@ -3,7 +3,8 @@
 //! a CAB member registers a passkey through the keys page, signs a vote on a queued deployment
 //! through the deployment page's form, and the vote is recorded with its assertion and passes the
 //! audit; a forged or replayed assertion, an unsigned vote, and a registration without the
-//! session's CSRF token write nothing.
+//! session's CSRF token write nothing, each answered with the status the API gives (403 a
+//! signature that does not hold, 409 a second registration or vote, 422 a missing signature).
 
 mod http_client;
 mod web_pages;
@@ -79,7 +80,7 @@ fn a_member_registers_a_passkey_and_votes_with_it_and_the_audit_checks_the_asser
         registered.body
     );
     let again = post_form("/keys/passkeys", &form(&csrf));
-    assert_eq!(again.status, 422);
+    assert_eq!(again.status, 409);
     assert!(again.body.contains("already registered"), "{}", again.body);
     let keys = get(port, "/keys", Some(&session)).body;
     assert!(keys.contains(&projections::passkey::fingerprint(&passkey.cose_key())));
@@ -141,7 +142,7 @@ fn a_member_registers_a_passkey_and_votes_with_it_and_the_audit_checks_the_asser
     // Signed as a rejection but posted as an approval: another statement.
     let mut flipped = sign(&mut passkey, false);
     flipped[3].1 = "approve".into();
-    assert_eq!(post_form("/votes", &flipped).status, 422);
+    assert_eq!(post_form("/votes", &flipped).status, 403);
     // A signature that does not verify.
     let mut forged = sign(&mut passkey, true);
     let last = forged.len() - 1;
@@ -149,12 +150,12 @@ fn a_member_registers_a_passkey_and_votes_with_it_and_the_audit_checks_the_asser
     signature[20] = if signature[20] == b'A' { b'B' } else { b'A' };
     forged[last].1 = String::from_utf8(signature).unwrap();
     let answer = post_form("/votes", &forged);
-    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.status, 403, "{}", answer.body);
     // Another authenticator presenting chen's credential id.
     let mut mallory = SoftwareAuthenticator::from_label("mallory's key", "localhost", &web_origin);
     let mut stolen_id = sign(&mut mallory, true);
     stolen_id[6].1 = passkey.credential_id();
-    assert_eq!(post_form("/votes", &stolen_id).status, 422);
+    assert_eq!(post_form("/votes", &stolen_id).status, 403);
     assert_eq!(gov.log().head().size, size, "refused votes write nothing");
 
     let vote = sign(&mut passkey, true);
@@ -166,7 +167,7 @@ fn a_member_registers_a_passkey_and_votes_with_it_and_the_audit_checks_the_asser
         cast.body
     );
     // Replayed, the same assertion is not a second vote.
-    assert_eq!(post_form("/votes", &vote).status, 422);
+    assert_eq!(post_form("/votes", &vote).status, 409);
     let recorded = (size..gov.log().head().size)
         .filter_map(|seq| gov.log().get(seq).unwrap())
         .find_map(|entry| match Payload::decode(&entry) {

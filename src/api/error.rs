@@ -26,6 +26,11 @@ impl ApiError {
             retry_after_secs: None,
         }
     }
+    /// Its status: what the pages answer a refused command with, as the API does.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn too_many_requests(detail: impl Into<String>, retry_after_secs: u32) -> Self {
         Self {
             retry_after_secs: Some(retry_after_secs),

@@ -371,10 +371,10 @@ async fn report_incident(
         .await
     {
         Ok(_) => Ok(Redirect::to("/incidents").into_response()),
-        Err(e) => Err(rerender(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &[("form", e.to_string())],
-        )),
+        Err(e) => {
+            let (status, why) = voting::refusal(e);
+            Err(rerender(status, &[("form", why)]))
+        }
     }
 }
 

@@ -115,8 +115,18 @@ async fn register_passkey(
     };
     match state.gov.submit(&who.principal, command).await {
         Ok(_) => Ok(Redirect::to("/keys?registered=1").into_response()),
-        Err(e) => Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
+        Err(e) => {
+            let (status, why) = refusal(e);
+            Err(refuse(status, &why))
+        }
     }
+}
+
+/// The status the API answers a refused command with (403 a rule or role, 409 a conflict, 422
+/// a field), and why, for the page that says so.
+pub(super) fn refusal(e: crate::governance::CommandError) -> (StatusCode, String) {
+    let why = e.to_string();
+    (crate::api::ApiError::from(e).status(), why)
 }
 
 async fn open_votes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
@@ -256,6 +266,9 @@ async fn vote(
     let (command, back) = vote_command(&form).map_err(|e| refused(StatusCode::BAD_REQUEST, &e))?;
     match state.gov.submit(&who.principal, command).await {
         Ok(_) => Ok(Redirect::to(&back).into_response()),
-        Err(e) => Err(refused(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
+        Err(e) => {
+            let (status, why) = refusal(e);
+            Err(refused(status, &why))
+        }
     }
 }
