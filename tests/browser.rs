@@ -53,7 +53,13 @@ fn every_page_works_in_a_real_browser_at_desktop_and_phone_widths() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    for shot in ["keys-registered-desktop", "voted-desktop"] {
+    for shot in [
+        "keys-registered-desktop",
+        "voted-desktop",
+        "member-keys-phone",
+        "member-votes-phone",
+        "member-votes-desktop",
+    ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}");
     }
     for page in [

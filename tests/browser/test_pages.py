@@ -253,6 +253,18 @@ def passkey_vote(driver, base, member, out):
     found = problems(driver)
     assert not found, found
     screenshots(driver, out, "keys-registered-desktop", 1280, 800)
+    step("passkey: the member's pages at both widths")
+    for name, (width, height) in SIZES.items():
+        driver.set_window_size(width, height)
+        for path in ["/keys", "/votes"]:
+            driver.get(base + path)
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, name, overflow)
+            screenshots(driver, out, f"member{path.replace('/', '-')}-{name}", width, height)
+    found = problems(driver)
+    assert not found, found
+    driver.set_window_size(1280, 800)
     step("passkey: vote")
     driver.get(base + "/votes")
     form = driver.find_element(By.CSS_SELECTOR, "form.vote[data-kind='deployment'][data-passkeys]")
