@@ -23,24 +23,7 @@ fn crash_child() {
     };
     let round: u64 = std::env::var("CRASH_ROUND").unwrap().parse().unwrap();
     let log = Log::open(&dir, common::config(&common::clock())).unwrap();
-    let threads: Vec<_> = (0..4u64)
-        .map(|t| {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for i in 0.. {
-                    let n = round * 10_000_000 + t * 1_000_000 + i;
-                    let d = common::draft(n, &format!("crash/{t}"));
-                    let id = d.id;
-                    log.append_blocking(d).unwrap();
-                    // One line per acknowledgement; the parent trusts only complete lines.
-                    println!("ACK {id}");
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    common::append_until_killed(&log, round, "crash");
 }
 
 #[test]

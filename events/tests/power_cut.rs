@@ -37,23 +37,7 @@ fn power_cut_child() {
         config.durability = events::Durability::FlushOnlyMayLoseOnPowerFailure;
     }
     let log = Log::open(&dir, config).unwrap();
-    let threads: Vec<_> = (0..4u64)
-        .map(|t| {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for i in 0.. {
-                    let n = round * 10_000_000 + t * 1_000_000 + i;
-                    let d = common::draft(n, &format!("cut/{t}"));
-                    let id = d.id;
-                    log.append_blocking(d).unwrap();
-                    println!("ACK {id}");
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    common::append_until_killed(&log, round, "cut");
 }
 
 /// The library, built, or the reason the test cannot run (a failure under CI).
@@ -86,6 +70,17 @@ struct When {
     after_acks: usize,
     run_for: Duration,
     sync: bool,
+}
+
+impl Cut {
+    /// How many of this cut's acknowledged entries its image does not hold.
+    fn lost(&self) -> usize {
+        let kept = kept_ids(&self.store);
+        self.acknowledged
+            .iter()
+            .filter(|id| !kept.contains(id))
+            .count()
+    }
 }
 
 fn cut(library: &Path, store: &Path, round: u32, when: &When) -> Cut {
@@ -190,12 +185,7 @@ fn the_harness_catches_a_store_that_acknowledges_before_syncing() {
     };
     let cut = cut(&library, &store, 0, &when);
     assert!(cut.acknowledged.len() > 10, "{}", cut.acknowledged.len());
-    let kept = kept_ids(&cut.store);
-    let lost = cut
-        .acknowledged
-        .iter()
-        .filter(|id| !kept.contains(id))
-        .count();
+    let lost = cut.lost();
     assert!(
         lost > 0,
         "a flush-only store lost nothing: the harness keeps unsynced data"
@@ -220,12 +210,7 @@ fn a_store_created_just_before_a_cut_keeps_what_it_acknowledged() {
         };
         let cut = cut(&library, &store, round, &when);
         assert!(!cut.acknowledged.is_empty());
-        let kept = kept_ids(&cut.store);
-        let lost = cut
-            .acknowledged
-            .iter()
-            .filter(|id| !kept.contains(id))
-            .count();
+        let lost = cut.lost();
         assert_eq!(lost, 0, "round {round}: {lost} acknowledged entries lost");
     }
 }

@@ -58,43 +58,29 @@ pub fn open_ballots(s: &GovernanceState, now: Timestamp) -> Vec<Ballot> {
             });
         }
     }
-    let open = |applied: bool, expires: Timestamp| !applied && expires > now;
-    for (id, p) in &s.exception_proposals {
-        if open(p.applied, p.proposal_expires_at) {
-            ballots.push(Ballot {
-                kind: Kind::Exception,
-                subject: id.to_string(),
-                title: format!(
-                    "Exception waiving {} for {}: {}",
-                    p.proposal.control, p.proposal.scope, p.proposal.reason
-                ),
-                link: None,
-                votes: p.votes.clone(),
-            });
-        }
-    }
-    for (id, p) in &s.change_proposals {
-        if open(p.applied, p.proposal_expires_at) {
-            ballots.push(Ballot {
-                kind: Kind::Change,
-                subject: id.to_string(),
-                title: change_title(&p.proposal.change),
-                link: None,
-                votes: p.votes.clone(),
-            });
-        }
-    }
-    for (id, p) in &s.registry_proposals {
-        if open(p.applied, p.proposal_expires_at) {
-            ballots.push(Ballot {
-                kind: Kind::RegistryChange,
-                subject: id.to_string(),
-                title: format!("Registry entry for {}", p.proposal.entry.app_id),
-                link: None,
-                votes: p.votes.clone(),
-            });
-        }
-    }
+    open_proposals(
+        &mut ballots,
+        (&s.exception_proposals, Kind::Exception),
+        now,
+        |p| {
+            format!(
+                "Exception waiving {} for {}: {}",
+                p.control, p.scope, p.reason
+            )
+        },
+    );
+    open_proposals(
+        &mut ballots,
+        (&s.change_proposals, Kind::Change),
+        now,
+        |p| change_title(&p.change),
+    );
+    open_proposals(
+        &mut ballots,
+        (&s.registry_proposals, Kind::RegistryChange),
+        now,
+        |p| format!("Registry entry for {}", p.entry.app_id),
+    );
     for (id, (by, _)) in &s.unreviewed_breakglass {
         ballots.push(Ballot {
             kind: Kind::BreakglassReview,
@@ -125,6 +111,29 @@ pub fn open_ballots(s: &GovernanceState, now: Timestamp) -> Vec<Ballot> {
         }
     }
     ballots
+}
+
+/// The open proposals of one kind (not yet carried out, not expired), each titled by `title`.
+fn open_proposals<P>(
+    ballots: &mut Vec<Ballot>,
+    (open, kind): (
+        &BTreeMap<uuid::Uuid, projections::proposal::Proposal<P>>,
+        Kind,
+    ),
+    now: Timestamp,
+    title: impl Fn(&P) -> String,
+) {
+    for (id, p) in open {
+        if !p.applied && p.proposal_expires_at > now {
+            ballots.push(Ballot {
+                kind,
+                subject: id.to_string(),
+                title: title(&p.proposal),
+                link: None,
+                votes: p.votes.clone(),
+            });
+        }
+    }
 }
 
 fn change_title(change: &events::payloads::ProposedChange) -> String {

@@ -37,3 +37,26 @@ pub fn draft(n: u64, subject: &str) -> EventDraft {
         json!({"n": n, "note": "hello"}),
     )
 }
+
+/// What a crash-test child does until it is killed: appends from 4 threads (so group commit is
+/// in play), printing `ACK <id>` once each append is acknowledged. The parent trusts only
+/// complete lines. Ids are unique across rounds.
+pub fn append_until_killed(log: &Log, round: u64, subject: &str) {
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let log = log.clone();
+            let subject = format!("{subject}/{t}");
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let d = draft(round * 10_000_000 + t * 1_000_000 + i, &subject);
+                    let id = d.id;
+                    log.append_blocking(d).unwrap();
+                    println!("ACK {id}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
