@@ -5,6 +5,7 @@
 use crate::checkpoint::{Checkpoint, NoteVerifier};
 use crate::entry::{Digest, Entry, EntryHeader};
 use crate::keys::{self, ChunkIndex, IndexedEntry};
+use crate::log::store::{Records, Store};
 use crate::log::{Log, ReadError};
 use crate::merkle::{self, Frontier};
 use crate::rotation::{self, KeySchedule};
@@ -467,17 +468,17 @@ pub(crate) enum ChunkError {
 /// checked to start where the one before ended; it stops after the first error. The tail check
 /// on open and [`verify_store`] both walk the store with it.
 pub(crate) struct PairedChunks {
-    chunks: sled::Iter,
-    indexes: sled::Iter,
+    chunks: Records,
+    indexes: Records,
     next_seq: u64,
     done: bool,
 }
 
 impl PairedChunks {
-    pub(crate) fn from(tree: &sled::Tree, from: u64) -> Self {
+    pub(crate) fn from(store: &Store, from: u64) -> Self {
         Self {
-            chunks: tree.range(keys::chunk(from)..=keys::chunk(u64::MAX)),
-            indexes: tree.range(keys::chunk_index(from)..=keys::chunk_index(u64::MAX)),
+            chunks: store.range(keys::CHUNK, from..),
+            indexes: store.range(keys::CHUNK_INDEX, from..),
             next_seq: from,
             done: false,
         }
@@ -657,7 +658,7 @@ pub fn verify_store(
     verifier: Option<&NoteVerifier>,
     progress: impl FnMut(u64),
 ) -> Result<StoreReport, VerifyStoreError> {
-    let tree = log.tree();
+    let store = log.store();
     let origin = log.origin();
     let index_problem = log.index_problem()?;
     let schedule = verifier
@@ -697,11 +698,11 @@ pub fn verify_store(
             });
         }
         drop((checked, read_rounds));
-        scope.spawn(move || read_store_in_rounds(tree, &permit, &to_checkers));
+        scope.spawn(move || read_store_in_rounds(store, &permit, &to_checkers));
         link_rounds(
             &checked_rounds,
             &permits,
-            tree,
+            store,
             origin,
             index_problem,
             progress,
@@ -803,12 +804,12 @@ impl ReadRound {
 /// The first stage of [`verify_store`]: reads the store a round at a time, numbering the rounds
 /// for the checkers, until the store ends, reading fails, or the checkers stop listening.
 fn read_store_in_rounds(
-    tree: &sled::Tree,
+    store: &Store,
     permit: &std::sync::mpsc::Receiver<()>,
     to_checkers: &std::sync::mpsc::SyncSender<(u64, ReadRound)>,
 ) {
-    let mut stored_chunks = PairedChunks::from(tree, 0);
-    let mut checkpoints = tree.scan_prefix([keys::CHECKPOINT]).peekable();
+    let mut stored_chunks = PairedChunks::from(store, 0);
+    let mut checkpoints = store.scan(keys::CHECKPOINT).peekable();
     let mut round_start = 0u64;
     for number in 0.. {
         if permit.recv().is_err() {
@@ -878,7 +879,7 @@ fn read_store_in_rounds(
 fn link_rounds(
     checked_rounds: &std::sync::mpsc::Receiver<(u64, CheckedRound)>,
     permits: &std::sync::mpsc::SyncSender<()>,
-    tree: &sled::Tree,
+    store: &Store,
     origin: &str,
     index_problem: Option<&(u64, String)>,
     mut progress: impl FnMut(u64),
@@ -980,9 +981,7 @@ fn link_rounds(
     if let Some((at, reason)) = index_problem {
         return Err(problem(*at, reason.clone()).into());
     }
-    let beyond = tree
-        .range(keys::checkpoint(size + 1)..=keys::checkpoint(u64::MAX))
-        .next();
+    let beyond = store.range(keys::CHECKPOINT, size + 1..).next();
     if let Some(item) = beyond {
         let (key, _) = item.map_err(ReadError::from)?;
         let signed = keys::key_number(&key, keys::CHECKPOINT).unwrap_or(u64::MAX);

@@ -1,8 +1,9 @@
 //! Checkpoints the log's witnesses cosigned: the log's signed note with their cosignature lines,
-//! kept beside the log (in their own sled tree) so the published, witnessed view of the log and
+//! kept beside the log (in their own sled tree, or table) so the published, witnessed view of the log and
 //! its receipts survive a restart.
 
-use super::{keys, Log, ReadError};
+use super::store::postgres::read_error;
+use super::{keys, Log, ReadError, Store};
 
 /// The sled tree that holds them, by size.
 const TREE: &str = "cosigned-checkpoints";
@@ -13,7 +14,11 @@ impl Log {
     /// # Errors
     /// [`ReadError::Storage`] when it cannot be written or synced.
     pub fn put_cosigned_checkpoint(&self, size: u64, note: &str) -> Result<(), ReadError> {
-        let tree = self.shared.db.open_tree(TREE)?;
+        let db = match &self.shared.store {
+            Store::Sled { db, .. } => db,
+            Store::Postgres(pg) => return Ok(pg.put_cosigned(size, note).map_err(read_error)?),
+        };
+        let tree = db.open_tree(TREE)?;
         tree.insert(keys::checkpoint(size), note.as_bytes())?;
         tree.flush()?;
         Ok(())
@@ -24,7 +29,11 @@ impl Log {
     /// # Errors
     /// [`ReadError::Storage`] when it cannot be read.
     pub fn latest_cosigned_checkpoint(&self) -> Result<Option<String>, ReadError> {
-        let tree = self.shared.db.open_tree(TREE)?;
+        let db = match &self.shared.store {
+            Store::Sled { db, .. } => db,
+            Store::Postgres(pg) => return Ok(pg.latest_cosigned().map_err(read_error)?),
+        };
+        let tree = db.open_tree(TREE)?;
         Ok(tree
             .iter()
             .next_back()

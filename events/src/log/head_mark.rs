@@ -7,7 +7,7 @@
 //! It is written after the commit's own sync and not synced itself, so it can only lag the
 //! store (a power cut may lose it): it never names entries the store did not make durable.
 
-use super::{stored_entry, Digest};
+use super::{stored_entry, Digest, Store};
 use std::fs::File;
 use std::path::Path;
 
@@ -56,9 +56,9 @@ impl HeadMark {
 
     /// Whether the store of `size` entries holds every entry the mark says was acknowledged,
     /// the last of them unchanged. A log without a mark gets one.
-    pub(super) fn check(&mut self, tree: &sled::Tree, size: u64) -> Result<(), (u64, String)> {
+    pub(super) fn check(&mut self, store: &Store, size: u64) -> Result<(), (u64, String)> {
         let last_hash = |seq: u64| -> Result<Option<Digest>, (u64, String)> {
-            stored_entry(tree, seq)
+            stored_entry(store, seq)
                 .map(|bytes| bytes.as_deref().map(Digest::of))
                 .map_err(|e| (seq, format!("storage: {e}")))
         };

@@ -87,11 +87,11 @@ impl LogIndex {
 /// Rebuilds the id and stream indexes from every chunk's index record, in order. On the first
 /// record that is out of place or inconsistent, returns what was built so far and the problem.
 pub(super) fn load_index(
-    tree: &sled::Tree,
+    store: &super::Store,
 ) -> Result<(LogIndex, Option<(u64, String)>), sled::Error> {
     let mut index = LogIndex::default();
     let mut expected = 0u64;
-    for item in tree.scan_prefix([keys::CHUNK_INDEX]) {
+    for item in store.scan(keys::CHUNK_INDEX) {
         let (key, record) = item?;
         let Some(first) = keys::key_number(&key, keys::CHUNK_INDEX) else {
             return Ok((index, Some((expected, "malformed index record key".into()))));

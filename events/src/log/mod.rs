@@ -25,13 +25,16 @@ use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
 use crate::time::{Clock, SystemClock, Timestamp};
 use index::{load_index, IndexCell, LoadedIndex, LogIndex};
 pub use open::sync_store_directory;
-use open::{check_tail, open_sled_retrying_lock, random_origin, valid_origin};
+use open::{check_tail, random_origin};
+use store::{Store, StoreLocation};
 use writer::{DiskSync, Writer};
 
 mod cosigned;
 mod head_mark;
 mod index;
 mod open;
+mod snapshots;
+pub mod store;
 mod tiles;
 mod writer;
 use std::collections::{BTreeSet, HashMap};
@@ -127,6 +130,9 @@ pub enum OpenLogError {
          keep the export, whose format has not changed"
     )]
     Layout1,
+    /// The PostgreSQL store could not be opened (unreachable, unsafe settings, other schema).
+    #[error("{0}")]
+    Database(String),
 }
 
 /// Why an append was refused. Nothing of the refused request was written.
@@ -327,9 +333,8 @@ pub(crate) struct Expectation {
 
 struct Shared {
     stats: Arc<CommitStats>,
-    db: sled::Db,
-    tree: sled::Tree,
-    /// Where projection snapshots are kept, as files (see [`Log::put_snapshot`]).
+    store: Store,
+    /// Where projection snapshots are kept, as files, in a sled store (see [`Log::put_snapshot`]).
     snapshot_dir: std::path::PathBuf,
     origin: String,
     verifier: Option<NoteVerifier>,
@@ -364,7 +369,7 @@ const NODE_CACHE_NODES_MAX: usize = 1 << 19;
 
 /// Reads complete Merkle subtrees through the cache.
 struct CachedNodes<'a> {
-    tree: &'a sled::Tree,
+    store: &'a Store,
     cache: &'a NodeCache,
 }
 
@@ -372,7 +377,7 @@ impl NodeSource for CachedNodes<'_> {
     type Error = ReadError;
     fn node(&self, level: u8, index: u64) -> Result<Digest, ReadError> {
         if level < NODE_CACHE_LEVEL_MIN {
-            return StoredNodes(self.tree).node(level, index);
+            return StoredNodes(self.store).node(level, index);
         }
         if let Some(hit) = self
             .cache
@@ -383,7 +388,7 @@ impl NodeSource for CachedNodes<'_> {
         {
             return Ok(hit);
         }
-        let node = StoredNodes(self.tree).node(level, index)?;
+        let node = StoredNodes(self.store).node(level, index)?;
         if let Ok(mut cache) = self.cache.0.write() {
             if cache.len() < NODE_CACHE_NODES_MAX {
                 cache.insert((level, index), node);
@@ -430,7 +435,7 @@ impl std::fmt::Debug for Log {
 }
 
 /// Reads complete Merkle subtrees from the store.
-pub(crate) struct StoredNodes<'a>(pub(crate) &'a sled::Tree);
+pub(crate) struct StoredNodes<'a>(pub(crate) &'a Store);
 
 impl NodeSource for StoredNodes<'_> {
     type Error = ReadError;
@@ -465,14 +470,11 @@ impl NodeSource for StoredNodes<'_> {
 /// The chunk (or index record, by `prefix`) whose first seq is the greatest at or below `seq`:
 /// the only one that can hold `seq`.
 fn chunk_containing(
-    tree: &sled::Tree,
+    store: &Store,
     prefix: u8,
     seq: u64,
 ) -> Result<Option<(u64, sled::IVec)>, sled::Error> {
-    let start = [prefix, 0, 0, 0, 0, 0, 0, 0, 0];
-    let mut end = [prefix; 9];
-    end[1..].copy_from_slice(&seq.to_be_bytes());
-    match tree.range(start..=end).next_back() {
+    match store.range(prefix, ..=seq).next_back() {
         None => Ok(None),
         Some(item) => {
             let (key, value) = item?;
@@ -482,8 +484,8 @@ fn chunk_containing(
 }
 
 /// The stored bytes of entry `seq`, as a slice of its chunk (no copy), if the store holds it.
-fn stored_entry(tree: &sled::Tree, seq: u64) -> Result<Option<sled::IVec>, sled::Error> {
-    let Some((first, chunk)) = chunk_containing(tree, keys::CHUNK, seq)? else {
+fn stored_entry(store: &Store, seq: u64) -> Result<Option<sled::IVec>, sled::Error> {
+    let Some((first, chunk)) = chunk_containing(store, keys::CHUNK, seq)? else {
         return Ok(None);
     };
     let wanted = usize::try_from(seq - first).unwrap_or(usize::MAX);
@@ -527,7 +529,21 @@ impl Log {
     /// # Errors
     /// [`OpenLogError`] if sled cannot open the directory or the origin does not match.
     pub fn open(path: impl AsRef<Path>, config: LogConfig) -> Result<Self, OpenLogError> {
-        Self::open_with(path.as_ref(), config, true)
+        Self::open_with(
+            &StoreLocation::Directory(path.as_ref().into()),
+            config,
+            true,
+        )
+    }
+
+    /// Opens (or creates) the log wherever `location` says: a sled directory, or a PostgreSQL
+    /// database (whose tables it creates). Otherwise as [`Log::open`]; several handles, in
+    /// several processes, may open one database, and only one of them can extend a given head.
+    ///
+    /// # Errors
+    /// As [`Log::open`]; [`OpenLogError::Database`] when PostgreSQL cannot hold the log.
+    pub fn open_at(location: &StoreLocation, config: LogConfig) -> Result<Self, OpenLogError> {
+        Self::open_with(location, config, true)
     }
 
     /// Opens a log whose writer skips Merkle maintenance (leaf hashing, subtree records,
@@ -541,45 +557,30 @@ impl Log {
         path: impl AsRef<Path>,
         config: LogConfig,
     ) -> Result<Self, OpenLogError> {
-        Self::open_with(path.as_ref(), config, false)
+        Self::open_with(
+            &StoreLocation::Directory(path.as_ref().into()),
+            config,
+            false,
+        )
     }
 
     fn open_with(
-        path: &Path,
+        location: &StoreLocation,
         config: LogConfig,
         merkle_maintenance: bool,
     ) -> Result<Self, OpenLogError> {
-        let db = open_sled_retrying_lock(path, config.cache_bytes)?;
-        let tree = db.open_tree("log")?;
-        if tree.scan_prefix([keys::LAYOUT_1_ENTRY]).next().is_some() {
-            return Err(OpenLogError::Layout1);
-        }
-        let meta = db.open_tree("meta")?;
-        // Snapshots used to be values in this tree; they are files now (see `put_snapshot`).
-        db.drop_tree("snapshots")?;
-        let snapshot_dir = path.join(SNAPSHOT_DIR);
-        let origin = match (meta.get("origin")?, config.origin) {
-            (Some(stored), configured) => {
-                let stored = String::from_utf8_lossy(&stored).into_owned();
-                if let Some(configured) = configured.filter(|c| *c != stored) {
-                    return Err(OpenLogError::OriginMismatch { stored, configured });
-                }
-                stored
+        let (store, origin, mut disk, snapshot_dir) = match location {
+            StoreLocation::Directory(path) => {
+                let (store, origin, disk) =
+                    open::open_sled(path, config.cache_bytes, config.origin)?;
+                (store, origin, Some(disk), path.join(SNAPSHOT_DIR))
             }
-            (None, configured) => {
-                let origin = configured.unwrap_or_else(random_origin);
-                if !valid_origin(&origin) {
-                    return Err(OpenLogError::InvalidOrigin(origin));
-                }
-                meta.insert("origin", origin.as_bytes())?;
-                db.flush()?;
-                origin
+            StoreLocation::Postgres(url) => {
+                let (store, origin) = open::open_postgres(url, config.origin)?;
+                (store, origin, None, PathBuf::new())
             }
         };
-        let mut disk = DiskSync::open(path)?;
-        disk.sync()?;
-
-        let size = match tree.scan_prefix([keys::CHUNK]).next_back() {
+        let size = match store.scan(keys::CHUNK).next_back() {
             None => 0,
             Some(item) => {
                 let (key, chunk) = item?;
@@ -590,11 +591,11 @@ impl Log {
         };
         let index = Arc::new(IndexCell::default());
         let index_loader = {
-            let (tree, index) = (tree.clone(), Arc::clone(&index));
+            let (store, index) = (store.clone(), Arc::clone(&index));
             std::thread::Builder::new()
                 .name("trustledger-log-index".into())
                 .spawn(move || {
-                    let loaded = match load_index(&tree) {
+                    let loaded = match load_index(&store) {
                         Ok((rebuilt, problem)) => LoadedIndex {
                             index: RwLock::new(rebuilt),
                             problem,
@@ -609,8 +610,11 @@ impl Log {
                     let _ = index.0.set(loaded);
                 })?
         };
-        let refusal = check_tail(&tree, size, &origin)
-            .and_then(|()| disk.mark.check(&tree, size))
+        let refusal = check_tail(&store, size, &origin)
+            .and_then(|()| match disk.as_mut() {
+                Some(disk) => disk.mark.check(&store, size),
+                None => open::check_head_row(&store, size),
+            })
             .err()
             .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });
         let (head, frontier) = if refusal.is_some() {
@@ -624,12 +628,12 @@ impl Log {
                 Frontier::default(),
             )
         } else {
-            let frontier = Frontier::load(&StoredNodes(&tree), size)
+            let frontier = Frontier::load(&StoredNodes(&store), size)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let last = if size == 0 {
                 None
             } else {
-                stored_entry(&tree, size - 1)?
+                stored_entry(&store, size - 1)?
             };
             let last_entry = last
                 .as_deref()
@@ -651,8 +655,8 @@ impl Log {
         #[cfg(feature = "fault-injection")]
         let fail_next_commit = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer {
-            db: db.clone(),
-            tree: tree.clone(),
+            store: store.clone(),
+            uncertain: None,
             origin: origin.clone(),
             clock: config.clock,
             signer: config.signer,
@@ -673,8 +677,7 @@ impl Log {
             .spawn(move || writer.run(inbox))?;
         Ok(Self {
             shared: Arc::new(Shared {
-                db,
-                tree,
+                store,
                 snapshot_dir,
                 origin,
                 verifier,
@@ -895,7 +898,7 @@ impl Log {
         if seq >= self.head().size {
             return Ok(None);
         }
-        match stored_entry(&self.shared.tree, seq)? {
+        match stored_entry(&self.shared.store, seq)? {
             Some(bytes) => Self::parse_at(seq, &bytes).map(Some),
             None => Err(ReadError::IndexCorrupt(format!(
                 "entry {seq} is missing below the head"
@@ -953,14 +956,14 @@ impl Log {
         from: u64,
         end: u64,
     ) -> impl Iterator<Item = Result<(u64, sled::IVec), ReadError>> + '_ {
-        let tree = &self.shared.tree;
+        let store = &self.shared.store;
         // Start at the chunk holding `from` (none if the store is empty or `from` is at the end).
-        let start = match chunk_containing(tree, keys::CHUNK, from) {
+        let start = match chunk_containing(store, keys::CHUNK, from) {
             Ok(found) => Ok(found.map_or(from, |(first, _)| first)),
             Err(e) => Err(ReadError::from(e)),
         };
         let chunks = match &start {
-            Ok(start) if *start < end => Some(tree.range(keys::chunk(*start)..keys::chunk(end))),
+            Ok(start) if *start < end => Some(store.range(keys::CHUNK, *start..end)),
             _ => None,
         };
         let failed = start.err();
@@ -1089,8 +1092,8 @@ impl Log {
         let size = self.head().size;
         match self
             .shared
-            .tree
-            .range(keys::checkpoint(0)..=keys::checkpoint(size))
+            .store
+            .range(keys::CHECKPOINT, ..=size)
             .next_back()
         {
             None => Ok(None),
@@ -1105,83 +1108,30 @@ impl Log {
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, ReadError> {
         Ok(self
             .shared
-            .tree
-            .get(keys::checkpoint(size))?
+            .store
+            .get(keys::CHECKPOINT, size)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Every stored checkpoint note with its size, in order (for full verification).
     pub fn iter_checkpoints(&self) -> impl Iterator<Item = Result<(u64, String), ReadError>> + '_ {
-        self.shared
-            .tree
-            .scan_prefix([keys::CHECKPOINT])
-            .map(|item| {
-                let (key, value) = item?;
-                let size = keys::decode_u64(&key[1..])
-                    .ok_or_else(|| ReadError::IndexCorrupt("malformed checkpoint key".into()))?;
-                Ok((size, String::from_utf8_lossy(&value).into_owned()))
-            })
+        self.shared.store.scan(keys::CHECKPOINT).map(|item| {
+            let (key, value) = item?;
+            let size = keys::decode_u64(&key[1..])
+                .ok_or_else(|| ReadError::IndexCorrupt("malformed checkpoint key".into()))?;
+            Ok((size, String::from_utf8_lossy(&value).into_owned()))
+        })
     }
 
     fn nodes(&self) -> CachedNodes<'_> {
         CachedNodes {
-            tree: &self.shared.tree,
+            store: &self.shared.store,
             cache: &self.shared.node_cache,
         }
     }
 
-    /// Stores an opaque projection snapshot under `name`, replacing the previous one.
-    ///
-    /// Snapshots live beside the log, never in it, as files in the store's directory: a state of
-    /// a million entries is a value of ~100 MB, which sled 0.34 took 1.3 s to read back in a
-    /// fresh process (and rewrote through its log every time). Losing or tearing one only costs a
-    /// rebuild (its checksum fails), so the file is written whole and renamed into place, not
-    /// fsynced.
-    ///
-    /// # Errors
-    /// [`ReadError::SnapshotIo`] when the file cannot be written.
-    ///
-    /// # Panics
-    /// If `name` holds anything but ASCII letters, digits and `@._-` (names are the service's
-    /// own constants, never input).
-    pub fn put_snapshot(&self, name: &str, bytes: &[u8]) -> Result<(), ReadError> {
-        let path = self.snapshot_path(name);
-        std::fs::create_dir_all(&self.shared.snapshot_dir)?;
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, bytes)?;
-        std::fs::rename(&partial, &path)?;
-        Ok(())
-    }
-
-    /// The snapshot stored under `name`, if any.
-    ///
-    /// # Errors
-    /// [`ReadError::SnapshotIo`] when the file exists but cannot be read.
-    ///
-    /// # Panics
-    /// As [`Log::put_snapshot`].
-    pub fn get_snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, ReadError> {
-        match std::fs::read(self.snapshot_path(name)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn snapshot_path(&self, name: &str) -> std::path::PathBuf {
-        assert!(
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"@._-".contains(&b))
-                && !name.starts_with('.'),
-            "snapshot name {name:?}"
-        );
-        self.shared.snapshot_dir.join(format!("{name}.snapshot"))
-    }
-
-    pub(crate) fn tree(&self) -> &sled::Tree {
-        &self.shared.tree
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
     }
 
     /// What rebuilding the id and stream indexes on open found wrong, if anything (waits for it).
@@ -1190,11 +1140,14 @@ impl Log {
         Ok(self.shared.index.wait().problem.as_ref())
     }
 
-    /// Bytes sled reports on disk (for metrics).
+    /// Bytes the store takes on disk (for metrics): sled's files, or the log's tables.
     ///
     /// # Errors
     /// [`ReadError`] on storage failure.
     pub fn size_on_disk(&self) -> Result<u64, ReadError> {
-        Ok(self.shared.db.size_on_disk()?)
+        match &self.shared.store {
+            Store::Sled { db, .. } => Ok(db.size_on_disk()?),
+            Store::Postgres(pg) => Ok(pg.size_on_disk().map_err(store::postgres::read_error)?),
+        }
     }
 }

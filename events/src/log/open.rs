@@ -1,6 +1,103 @@
-//! What opening a store does before the log takes writes: take sled's lock, and check the tail.
+//! What opening a store does before the log takes writes: take sled's lock (or connect to
+//! PostgreSQL), settle the origin, and check the tail.
 
+use super::store::PostgresStore;
 use super::*;
+
+/// Opens a sled store: its tree, its origin (storing `configured`, or a random one, in a new
+/// store), and the handles that sync its files.
+pub(super) fn open_sled(
+    path: &Path,
+    cache_bytes: Option<u64>,
+    configured: Option<String>,
+) -> Result<(Store, String, DiskSync), OpenLogError> {
+    let db = open_sled_retrying_lock(path, cache_bytes)?;
+    let tree = db.open_tree("log")?;
+    if tree.scan_prefix([keys::LAYOUT_1_ENTRY]).next().is_some() {
+        return Err(OpenLogError::Layout1);
+    }
+    let meta = db.open_tree("meta")?;
+    // Snapshots used to be values in this tree; they are files now (see `put_snapshot`).
+    db.drop_tree("snapshots")?;
+    let origin = match (meta.get("origin")?, configured) {
+        (Some(stored), configured) => {
+            let stored = String::from_utf8_lossy(&stored).into_owned();
+            settled_origin(stored, configured)?
+        }
+        (None, configured) => {
+            let origin = new_origin(configured)?;
+            meta.insert("origin", origin.as_bytes())?;
+            db.flush()?;
+            origin
+        }
+    };
+    let mut disk = DiskSync::open(path)?;
+    disk.sync()?;
+    Ok((Store::Sled { db, tree }, origin, disk))
+}
+
+/// Connects to a PostgreSQL store and settles its origin as [`open_sled`] does.
+pub(super) fn open_postgres(
+    url: &str,
+    configured: Option<String>,
+) -> Result<(Store, String), OpenLogError> {
+    let pg = PostgresStore::connect(url).map_err(OpenLogError::Database)?;
+    let origin = match pg.origin().map_err(OpenLogError::Database)? {
+        Some(stored) => settled_origin(stored, configured)?,
+        None => {
+            // Another node may store its origin first: the stored one is the origin.
+            let proposed = new_origin(configured.clone())?;
+            settled_origin(
+                pg.origin_or(proposed).map_err(OpenLogError::Database)?,
+                configured,
+            )?
+        }
+    };
+    Ok((Store::Postgres(pg), origin))
+}
+
+fn settled_origin(stored: String, configured: Option<String>) -> Result<String, OpenLogError> {
+    match configured.filter(|c| *c != stored) {
+        Some(configured) => Err(OpenLogError::OriginMismatch { stored, configured }),
+        None => Ok(stored),
+    }
+}
+
+fn new_origin(configured: Option<String>) -> Result<String, OpenLogError> {
+    let origin = configured.unwrap_or_else(random_origin);
+    if valid_origin(&origin) {
+        Ok(origin)
+    } else {
+        Err(OpenLogError::InvalidOrigin(origin))
+    }
+}
+
+/// Whether PostgreSQL's head row names the store's last entry: the head row moves in the same
+/// transaction as the entries, so any difference means rows were changed outside the log.
+pub(super) fn check_head_row(store: &Store, size: u64) -> Result<(), (u64, String)> {
+    let Some(pg) = store.postgres() else {
+        return Ok(());
+    };
+    let (head_size, head_hash) = pg.head().map_err(|e| (size, e))?;
+    let last = match size.checked_sub(1) {
+        None => Digest::ZERO,
+        Some(seq) => match stored_entry(store, seq) {
+            Ok(Some(bytes)) => Digest::of(&bytes),
+            Ok(None) => return Err((seq, "entry is missing".into())),
+            Err(e) => return Err((seq, format!("storage: {e}"))),
+        },
+    };
+    if (head_size, head_hash) == (size, last) {
+        Ok(())
+    } else {
+        Err((
+            size.min(head_size),
+            format!(
+                "the head row says {head_size} entries ending in {head_hash}, the entries table holds {size} ending in {last}"
+            ),
+        ))
+    }
+}
 
 /// How long `Log::open` keeps retrying when another handle still holds sled's directory lock.
 pub(super) const LOCK_RETRY_MS_MAX: u64 = 2_000;
@@ -66,24 +163,24 @@ pub fn sync_store_directory(dir: &Path) -> std::io::Result<()> {
 /// last [`TAIL_VERIFY_ENTRIES`]) as full verification does, except for Merkle nodes: each is the
 /// entry its chunk's index record describes and links to the one before; and nothing is stored
 /// beyond them (no chunk, index record or signed checkpoint).
-pub(super) fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(), (u64, String)> {
+pub(super) fn check_tail(store: &Store, size: u64, origin: &str) -> Result<(), (u64, String)> {
     use crate::verify::{check_in_chunk, check_link, ChunkError, PairedChunks};
     let storage = |seq: u64| move |e: sled::Error| (seq, format!("storage: {e}"));
     let start = size.saturating_sub(TAIL_VERIFY_ENTRIES);
-    let from = chunk_containing(tree, keys::CHUNK, start)
+    let from = chunk_containing(store, keys::CHUNK, start)
         .map_err(storage(start))?
         .map_or(0, |(first, _)| first);
     let mut prev_hash = if from == 0 {
         Digest::ZERO
     } else {
-        match stored_entry(tree, from - 1).map_err(storage(from - 1))? {
+        match stored_entry(store, from - 1).map_err(storage(from - 1))? {
             Some(bytes) => Digest::of(&bytes),
             None => return Err((from - 1, "entry is missing".into())),
         }
     };
     let mut expected = from;
     let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
-    for chunk in PairedChunks::from(tree, from) {
+    for chunk in PairedChunks::from(store, from) {
         let chunk = chunk.map_err(|e| match e {
             ChunkError::Read(e) => storage(expected)(e),
             ChunkError::Problem(p) => problem(p),
@@ -101,7 +198,7 @@ pub(super) fn check_tail(tree: &sled::Tree, size: u64, origin: &str) -> Result<(
     if expected != size {
         return Err((expected, "entry is missing".into()));
     }
-    if let Some(Ok((key, _))) = tree.scan_prefix([keys::CHECKPOINT]).next_back() {
+    if let Some(Ok((key, _))) = store.scan(keys::CHECKPOINT).next_back() {
         if keys::key_number(&key, keys::CHECKPOINT).is_some_and(|signed| signed > size) {
             return Err((
                 size,

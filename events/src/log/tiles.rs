@@ -38,14 +38,15 @@ impl Log {
     /// The leaf hashes of entries `first .. first + count`, read from their chunks' index
     /// records in one ordered scan.
     fn leaf_hashes(&self, first: u64, count: u64) -> Result<Vec<u8>, ReadError> {
-        let tree = &self.shared.tree;
+        let store = &self.shared.store;
         let damaged =
             |seq: u64| ReadError::IndexCorrupt(format!("no index record holds seq {seq}"));
-        let (start, _) = chunk_containing(tree, keys::CHUNK_INDEX, first)?.ok_or(damaged(first))?;
+        let (start, _) =
+            chunk_containing(store, keys::CHUNK_INDEX, first)?.ok_or(damaged(first))?;
         let mut out = Vec::with_capacity(usize::try_from(count * 32).unwrap_or(0));
         let end = first + count;
         let mut next = first;
-        for item in tree.range(keys::chunk_index(start)..) {
+        for item in store.range(keys::CHUNK_INDEX, start..) {
             let (key, record) = item?;
             let Some(chunk_first) = keys::key_number(&key, keys::CHUNK_INDEX) else {
                 break;

@@ -1,7 +1,8 @@
 //! The writer thread: it owns the head, takes every request waiting, checks each against the
 //! head and the requests before it in its group, and writes the group as one atomic, durable
-//! sled batch before it answers.
+//! commit (a sled batch, or a PostgreSQL transaction) before it answers.
 
+use super::store::{Commit, CommitError};
 use super::*;
 
 /// Makes sled's writes reach the disk: `fdatasync` of its `db` file and of any blob files; and
@@ -48,13 +49,16 @@ impl DiskSync {
 
 /// What the writer owns.
 pub(super) struct Writer {
-    pub(super) db: sled::Db,
-    pub(super) tree: sled::Tree,
+    pub(super) store: Store,
+    /// A PostgreSQL commit whose outcome is unknown (the database failed while it committed):
+    /// the head it would make, settled before the next commit (see [`Writer::settle`]).
+    pub(super) uncertain: Option<Landing>,
     pub(super) origin: String,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) signer: Option<NoteSigner>,
     pub(super) durability: Durability,
-    pub(super) disk: DiskSync,
+    /// sled's files (none for PostgreSQL, whose commit is durable when it returns).
+    pub(super) disk: Option<DiskSync>,
     pub(super) head: Head,
     pub(super) frontier: Frontier,
     pub(super) publish: watch::Sender<Head>,
@@ -66,6 +70,13 @@ pub(super) struct Writer {
     pub(super) index: Arc<IndexCell>,
     #[cfg(feature = "fault-injection")]
     pub(super) fail_next_commit: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a commit changes in memory once it is durable.
+pub(super) struct Landing {
+    head: Head,
+    frontier: Frontier,
+    index_records: Vec<(u64, sled::IVec)>,
 }
 
 /// A chunk being assembled (see [`keys::CHUNK`]).
@@ -169,7 +180,9 @@ impl Writer {
             }
             self.commit_group(group);
         }
-        let _ = self.db.flush();
+        if let Store::Sled { db, .. } = &self.store {
+            let _ = db.flush();
+        }
     }
 
     /// The indexes (rebuilt before the first commit: see [`Writer::commit_group`]).
@@ -200,7 +213,7 @@ impl Writer {
         else {
             return Ok(None);
         };
-        let bytes = stored_entry(&self.tree, seq)
+        let bytes = stored_entry(&self.store, seq)
             .map_err(|e| e.to_string())?
             .ok_or("the id index points past the log")?;
         Entry::parse(&bytes)
@@ -368,6 +381,14 @@ impl Writer {
                 self.failed = Some(format!("seq {seq}: {reason}"));
             }
         }
+        if let Err(reason) = self.settle() {
+            for request in group {
+                let _ = request
+                    .reply
+                    .send(Err(AppendError::Storage(reason.clone())));
+            }
+            return;
+        }
         if let Some(reason) = &self.failed {
             for request in group {
                 let _ = request
@@ -408,61 +429,128 @@ impl Writer {
             .collect();
         if tentative.size > self.head.size {
             let root = tentative.frontier.root();
-            let mut batch = sled::Batch::default();
-            let mut index_records = Vec::with_capacity(tentative.chunks.len());
-            for chunk in tentative.chunks {
-                let record = sled::IVec::from(chunk.index.encode());
-                batch.insert(&keys::chunk(chunk.first), chunk.entries);
-                batch.insert(&keys::chunk_index(chunk.first), record.clone());
-                index_records.push((chunk.first, record));
-            }
-            if let Some(signer) = self.signer.as_ref().filter(|_| self.merkle_maintenance) {
-                let note = Checkpoint {
-                    origin: self.origin.clone(),
+            let chunks: Vec<_> = tentative
+                .chunks
+                .into_iter()
+                .map(|chunk| {
+                    (
+                        chunk.first,
+                        chunk.entries,
+                        sled::IVec::from(chunk.index.encode()),
+                    )
+                })
+                .collect();
+            let checkpoint = self
+                .signer
+                .as_ref()
+                .filter(|_| self.merkle_maintenance)
+                .map(|signer| {
+                    let note = Checkpoint {
+                        origin: self.origin.clone(),
+                        size: tentative.size,
+                        root,
+                    }
+                    .sign(signer);
+                    (tentative.size, note)
+                });
+            let landing = Landing {
+                head: Head {
                     size: tentative.size,
+                    last_hash: tentative.last_hash,
                     root,
-                }
-                .sign(signer);
-                batch.insert(&keys::checkpoint(tentative.size), note.as_bytes());
-            }
+                    last_time,
+                },
+                frontier: tentative.frontier,
+                index_records: chunks
+                    .iter()
+                    .map(|(first, _, r)| (*first, r.clone()))
+                    .collect(),
+            };
+            let commit = Commit {
+                after: (self.head.size, self.head.last_hash),
+                head: (tentative.size, tentative.last_hash),
+                chunks,
+                checkpoint,
+            };
             let written = tentative.size - self.head.size;
-            if let Err(reason) = self.write_durably(batch, written) {
-                self.failed = Some(reason.clone());
+            if let Err(failure) = self.write_durably(&commit, written) {
+                let reason = match failure {
+                    CommitError::Fenced { found } => {
+                        let reason = fenced(found);
+                        self.failed = Some(reason.clone());
+                        reason
+                    }
+                    CommitError::Storage(reason) if self.disk.is_none() => {
+                        self.uncertain = Some(landing);
+                        reason
+                    }
+                    CommitError::Storage(reason) => {
+                        self.failed = Some(reason.clone());
+                        reason
+                    }
+                };
                 for (reply, outcome) in outcomes {
                     let _ = reply.send(outcome.and(Err(AppendError::Storage(reason.clone()))));
                 }
                 return;
             }
-            self.head = Head {
-                size: tentative.size,
-                last_hash: tentative.last_hash,
-                root,
-                last_time,
-            };
-            self.frontier = tentative.frontier;
-            self.disk.mark.record(self.head.size, self.head.last_hash);
-            {
-                let mut index = self.index().write().expect("index lock");
-                for (first, record) in &index_records {
-                    let chunk = ChunkIndex::decode(*first, record)
-                        .expect("the writer decodes the records it just encoded");
-                    for (seq, indexed) in (*first..).zip(&chunk.entries) {
-                        index
-                            .add(seq, indexed)
-                            .expect("the writer indexes only checked entries");
-                    }
-                }
-            }
-            self.publish.send_replace(self.head);
+            self.land(landing);
         }
         for (reply, outcome) in outcomes {
             let _ = reply.send(outcome);
         }
     }
 
-    fn write_durably(&mut self, batch: sled::Batch, entries: u64) -> Result<(), String> {
+    /// Takes in a durable commit: the head, the frontier, the indexes, the head mark.
+    fn land(&mut self, landing: Landing) {
+        self.head = landing.head;
+        self.frontier = landing.frontier;
+        if let Some(disk) = self.disk.as_mut() {
+            disk.mark.record(self.head.size, self.head.last_hash);
+        }
+        {
+            let mut index = self.index().write().expect("index lock");
+            for (first, record) in &landing.index_records {
+                let chunk = ChunkIndex::decode(*first, record)
+                    .expect("the writer decodes the records it just encoded");
+                for (seq, indexed) in (*first..).zip(&chunk.entries) {
+                    index
+                        .add(seq, indexed)
+                        .expect("the writer indexes only checked entries");
+                }
+            }
+        }
+        self.publish.send_replace(self.head);
+    }
+
+    /// Settles a commit whose outcome was unknown by reading PostgreSQL's head row: landed (take
+    /// it in), not landed (carry on from the head before it), or another writer's head (stop:
+    /// this writer is stale). While the database cannot say, every request gets its error.
+    fn settle(&mut self) -> Result<(), String> {
+        let Some(landing) = self.uncertain.as_ref() else {
+            return Ok(());
+        };
+        let pg = self
+            .store
+            .postgres()
+            .expect("only a PostgreSQL commit is left uncertain");
+        let found = pg.head()?;
+        self.uncertain = if found == (landing.head.size, landing.head.last_hash) {
+            let landing = self.uncertain.take().expect("checked above");
+            self.land(landing);
+            None
+        } else if found == (self.head.size, self.head.last_hash) {
+            None
+        } else {
+            self.failed = Some(fenced(found));
+            None
+        };
+        Ok(())
+    }
+
+    fn write_durably(&mut self, commit: &Commit, entries: u64) -> Result<(), CommitError> {
         let started = std::time::Instant::now();
-        self.write_and_sync(batch)?;
+        self.write_and_sync(commit)?;
         self.stats.record(
             entries,
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -470,21 +558,33 @@ impl Writer {
         Ok(())
     }
 
-    fn write_and_sync(&mut self, batch: sled::Batch) -> Result<(), String> {
+    fn write_and_sync(&mut self, commit: &Commit) -> Result<(), CommitError> {
         #[cfg(feature = "fault-injection")]
         if self
             .fail_next_commit
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
-            return Err("write: injected storage failure".into());
+            return Err(CommitError::Storage(
+                "write: injected storage failure".into(),
+            ));
         }
-        self.tree
-            .apply_batch(batch)
-            .map_err(|e| format!("write: {e}"))?;
-        self.db.flush().map_err(|e| format!("flush: {e}"))?;
-        if self.durability == Durability::Fsync {
-            self.disk.sync().map_err(|e| format!("fsync: {e}"))?;
+        self.store.commit(commit)?;
+        if let Some(disk) = self
+            .disk
+            .as_mut()
+            .filter(|_| self.durability == Durability::Fsync)
+        {
+            disk.sync()
+                .map_err(|e| CommitError::Storage(format!("fsync: {e}")))?;
         }
         Ok(())
     }
+}
+
+/// Why a writer stopped after another writer moved the head.
+fn fenced((size, hash): (u64, Digest)) -> String {
+    format!(
+        "another writer extended the log (its head is now {size} entries ending in {hash}): this \
+         writer no longer leads and takes no more appends"
+    )
 }
