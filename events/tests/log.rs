@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{clock, config, draft, open};
+use common::{clock, config, draft, Kind, TestStore};
 use events::canonical::CanonicalError;
 use events::verify::verify_store;
 use events::{
@@ -14,10 +14,10 @@ use serde_json::json;
 use std::collections::HashSet;
 use uuid::Uuid;
 
+on_both_stores! {
 #[test]
-fn appends_assign_contiguous_positions_and_chain_hashes() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn appends_assign_contiguous_positions_and_chain_hashes(store) {
+    let log = store.open();
     let first = log.append_blocking(draft(0, "deployment/a")).unwrap();
     let batch = log
         .append_batch_blocking(vec![draft(1, "deployment/b"), draft(2, "deployment/a")])
@@ -60,9 +60,8 @@ fn appends_assign_contiguous_positions_and_chain_hashes() {
 }
 
 #[test]
-fn same_id_same_content_returns_the_original_and_different_content_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn same_id_same_content_returns_the_original_and_different_content_conflicts(store) {
+    let log = store.open();
     let original = log.append_blocking(draft(7, "deployment/a")).unwrap();
     log.append_blocking(draft(8, "deployment/a")).unwrap();
     let again = log.append_blocking(draft(7, "deployment/a")).unwrap();
@@ -89,7 +88,7 @@ fn same_id_same_content_returns_the_original_and_different_content_conflicts() {
     // Idempotency has no time window: it holds after a reopen too.
     let head = log.head();
     log.close();
-    let log = open(dir.path());
+    let log = store.open();
     assert_eq!(log.head(), head);
     assert!(
         log.append_blocking(draft(7, "deployment/a"))
@@ -100,9 +99,8 @@ fn same_id_same_content_returns_the_original_and_different_content_conflicts() {
 }
 
 #[test]
-fn expected_stream_version_conflicts_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn expected_stream_version_conflicts_write_nothing(store) {
+    let log = store.open();
     let mut d = draft(0, "deployment/a");
     d.expected = ExpectedVersion::NoStream;
     log.append_blocking(d).unwrap();
@@ -144,9 +142,8 @@ fn expected_stream_version_conflicts_write_nothing() {
 }
 
 #[test]
-fn a_batch_is_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn a_batch_is_all_or_nothing(store) {
+    let log = store.open();
     log.append_blocking(draft(0, "deployment/a")).unwrap();
     let mut bad = draft(2, "deployment/a");
     bad.data = json!({"score": 42.5});
@@ -182,9 +179,8 @@ fn a_batch_is_all_or_nothing() {
 }
 
 #[test]
-fn invalid_drafts_get_typed_errors_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn invalid_drafts_get_typed_errors_and_write_nothing(store) {
+    let log = store.open();
     let cases: Vec<(EventDraft, &str)> = vec![
         (
             EventDraft {
@@ -255,10 +251,9 @@ fn invalid_drafts_get_typed_errors_and_write_nothing() {
 }
 
 #[test]
-fn time_never_decreases_even_when_the_clock_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let log = Log::open(dir.path(), config(&clock)).unwrap();
+fn time_never_decreases_even_when_the_clock_does(store) {
+        let clock = clock();
+    let log = store.open_with(config(&clock)).unwrap();
     let a = log.append_blocking(draft(0, "s/1")).unwrap();
     clock.advance_micros(-3_600_000_000);
     let b = log.append_blocking(draft(1, "s/1")).unwrap();
@@ -269,15 +264,14 @@ fn time_never_decreases_even_when_the_clock_does() {
 }
 
 #[test]
-fn reopening_restores_the_head_and_refuses_another_origin() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn reopening_restores_the_head_and_refuses_another_origin(store) {
+    let log = store.open();
     for n in 0..20 {
         log.append_blocking(draft(n, "s/1")).unwrap();
     }
     let head = log.head();
     log.close();
-    let log = open(dir.path());
+    let log = store.open();
     assert_eq!(log.head(), head);
     assert_eq!(log.append_blocking(draft(20, "s/1")).unwrap().seq, 20);
     assert_eq!(log.read_range(20, 1).unwrap()[0].prev_hash, head.last_hash);
@@ -285,15 +279,14 @@ fn reopening_restores_the_head_and_refuses_another_origin() {
     let mut other = config(&clock());
     other.origin = Some("somewhere.else/log".into());
     assert!(matches!(
-        Log::open(dir.path(), other),
+        store.open_with(other),
         Err(events::OpenLogError::OriginMismatch { .. })
     ));
 }
 
 #[test]
-fn every_commit_is_signed_and_proofs_come_from_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+fn every_commit_is_signed_and_proofs_come_from_the_store(store) {
+    let log = store.open();
     for n in 0..9 {
         log.append_blocking(draft(n, "s/1")).unwrap();
     }
@@ -335,10 +328,10 @@ fn every_commit_is_signed_and_proofs_come_from_the_store() {
     assert!(log.consistency_proof(1, 10).is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_appenders_form_one_chain_with_every_acknowledged_id_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+#[test]
+fn concurrent_appenders_form_one_chain_with_every_acknowledged_id_once(store) {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap().block_on(async move {
+    let log = store.open();
     let mut tasks = Vec::new();
     for producer in 0..32u64 {
         let log = log.clone();
@@ -400,12 +393,13 @@ async fn concurrent_appenders_form_one_chain_with_every_acknowledged_id_once() {
             .windows(2)
             .all(|w| w[0].seq < w[1].seq && w[1].stream_version == w[0].stream_version + 1));
     }
+    })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribers_catch_up_then_follow_live_without_gap_or_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
+#[test]
+fn subscribers_catch_up_then_follow_live_without_gap_or_duplicate(store) {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async move {
+    let log = store.open();
     for n in 0..300 {
         log.append(draft(n, "s/1")).await.unwrap();
     }
@@ -436,6 +430,22 @@ async fn subscribers_catch_up_then_follow_live_without_gap_or_duplicate() {
     let mut resumed = log.subscribe(from_middle.next_seq());
     log.append(draft(600, "s/2")).await.unwrap();
     assert_eq!(resumed.next().await.unwrap().seq, 600);
+    })
+}
+
+#[test]
+fn timestamps_in_entries_use_the_pinned_spelling(store) {
+    let log = store.open();
+    log.append_blocking(draft(0, "s/1")).unwrap();
+    let e = log.get(0).unwrap().unwrap();
+    assert_eq!(
+        e.time,
+        Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap()
+    );
+    assert!(std::str::from_utf8(e.bytes())
+        .unwrap()
+        .contains("\"time\":\"2026-02-10T09:00:00.000000Z\""));
+}
 }
 
 #[derive(Debug, Clone)]
@@ -462,67 +472,73 @@ proptest! {
 
     #[test]
     fn any_mix_of_operations_leaves_a_valid_log_that_reopens_identically(ops in prop::collection::vec(op(), 1..30)) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = clock();
-        // The property is about logic, not durability; flush-only keeps 24 cases quick.
-        let cfg = LogConfig { durability: Durability::FlushOnlyMayLoseOnPowerFailure, ..config(&clock) };
-        let log = Log::open(dir.path(), cfg.clone()).unwrap();
-        let mut written: std::collections::HashMap<Uuid, EventDraft> = Default::default();
-        let subject = |s: u8| format!("stream/{s}");
-        for op in ops {
-            clock.advance_micros(1_000);
-            let before = log.head().size;
-            let drafts: Vec<EventDraft> = match &op {
-                Op::Single(n, s) => vec![draft(*n, &subject(*s))],
-                Op::Batch(items) => items.iter().map(|(n, s)| draft(*n, &subject(*s))).collect(),
-                Op::DuplicateSame(n) => vec![written.get(&draft(*n, "x").id).cloned().unwrap_or_else(|| draft(*n, "stream/0"))],
-                Op::DuplicateChanged(n) => vec![EventDraft { data: json!({"changed": n}), ..draft(*n, "stream/0") }],
-                Op::Expect(s, v) => {
-                    let mut d = draft(1000 + before, &subject(*s));
-                    d.expected = v.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exactly);
-                    vec![d]
-                }
-            };
-            match log.append_batch_blocking(drafts.clone()) {
-                Ok(results) => {
-                    for (d, r) in drafts.iter().zip(&results) {
-                        if let Some(previous) = written.get(&d.id) {
-                            prop_assert!(r.duplicate);
-                            prop_assert!(previous.same_content_as(&log.get(r.seq).unwrap().unwrap()));
-                        } else {
-                            written.insert(d.id, d.clone());
-                        }
-                    }
-                }
-                Err(AppendError::IdConflict { .. } | AppendError::VersionConflict { .. }) => {
-                    prop_assert_eq!(log.head().size, before, "a refused append writes nothing");
-                }
-                Err(other) => prop_assert!(false, "unexpected error {}", other),
-            }
-        }
-        let head = log.head();
-        prop_assert_eq!(head.size, written.len() as u64);
-        let report = verify_store(&log, log.verifier(), |_| {}).unwrap();
-        prop_assert_eq!(report.root, head.root);
-        log.close();
-        let reopened = Log::open(dir.path(), cfg).unwrap();
-        prop_assert_eq!(reopened.head(), head);
+        any_mix_of_operations(Kind::Sled, ops)?;
+    }
+
+    #[test]
+    fn any_mix_of_operations_on_postgres_leaves_a_valid_log_that_reopens_identically(ops in prop::collection::vec(op(), 1..30)) {
+        any_mix_of_operations(Kind::Postgres, ops)?;
     }
 }
 
-#[test]
-fn timestamps_in_entries_use_the_pinned_spelling() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    log.append_blocking(draft(0, "s/1")).unwrap();
-    let e = log.get(0).unwrap().unwrap();
-    assert_eq!(
-        e.time,
-        Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap()
-    );
-    assert!(std::str::from_utf8(e.bytes())
-        .unwrap()
-        .contains("\"time\":\"2026-02-10T09:00:00.000000Z\""));
+fn any_mix_of_operations(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let Some(store) = TestStore::new(kind, "any_mix_of_operations") else {
+        return Ok(());
+    };
+    let clock = clock();
+    // The property is about logic, not durability; flush-only keeps 24 cases quick.
+    let cfg = LogConfig {
+        durability: Durability::FlushOnlyMayLoseOnPowerFailure,
+        ..config(&clock)
+    };
+    let log = store.open_with(cfg.clone()).unwrap();
+    let mut written: std::collections::HashMap<Uuid, EventDraft> = Default::default();
+    let subject = |s: u8| format!("stream/{s}");
+    for op in ops {
+        clock.advance_micros(1_000);
+        let before = log.head().size;
+        let drafts: Vec<EventDraft> = match &op {
+            Op::Single(n, s) => vec![draft(*n, &subject(*s))],
+            Op::Batch(items) => items.iter().map(|(n, s)| draft(*n, &subject(*s))).collect(),
+            Op::DuplicateSame(n) => vec![written
+                .get(&draft(*n, "x").id)
+                .cloned()
+                .unwrap_or_else(|| draft(*n, "stream/0"))],
+            Op::DuplicateChanged(n) => vec![EventDraft {
+                data: json!({"changed": n}),
+                ..draft(*n, "stream/0")
+            }],
+            Op::Expect(s, v) => {
+                let mut d = draft(1000 + before, &subject(*s));
+                d.expected = v.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exactly);
+                vec![d]
+            }
+        };
+        match log.append_batch_blocking(drafts.clone()) {
+            Ok(results) => {
+                for (d, r) in drafts.iter().zip(&results) {
+                    if let Some(previous) = written.get(&d.id) {
+                        prop_assert!(r.duplicate);
+                        prop_assert!(previous.same_content_as(&log.get(r.seq).unwrap().unwrap()));
+                    } else {
+                        written.insert(d.id, d.clone());
+                    }
+                }
+            }
+            Err(AppendError::IdConflict { .. } | AppendError::VersionConflict { .. }) => {
+                prop_assert_eq!(log.head().size, before, "a refused append writes nothing");
+            }
+            Err(other) => prop_assert!(false, "unexpected error {}", other),
+        }
+    }
+    let head = log.head();
+    prop_assert_eq!(head.size, written.len() as u64);
+    let report = verify_store(&log, log.verifier(), |_| {}).unwrap();
+    prop_assert_eq!(report.root, head.root);
+    log.close();
+    let reopened = store.open_with(cfg).unwrap();
+    prop_assert_eq!(reopened.head(), head);
+    Ok(())
 }
 
 /// A store written in storage layout 1 (a key per entry) is refused with an error that says what

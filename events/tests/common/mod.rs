@@ -60,3 +60,93 @@ pub fn append_until_killed(log: &Log, round: u64, subject: &str) {
         t.join().unwrap();
     }
 }
+
+#[path = "../shared/postgres_cluster.rs"]
+pub mod postgres_cluster;
+
+/// Which store a conformance test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sled,
+    Postgres,
+}
+
+/// A fresh, empty store of either kind: a temporary sled directory, or a new database in the
+/// test cluster.
+pub struct TestStore {
+    pub kind: Kind,
+    pub location: events::StoreLocation,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// `None` when the store cannot be had here (PostgreSQL not installed, outside CI).
+    pub fn new(kind: Kind, test: &str) -> Option<Self> {
+        match kind {
+            Kind::Sled => {
+                let dir = tempfile::tempdir().unwrap();
+                Some(Self {
+                    kind,
+                    location: events::StoreLocation::Directory(dir.path().to_owned()),
+                    _dir: Some(dir),
+                })
+            }
+            Kind::Postgres => {
+                let cluster = postgres_cluster::cluster(test)?;
+                Some(Self {
+                    kind,
+                    location: events::StoreLocation::Postgres(cluster.new_database()),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub fn open(&self) -> Log {
+        self.open_with(config(&clock())).unwrap()
+    }
+
+    pub fn open_with(&self, config: LogConfig) -> Result<Log, events::OpenLogError> {
+        Log::open_at(&self.location, config)
+    }
+
+    /// The sled directory (sled-only tests).
+    pub fn dir(&self) -> &Path {
+        match &self.location {
+            events::StoreLocation::Directory(dir) => dir,
+            events::StoreLocation::Postgres(_) => panic!("not a sled store"),
+        }
+    }
+}
+
+/// Defines each test twice, in modules `sled_store` and `postgres_store`, the body given a
+/// fresh [`TestStore`] of that kind: one conformance suite for both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($( $(#[$meta:meta])* fn $name:ident($store:ident) $body:block )*) => {
+        mod sled_store {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                fn $name() {
+                    let $store = $crate::common::TestStore::new($crate::common::Kind::Sled, stringify!($name)).unwrap();
+                    $body
+                }
+            )*
+        }
+        mod postgres_store {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                fn $name() {
+                    let Some($store) = $crate::common::TestStore::new($crate::common::Kind::Postgres, stringify!($name)) else {
+                        return;
+                    };
+                    $body
+                }
+            )*
+        }
+    };
+}
