@@ -63,6 +63,7 @@ pub use log::{
     OpenLogError, ReadError, READ_ONCE_CACHE_BYTES,
 };
 // Also for other sled stores of ours (the witness's).
+pub use log::migrate::{migrate, MigrateError, Migration};
 pub use log::store::StoreLocation;
 pub use log::sync_store_directory;
 pub use sequenced::{AppendTicket, Sequenced, Tip};

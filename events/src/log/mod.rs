@@ -32,6 +32,7 @@ use writer::{DiskSync, Writer};
 mod cosigned;
 mod head_mark;
 mod index;
+pub mod migrate;
 mod open;
 mod snapshots;
 pub mod store;

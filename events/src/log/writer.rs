@@ -440,7 +440,7 @@ impl Writer {
                     )
                 })
                 .collect();
-            let checkpoint = self
+            let checkpoints = self
                 .signer
                 .as_ref()
                 .filter(|_| self.merkle_maintenance)
@@ -452,7 +452,9 @@ impl Writer {
                     }
                     .sign(signer);
                     (tentative.size, note)
-                });
+                })
+                .into_iter()
+                .collect();
             let landing = Landing {
                 head: Head {
                     size: tentative.size,
@@ -470,7 +472,7 @@ impl Writer {
                 after: (self.head.size, self.head.last_hash),
                 head: (tentative.size, tentative.last_hash),
                 chunks,
-                checkpoint,
+                checkpoints,
             };
             let written = tentative.size - self.head.size;
             if let Err(failure) = self.write_durably(&commit, written) {

@@ -49,14 +49,15 @@ impl std::fmt::Display for StoreLocation {
 }
 
 /// One group commit: the chunks (first seq, entries each followed by `\n`, index record) and the
-/// signed checkpoint of the new head, written only if the head is still `after`.
+/// signed checkpoints (the writer's: one, of the new head; a migration's: those the source holds
+/// for sizes the commit reaches), written only if the head is still `after`.
 pub(crate) struct Commit {
     /// The head (size, last hash) the group was built on.
     pub(crate) after: (u64, Digest),
     /// The head once it is written.
     pub(crate) head: (u64, Digest),
     pub(crate) chunks: Vec<(u64, Vec<u8>, sled::IVec)>,
-    pub(crate) checkpoint: Option<(u64, String)>,
+    pub(crate) checkpoints: Vec<(u64, String)>,
 }
 
 /// Why a commit failed.
@@ -155,7 +156,7 @@ impl Store {
                     batch.insert(&keys::chunk(*first), entries.as_slice());
                     batch.insert(&keys::chunk_index(*first), record.clone());
                 }
-                if let Some((size, note)) = &commit.checkpoint {
+                for (size, note) in &commit.checkpoints {
                     batch.insert(&keys::checkpoint(*size), note.as_bytes());
                 }
                 tree.apply_batch(batch)

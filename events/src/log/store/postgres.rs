@@ -352,10 +352,11 @@ impl PostgresStore {
             })
             .collect();
         let (after, head) = (commit.after, commit.head);
-        let checkpoint = commit
-            .checkpoint
-            .as_ref()
-            .map(|(size, note)| (seq(*size), note.as_bytes().to_vec()));
+        let (sizes, notes): (Vec<i64>, Vec<Vec<u8>>) = commit
+            .checkpoints
+            .iter()
+            .map(|(size, note)| (seq(*size), note.as_bytes().to_vec()))
+            .unzip();
         let pool = self.pool();
         let outcome = self.run(async move {
             let mut client = pool.get().await.map_err(storage)?;
@@ -395,14 +396,12 @@ impl PostgresStore {
             )
             .await
             .map_err(storage)?;
-            if let Some((size, note)) = checkpoint {
-                tx.execute(
-                    "INSERT INTO tl_checkpoints (size, note) VALUES ($1, $2)",
-                    &[&size, &note],
-                )
-                .await
-                .map_err(storage)?;
-            }
+            tx.execute(
+                "INSERT INTO tl_checkpoints (size, note) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                &[&sizes, &notes],
+            )
+            .await
+            .map_err(storage)?;
             tx.execute(
                 "SELECT pg_notify($1, $2)",
                 &[&HEAD_CHANNEL, &head.0.to_string()],
