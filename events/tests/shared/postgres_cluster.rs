@@ -163,6 +163,8 @@ impl Cluster {
     }
 
     /// Stops the server and removes the directory once this process has exited.
+    // The watchdog outlives this process by design: nobody here waits for it.
+    #[allow(clippy::zombie_processes)]
     fn watch_for_exit(&self) {
         // pg_ctl runs as the server's user; rm as us (the directory's parent is ours).
         let as_server = if self.as_postgres {
