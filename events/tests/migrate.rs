@@ -7,14 +7,15 @@ mod common;
 use common::{clock, config, draft, Kind, TestStore};
 use events::{migrate, Log, MigrateError};
 
-fn listing(
-    log: &Log,
-) -> (
+/// What a log holds: head, every entry's bytes, the signed checkpoints, the cosigned one.
+type Listing = (
     events::Head,
     Vec<Vec<u8>>,
     Vec<(u64, String)>,
     Option<String>,
-) {
+);
+
+fn listing(log: &Log) -> Listing {
     (
         log.head(),
         log.iter_bytes(0)
