@@ -1,8 +1,10 @@
-//! The data directory: `<dir>/sled` holds the log, `<dir>/signing-key` the checkpoint key.
+//! The data directory: `<dir>/sled` holds the log (unless the log is in PostgreSQL: `serve
+//! --store postgres://…`, or `TRUSTLEDGER_STORE` for the other commands), `<dir>/signing-key`
+//! the checkpoint key.
 
 use anyhow::{bail, Context as _};
 use events::checkpoint::NoteSigner;
-use events::{Log, LogConfig};
+use events::{Log, LogConfig, StoreLocation};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,32 @@ pub fn default_dir() -> PathBuf {
 /// The sled directory inside a data directory.
 pub fn sled_dir(dir: &Path) -> PathBuf {
     dir.join("sled")
+}
+
+/// The environment variable naming the store of the log (a `postgres://` URL) for every command
+/// that opens a data directory; unset, the log is the directory's sled store.
+pub const STORE_ENV: &str = "TRUSTLEDGER_STORE";
+
+/// Where the log of data directory `dir` is: `store` if given, else `$TRUSTLEDGER_STORE`, else
+/// `DIR/sled`.
+pub fn log_location(dir: &Path, store: Option<&StoreLocation>) -> StoreLocation {
+    store.cloned().unwrap_or_else(|| {
+        std::env::var(STORE_ENV)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map_or_else(
+                || StoreLocation::Directory(sled_dir(dir)),
+                |url| StoreLocation::parse(&url),
+            )
+    })
+}
+
+/// Whether the log at `location` exists (a PostgreSQL store is asked for its origin).
+fn log_exists(location: &StoreLocation) -> anyhow::Result<bool> {
+    match location {
+        StoreLocation::Directory(dir) => Ok(dir.join("conf").exists()),
+        StoreLocation::Postgres(_) => Ok(events::stored_origin(location)?.is_some()),
+    }
 }
 
 /// The signing key file inside a data directory.
@@ -85,18 +113,18 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// # Errors
 /// If there is no log there, or it cannot be opened (for example because a server holds it).
 pub fn open_existing(dir: &Path) -> anyhow::Result<Log> {
-    if !sled_dir(dir).join("conf").exists() {
+    let location = log_location(dir, None);
+    if !log_exists(&location)? {
         bail!(
-            "no trustledger log in {} (expected {})",
+            "no trustledger log in {} (expected {location})",
             dir.display(),
-            sled_dir(dir).display()
         );
     }
     // Every such command reads the log once, front to back: a small page cache suffices.
     open_log_with_cache(
         dir,
-        read_signer(dir, false, LEGACY_KEY_NAME)?,
-        None,
+        &location,
+        (read_signer(dir, false, LEGACY_KEY_NAME)?, None),
         Some(events::READ_ONCE_CACHE_BYTES),
     )
 }
@@ -108,6 +136,8 @@ pub struct ServeOptions {
     pub key: Option<PathBuf>,
     /// The log's origin (only for a new log; an existing log must match).
     pub origin: Option<String>,
+    /// Where the log is, if not in the directory (`--store postgres://…`).
+    pub store: Option<StoreLocation>,
 }
 
 /// Opens the data directory for `serve`: the configured key, else `DIR/signing-key`, created on
@@ -116,12 +146,13 @@ pub struct ServeOptions {
 /// # Errors
 /// If the key cannot be read, or the log cannot be opened or has another origin.
 pub fn open_for_serving(dir: &Path, options: &ServeOptions) -> anyhow::Result<Log> {
+    let location = log_location(dir, options.store.as_ref());
     let Some(key) = &options.key else {
-        return open_with(dir, true, options.origin.clone());
+        return open_with(dir, &location, true, options.origin.clone());
     };
     create_dir(dir)?;
     let signer = read_key_file(key)?;
-    open_log(dir, Some(signer), options.origin.clone())
+    open_log(dir, &location, Some(signer), options.origin.clone())
 }
 
 /// Opens (creating if needed) the log of a data directory, with its signing key; a missing key
@@ -130,14 +161,19 @@ pub fn open_for_serving(dir: &Path, options: &ServeOptions) -> anyhow::Result<Lo
 /// # Errors
 /// If the directory, key or log cannot be opened.
 pub fn open(dir: &Path, create_key: bool) -> anyhow::Result<Log> {
-    open_with(dir, create_key, None)
+    open_with(dir, &log_location(dir, None), create_key, None)
 }
 
-fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Result<Log> {
+fn open_with(
+    dir: &Path,
+    location: &StoreLocation,
+    create_key: bool,
+    origin: Option<String>,
+) -> anyhow::Result<Log> {
     create_dir(dir)?;
     // A new log's key is named after its origin, as C2SP tlog-checkpoint recommends (and witness
     // operators expect), so the origin is settled before the key is made.
-    let new_log = !sled_dir(dir).join("conf").exists();
+    let new_log = !log_exists(location)?;
     let origin = if new_log && create_key {
         Some(origin.unwrap_or_else(Log::new_origin))
     } else {
@@ -147,7 +183,12 @@ fn open_with(dir: &Path, create_key: bool, origin: Option<String>) -> anyhow::Re
         Some(origin) if new_log => origin.as_str(),
         _ => LEGACY_KEY_NAME,
     };
-    open_log(dir, read_signer(dir, create_key, key_name)?, origin)
+    open_log(
+        dir,
+        location,
+        read_signer(dir, create_key, key_name)?,
+        origin,
+    )
 }
 
 /// The name of a key made for a log that already exists (the name every key had before keys
@@ -169,14 +210,19 @@ fn read_signer(dir: &Path, create_key: bool, name: &str) -> anyhow::Result<Optio
     }
 }
 
-fn open_log(dir: &Path, signer: Option<NoteSigner>, origin: Option<String>) -> anyhow::Result<Log> {
-    open_log_with_cache(dir, signer, origin, None)
+fn open_log(
+    dir: &Path,
+    location: &StoreLocation,
+    signer: Option<NoteSigner>,
+    origin: Option<String>,
+) -> anyhow::Result<Log> {
+    open_log_with_cache(dir, location, (signer, origin), None)
 }
 
 fn open_log_with_cache(
     dir: &Path,
-    signer: Option<NoteSigner>,
-    origin: Option<String>,
+    location: &StoreLocation,
+    (signer, origin): (Option<NoteSigner>, Option<String>),
     cache_bytes: Option<u64>,
 ) -> anyhow::Result<Log> {
     let config = LogConfig {
@@ -185,12 +231,12 @@ fn open_log_with_cache(
         cache_bytes,
         ..LogConfig::default()
     };
-    Log::open(sled_dir(dir), config).map_err(|e| match e {
+    Log::open_at(location, config).map_err(|e| match e {
         events::OpenLogError::Storage(sled_error) if sled_error.to_string().contains("lock") => anyhow::anyhow!(
             "the log in {} is in use by another process (is `trustledger serve` running on it?): {sled_error}",
             dir.display()
         ),
-        other => anyhow::Error::new(other).context(format!("cannot open the log in {}", dir.display())),
+        other => anyhow::Error::new(other).context(format!("cannot open the log in {location}")),
     })
 }
 

@@ -183,6 +183,10 @@ enum Command {
         /// The log's origin, unique per log [default for a new log: trustledger.local/log/<random>].
         #[arg(long)]
         origin: Option<String>,
+        /// Keep the log in PostgreSQL (`postgres://user@host:port/db`) instead of DIR/sled; DIR
+        /// still holds the signing key, which every node of one log shares.
+        #[arg(long, env = data_dir::STORE_ENV)]
+        store: Option<String>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8750")]
         listen: std::net::SocketAddr,
@@ -385,6 +389,17 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Copy a log between stores (a data directory's sled store and PostgreSQL, either way),
+    /// then verify the copy and compare it with the source (bytes, root, checkpoints) before
+    /// reporting success. The source is only read; the target must hold no log.
+    Migrate {
+        /// The log to copy: a data directory, or a `postgres://` URL.
+        #[arg(long)]
+        from: String,
+        /// Where to copy it: a data directory (its sled store is created), or a `postgres://` URL.
+        #[arg(long)]
+        to: String,
+    },
     /// Print the latest signed checkpoint of a stored log.
     Checkpoint {
         /// Data directory of the log.
@@ -425,6 +440,38 @@ fn progress(what: &'static str) -> (ProgressBar, impl FnMut(u64)) {
     (bar, move |n| handle.set_position(n))
 }
 
+/// A `--from`/`--to` of `migrate`: a URL, or a data directory's sled store.
+fn migration_end(text: &str) -> events::StoreLocation {
+    match events::StoreLocation::parse(text) {
+        events::StoreLocation::Directory(dir) => {
+            events::StoreLocation::Directory(data_dir::sled_dir(&dir))
+        }
+        url => url,
+    }
+}
+
+fn migrate(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    let (source, target) = (migration_end(from), migration_end(to));
+    let (bar, tick) = progress("copying");
+    let result = events::migrate(&source, &target, tick);
+    bar.finish_and_clear();
+    let done = result?;
+    println!(
+        "migrated {} entries and {} checkpoints of {} from {source} to {target}; the copy verifies and matches (root {})",
+        done.entries, done.checkpoints, done.origin, done.root
+    );
+    match (&source, &target) {
+        (events::StoreLocation::Directory(_), events::StoreLocation::Postgres(_)) => eprintln!(
+            "serve it with: trustledger serve --data {from} --store URL (the directory keeps the signing key)"
+        ),
+        (events::StoreLocation::Postgres(_), events::StoreLocation::Directory(_)) => eprintln!(
+            "the signing key is not in the database: copy it to {to}/signing-key, or serve with --key FILE"
+        ),
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verdict(v: Verdict) -> ExitCode {
     match v {
         Verdict::Valid(text) => {
@@ -444,6 +491,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             key,
             origin,
+            store,
             listen,
             web_origin,
             evaluation_cadence_hours,
@@ -474,7 +522,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             serve(
                 &dir,
-                data_dir::ServeOptions { key, origin },
+                data_dir::ServeOptions {
+                    key,
+                    origin,
+                    store: store.as_deref().map(events::StoreLocation::parse),
+                },
                 (
                     listen,
                     web_origin.unwrap_or_else(|| format!("http://localhost:{}", listen.port())),
@@ -637,6 +689,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bar.finish_and_clear();
             Ok(verdict(result?))
         }
+        Command::Migrate { from, to } => migrate(&from, &to),
         Command::Backtest {
             data,
             bundle,

@@ -65,7 +65,7 @@ pub use log::{
 // Also for other sled stores of ours (the witness's).
 pub use log::migrate::{migrate, MigrateError, Migration};
 pub use log::store::StoreLocation;
-pub use log::sync_store_directory;
+pub use log::{stored_origin, sync_store_directory};
 pub use sequenced::{AppendTicket, Sequenced, Tip};
 pub use subscribe::{SubscribeError, Subscription};
 pub use time::{Clock, ManualClock, ParseTimestampError, SystemClock, Timestamp};

@@ -38,7 +38,7 @@ fn appends_fail_while_postgres_is_down_and_resume_without_a_restart_losing_nothi
                     let d = draft(p * 1_000_000 + i, &format!("producer/{p}"));
                     match log.append_blocking(d.clone()) {
                         Ok(appended) => acknowledged.lock().unwrap().push((d.id, appended.seq)),
-                        Err(AppendError::Storage(reason)) => {
+                        Err(AppendError::Unavailable(reason)) => {
                             refused.lock().unwrap().push(reason);
                             std::thread::sleep(Duration::from_millis(20));
                         }

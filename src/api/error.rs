@@ -118,6 +118,7 @@ impl From<CommandError> for ApiError {
             CommandError::Unavailable(_)
             | CommandError::Append(
                 events::AppendError::Storage(_)
+                | events::AppendError::Unavailable(_)
                 | events::AppendError::HeadMoved { .. }
                 | events::AppendError::Diverged { .. }
                 | events::AppendError::ChainBroken { .. },
@@ -145,6 +146,11 @@ impl From<events::ReadError> for ApiError {
                 "invalid-proof-request",
                 p.to_string(),
             ),
+            events::ReadError::Storage(storage) => {
+                // A store that cannot be read now (PostgreSQL down) may answer on a retry.
+                tracing::error!(error = %storage, "read failed");
+                Self::unavailable("unavailable", "the log's store could not be read", 5)
+            }
             other => {
                 tracing::error!(error = %other, "read failed");
                 Self::new(

@@ -24,8 +24,8 @@ use crate::limits::{
 use crate::merkle::{self, Frontier, NodeSource, ProofRequestError};
 use crate::time::{Clock, SystemClock, Timestamp};
 use index::{load_index, IndexCell, LoadedIndex, LogIndex};
-pub use open::sync_store_directory;
 use open::{check_tail, random_origin};
+pub use open::{stored_origin, sync_store_directory};
 use store::{Store, StoreLocation};
 use writer::{DiskSync, Writer};
 
@@ -188,6 +188,10 @@ pub enum AppendError {
     /// Writing or syncing failed; the log refuses further writes until reopened.
     #[error("storage failure, the log refuses writes until reopened: {0}")]
     Storage(String),
+    /// The database did not answer (PostgreSQL down or unreachable): the append may or may not
+    /// have landed, and a retry with the same ids gets the original answer once it is back.
+    #[error("the store is unavailable, retry: {0}")]
+    Unavailable(String),
     /// The log is closed.
     #[error("the log is closed")]
     Closed,

@@ -224,3 +224,22 @@ pub(super) fn random_origin() -> String {
     }
     format!("trustledger.local/log/{}", hex::encode(bytes))
 }
+
+/// The origin a store holds, `None` when it holds no log yet (a sled directory without sled's
+/// files, a database without trustledger's tables or origin).
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn stored_origin(location: &StoreLocation) -> Result<Option<String>, OpenLogError> {
+    match location {
+        StoreLocation::Directory(dir) if !dir.join("conf").exists() => Ok(None),
+        StoreLocation::Directory(_) => Ok(Some(
+            Log::open_at(location, LogConfig::default())?
+                .origin()
+                .to_owned(),
+        )),
+        StoreLocation::Postgres(url) => PostgresStore::connect(url)
+            .and_then(|pg| pg.origin())
+            .map_err(OpenLogError::Database),
+    }
+}

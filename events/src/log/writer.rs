@@ -385,7 +385,7 @@ impl Writer {
             for request in group {
                 let _ = request
                     .reply
-                    .send(Err(AppendError::Storage(reason.clone())));
+                    .send(Err(AppendError::Unavailable(reason.clone())));
             }
             return;
         }
@@ -476,23 +476,23 @@ impl Writer {
             };
             let written = tentative.size - self.head.size;
             if let Err(failure) = self.write_durably(&commit, written) {
-                let reason = match failure {
+                let error = match failure {
                     CommitError::Fenced { found } => {
                         let reason = fenced(found);
                         self.failed = Some(reason.clone());
-                        reason
+                        AppendError::Storage(reason)
                     }
                     CommitError::Storage(reason) if self.disk.is_none() => {
                         self.uncertain = Some(landing);
-                        reason
+                        AppendError::Unavailable(reason)
                     }
                     CommitError::Storage(reason) => {
                         self.failed = Some(reason.clone());
-                        reason
+                        AppendError::Storage(reason)
                     }
                 };
                 for (reply, outcome) in outcomes {
-                    let _ = reply.send(outcome.and(Err(AppendError::Storage(reason.clone()))));
+                    let _ = reply.send(outcome.and(Err(error.clone())));
                 }
                 return;
             }
