@@ -126,9 +126,11 @@ fn cut(library: &Path, store: &Path, round: u32, when: &When) -> Cut {
             ids
         })
     };
-    // A loaded machine can take longer than a short run to start the child at all.
+    // A loaded machine can take longer than a short run to start the child at all: the cut
+    // starts counting once the library has taken its first image (`root`) and the acks wanted.
     let starting = Instant::now();
-    while seen.load(std::sync::atomic::Ordering::Relaxed) < when.after_acks
+    while (!shadow.path().join("root").exists()
+        || seen.load(std::sync::atomic::Ordering::Relaxed) < when.after_acks)
         && starting.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(2));
