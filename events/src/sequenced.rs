@@ -110,7 +110,7 @@ impl Log {
             reply,
         };
         self.sender_for_sequenced()?
-            .send(request)
+            .send(crate::log::Message::Append(request))
             .await
             .map_err(|_| AppendError::Closed)?;
         Ok(Sequenced {

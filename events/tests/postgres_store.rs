@@ -220,3 +220,64 @@ fn a_database_running_without_synchronous_commit_is_refused() {
         "{refused}"
     );
 }
+
+/// A second handle follows what the first commits: same head, entries, proofs and subscribers;
+/// a fenced writer that follows is current again; rows that do not verify are not taken in.
+#[test]
+fn a_follower_takes_in_exactly_what_the_leader_committed_and_refuses_what_does_not_verify() {
+    let Some((store, cluster)) = pg_store("follow") else {
+        return;
+    };
+    let leader = store.open();
+    let follower = store.open();
+    let mut live = follower.subscribe(0);
+    for commit in 0..20u64 {
+        leader
+            .append_batch_blocking(
+                (commit * 3..commit * 3 + 3)
+                    .map(|n| draft(n, "s/1"))
+                    .collect(),
+            )
+            .unwrap();
+    }
+    assert_eq!(follower.head().size, 0);
+    assert_eq!(follower.follow().unwrap(), 60);
+    assert_eq!(follower.head(), leader.head());
+    assert_eq!(
+        follower
+            .get_by_id(&draft(42, "s/1").id)
+            .unwrap()
+            .unwrap()
+            .seq,
+        42
+    );
+    assert_eq!(follower.read_stream("s/1", 59, 10).unwrap()[0].seq, 59);
+    assert_eq!(
+        follower.consistency_proof(10, 60).unwrap(),
+        leader.consistency_proof(10, 60).unwrap()
+    );
+    assert_eq!(
+        live.try_next().unwrap().unwrap().seq,
+        0,
+        "subscribers see followed entries"
+    );
+
+    // The follower was fenced when it tried to write behind the leader; following heals it.
+    leader.append_blocking(draft(60, "s/1")).unwrap();
+    assert!(follower.append_blocking(draft(501, "s/2")).is_err());
+    follower.follow().unwrap();
+    let written = follower.append_blocking(draft(502, "s/2")).unwrap();
+    assert_eq!(written.seq, 61, "a follower that caught up can lead");
+
+    // A row changed past the follower's head is refused, and the head stays where it was.
+    leader.follow().unwrap();
+    leader.append_blocking(draft(62, "s/1")).unwrap();
+    cluster.psql(
+        &database(&store),
+        "UPDATE tl_entries SET bytes = overlay(bytes placing 'j'::bytea from position('hello'::bytea in bytes) for 1) WHERE seq = 62",
+    );
+    let head = follower.head();
+    let refused = follower.follow().unwrap_err();
+    assert!(refused.to_string().contains("62"), "{refused}");
+    assert_eq!(follower.head(), head);
+}

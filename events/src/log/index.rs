@@ -84,14 +84,17 @@ impl LogIndex {
     }
 }
 
-/// Rebuilds the id and stream indexes from every chunk's index record, in order. On the first
-/// record that is out of place or inconsistent, returns what was built so far and the problem.
+/// Rebuilds the id and stream indexes from the index record of every chunk below `size` (the
+/// head when the log was opened: what another writer commits later is the writer's to add),
+/// in order. On the first record that is out of place or inconsistent, returns what was built
+/// so far and the problem.
 pub(super) fn load_index(
     store: &super::Store,
+    size: u64,
 ) -> Result<(LogIndex, Option<(u64, String)>), sled::Error> {
     let mut index = LogIndex::default();
     let mut expected = 0u64;
-    for item in store.scan(keys::CHUNK_INDEX) {
+    for item in store.range(keys::CHUNK_INDEX, ..size) {
         let (key, record) = item?;
         let Some(first) = keys::key_number(&key, keys::CHUNK_INDEX) else {
             return Ok((index, Some((expected, "malformed index record key".into()))));

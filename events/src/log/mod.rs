@@ -30,6 +30,7 @@ use store::{Store, StoreLocation};
 use writer::{DiskSync, Writer};
 
 mod cosigned;
+mod follow;
 mod head_mark;
 mod index;
 pub mod migrate;
@@ -317,6 +318,14 @@ pub enum ReadError {
     Proof(#[from] ProofRequestError),
 }
 
+/// What the writer thread is sent.
+pub(crate) enum Message {
+    /// Append (see [`Request`]).
+    Append(Request),
+    /// Take in what other writers committed (see [`Log::follow`]); answers the new size.
+    Follow(oneshot::Sender<Result<u64, String>>),
+}
+
 pub(crate) struct Request {
     /// Checked and encoded by the caller ([`prepare_request`]).
     pub(crate) drafts: Vec<PreparedDraft>,
@@ -348,7 +357,7 @@ struct Shared {
     tail_refusal: Option<AppendError>,
     /// The first problem of the tail check and the index rebuild (known once the latter ends).
     refusal: std::sync::OnceLock<Option<AppendError>>,
-    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    sender: Mutex<Option<mpsc::Sender<Message>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Upper Merkle nodes read for proofs (never changed once written, so always valid).
     node_cache: NodeCache,
@@ -600,7 +609,7 @@ impl Log {
             std::thread::Builder::new()
                 .name("trustledger-log-index".into())
                 .spawn(move || {
-                    let loaded = match load_index(&store) {
+                    let loaded = match load_index(&store, size) {
                         Ok((rebuilt, problem)) => LoadedIndex {
                             index: RwLock::new(rebuilt),
                             problem,
@@ -671,6 +680,7 @@ impl Log {
             frontier,
             publish,
             failed: refusal.as_ref().map(ToString::to_string),
+            fenced: false,
             index: Arc::clone(&index),
             merkle_maintenance,
             stats: Arc::clone(&stats),
@@ -770,7 +780,7 @@ impl Log {
             .last_version(subject))
     }
 
-    pub(crate) fn sender_for_sequenced(&self) -> Result<mpsc::Sender<Request>, AppendError> {
+    pub(crate) fn sender_for_sequenced(&self) -> Result<mpsc::Sender<Message>, AppendError> {
         self.sender()
     }
 
@@ -784,7 +794,7 @@ impl Log {
         self.shared.head.clone()
     }
 
-    fn sender(&self) -> Result<mpsc::Sender<Request>, AppendError> {
+    fn sender(&self) -> Result<mpsc::Sender<Message>, AppendError> {
         if let Some(refusal) = self.refusal() {
             return Err(refusal.clone());
         }
@@ -807,12 +817,12 @@ impl Log {
         let drafts = prepare_request(drafts)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .send(Request {
+            .send(Message::Append(Request {
                 drafts,
                 at: None,
                 expect: None,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| AppendError::Closed)?;
         answer.await.map_err(|_| AppendError::Closed)?
@@ -857,12 +867,12 @@ impl Log {
         let drafts = prepare_request(drafts)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
-            .blocking_send(Request {
+            .blocking_send(Message::Append(Request {
                 drafts,
                 at,
                 expect: None,
                 reply,
-            })
+            }))
             .map_err(|_| AppendError::Closed)?;
         answer.blocking_recv().map_err(|_| AppendError::Closed)?
     }

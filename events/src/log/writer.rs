@@ -64,6 +64,9 @@ pub(super) struct Writer {
     pub(super) publish: watch::Sender<Head>,
     pub(super) stats: Arc<CommitStats>,
     pub(super) failed: Option<String>,
+    /// `failed` says another writer moved the head: following it (see [`Writer::follow`])
+    /// makes this writer current again.
+    pub(super) fenced: bool,
     /// False only in the benchmark that measures what Merkle maintenance costs.
     pub(super) merkle_maintenance: bool,
     /// Shared with readers; the writer adds each group once it is durable.
@@ -74,9 +77,9 @@ pub(super) struct Writer {
 
 /// What a commit changes in memory once it is durable.
 pub(super) struct Landing {
-    head: Head,
-    frontier: Frontier,
-    index_records: Vec<(u64, sled::IVec)>,
+    pub(super) head: Head,
+    pub(super) frontier: Frontier,
+    pub(super) index_records: Vec<(u64, sled::IVec)>,
 }
 
 /// A chunk being assembled (see [`keys::CHUNK`]).
@@ -153,32 +156,44 @@ impl Tentative {
 }
 
 impl Writer {
-    pub(super) fn run(mut self, mut inbox: mpsc::Receiver<Request>) {
+    pub(super) fn run(mut self, mut inbox: mpsc::Receiver<Message>) {
         let mut carried: Option<Request> = None;
         loop {
             let first = match carried.take() {
                 Some(r) => r,
                 None => match inbox.blocking_recv() {
-                    Some(r) => r,
+                    Some(Message::Append(r)) => r,
+                    Some(Message::Follow(reply)) => {
+                        let _ = reply.send(self.follow());
+                        continue;
+                    }
                     None => break,
                 },
             };
             let mut entries = first.drafts.len();
             let mut group = vec![first];
+            let mut follow = None;
             while entries < GROUP_ENTRIES_MAX {
                 match inbox.try_recv() {
-                    Ok(r) if entries + r.drafts.len() > GROUP_ENTRIES_MAX => {
+                    Ok(Message::Append(r)) if entries + r.drafts.len() > GROUP_ENTRIES_MAX => {
                         carried = Some(r);
                         break;
                     }
-                    Ok(r) => {
+                    Ok(Message::Append(r)) => {
                         entries += r.drafts.len();
                         group.push(r);
+                    }
+                    Ok(Message::Follow(reply)) => {
+                        follow = Some(reply);
+                        break;
                     }
                     Err(_) => break,
                 }
             }
             self.commit_group(group);
+            if let Some(reply) = follow {
+                let _ = reply.send(self.follow());
+            }
         }
         if let Store::Sled { db, .. } = &self.store {
             let _ = db.flush();
@@ -480,6 +495,7 @@ impl Writer {
                     CommitError::Fenced { found } => {
                         let reason = fenced(found);
                         self.failed = Some(reason.clone());
+                        self.fenced = true;
                         AppendError::Storage(reason)
                     }
                     CommitError::Storage(reason) if self.disk.is_none() => {
@@ -504,7 +520,7 @@ impl Writer {
     }
 
     /// Takes in a durable commit: the head, the frontier, the indexes, the head mark.
-    fn land(&mut self, landing: Landing) {
+    pub(super) fn land(&mut self, landing: Landing) {
         self.head = landing.head;
         self.frontier = landing.frontier;
         if let Some(disk) = self.disk.as_mut() {
@@ -528,7 +544,7 @@ impl Writer {
     /// Settles a commit whose outcome was unknown by reading PostgreSQL's head row: landed (take
     /// it in), not landed (carry on from the head before it), or another writer's head (stop:
     /// this writer is stale). While the database cannot say, every request gets its error.
-    fn settle(&mut self) -> Result<(), String> {
+    pub(super) fn settle(&mut self) -> Result<(), String> {
         let Some(landing) = self.uncertain.as_ref() else {
             return Ok(());
         };
@@ -545,6 +561,7 @@ impl Writer {
             None
         } else {
             self.failed = Some(fenced(found));
+            self.fenced = true;
             None
         };
         Ok(())
