@@ -6,12 +6,14 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cluster;
 pub mod commands;
 pub mod data_dir;
 pub mod export_tiles;
 pub mod governance;
 pub mod key_rotation;
 pub mod monitor;
+pub mod serve;
 pub mod simulate;
 pub mod vote_client;
 pub mod web;

@@ -187,6 +187,10 @@ enum Command {
         /// still holds the signing key, which every node of one log shares.
         #[arg(long, env = data_dir::STORE_ENV)]
         store: Option<String>,
+        /// The URL other nodes of a PostgreSQL store hand to clients while this node leads
+        /// [default: http://LISTEN].
+        #[arg(long)]
+        advertise: Option<String>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8750")]
         listen: std::net::SocketAddr,
@@ -492,6 +496,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             key,
             origin,
             store,
+            advertise,
             listen,
             web_origin,
             evaluation_cadence_hours,
@@ -520,7 +525,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 connections_max,
                 ..Default::default()
             };
-            serve(
+            init_tracing();
+            trustledger::serve::serve(
                 &dir,
                 data_dir::ServeOptions {
                     key,
@@ -530,11 +536,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (
                     listen,
                     web_origin.unwrap_or_else(|| format!("http://localhost:{}", listen.port())),
+                    advertise.unwrap_or_else(|| format!("http://{listen}")),
                 ),
                 (evaluation_cadence_hours, strict),
                 (limits, server_limits),
                 (witnesses, required),
-            )
+            )?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Token { action } => token(action),
         Command::RotateKey { data } => {
@@ -801,24 +809,6 @@ fn audit_source<'a>(
     }
 }
 
-fn open_service(
-    dir: &std::path::Path,
-    options: &data_dir::ServeOptions,
-) -> anyhow::Result<trustledger::governance::Governance> {
-    let opening = std::time::Instant::now();
-    let log = data_dir::open_for_serving(dir, options)?;
-    trustledger::key_rotation::check_key_in_force(dir, &log)?;
-    tracing::debug!(
-        ms = opening.elapsed().as_millis(),
-        "log opened; folding the state"
-    );
-    Ok(trustledger::governance::Governance::open(
-        log,
-        std::sync::Arc::new(events::SystemClock),
-        trustledger::governance::IdSource::Random,
-    )?)
-}
-
 fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
     use trustledger::governance::{new_token, Principal, Role, CLI_ADMIN};
     let cli = Principal::new(CLI_ADMIN, &[Role::Admin]);
@@ -841,7 +831,8 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let data = data.ok_or_else(|| anyhow::anyhow!("give --data DIR or --url URL"))?;
-            let gov = open_service(&data, &data_dir::ServeOptions::default())?;
+            let gov =
+                trustledger::serve::open_service(&data, &data_dir::ServeOptions::default(), true)?;
             let (token, token_sha256) = new_token();
             let grant = events::catalogue::access::AccessGranted {
                 principal: principal.clone(),
@@ -858,7 +849,8 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
             token_sha256,
             reason,
         } => {
-            let gov = open_service(&data, &data_dir::ServeOptions::default())?;
+            let gov =
+                trustledger::serve::open_service(&data, &data_dir::ServeOptions::default(), true)?;
             let token_sha256 = match token_sha256 {
                 Some(id) => id,
                 None => gov
@@ -874,116 +866,6 @@ fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
             println!("revoked");
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn serve(
-    dir: &std::path::Path,
-    options: data_dir::ServeOptions,
-    (listen, web_origin): (std::net::SocketAddr, String),
-    (cadence_hours, strict): (u32, bool),
-    (limits, server_limits): (
-        trustledger::api::Limits,
-        trustledger::api::server::ServerLimits,
-    ),
-    (witnesses, required): (Vec<trustledger::witnessing::WitnessEndpoint>, usize),
-) -> anyhow::Result<ExitCode> {
-    init_tracing();
-    let opening = std::time::Instant::now();
-    let gov = std::sync::Arc::new(open_service(dir, &options)?);
-    if let Some(token) = commands::first_admin_token(&gov)? {
-        // A new log has no principal at all: the operator gets one admin token, shown once.
-        eprintln!("a new log: an admin token for principal \"admin\" (shown once; only its SHA-256 is recorded):");
-        println!("{token}");
-    }
-    let log = gov.log();
-    let open_ms = opening.elapsed().as_millis();
-    tracing::info!(origin = log.origin(), data = %dir.display(), entries = log.head().size, opened_from = ?gov.opened_from(), open_ms, "log open");
-    if let Some(key) = log.verifier() {
-        tracing::info!(%key, "checkpoint verifier key");
-    }
-    let witnessing = if witnesses.is_empty() {
-        None
-    } else {
-        anyhow::ensure!(
-            log.verifier().is_some(),
-            "--witness needs a log that signs checkpoints"
-        );
-        let count = witnesses.len();
-        let witnessing = std::sync::Arc::new(trustledger::witnessing::Witnessing::new(
-            log.clone(),
-            witnesses,
-            required,
-        )?);
-        std::sync::Arc::clone(&witnessing).spawn();
-        tracing::info!(
-            witnesses = count,
-            required,
-            "checkpoints are published once cosigned"
-        );
-        Some(witnessing)
-    };
-    // Known once the log's indexes are rebuilt (in the background, so the API is up first).
-    let watching = log.clone();
-    std::thread::spawn(move || {
-        if let Some(refusal) = watching.refusal() {
-            tracing::warn!(%refusal, "the log refuses writes");
-        }
-    });
-    gov.with_state(|s| {
-        tracing::info!(
-            model = s.active_model.as_deref().unwrap_or("none"),
-            level = s.level,
-            tokens = s.access.len(),
-            "governance state"
-        )
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        tracing::info!(%listen, "serving the API");
-        let scheduler = {
-            let gov = std::sync::Arc::clone(&gov);
-            tokio::spawn(async move {
-                let cadence = i64::from(cadence_hours) * 3_600_000_000;
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-                    let gov = std::sync::Arc::clone(&gov);
-                    match tokio::task::spawn_blocking(move || gov.evaluate_if_due(cadence, strict))
-                        .await
-                    {
-                        Ok(Ok(true)) => tracing::info!("scheduled maturity evaluation recorded"),
-                        Ok(Ok(false)) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %e, "scheduled evaluation failed"),
-                        Err(e) => tracing::warn!(error = %e, "scheduled evaluation panicked"),
-                    }
-                }
-            })
-        };
-        let state = trustledger::api::AppState::with_witnessing(
-            std::sync::Arc::clone(&gov),
-            limits,
-            witnessing,
-        );
-        state.set_web_origin(&web_origin);
-        state.set_evaluation_cadence(cadence_hours);
-        tracing::info!(%web_origin, "pages and passkeys");
-        let app = trustledger::api::app(state);
-        trustledger::api::server::serve(
-            listener,
-            app,
-            server_limits,
-            trustledger::api::server::shutdown_signal(),
-        )
-        .await?;
-        scheduler.abort();
-        anyhow::Ok(())
-    })?;
-    // In-flight requests have finished; record where the projections stand for a fast restart.
-    gov.save_snapshot()?;
-    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -64,6 +64,7 @@ pub use log::{
 };
 // Also for other sled stores of ours (the witness's).
 pub use log::migrate::{migrate, MigrateError, Migration};
+pub use log::store::postgres::HEAD_CHANNEL as POSTGRES_HEAD_CHANNEL;
 pub use log::store::StoreLocation;
 pub use log::{stored_origin, sync_store_directory};
 pub use sequenced::{AppendTicket, Sequenced, Tip};

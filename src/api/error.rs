@@ -115,6 +115,7 @@ impl From<CommandError> for ApiError {
                 | events::AppendError::VersionConflict { .. },
             ) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             CommandError::Busy(_) => Self::unavailable("busy", e.to_string(), 1),
+            CommandError::NotLeader(_) => Self::unavailable("not-leader", e.to_string(), 1),
             CommandError::Unavailable(_)
             | CommandError::Append(
                 events::AppendError::Storage(_)

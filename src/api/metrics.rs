@@ -73,6 +73,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .gov
         .with_state(|s| s.last_seq.map_or(0, |seq| seq + 1));
     let _ = writeln!(out, "# HELP trustledger_projection_lag_entries Durable entries not yet folded into the projections.\n# TYPE trustledger_projection_lag_entries gauge\ntrustledger_projection_lag_entries {}", head.size.saturating_sub(folded));
+    let leading = u8::from(state.gov.role().leading());
+    let _ = writeln!(out, "# HELP trustledger_leader 1 while this node decides commands, 0 while it follows.\n# TYPE trustledger_leader gauge\ntrustledger_leader {leading}");
+    let _ = writeln!(out, "# HELP trustledger_follower_lag_entries Entries the leader committed that this node has not taken in.\n# TYPE trustledger_follower_lag_entries gauge\ntrustledger_follower_lag_entries {}", state.gov.lag());
     let _ = writeln!(out, "# HELP trustledger_command_queue_depth Commands waiting for the sequencer.\n# TYPE trustledger_command_queue_depth gauge\ntrustledger_command_queue_depth {}", state.gov.queued_commands());
     let streams = STREAMS_MAX - state.streams.available_permits();
     let _ = writeln!(out, "# HELP trustledger_stream_subscribers Open SSE streams.\n# TYPE trustledger_stream_subscribers gauge\ntrustledger_stream_subscribers {streams}");

@@ -7,6 +7,7 @@
 
 mod error;
 mod extract;
+mod follower;
 mod guard;
 mod limits;
 mod metrics;
@@ -350,6 +351,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<axum::Json<Ready>,
         entries,
         projection_lag: lag,
         witnessing: state.witnessing.as_ref().map(|w| w.status()),
+        role: if state.gov.role().leading() {
+            "leader"
+        } else {
+            "follower"
+        },
+        follower_lag: state.gov.lag(),
     }))
 }
 
@@ -365,6 +372,10 @@ struct Ready {
     /// With witnesses: the published size and how far each witness lags.
     #[serde(skip_serializing_if = "Option::is_none")]
     witnessing: Option<crate::witnessing::WitnessingStatus>,
+    /// `leader` (decides commands) or `follower` (several nodes on one PostgreSQL database).
+    role: &'static str,
+    /// A follower: entries the leader committed that this node has not taken in.
+    follower_lag: u64,
 }
 
 /// The process is up.
@@ -477,6 +488,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            follower::send_commands_to_the_leader,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             limits::per_address,

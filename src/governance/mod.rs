@@ -9,6 +9,7 @@
 mod access;
 mod backtest_check;
 mod digest;
+pub mod role;
 mod sequencer;
 mod snapshots;
 
@@ -65,6 +66,10 @@ pub enum CommandError {
     /// was decided after failed to commit.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// This node follows another that leads (several nodes on one database): commands go to the
+    /// leader, at its advertised URL when it gave one.
+    #[error("this node follows; commands go to the leader{}", .0.as_ref().map(|u| format!(" at {u}")).unwrap_or_default())]
+    NotLeader(Option<String>),
 }
 
 /// What a command did.
@@ -223,10 +228,32 @@ impl Governance {
     ///
     /// # Errors
     /// If the log cannot be read or the genesis append fails.
-    pub fn open(log: Log, clock: Arc<dyn Clock>, mut ids: IdSource) -> Result<Self, CommandError> {
+    pub fn open(log: Log, clock: Arc<dyn Clock>, ids: IdSource) -> Result<Self, CommandError> {
+        Self::open_as(log, clock, ids, true)
+    }
+
+    /// [`Governance::open`] for a node that starts as a follower (see [`role`]): it writes
+    /// nothing, genesis included, until it is promoted.
+    ///
+    /// # Errors
+    /// If the log cannot be read.
+    pub fn open_following(
+        log: Log,
+        clock: Arc<dyn Clock>,
+        ids: IdSource,
+    ) -> Result<Self, CommandError> {
+        Self::open_as(log, clock, ids, false)
+    }
+
+    fn open_as(
+        log: Log,
+        clock: Arc<dyn Clock>,
+        mut ids: IdSource,
+        leading: bool,
+    ) -> Result<Self, CommandError> {
         let (mut state, opened_from) = stored_snapshot(&log)?;
         let mut folded = fold_log(&log, &mut state, |_| true)?;
-        if log.head().size == 0 {
+        if log.head().size == 0 && leading {
             let at = clock.now();
             let correlation = "genesis";
             let mut cause: Option<Uuid> = None;
@@ -251,6 +278,7 @@ impl Governance {
             published: RwLock::new(state.clone()),
             failure: Mutex::new(None),
             snapshots: SnapshotKeeper::new(folded, last_retained),
+            role: role::Role::new(leading),
         });
         if folded >= SNAPSHOT_EVERY_ENTRIES {
             shared.snapshots.save(&shared.log, &state)?;

@@ -43,6 +43,7 @@ pub(super) struct Shared {
     /// Why the log refuses writes, once a commit failed.
     pub(super) failure: Mutex<Option<String>>,
     pub(super) snapshots: SnapshotKeeper,
+    pub(super) role: super::role::Role,
 }
 
 impl Shared {
@@ -175,6 +176,13 @@ impl Sequencer {
         if let Some(reason) = self.shared.failure() {
             return Decided::Answer(Err(CommandError::Unavailable(reason)));
         }
+        if !self.shared.role.leading() {
+            return Decided::Answer(Err(CommandError::NotLeader(self.shared.role.leader())));
+        }
+        if self.queued_versions.is_empty() && self.shared.log.head().size != self.tip.size {
+            // Promoted after following another leader: decide against the log as it is now.
+            self.rebuild();
+        }
         let at = self.now();
         let decision = match policy::decide(&self.state, actor, at, command) {
             Ok(decision) => decision,
@@ -270,8 +278,11 @@ impl Sequencer {
                 .published
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            // A follower's catch-up may have folded them already (see `role`).
             for entry in entries {
-                published.apply(entry);
+                if published.last_seq.is_none_or(|last| entry.seq > last) {
+                    published.apply(entry);
+                }
             }
         }
         for entry in entries {

@@ -36,6 +36,10 @@ impl Log {
 impl Writer {
     pub(super) fn follow(&mut self) -> Result<u64, String> {
         self.settle()?;
+        if let Some(reason) = self.failed.as_ref().filter(|_| !self.fenced) {
+            // Its head is not a verified one to follow from.
+            return Err(reason.clone());
+        }
         let Some(pg) = self.store.postgres() else {
             return Ok(self.head.size);
         };

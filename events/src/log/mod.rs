@@ -594,9 +594,15 @@ impl Log {
                 (store, origin, None, PathBuf::new())
             }
         };
-        let size = match store.scan(keys::CHUNK).next_back() {
-            None => 0,
-            Some(item) => {
+        // PostgreSQL's head row, read once: other nodes may commit past it while this opens.
+        let head_row = match store.postgres() {
+            Some(pg) => Some(pg.head().map_err(OpenLogError::Database)?),
+            None => None,
+        };
+        let size = match (head_row, store.scan(keys::CHUNK).next_back()) {
+            (Some((size, _)), _) => size,
+            (None, None) => 0,
+            (None, Some(item)) => {
                 let (key, chunk) = item?;
                 keys::key_number(&key, keys::CHUNK).map_or(0, |first| {
                     first + keys::chunk_entry_ranges(&chunk).count() as u64
@@ -625,9 +631,10 @@ impl Log {
                 })?
         };
         let refusal = check_tail(&store, size, &origin)
-            .and_then(|()| match disk.as_mut() {
-                Some(disk) => disk.mark.check(&store, size),
-                None => open::check_head_row(&store, size),
+            .and_then(|()| match (disk.as_mut(), head_row) {
+                (Some(disk), _) => disk.mark.check(&store, size),
+                (None, Some((_, hash))) => open::check_head_row(&store, size, hash),
+                (None, None) => Ok(()),
             })
             .err()
             .map(|(seq, reason)| AppendError::ChainBroken { seq, reason });

@@ -72,13 +72,14 @@ fn new_origin(configured: Option<String>) -> Result<String, OpenLogError> {
     }
 }
 
-/// Whether PostgreSQL's head row names the store's last entry: the head row moves in the same
-/// transaction as the entries, so any difference means rows were changed outside the log.
-pub(super) fn check_head_row(store: &Store, size: u64) -> Result<(), (u64, String)> {
-    let Some(pg) = store.postgres() else {
-        return Ok(());
-    };
-    let (head_size, head_hash) = pg.head().map_err(|e| (size, e))?;
+/// Whether the entry PostgreSQL's head row names (the `size`th, hash `head_hash`) is the one
+/// stored: the head row moves in the same transaction as the entries, so any difference means
+/// rows were changed outside the log.
+pub(super) fn check_head_row(
+    store: &Store,
+    size: u64,
+    head_hash: Digest,
+) -> Result<(), (u64, String)> {
     let last = match size.checked_sub(1) {
         None => Digest::ZERO,
         Some(seq) => match stored_entry(store, seq) {
@@ -87,13 +88,14 @@ pub(super) fn check_head_row(store: &Store, size: u64) -> Result<(), (u64, Strin
             Err(e) => return Err((seq, format!("storage: {e}"))),
         },
     };
-    if (head_size, head_hash) == (size, last) {
+    if head_hash == last {
         Ok(())
     } else {
         Err((
-            size.min(head_size),
+            size.saturating_sub(1),
             format!(
-                "the head row says {head_size} entries ending in {head_hash}, the entries table holds {size} ending in {last}"
+                "the head row says the log ends at entry {} with hash {head_hash}, but that entry's hash is {last}",
+                size.saturating_sub(1)
             ),
         ))
     }
@@ -180,7 +182,12 @@ pub(super) fn check_tail(store: &Store, size: u64, origin: &str) -> Result<(), (
     };
     let mut expected = from;
     let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
-    for chunk in PairedChunks::from(store, from) {
+    // In PostgreSQL, what lies past the head row was committed by another node after it was read.
+    let shared = store.postgres().is_some();
+    let below_head = |c: &Result<crate::verify::StoredChunk, ChunkError>| {
+        !shared || c.as_ref().map_or(true, |c| c.first < size)
+    };
+    for chunk in PairedChunks::from(store, from).take_while(below_head) {
         let chunk = chunk.map_err(|e| match e {
             ChunkError::Read(e) => storage(expected)(e),
             ChunkError::Problem(p) => problem(p),
@@ -199,7 +206,16 @@ pub(super) fn check_tail(store: &Store, size: u64, origin: &str) -> Result<(), (
         return Err((expected, "entry is missing".into()));
     }
     if let Some(Ok((key, _))) = store.scan(keys::CHECKPOINT).next_back() {
-        if keys::key_number(&key, keys::CHECKPOINT).is_some_and(|signed| signed > size) {
+        // In PostgreSQL a checkpoint past the head is another node's commit only if the head
+        // row has moved since it was read.
+        let moved_on = |signed: u64| {
+            store
+                .postgres()
+                .is_some_and(|pg| pg.head().is_ok_and(|(now, _)| now >= signed))
+        };
+        if keys::key_number(&key, keys::CHECKPOINT)
+            .is_some_and(|signed| signed > size && !moved_on(signed))
+        {
             return Err((
                 size,
                 "entries from here on are missing (a signed checkpoint covers them)".into(),
