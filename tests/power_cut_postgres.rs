@@ -13,6 +13,10 @@
 
 #[path = "../events/tests/power_cut/image.rs"]
 mod image;
+#[path = "../events/tests/shared/postgres_cluster.rs"]
+mod postgres_cluster;
+
+use postgres_cluster::{free_port, is_root, runner_command, server_bin};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,17 +26,6 @@ use std::time::{Duration, Instant};
 /// Simulated cuts: the issue asks for at least 20 under PostgreSQL's data directory.
 const CUTS: u32 = 20;
 
-/// The directory of PostgreSQL's server programs, if installed.
-fn server_bin() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
 /// Who runs the server: `postgres` when we are root (initdb refuses root), else us.
 struct Runner {
     as_postgres: bool,
@@ -40,13 +33,7 @@ struct Runner {
 
 impl Runner {
     fn command(&self, program: &Path) -> Command {
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        }
+        runner_command(self.as_postgres, program)
     }
 
     /// Hands `path` (recursively) to the user the server runs as.
@@ -60,21 +47,6 @@ impl Runner {
             assert!(status.success());
         }
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `postgres` on `data` (its output in `data/../log`), under `preload` if given.

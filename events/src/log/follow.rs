@@ -18,6 +18,9 @@ impl Log {
     /// # Errors
     /// [`ReadError::IndexCorrupt`] when what the store holds past the head does not verify (the
     /// handle stays at its head), or the store cannot be read.
+    ///
+    /// # Panics
+    /// If called from inside an async runtime (it waits for the writer thread).
     pub fn follow(&self) -> Result<u64, ReadError> {
         let (reply, answer) = oneshot::channel();
         let sender = self.shared.sender.lock().expect("sender lock").clone();

@@ -232,7 +232,8 @@ impl Cluster {
     }
 }
 
-fn runner_command(as_postgres: bool, program: &Path) -> Command {
+/// `program` run as the `postgres` user (through `runuser`) when `as_postgres`, else as us.
+pub fn runner_command(as_postgres: bool, program: &Path) -> Command {
     if as_postgres {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);

@@ -309,8 +309,9 @@ impl PostgresStore {
         let pool = self.pool();
         self.run(async move {
             let client = pool.get().await.map_err(storage)?;
+            let statement = client.prepare_cached(&sql).await.map_err(storage)?;
             let rows = client
-                .query(&sql, &[&seq(low), &seq(high), &limit])
+                .query(&statement, &[&seq(low), &seq(high), &limit])
                 .await
                 .map_err(storage)?;
             Ok(rows
@@ -358,56 +359,70 @@ impl PostgresStore {
             .map(|(size, note)| (seq(*size), note.as_bytes().to_vec()))
             .unzip();
         let pool = self.pool();
+        let (firsts, counts, records): (Vec<i64>, Vec<i32>, Vec<Vec<u8>>) =
+            chunks.into_iter().fold(Default::default(), |mut acc, (f, c, r)| {
+                acc.0.push(f);
+                acc.1.push(c);
+                acc.2.push(r);
+                acc
+            });
         let outcome = self.run(async move {
             let mut client = pool.get().await.map_err(storage)?;
             let tx = client.transaction().await.map_err(storage)?;
-            let moved = tx
-                .execute(
-                    "UPDATE tl_head SET size = $3, last_hash = $4 WHERE size = $1 AND last_hash = $2",
-                    &[&seq(after.0), &after.1 .0.as_slice(), &seq(head.0), &head.1 .0.as_slice()],
-                )
-                .await
-                .map_err(storage)?;
-            if moved != 1 {
-                let row = tx
+            // Prepared once per connection; then every statement of the commit is sent without
+            // waiting for the one before (tokio-postgres pipelines them), and the head's compare
+            // and set is checked before COMMIT: a commit is BEGIN, one round of five statements,
+            // and COMMIT.
+            let (move_head, add_entries, add_chunks, add_checkpoints, notify) = tokio::try_join!(
+                tx.prepare_cached(
+                    "UPDATE tl_head SET size = $3, last_hash = $4 WHERE size = $1 AND last_hash = $2"
+                ),
+                tx.prepare_cached(
+                    "INSERT INTO tl_entries (seq, bytes, hash, id, subject, stream_version) \
+                     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::uuid[], $5::text[], $6::bigint[])"
+                ),
+                tx.prepare_cached(
+                    "INSERT INTO tl_chunks (first_seq, count, index_record) \
+                     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])"
+                ),
+                tx.prepare_cached(
+                    "INSERT INTO tl_checkpoints (size, note) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
+                ),
+                tx.prepare_cached("SELECT pg_notify($1, $2)"),
+            )
+            .map_err(storage)?;
+            let new_size = head.0.to_string();
+            let (old_seq, old_hash, new_seq, new_hash) =
+                (seq(after.0), after.1 .0.to_vec(), seq(head.0), head.1 .0.to_vec());
+            let head_values: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&old_seq, &old_hash, &new_seq, &new_hash];
+            let entry_values: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                [&rows.seqs, &rows.bytes, &rows.hashes, &rows.ids, &rows.subjects, &rows.versions];
+            let chunk_values: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&firsts, &counts, &records];
+            let checkpoint_values: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&sizes, &notes];
+            let notify_values: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&HEAD_CHANNEL, &new_size];
+            let (moved, entries, chunks, checkpoints, notified) = tokio::join!(
+                tx.execute(&move_head, &head_values),
+                tx.execute(&add_entries, &entry_values),
+                tx.execute(&add_chunks, &chunk_values),
+                tx.execute(&add_checkpoints, &checkpoint_values),
+                tx.execute(&notify, &notify_values),
+            );
+            if moved.as_ref().is_ok_and(|n| *n != 1) {
+                // Another writer moved the head; what was sent after the update is rolled back.
+                drop(tx);
+                let row = client
                     .query_one("SELECT size, last_hash FROM tl_head", &[])
                     .await
                     .map_err(storage)?;
                 return Ok(Some(head_of(&row)?));
             }
-            tx.execute(
-                "INSERT INTO tl_entries (seq, bytes, hash, id, subject, stream_version) \
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::uuid[], $5::text[], $6::bigint[])",
-                &[&rows.seqs, &rows.bytes, &rows.hashes, &rows.ids, &rows.subjects, &rows.versions],
-            )
-            .await
-            .map_err(storage)?;
-            let (firsts, counts, records): (Vec<i64>, Vec<i32>, Vec<Vec<u8>>) =
-                chunks.into_iter().fold(Default::default(), |mut acc, (f, c, r)| {
-                    acc.0.push(f);
-                    acc.1.push(c);
-                    acc.2.push(r);
-                    acc
-                });
-            tx.execute(
-                "INSERT INTO tl_chunks (first_seq, count, index_record) \
-                 SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])",
-                &[&firsts, &counts, &records],
-            )
-            .await
-            .map_err(storage)?;
-            tx.execute(
-                "INSERT INTO tl_checkpoints (size, note) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&sizes, &notes],
-            )
-            .await
-            .map_err(storage)?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&HEAD_CHANNEL, &head.0.to_string()],
-            )
-            .await
-            .map_err(storage)?;
+            for done in [moved, entries, chunks, checkpoints, notified] {
+                done.map_err(storage)?;
+            }
             tx.commit().await.map_err(storage)?;
             Ok(None)
         });
