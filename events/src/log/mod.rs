@@ -1,11 +1,12 @@
-//! The append-only, hash-chained log over sled.
+//! The append-only, hash-chained log over sled (or PostgreSQL: see [`store`]).
 //!
 //! One writer thread owns the head (size, last hash, last time, Merkle frontier). Callers send it
 //! append requests; it takes every request waiting (up to [`GROUP_ENTRIES_MAX`] entries), checks
 //! each one against the head and the requests before it in the group, writes all accepted entries
 //! as chunks with their index records (ids, streams, Merkle nodes; see [`keys`]) and a signed
-//! checkpoint in one atomic `apply_batch`, makes it durable (`Db::flush` and then `fdatasync` of
-//! sled's files, because sled 0.34's flush stops at `sync_file_range`), and only then answers.
+//! checkpoint in one atomic commit (sled: one `apply_batch`, made durable by `Db::flush` and then
+//! `fdatasync` of sled's files, because sled 0.34's flush stops at `sync_file_range`;
+//! PostgreSQL: one transaction), and only then answers.
 //! Readers never see past the durable head.
 //!
 //! The id and stream indexes are held in memory ([`LogIndex`]), rebuilt on open from the chunks'

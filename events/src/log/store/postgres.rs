@@ -359,8 +359,9 @@ impl PostgresStore {
             .map(|(size, note)| (seq(*size), note.as_bytes().to_vec()))
             .unzip();
         let pool = self.pool();
-        let (firsts, counts, records): (Vec<i64>, Vec<i32>, Vec<Vec<u8>>) =
-            chunks.into_iter().fold(Default::default(), |mut acc, (f, c, r)| {
+        let (firsts, counts, records): (Vec<i64>, Vec<i32>, Vec<Vec<u8>>) = chunks
+            .into_iter()
+            .fold(Default::default(), |mut acc, (f, c, r)| {
                 acc.0.push(f);
                 acc.1.push(c);
                 acc.2.push(r);
