@@ -129,6 +129,9 @@ pub fn serve(
                 let cadence = i64::from(cadence_hours) * 3_600_000_000;
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    if !gov.role().leading() {
+                        continue; // The leader evaluates; a follower records nothing.
+                    }
                     let gov = std::sync::Arc::clone(&gov);
                     match tokio::task::spawn_blocking(move || gov.evaluate_if_due(cadence, strict))
                         .await

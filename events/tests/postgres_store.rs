@@ -252,6 +252,10 @@ fn a_follower_takes_in_exactly_what_the_leader_committed_and_refuses_what_does_n
         42
     );
     assert_eq!(follower.read_stream("s/1", 59, 10).unwrap()[0].seq, 59);
+    // A retry sent to the follower (as to a new leader) gets the original answer.
+    let retried = follower.append_blocking(draft(42, "s/1")).unwrap();
+    assert!(retried.duplicate);
+    assert_eq!(retried.seq, 42);
     assert_eq!(
         follower.consistency_proof(10, 60).unwrap(),
         leader.consistency_proof(10, 60).unwrap()
