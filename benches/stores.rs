@@ -12,7 +12,7 @@
 //!
 //! Run: `cargo bench --bench stores` (needs PostgreSQL's server: `scripts/test` installs it).
 
-#[path = "../events/tests/shared/postgres_cluster.rs"]
+#[path = "../events/tests/common/postgres_cluster.rs"]
 mod postgres_cluster;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -5,7 +5,7 @@
 
 #[path = "http_client/mod.rs"]
 mod http_client;
-#[path = "../events/tests/shared/postgres_cluster.rs"]
+#[path = "../events/tests/common/postgres_cluster.rs"]
 mod postgres_cluster;
 
 use std::collections::BTreeSet;

@@ -13,7 +13,7 @@
 
 #[path = "../events/tests/power_cut/image.rs"]
 mod image;
-#[path = "../events/tests/shared/postgres_cluster.rs"]
+#[path = "../events/tests/common/postgres_cluster.rs"]
 mod postgres_cluster;
 
 use postgres_cluster::{free_port, is_root, runner_command, server_bin};

@@ -61,7 +61,6 @@ pub fn append_until_killed(log: &Log, round: u64, subject: &str) {
     }
 }
 
-#[path = "../shared/postgres_cluster.rs"]
 pub mod postgres_cluster;
 
 /// Which store a conformance test runs on.
