@@ -30,7 +30,8 @@ pub fn key_line(member: &str) -> String {
 }
 
 pub struct World {
-    pub _dir: tempfile::TempDir,
+    /// The sled store's directory (none for a log kept elsewhere).
+    pub _dir: Option<tempfile::TempDir>,
     pub gov: Governance,
     pub clock: ManualClock,
     pub admin: Principal,
@@ -50,13 +51,25 @@ pub const SBOM: &[u8] = br#"{"bomFormat":"CycloneDX","components":[]}"#;
 /// Given: genesis, an admin, a submitter, a deploy agent, five CAB members and a trusted SBOM key.
 pub fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
+    let location = events::StoreLocation::Directory(dir.path().to_owned());
+    world_at(&location, Some(dir))
+}
+
+/// The clock every world runs on, and a log config on it.
+pub fn world_clock() -> (ManualClock, LogConfig) {
     let clock = ManualClock::new(Timestamp::parse("2026-02-10T09:00:00.000000Z").unwrap());
     let config = LogConfig {
         durability: Durability::FlushOnlyMayLoseOnPowerFailure,
         clock: Arc::new(clock.clone()),
         ..LogConfig::default()
     };
-    let log = Log::open(dir.path(), config).unwrap();
+    (clock, config)
+}
+
+/// [`world`] with its log at `location`.
+pub fn world_at(location: &events::StoreLocation, dir: Option<tempfile::TempDir>) -> World {
+    let (clock, config) = world_clock();
+    let log = Log::open_at(location, config).unwrap();
     let gov = Governance::open(log, Arc::new(clock.clone()), IdSource::Seeded(7)).unwrap();
     let admin = Principal::new("ada", &[Role::Admin]);
     let cab: Vec<Principal> = ["carol", "chen", "cyril", "cora", "cass"]
