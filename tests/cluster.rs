@@ -193,6 +193,31 @@ fn one_node_leads_the_others_serve_reads_and_send_commands_to_it() {
     assert_eq!(proof_at(a.port).2, proof_at(b.port).2);
     let state_at = |port| request(port, "GET", "/api/v1/maturity", &token).unwrap().2;
     assert_eq!(state_at(a.port), state_at(c.port));
+    // Each node says what it is and how far it lags (measured every tick: wait for one).
+    let metrics =
+        |port| String::from_utf8(request(port, "GET", "/metrics", &token).unwrap().2).unwrap();
+    let started = Instant::now();
+    loop {
+        let (_, _, ready) = request(b.port, "GET", "/readyz", "").unwrap();
+        let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+        assert_eq!(ready["role"].as_str(), Some("follower"));
+        let follower_metrics = metrics(c.port);
+        assert!(
+            follower_metrics.contains("\ntrustledger_leader 0\n"),
+            "{follower_metrics}"
+        );
+        if ready["follower_lag"].as_u64() == Some(0)
+            && follower_metrics.contains("\ntrustledger_follower_lag_entries 0\n")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{ready} {follower_metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(metrics(a.port).contains("\ntrustledger_leader 1\n"));
 }
 
 #[test]
