@@ -86,6 +86,23 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// The last lines each node wrote to stderr (for a failure's message).
+    fn logs(&self) -> String {
+        ["a", "b", "c"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.work.path().join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                format!(
+                    "--- {name}\n{}",
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Starts a node on `port`; returns it and, if it printed one (a new log's leader), the
     /// first admin token.
     fn start(&self, name: &str, port: u16) -> (Node, Option<String>) {
@@ -284,7 +301,8 @@ fn the_leader_killed_under_load_twenty_times_loses_nothing_and_a_follower_leads_
         while acknowledged.lock().unwrap().len() < wanted {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "no progress before kill {kill}"
+                "no progress before kill {kill}: {}",
+                cluster.logs()
             );
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -85,3 +85,59 @@ fn a_submission_retried_after_failover_gets_the_original_answer_from_the_new_lea
     let report = events::verify::verify_store(follower.log(), None, |_| {}).unwrap();
     assert!(report.entries > size);
 }
+
+/// Two nodes that both believe they lead (a promotion racing the old leader's last commit): the
+/// one whose commit finds the head moved is refused (503: retry), follows the other's entries,
+/// and decides the next command against the whole log. Nothing forks.
+#[test]
+fn a_leader_fenced_by_another_node_follows_it_and_decides_the_next_command() {
+    let Some(pg) = postgres_cluster::cluster("fenced leader") else {
+        return;
+    };
+    let location = StoreLocation::Postgres(pg.new_database());
+    let w = world_at(&location, None);
+    let (_, config) = world_clock();
+    let other = Governance::open_following(
+        events::Log::open_at(
+            &location,
+            LogConfig {
+                clock: Arc::new(w.clock.clone()),
+                ..config
+            },
+        )
+        .unwrap(),
+        Arc::new(w.clock.clone()),
+        IdSource::Seeded(8),
+    )
+    .unwrap();
+    let requests: Vec<_> = (0..3)
+        .map(|n| w.request("notepad", false, 20 + n, w.evidence(true)))
+        .collect();
+    other.promote().unwrap();
+    let submit = |gov: &Governance, n: usize| {
+        gov.execute(
+            &w.dev,
+            &Command::Submit {
+                deployment_id: gov.new_id(),
+                request: requests[n].clone(),
+            },
+        )
+    };
+    assert!(matches!(submit(&other, 0).unwrap(), Outcome::Appended(_)));
+    // The first node has not seen it: its commit is fenced, and answered as retryable.
+    let fenced = submit(&w.gov, 1).unwrap_err();
+    assert!(
+        matches!(fenced, CommandError::Append(events::AppendError::Fenced(_))),
+        "{fenced}"
+    );
+    // Then it follows and decides against the whole log.
+    assert!(matches!(submit(&w.gov, 1).unwrap(), Outcome::Appended(_)));
+    assert!(
+        matches!(submit(&w.gov, 0).unwrap(), Outcome::Replayed { .. }),
+        "it knows the other node's submission"
+    );
+    other.catch_up().unwrap();
+    assert_eq!(other.fingerprint(), w.gov.fingerprint());
+    let report = events::verify::verify_store(w.gov.log(), None, |_| {}).unwrap();
+    assert_eq!(report.root, other.log().head().root);
+}

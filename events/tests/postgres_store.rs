@@ -91,7 +91,7 @@ fn a_stale_writer_is_fenced_by_the_head_row_and_nothing_forks() {
     let acknowledged = leader.append_blocking(draft(10, "s/1")).unwrap();
     let refused = stale.append_blocking(draft(11, "s/2")).unwrap_err();
     assert!(
-        matches!(&refused, AppendError::Storage(reason) if reason.contains("another writer")),
+        matches!(&refused, AppendError::Fenced(reason) if reason.contains("another writer")),
         "{refused}"
     );
     // And every later append of the stale writer, even one that would fit its old head.

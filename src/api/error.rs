@@ -120,6 +120,7 @@ impl From<CommandError> for ApiError {
             | CommandError::Append(
                 events::AppendError::Storage(_)
                 | events::AppendError::Unavailable(_)
+                | events::AppendError::Fenced(_)
                 | events::AppendError::HeadMoved { .. }
                 | events::AppendError::Diverged { .. }
                 | events::AppendError::ChainBroken { .. },

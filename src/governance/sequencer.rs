@@ -100,6 +100,9 @@ pub(super) struct Sequencer {
     /// Bumped each time the decision state is rebuilt; a failure fails its whole generation.
     generation: u64,
     failed_generation: Option<u64>,
+    /// Another node wrote ahead of a commit of ours (a failover's race): the log is followed
+    /// before the state is rebuilt, so the next decision is made against the whole log.
+    fenced: bool,
 }
 
 impl Sequencer {
@@ -115,6 +118,7 @@ impl Sequencer {
             queued_versions: HashMap::new(),
             generation: 0,
             failed_generation: None,
+            fenced: false,
         }
     }
 
@@ -140,6 +144,11 @@ impl Sequencer {
                     else => break,
                 }
                 if in_flight.is_empty() && self.failed_generation == Some(self.generation) {
+                    if std::mem::take(&mut self.fenced) {
+                        if let Err(e) = self.shared.log.follow_async().await {
+                            tracing::error!(error = %e, "following the writer that fenced this one");
+                        }
+                    }
                     self.rebuild();
                 }
             }
@@ -304,6 +313,7 @@ impl Sequencer {
         if generation == self.generation {
             self.failed_generation = Some(generation);
         }
+        self.fenced |= matches!(error, AppendError::Fenced(_));
         if let AppendError::Storage(reason) = error {
             *self
                 .shared

@@ -36,6 +36,27 @@ impl Log {
     }
 }
 
+impl Log {
+    /// [`Log::follow`] for async callers.
+    ///
+    /// # Errors
+    /// As [`Log::follow`].
+    pub async fn follow_async(&self) -> Result<u64, ReadError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.shared.sender.lock().expect("sender lock").clone();
+        let closed = || ReadError::IndexCorrupt("the log is closed".into());
+        sender
+            .ok_or_else(closed)?
+            .send(Message::Follow(reply))
+            .await
+            .map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(ReadError::IndexCorrupt)
+    }
+}
+
 impl Writer {
     pub(super) fn follow(&mut self) -> Result<u64, String> {
         self.settle()?;

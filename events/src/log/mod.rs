@@ -194,6 +194,10 @@ pub enum AppendError {
     /// have landed, and a retry with the same ids gets the original answer once it is back.
     #[error("the store is unavailable, retry: {0}")]
     Unavailable(String),
+    /// Another writer extended the log (several nodes on one database): nothing was written,
+    /// and this handle takes no appends until it has followed ([`Log::follow`]).
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// The log is closed.
     #[error("the log is closed")]
     Closed,

@@ -405,10 +405,13 @@ impl Writer {
             return;
         }
         if let Some(reason) = &self.failed {
+            let refusal = if self.fenced {
+                AppendError::Fenced(reason.clone())
+            } else {
+                AppendError::Storage(reason.clone())
+            };
             for request in group {
-                let _ = request
-                    .reply
-                    .send(Err(AppendError::Storage(reason.clone())));
+                let _ = request.reply.send(Err(refusal.clone()));
             }
             return;
         }
@@ -496,7 +499,7 @@ impl Writer {
                         let reason = fenced(found);
                         self.failed = Some(reason.clone());
                         self.fenced = true;
-                        AppendError::Storage(reason)
+                        AppendError::Fenced(reason)
                     }
                     CommitError::Storage(reason) if self.disk.is_none() => {
                         self.uncertain = Some(landing);
