@@ -476,11 +476,27 @@ pub(crate) struct PairedChunks {
 
 impl PairedChunks {
     pub(crate) fn from(store: &Store, from: u64) -> Self {
+        Self::between(store, from, u64::MAX)
+    }
+
+    /// The chunks starting from `from` up to (not including) seq `end`: on a store other nodes
+    /// write to, the chunks and the index records are read at different moments, and what was
+    /// committed past the head a reader knows of is not its to pair.
+    pub(crate) fn between(store: &Store, from: u64, end: u64) -> Self {
         Self {
-            chunks: store.range(keys::CHUNK, from..),
-            indexes: store.range(keys::CHUNK_INDEX, from..),
+            chunks: store.range(keys::CHUNK, from..end),
+            indexes: store.range(keys::CHUNK_INDEX, from..end),
             next_seq: from,
             done: false,
+        }
+    }
+
+    /// [`PairedChunks::from`] on sled (anything past the head is damage to report), and
+    /// [`PairedChunks::between`] up to `size` on PostgreSQL.
+    pub(crate) fn up_to_head(store: &Store, from: u64, size: u64) -> Self {
+        match store.postgres() {
+            Some(_) => Self::between(store, from, size),
+            None => Self::from(store, from),
         }
     }
 }
@@ -698,7 +714,8 @@ pub fn verify_store(
             });
         }
         drop((checked, read_rounds));
-        scope.spawn(move || read_store_in_rounds(store, &permit, &to_checkers));
+        let head = log.head().size;
+        scope.spawn(move || read_store_in_rounds((store, head), &permit, &to_checkers));
         link_rounds(
             &checked_rounds,
             &permits,
@@ -803,13 +820,19 @@ impl ReadRound {
 
 /// The first stage of [`verify_store`]: reads the store a round at a time, numbering the rounds
 /// for the checkers, until the store ends, reading fails, or the checkers stop listening.
+/// On PostgreSQL it stops at the log handle's `head` (other nodes may be writing past it).
 fn read_store_in_rounds(
-    store: &Store,
+    (store, head): (&Store, u64),
     permit: &std::sync::mpsc::Receiver<()>,
     to_checkers: &std::sync::mpsc::SyncSender<(u64, ReadRound)>,
 ) {
-    let mut stored_chunks = PairedChunks::from(store, 0);
-    let mut checkpoints = store.scan(keys::CHECKPOINT).peekable();
+    let mut stored_chunks = PairedChunks::up_to_head(store, 0, head);
+    let checkpoints_end = if store.postgres().is_some() {
+        head
+    } else {
+        u64::MAX
+    };
+    let mut checkpoints = store.range(keys::CHECKPOINT, ..=checkpoints_end).peekable();
     let mut round_start = 0u64;
     for number in 0.. {
         if permit.recv().is_err() {
@@ -985,13 +1008,16 @@ fn link_rounds(
     if let Some(item) = beyond {
         let (key, _) = item.map_err(ReadError::from)?;
         let signed = keys::key_number(&key, keys::CHECKPOINT).unwrap_or(u64::MAX);
-        return Err(problem(
-            size,
-            format!(
-                "entries from here on are missing: a signed checkpoint covers {signed} entries"
-            ),
-        )
-        .into());
+        // On PostgreSQL it may be another node's later commit, not a missing tail.
+        if !store.committed_elsewhere(signed) {
+            return Err(problem(
+                size,
+                format!(
+                    "entries from here on are missing: a signed checkpoint covers {signed} entries"
+                ),
+            )
+            .into());
+        }
     }
     Ok(StoreReport {
         entries: size,

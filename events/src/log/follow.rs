@@ -75,7 +75,7 @@ impl Writer {
         let (mut size, mut last_hash, mut last_time) =
             (self.head.size, self.head.last_hash, self.head.last_time);
         let mut index_records = Vec::new();
-        for chunk in PairedChunks::from(&self.store, size) {
+        for chunk in PairedChunks::between(&self.store, size, target) {
             let chunk = chunk.map_err(|e| match e {
                 ChunkError::Read(e) => format!("storage: {e}"),
                 ChunkError::Problem(p) => p.to_string(),

@@ -137,7 +137,7 @@ fn copy_records(
     let mut after = (0u64, Digest::ZERO);
     let mut pending = Vec::new();
     let mut last_hash = Digest::ZERO;
-    for chunk in PairedChunks::from(source.store(), 0) {
+    for chunk in PairedChunks::up_to_head(source.store(), 0, size) {
         let chunk = chunk.map_err(|e| match e {
             ChunkError::Read(e) => read(e),
             ChunkError::Problem(p) => MigrateError::SourceInvalid(p.to_string()),

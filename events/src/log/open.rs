@@ -183,11 +183,7 @@ pub(super) fn check_tail(store: &Store, size: u64, origin: &str) -> Result<(), (
     let mut expected = from;
     let problem = |p: crate::verify::IntegrityProblem| (p.seq, p.reason);
     // In PostgreSQL, what lies past the head row was committed by another node after it was read.
-    let shared = store.postgres().is_some();
-    let below_head = |c: &Result<crate::verify::StoredChunk, ChunkError>| {
-        !shared || c.as_ref().map_or(true, |c| c.first < size)
-    };
-    for chunk in PairedChunks::from(store, from).take_while(below_head) {
+    for chunk in PairedChunks::up_to_head(store, from, size) {
         let chunk = chunk.map_err(|e| match e {
             ChunkError::Read(e) => storage(expected)(e),
             ChunkError::Problem(p) => problem(p),
@@ -206,15 +202,8 @@ pub(super) fn check_tail(store: &Store, size: u64, origin: &str) -> Result<(), (
         return Err((expected, "entry is missing".into()));
     }
     if let Some(Ok((key, _))) = store.scan(keys::CHECKPOINT).next_back() {
-        // In PostgreSQL a checkpoint past the head is another node's commit only if the head
-        // row has moved since it was read.
-        let moved_on = |signed: u64| {
-            store
-                .postgres()
-                .is_some_and(|pg| pg.head().is_ok_and(|(now, _)| now >= signed))
-        };
         if keys::key_number(&key, keys::CHECKPOINT)
-            .is_some_and(|signed| signed > size && !moved_on(signed))
+            .is_some_and(|signed| signed > size && !store.committed_elsewhere(signed))
         {
             return Err((
                 size,

@@ -169,6 +169,14 @@ impl Store {
         }
     }
 
+    /// Whether another node has committed the log to at least `size` entries since this handle
+    /// read its head: a record past the handle's head is then that node's, not damage. Never
+    /// on sled, which has one writer.
+    pub(crate) fn committed_elsewhere(&self, size: u64) -> bool {
+        self.postgres()
+            .is_some_and(|pg| pg.head().is_ok_and(|(now, _)| now >= size))
+    }
+
     /// The store's PostgreSQL side, if it is one.
     pub(crate) fn postgres(&self) -> Option<&PostgresStore> {
         match self {
