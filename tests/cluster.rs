@@ -137,6 +137,8 @@ impl Cluster {
                 }
             });
         }
+        // Owned at once, so that a node that never gets ready is still stopped.
+        let node = Node { child, port };
         let started = Instant::now();
         while readiness(port).is_none() {
             assert!(
@@ -147,7 +149,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         let token = token.lock().unwrap().clone();
-        (Node { child, port }, token)
+        (node, token)
     }
 }
 
