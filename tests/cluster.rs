@@ -210,6 +210,45 @@ fn one_node_leads_the_others_serve_reads_and_send_commands_to_it() {
     let proof_at = |port| request(port, "GET", &path, &token).unwrap();
     assert_eq!(proof_at(a.port).0, 200);
     assert_eq!(proof_at(a.port).2, proof_at(b.port).2);
+    // Tiles and entry bundles, byte for byte.
+    let width = leader_size % 256;
+    for tile in ["0/000", "entries/000"] {
+        let path = format!("/tlog/tile/{tile}.p/{width}");
+        let (status, _, leader_tile) = request(a.port, "GET", &path, &token).unwrap();
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            request(b.port, "GET", &path, &token).unwrap().2,
+            leader_tile
+        );
+    }
+    // A follower's event stream carries what the leader commits next.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /api/v1/events/stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nLast-Event-ID: {}\r\n\r\n", leader_size - 1).unwrap();
+    let (status, head, _) = request(a.port, "POST", "/api/v1/maturity/evaluate", &token).unwrap();
+    assert_eq!(status, 200, "{head}");
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains(&format!("id: {leader_size}\n")) {
+        let n = stream
+            .read(&mut buffer)
+            .expect("the follower's stream carried the new entry");
+        assert!(n > 0, "the stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let leader_size = leader_size + 1;
+    let started = Instant::now();
+    for follower in [b.port, c.port] {
+        while readiness(follower).unwrap().1 < leader_size {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "a follower did not converge"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let state_at = |port| request(port, "GET", "/api/v1/maturity", &token).unwrap().2;
     assert_eq!(state_at(a.port), state_at(c.port));
     // Each node says what it is and how far it lags (measured every tick: wait for one).

@@ -94,8 +94,20 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-fn storage(e: impl std::fmt::Display) -> String {
-    format!("PostgreSQL: {e}")
+/// A failure as text, with each cause the error's own message does not already say (the pool's
+/// "error connecting to server" and the socket's "Connection refused" beneath it).
+fn storage(e: impl std::error::Error) -> String {
+    let mut text = format!("PostgreSQL: {e}");
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// A PostgreSQL failure as the error type the log's reads carry.
