@@ -7,17 +7,15 @@ mod common;
 #[path = "../events/tests/common/postgres_cluster.rs"]
 mod postgres_cluster;
 
-use common::{world_at, world_clock};
+use common::{world_at, world_clock, World};
 use events::{LogConfig, StoreLocation};
 use projections::policy::Command;
 use std::sync::Arc;
 use trustledger::governance::{CommandError, Governance, IdSource, Outcome};
 
-#[test]
-fn a_submission_retried_after_failover_gets_the_original_answer_from_the_new_leader() {
-    let Some(pg) = postgres_cluster::cluster("failover") else {
-        return;
-    };
+/// A world on a new PostgreSQL database (its governance leads) and a second node following it.
+fn two_nodes(test: &str) -> Option<(World, Governance)> {
+    let pg = postgres_cluster::cluster(test)?;
     let location = StoreLocation::Postgres(pg.new_database());
     let w = world_at(&location, None);
     let (_, config) = world_clock();
@@ -31,6 +29,14 @@ fn a_submission_retried_after_failover_gets_the_original_answer_from_the_new_lea
         IdSource::Seeded(8),
     )
     .unwrap();
+    Some((w, follower))
+}
+
+#[test]
+fn a_submission_retried_after_failover_gets_the_original_answer_from_the_new_leader() {
+    let Some((w, follower)) = two_nodes("failover") else {
+        return;
+    };
     assert!(!follower.role().leading());
 
     let request = w.request("notepad", false, 10, w.evidence(true));
@@ -91,25 +97,9 @@ fn a_submission_retried_after_failover_gets_the_original_answer_from_the_new_lea
 /// and decides the next command against the whole log. Nothing forks.
 #[test]
 fn a_leader_fenced_by_another_node_follows_it_and_decides_the_next_command() {
-    let Some(pg) = postgres_cluster::cluster("fenced leader") else {
+    let Some((w, other)) = two_nodes("fenced leader") else {
         return;
     };
-    let location = StoreLocation::Postgres(pg.new_database());
-    let w = world_at(&location, None);
-    let (_, config) = world_clock();
-    let other = Governance::open_following(
-        events::Log::open_at(
-            &location,
-            LogConfig {
-                clock: Arc::new(w.clock.clone()),
-                ..config
-            },
-        )
-        .unwrap(),
-        Arc::new(w.clock.clone()),
-        IdSource::Seeded(8),
-    )
-    .unwrap();
     let requests: Vec<_> = (0..3)
         .map(|n| w.request("notepad", false, 20 + n, w.evidence(true)))
         .collect();

@@ -6,13 +6,13 @@
 //! readers, proofs and subscribers of a follower see exactly what the leader made durable.
 
 use super::writer::{Landing, Writer};
-use super::{oneshot, Head, Log, Message, ReadError};
+use super::{mpsc, oneshot, Head, Log, Message, ReadError};
 use crate::verify::{check_in_chunk, check_link, ChunkError, PairedChunks};
 
 impl Log {
     /// Takes in what other writers committed to this log's store since this handle's head, and
     /// returns the new size. A sled store has no other writer: its size is returned as it is.
-    /// A writer fenced by another (see [`super::AppendError::Storage`]) is current again once it
+    /// A writer fenced by another (see [`super::AppendError::Fenced`]) is current again once it
     /// has followed.
     ///
     /// # Errors
@@ -22,39 +22,39 @@ impl Log {
     /// # Panics
     /// If called from inside an async runtime (it waits for the writer thread).
     pub fn follow(&self) -> Result<u64, ReadError> {
-        let (reply, answer) = oneshot::channel();
-        let sender = self.shared.sender.lock().expect("sender lock").clone();
-        let closed = || ReadError::IndexCorrupt("the log is closed".into());
-        sender
-            .ok_or_else(closed)?
-            .blocking_send(Message::Follow(reply))
-            .map_err(|_| closed())?;
+        let (sender, message, answer) = self.follow_request()?;
+        sender.blocking_send(message).map_err(|_| closed())?;
         answer
             .blocking_recv()
             .map_err(|_| closed())?
             .map_err(ReadError::IndexCorrupt)
     }
-}
 
-impl Log {
     /// [`Log::follow`] for async callers.
     ///
     /// # Errors
     /// As [`Log::follow`].
     pub async fn follow_async(&self) -> Result<u64, ReadError> {
-        let (reply, answer) = oneshot::channel();
-        let sender = self.shared.sender.lock().expect("sender lock").clone();
-        let closed = || ReadError::IndexCorrupt("the log is closed".into());
-        sender
-            .ok_or_else(closed)?
-            .send(Message::Follow(reply))
-            .await
-            .map_err(|_| closed())?;
+        let (sender, message, answer) = self.follow_request()?;
+        sender.send(message).await.map_err(|_| closed())?;
         answer
             .await
             .map_err(|_| closed())?
             .map_err(ReadError::IndexCorrupt)
     }
+
+    /// The writer's inbox, the follow message for it, and where its answer comes.
+    fn follow_request(&self) -> Result<(mpsc::Sender<Message>, Message, FollowAnswer), ReadError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.shared.sender.lock().expect("sender lock").clone();
+        Ok((sender.ok_or_else(closed)?, Message::Follow(reply), answer))
+    }
+}
+
+type FollowAnswer = oneshot::Receiver<Result<u64, String>>;
+
+fn closed() -> ReadError {
+    ReadError::IndexCorrupt("the log is closed".into())
 }
 
 impl Writer {
